@@ -1,0 +1,5 @@
+import sys
+
+from obliviate.cli import main
+
+sys.exit(main())
