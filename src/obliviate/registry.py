@@ -119,3 +119,6 @@ METHODS: Registry[Any] = Registry("method", ("obliviate.methods",))
 METRICS: Registry[Any] = Registry("metric", ("obliviate.metrics",))
 BENCHMARKS: Registry[Any] = Registry("benchmark", ("obliviate.benchmarks",))
 ERASERS: Registry[Any] = Registry("diffusion eraser", ("obliviate.diffusion.methods",))
+# Building blocks of composed gradient methods (design.md "Methods"): L = gamma*forget + alpha*retain.
+FORGET_TERMS: Registry[Any] = Registry("forget objective", ("obliviate.methods",))
+RETAIN_TERMS: Registry[Any] = Registry("retain objective", ("obliviate.methods",))

@@ -1,0 +1,43 @@
+"""`obliviate eval`: the benchmark's metric suite on one model."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from obliviate.cli._common import add_data_args, add_set_arg, builtin_kwargs
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("eval", help="evaluate a model (TOFU metric suite)",
+                       description="Writes metrics.json and samples.jsonl to --out. With "
+                                   "--retain-model, forget quality and privleak are computed "
+                                   "against it (its evaluation is cached next to it).")
+    p.add_argument("--model", required=True, help="model folder, run folder or hub name")
+    p.add_argument("--retain-model", help="the retain (gold-standard) model")
+    p.add_argument("--out", help="run folder for the results")
+    p.add_argument("--no-reuse", action="store_true", help="recompute even if results with the same key exist")
+    p.add_argument("--no-progress", action="store_true")
+    add_data_args(p)
+    add_set_arg(p, "evaluation (batch_size, max_new_tokens, min_k, ...)")
+    p.set_defaults(func=run)
+
+
+def print_metrics(metrics: dict[str, Any]) -> None:
+    width = max(len(k) for k in metrics) if metrics else 0
+    for k in sorted(metrics):
+        m = metrics[k]
+        print(f"{k:<{width}}  {m['value']:.4g}  ({m['direction']} is better)")
+
+
+def run(args: argparse.Namespace) -> int:
+    from obliviate import api
+    from obliviate.config import parse_overrides
+
+    result = api.evaluate(args.model, data=args.data, split=args.split, forget=args.forget,
+                          retain=args.retain, holdout=args.holdout, retain_model=args.retain_model,
+                          out=args.out, template=args.template,
+                          settings=parse_overrides(args.overrides), builtin=builtin_kwargs(args),
+                          progress=not args.no_progress, reuse=not args.no_reuse)
+    print_metrics(result.metrics)
+    return 0

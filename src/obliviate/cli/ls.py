@@ -1,0 +1,42 @@
+"""`obliviate ls`: what is registered (methods, metrics, benchmarks, diffusion erasers)."""
+
+from __future__ import annotations
+
+import argparse
+
+KINDS = ("methods", "metrics", "erasers")
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("ls", help="list methods, metrics and erasers (with their papers)")
+    p.add_argument("kind", nargs="?", choices=KINDS, help="what to list (default: all)")
+    p.add_argument("name", nargs="?", help="show one entry's defaults")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from obliviate import registry
+
+    regs = {"methods": registry.METHODS, "metrics": registry.METRICS, "erasers": registry.ERASERS}
+    if args.name:
+        import yaml
+
+        entry = regs[args.kind or "methods"].entry(args.name)
+        print(f"{entry.name}: {entry.description}\npaper: {entry.paper}")
+        obj = entry.load()
+        if hasattr(obj, "defaults"):
+            print(yaml.safe_dump(obj.defaults(), sort_keys=False).rstrip())
+        return 0
+    for kind in [args.kind] if args.kind else KINDS:
+        try:
+            entries = regs[kind].entries()
+        except ImportError as exc:  # an optional extra is not installed
+            print(f"{kind}: unavailable ({exc})\n")
+            continue
+        print(f"{kind} ({len(entries)}):")
+        width = max((len(e.name) for e in entries), default=0)
+        for e in entries:
+            paper = f"  [{e.paper}]" if e.paper else ""
+            print(f"  {e.name:<{width}}  {e.description}{paper}")
+        print()
+    return 0

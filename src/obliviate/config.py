@@ -1,0 +1,109 @@
+"""Frozen configuration dataclasses, dotted ``key=value`` overrides, strict validation.
+
+Every key must be consumed: unknown keys are errors with a did-you-mean hint (reference.md §5 P22).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+from dataclasses import dataclass, field, fields
+from typing import Any, Mapping, TypeVar
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Optimisation settings shared by fine-tuning and every gradient-based unlearning method.
+
+    One epoch is one pass over the forget set (unlearning) or the training set (fine-tuning);
+    each forget batch is paired with an equally large, randomly drawn retain batch, drawn with a
+    per-rank seed so that ranks see different retain samples (reference.md §5 P6).
+    """
+
+    lr: float = 1e-5
+    epochs: float = 10.0
+    batch_size: int = 32
+    grad_accum: int = 1
+    weight_decay: float = 0.01
+    warmup_epochs: float = 1.0
+    scheduler: str = "linear"  # linear | cosine | constant
+    max_grad_norm: float = 1.0
+    max_steps: int | None = None
+    seed: int = 0
+    max_length: int = 512
+    log_every: int = 1
+    # collapse guard (P25): stop when the retain NLL exceeds this multiple of its initial value
+    retain_guard: float | None = None
+    optimizer: str = "adamw"
+
+    def __post_init__(self) -> None:
+        if self.lr <= 0:
+            raise ValueError(f"lr must be > 0, got {self.lr}")
+        if self.epochs <= 0 and not self.max_steps:
+            raise ValueError("epochs must be > 0 (or set max_steps)")
+        if self.batch_size < 1 or self.grad_accum < 1:
+            raise ValueError("batch_size and grad_accum must be >= 1")
+        if self.scheduler not in ("linear", "cosine", "constant"):
+            raise ValueError(f"scheduler must be linear, cosine or constant, not {self.scheduler!r}")
+
+
+def parse_value(text: str) -> Any:
+    """Parse a CLI override value with YAML rules (numbers, booleans, lists, null)."""
+    import yaml
+
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError:
+        return text
+
+
+def parse_overrides(items: list[str] | None) -> dict[str, Any]:
+    """``["lr=1e-4", "method.beta=0.2"]`` -> nested dict."""
+    out: dict[str, Any] = {}
+    for item in items or []:
+        if "=" not in item:
+            raise ValueError(f"override {item!r} must look like key=value")
+        key, _, value = item.partition("=")
+        node = out
+        parts = key.strip().split(".")
+        for p in parts[:-1]:
+            node = node.setdefault(p, {})
+        node[parts[-1]] = parse_value(value)
+    return out
+
+
+def check_keys(given: Mapping[str, Any], allowed: list[str], what: str) -> None:
+    for key in given:
+        if key not in allowed:
+            close = difflib.get_close_matches(key, allowed, n=2, cutoff=0.5)
+            hint = f" Did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
+            raise ValueError(f"unknown {what} setting {key!r}.{hint} Known: {', '.join(sorted(allowed))}")
+
+
+def from_dict(cls: type[T], values: Mapping[str, Any], what: str | None = None) -> T:
+    """Build a dataclass from a dict, rejecting unknown keys and coercing simple types."""
+    names = [f.name for f in fields(cls)]  # type: ignore[arg-type]
+    check_keys(values, names, what or cls.__name__)
+    types = {f.name: f.type for f in fields(cls)}  # type: ignore[arg-type]
+    coerced = {}
+    for k, v in values.items():
+        t = str(types[k])
+        if v is not None and t.startswith("float"):
+            v = float(v)
+        elif v is not None and t.startswith("int") and not isinstance(v, bool):
+            v = int(v)
+        coerced[k] = v
+    return cls(**coerced)  # type: ignore[call-arg]
+
+
+def replace(obj: T, **changes: Any) -> T:
+    return dataclasses.replace(obj, **changes)  # type: ignore[type-var]
+
+
+def to_dict(obj: Any) -> dict[str, Any]:
+    return dataclasses.asdict(obj)
+
+
+__all__ = ["TrainConfig", "parse_overrides", "from_dict", "check_keys", "to_dict", "replace", "field"]

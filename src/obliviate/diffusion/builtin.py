@@ -1,0 +1,141 @@
+"""The built-in benchmark: the tiny shapes model and its judge, trained once and cached.
+
+``ensure_builtin()`` returns the cached pipeline and judge folders, training them first when
+missing. The cache key is a hash of every training setting, so a changed setting never reuses
+stale artefacts (reference.md §5 P21). Location: ``cache_dir`` or ``$OBLIVIATE_CACHE`` or
+``~/.cache/obliviate``, under ``diffusion/builtin-shapes-<key>/``; the folder appears
+atomically (built under a temporary name, then renamed).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+from obliviate.diffusion.judge import JudgeConfig
+from obliviate.diffusion.shapes import ShapesSpec, caption
+from obliviate.diffusion.tiny import TinyConfig
+
+CACHE_VERSION = 1
+DEFAULT_CONFIG = TinyConfig()
+QUICK_CONFIG = TinyConfig(steps=600, n_images=4500)
+DONE = "done.json"
+
+
+@dataclass(frozen=True)
+class BuiltinArtifacts:
+    root: Path
+    pipeline: Path
+    judge: Path
+    info: dict[str, Any]
+
+    @property
+    def spec(self) -> ShapesSpec:
+        return ShapesSpec.from_dict(self.info["spec"])
+
+
+def cache_root(cache_dir: str | os.PathLike[str] | None = None) -> Path:
+    if cache_dir is not None:
+        return Path(cache_dir)
+    env = os.environ.get("OBLIVIATE_CACHE")
+    return Path(env) if env else Path.home() / ".cache" / "obliviate"
+
+
+def cache_key(config: TinyConfig, judge_config: JudgeConfig) -> str:
+    blob = json.dumps({"v": CACHE_VERSION, "tiny": config.to_dict(),
+                       "judge": dataclasses.asdict(judge_config)}, sort_keys=True)
+    return hashlib.sha256(blob.encode()).hexdigest()[:12]
+
+
+def ensure_builtin(cache_dir: str | os.PathLike[str] | None = None, quick: bool = False,
+                   config: TinyConfig | None = None, judge_config: JudgeConfig | None = None,
+                   log: Callable[[str], None] | None = None) -> BuiltinArtifacts:
+    """The cached tiny pipeline + judge, trained first if needed (minutes on 2 CPU cores)."""
+    import torch
+
+    config = config or (QUICK_CONFIG if quick else DEFAULT_CONFIG)
+    judge_config = judge_config or JudgeConfig()
+    root = cache_root(cache_dir) / "diffusion" / f"builtin-shapes-{cache_key(config, judge_config)}"
+    if (root / DONE).is_file():
+        return _artifacts(root)
+    say = log or (lambda msg: None)
+    root.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{root.name}.", dir=root.parent))
+    try:
+        from obliviate.diffusion.evaluate import EvalConfig, evaluate_builtin
+        from obliviate.diffusion.judge import load_judge, save_judge, train_judge
+        from obliviate.diffusion.pipeline import load_model
+        from obliviate.diffusion.tiny import train_tiny_pipeline
+        from obliviate.io import write_json
+
+        start = time.time()
+        say(f"training the tiny shapes model ({config.steps} steps; cached in {root})")
+        train_tiny_pipeline(tmp / "pipeline", config,
+                            log=lambda r: say(f"  step {r['step']}: loss {r['loss']:.4f} "
+                                              f"({r['elapsed_s']} s)"))
+        say("training the judge classifier")
+        judge, acc = train_judge(config.spec, judge_config)
+        save_judge(judge, config.spec, tmp / "judge", acc, judge_config)
+        # sanity check: how recognisable are the original model's samples?
+        model = load_model(tmp / "pipeline")
+        loaded = load_judge(tmp / "judge")
+        torch.manual_seed(0)
+        ev = evaluate_builtin(model, loaded, config.spec.colours[0],
+                              EvalConfig(images_per_prompt=16))
+        acc_gen = {
+            "shape": float(sum(s["shape_pred"] == s["shape_label"] for s in ev.samples) / len(ev.samples)),
+            "colour": float(sum(s["colour_pred"] == s["colour_label"] for s in ev.samples) / len(ev.samples)),
+        }
+        info = {"schema": 1, "spec": config.spec.to_dict(), "tiny": config.to_dict(),
+                "judge": {"config": dataclasses.asdict(judge_config), "validation": acc,
+                          "fingerprint": loaded.fingerprint},
+                "generated_accuracy": acc_gen, "build_s": round(time.time() - start, 1)}
+        write_json(tmp / DONE, info)
+        say(f"judge accuracy on the model's samples: shape {acc_gen['shape']:.2f}, "
+            f"colour {acc_gen['colour']:.2f}")
+        try:
+            os.replace(tmp, root)
+        except OSError:
+            if not (root / DONE).is_file():  # not a concurrent build that finished first
+                raise
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+    return _artifacts(root)
+
+
+def _artifacts(root: Path) -> BuiltinArtifacts:
+    from obliviate.io import read_json
+
+    return BuiltinArtifacts(root, root / "pipeline", root / "judge", read_json(root / DONE))
+
+
+def builtin_request(spec: ShapesSpec, concept: str, anchor: str | None = None) -> Any:
+    """The erasure request of a shape or colour of the built-in model.
+
+    Erase prompts: every full caption with the concept plus its one-attribute caption
+    ("a red shape" / "a circle"). Preserve prompts: every other caption, the empty one
+    included (classifier-free guidance uses it).
+    """
+    from obliviate.diffusion.methods import ErasureRequest
+
+    kind = spec.kind_of(concept)
+    if anchor:
+        spec.kind_of(anchor)  # must be a known word too
+    full = [(c, s) for s in spec.shapes for c in spec.colours]
+    partial = [(c, None) for c in spec.colours] + [(None, s) for s in spec.shapes]
+    erase, preserve = [], []
+    for c, s in full + partial:
+        has = (c == concept) if kind == "colour" else (s == concept)
+        (erase if has else preserve).append(caption(c, s))
+    preserve.append("")
+    return ErasureRequest(concept=concept, prompts=erase, preserve=preserve, anchor=anchor,
+                          alternatives=list(spec.values_of(kind)))

@@ -1,0 +1,164 @@
+"""The maths of the concept-erasure methods as pure tensor functions (reference.md §2.10).
+
+Every function here is deterministic, has no side effects and is unit-tested against
+hand-computed values (tests/unit/test_diffusion_functional.py). Reductions are stated per
+function; "MSE" is the mean over every element, as ``torch.nn.MSELoss()`` in the reference
+implementations.
+"""
+
+from __future__ import annotations
+
+import re
+
+import torch
+
+from obliviate.data.types import DataError
+
+
+def mse(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Mean squared error over every element (``torch.nn.MSELoss`` with reduction "mean")."""
+    if pred.shape != target.shape:
+        raise ValueError(f"shape mismatch: prediction {tuple(pred.shape)} vs target "
+                         f"{tuple(target.shape)}")
+    if pred.numel() == 0:
+        raise ValueError("empty prediction: nothing to compare")
+    return torch.nn.functional.mse_loss(pred, target)
+
+
+def esd_target(eps_from: torch.Tensor, eps_concept: torch.Tensor, eps_null: torch.Tensor,
+               negative_guidance: float) -> torch.Tensor:
+    """ESD's training target (Gandikota+ 2023, arXiv 2303.07345, the negative-guidance
+    target of §3, in the reference code's form, ``rohitgandikota/erasing, esd_sd.py``):
+
+    ε* = ε_0(x_t, c_from, t) − η · (ε_0(x_t, c, t) − ε_0(x_t, ∅, t)),
+
+    all from the frozen model ε_0. With c_from = c this equals the paper's
+    ε_0(x_t, ∅) − η'·(ε_0(x_t, c) − ε_0(x_t, ∅)) with η' = η − 1 (so the code default η = 2 is
+    the paper's η' = 1). The result is detached: it is a fixed regression target.
+    """
+    return (eps_from - negative_guidance * (eps_concept - eps_null)).detach()
+
+
+def ablation_loss(eps_concept: torch.Tensor, eps_anchor: torch.Tensor) -> torch.Tensor:
+    """Concept Ablation, model-based variant (Kumari+ 2023, arXiv 2303.13516, §3, model-based
+    objective):
+    ‖ε_θ(x_t, c*, t) − sg(ε_θ(x_t, c_anchor, t))‖², with x_t noised anchor-concept images;
+    MSE over every element."""
+    return mse(eps_concept, eps_anchor.detach())
+
+
+def salun_loss(eps_forget: torch.Tensor, eps_mismatch: torch.Tensor, eps_retain: torch.Tensor,
+               noise_retain: torch.Tensor, alpha: float) -> torch.Tensor:
+    """SalUn for diffusion (Fan+ 2024, arXiv 2310.12508, §4, random-label
+    objective for diffusion models as in the reference code):
+
+    L = ‖ε_θ(x_t | c_f) − sg(ε_θ(x_t | c′))‖² + α · ‖ε_θ(x_r,t | c_r) − ε‖²,
+
+    forget images x_t paired with a mismatched concept c′, plus the ordinary diffusion loss on
+    retain images. Each term is an MSE over every element. (Saliency masking of the gradient is
+    applied by the caller, :func:`saliency_mask`.)
+    """
+    return mse(eps_forget, eps_mismatch.detach()) + alpha * mse(eps_retain, noise_retain)
+
+
+def saliency_mask(grads: dict[str, torch.Tensor], ratio: float) -> dict[str, torch.Tensor]:
+    """SalUn's weight saliency mask (arXiv 2310.12508, §4): m = 1[|∇_θ L_f| ≥ γ], with the
+    threshold γ chosen globally over all given tensors so that a ``ratio`` share of the entries
+    is kept (the largest gradient magnitudes; ties at the threshold are kept).
+
+    Returns float masks (1.0 = trainable) with the shapes of ``grads``.
+    """
+    if not 0.0 < ratio <= 1.0:
+        raise ValueError(f"saliency ratio must be in (0, 1], got {ratio}")
+    if not grads:
+        raise ValueError("no gradients given")
+    flat = torch.cat([g.detach().abs().flatten() for g in grads.values()])
+    k = max(1, int(round(ratio * flat.numel())))
+    threshold = torch.topk(flat, k, sorted=True).values[-1]
+    return {n: (g.detach().abs() >= threshold).to(g.dtype) for n, g in grads.items()}
+
+
+def attention_resteer_loss(probs: torch.Tensor, concept_mask: torch.Tensor) -> torch.Tensor:
+    """Forget-Me-Not's attention re-steering loss for one cross-attention layer (Zhang+ 2023,
+    arXiv 2303.17591, "attention re-steering"): ‖A_concept‖², the squared attention probabilities that image
+    queries put on the concept's tokens.
+
+    ``probs`` is ``(B, heads, queries, tokens)`` (each row sums to 1); ``concept_mask`` is
+    ``(B, tokens)``, true at the concept's token positions. Reduction: sum over the concept
+    tokens, mean over batch, heads and queries.
+    """
+    if probs.ndim != 4:
+        raise ValueError(f"probs must be (batch, heads, queries, tokens), got {tuple(probs.shape)}")
+    b, _, _, n_tok = probs.shape
+    if concept_mask.shape != (b, n_tok):
+        raise ValueError(f"concept_mask must be ({b}, {n_tok}), got {tuple(concept_mask.shape)}")
+    if not bool(concept_mask.any(dim=1).all()):
+        raise ValueError("every sample needs at least one concept token in concept_mask")
+    m = concept_mask.to(probs.dtype)[:, None, None, :]
+    return (probs.pow(2) * m).sum(-1).mean()
+
+
+def uce_closed_form(
+    weight: torch.Tensor,
+    erase_keys: torch.Tensor,
+    erase_values: torch.Tensor,
+    preserve_keys: torch.Tensor | None = None,
+    erase_scale: float = 1.0,
+    preserve_scale: float = 1.0,
+    lam: float = 0.5,
+) -> torch.Tensor:
+    """UCE's closed-form edit of one projection matrix (Gandikota+ 2024, arXiv 2308.14761,
+    §3, closed-form solution; ``rohitgandikota/unified-concept-editing``):
+
+    W* = (λW + Σ_e s_e v*_e c_eᵀ + Σ_p s_p (W c_p) c_pᵀ) · (λI + Σ_e s_e c_e c_eᵀ + Σ_p s_p c_p c_pᵀ)⁻¹
+
+    ``weight`` W is ``(out, in)``; ``erase_keys`` c_e ``(n_e, in)``; ``erase_values`` v*_e
+    ``(n_e, out)`` (the edited outputs, W_0 c_guide); ``preserve_keys`` c_p ``(n_p, in)``.
+    W* minimises λ‖W* − W‖² + Σ_e s_e‖W* c_e − v*_e‖² + Σ_p s_p‖W* c_p − W c_p‖². Computed in
+    float64 with a linear solve; returned in ``weight``'s dtype.
+    """
+    if lam <= 0:
+        raise ValueError(f"lambda must be positive (it keeps the system invertible), got {lam}")
+    w = weight.detach().double()
+    out_dim, in_dim = w.shape
+    ce, ve = erase_keys.detach().double(), erase_values.detach().double()
+    if ce.ndim != 2 or ce.shape[1] != in_dim:
+        raise ValueError(f"erase_keys must be (n, {in_dim}), got {tuple(ce.shape)}")
+    if ve.shape != (ce.shape[0], out_dim):
+        raise ValueError(f"erase_values must be ({ce.shape[0]}, {out_dim}), got {tuple(ve.shape)}")
+    lhs = lam * w + erase_scale * ve.T @ ce                      # (out, in)
+    rhs = lam * torch.eye(in_dim, dtype=torch.float64) + erase_scale * ce.T @ ce  # (in, in)
+    if preserve_keys is not None and preserve_keys.numel():
+        cp = preserve_keys.detach().double()
+        if cp.ndim != 2 or cp.shape[1] != in_dim:
+            raise ValueError(f"preserve_keys must be (n, {in_dim}), got {tuple(cp.shape)}")
+        lhs = lhs + preserve_scale * (w @ cp.T) @ cp
+        rhs = rhs + preserve_scale * cp.T @ cp
+    # W* = lhs @ rhs^-1  <=>  rhs^T W*^T = lhs^T (rhs is symmetric)
+    w_new = torch.linalg.solve(rhs, lhs.T).T
+    return w_new.to(weight.dtype)
+
+
+def anchor_prompt(prompt: str, concept: str, anchor: str) -> str:
+    """``prompt`` with the concept (whole words, case-insensitive) replaced by ``anchor``;
+    ``anchor=""`` removes it. Whitespace is normalised. A :class:`DataError` when the prompt
+    does not contain the concept."""
+    pattern = re.compile(rf"(?<!\w){re.escape(concept.strip())}(?!\w)", re.IGNORECASE)
+    if not concept.strip() or not pattern.search(prompt):
+        raise DataError(f"prompt {prompt!r} does not contain the concept {concept!r}")
+    return " ".join(pattern.sub(anchor.strip(), prompt).split())
+
+
+def contains_concept(prompt: str, concept: str) -> bool:
+    pattern = re.compile(rf"(?<!\w){re.escape(concept.strip())}(?!\w)", re.IGNORECASE)
+    return bool(concept.strip()) and bool(pattern.search(prompt))
+
+
+def find_subsequence(ids: list[int], sub: list[int]) -> int:
+    """Start index of the first occurrence of ``sub`` in ``ids``, or -1."""
+    if not sub:
+        return -1
+    for i in range(len(ids) - len(sub) + 1):
+        if ids[i:i + len(sub)] == sub:
+            return i
+    return -1

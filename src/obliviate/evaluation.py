@@ -1,0 +1,300 @@
+"""The evaluation engine for QA unlearning benchmarks (the TOFU suite, reference.md §3.1-3.4).
+
+All teacher-forced metrics come from ONE scoring pass over every (question, answer-variant)
+pair the suite needs (answers, paraphrased answers, perturbed answers, holdout answers;
+identical pairs scored once); all ROUGE metrics from ONE batched greedy generation pass. Metrics
+are then pure functions (``obliviate.metrics``) over the per-token arrays.
+
+Forget quality and privleak need the retain model's per-sample results on the same data, with
+the same template and settings: pass its :class:`EvalResult` as ``reference``; a mismatch is an
+error, never a silent None (reference.md §5 P18).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+
+from obliviate.data.templates import PromptTemplate
+from obliviate.data.types import QAItem, UnlearningRequest
+from obliviate.metrics import memorisation as mem
+from obliviate.metrics import mia
+from obliviate.metrics import tofu as tm
+from obliviate.metrics.rouge import rouge_scores
+
+# Bump when any computation below changes meaning; cached results with another version are
+# never reused (reference.md §5 P17, P21).
+EVAL_VERSION = 1
+
+MIA_ATTACKS = ("loss", "zlib", "min_k", "min_k_plus_plus")
+
+
+@dataclass(frozen=True)
+class EvalSettings:
+    """Settings every number depends on; all recorded with the results."""
+
+    batch_size: int = 32
+    max_new_tokens: int = 200  # TOFU ROUGE generation (reference.md §3.8)
+    max_length: int = 512
+    min_k: float = 0.4
+    use_stemmer: bool = True
+    generate: bool = True
+    # which splits feed model utility; None = every available one of retain/real_authors/world_facts
+    utility_splits: tuple[str, ...] | None = None
+
+
+@dataclass
+class EvalResult:
+    """Aggregates (``metrics``: name -> {value, direction, version}) and per-sample rows."""
+
+    metrics: dict[str, dict[str, Any]]
+    samples: list[dict[str, Any]]
+    key: dict[str, Any]
+    timing: dict[str, float] = field(default_factory=dict)
+
+    def values(self) -> dict[str, float]:
+        return {k: v["value"] for k, v in self.metrics.items()}
+
+    def column(self, split: str, key: str) -> list[Any]:
+        return [s.get(key) for s in self.samples if s["split"] == split]
+
+
+DIRECTIONS = {
+    "forget_quality": "higher",
+    "model_utility": "higher",
+    "forget_prob": "lower",
+    "forget_paraphrased_prob": "lower",
+    "forget_rouge": "lower",
+    "forget_paraphrased_rouge": "lower",
+    "forget_truth_ratio": "higher",
+    "forget_exact_memorisation": "lower",
+    "forget_extraction_strength": "lower",
+    "privleak": "zero",
+}
+
+
+def _direction(name: str) -> str:
+    if name in DIRECTIONS:
+        return DIRECTIONS[name]
+    if name.startswith("mia_") or name.startswith("privleak"):
+        return "zero"
+    return "higher"  # retain / real_authors / world_facts quantities
+
+
+def data_hash(request: UnlearningRequest) -> str:
+    """Content hash of every evaluated item (keys cached results: P21)."""
+    h = hashlib.sha256()
+    for split in sorted(request.eval):
+        for it in request.eval[split]:
+            h.update(json.dumps([split, it.question, it.answer, it.paraphrased_answer,
+                                 list(it.perturbed_answers), it.paraphrased_question]).encode())
+    return "sha256:" + h.hexdigest()[:16]
+
+
+def eval_key(request: UnlearningRequest, template: PromptTemplate, settings: EvalSettings,
+             fingerprint: str) -> dict[str, Any]:
+    return {
+        "eval_version": EVAL_VERSION,
+        "model": fingerprint,
+        "data": data_hash(request),
+        "template": asdict(template),
+        "settings": asdict(settings),
+    }
+
+
+def _compatible(a: dict[str, Any], b: dict[str, Any]) -> list[str]:
+    """The key fields (other than the model) in which two evaluations differ."""
+    return [k for k in ("eval_version", "data", "template", "settings") if a.get(k) != b.get(k)]
+
+
+def _pairs_for(split: str, items: list[QAItem]) -> list[tuple[str, str]]:
+    pairs = []
+    for it in items:
+        pairs.append((it.question, it.answer))
+        if it.paraphrased_answer:
+            pairs.append((it.question, it.paraphrased_answer))
+        pairs.extend((it.question, p) for p in it.perturbed_answers)
+    return pairs
+
+
+def evaluate_model(
+    model: Any,
+    tokenizer: Any,
+    request: UnlearningRequest,
+    template: PromptTemplate | None = None,
+    settings: EvalSettings | None = None,
+    reference: EvalResult | None = None,
+    fingerprint: str = "unknown",
+    progress: bool = True,
+) -> EvalResult:
+    """Evaluate a model (or any model-like wrapper) on the request's eval splits.
+
+    Splits used when present: ``forget`` (needs paraphrased + perturbed answers for the truth
+    ratio), ``retain``, ``holdout`` (MIA non-members), ``real_authors``, ``world_facts``.
+    """
+    from obliviate.scoring import generate, score_pairs
+
+    template = template or PromptTemplate()
+    settings = settings or EvalSettings()
+    splits = {k: v for k, v in request.eval.items() if v}
+    if "forget" not in splits:
+        raise ValueError("evaluation needs a 'forget' eval split (e.g. forget10_perturbed)")
+    key = eval_key(request, template, settings, fingerprint)
+
+    t0 = time.perf_counter()
+    all_pairs: list[tuple[str, str]] = []
+    for split, items in splits.items():
+        all_pairs.extend(_pairs_for(split, items))
+    scores = dict(zip(all_pairs, score_pairs(
+        model, tokenizer, all_pairs, template, batch_size=settings.batch_size,
+        max_length=settings.max_length, progress=progress)))
+    t_score = time.perf_counter() - t0
+
+    gen_questions: list[str] = []
+    if settings.generate:
+        for split in ("forget", "retain", "real_authors", "world_facts"):
+            for it in splits.get(split, []):
+                gen_questions.append(it.question)
+                if split == "forget" and it.paraphrased_question:
+                    gen_questions.append(it.paraphrased_question)
+    t1 = time.perf_counter()
+    gens = dict(zip(gen_questions, generate(
+        model, tokenizer, gen_questions, template, max_new_tokens=settings.max_new_tokens,
+        batch_size=settings.batch_size, max_length=settings.max_length, progress=progress)))
+    t_gen = time.perf_counter() - t1
+
+    samples: list[dict[str, Any]] = []
+    for split, items in splits.items():
+        rows = [_sample_row(split, i, it, scores, gens, settings) for i, it in enumerate(items)]
+        samples.extend(rows)
+    result = EvalResult({}, samples, key, {"score_s": round(t_score, 3), "generate_s": round(t_gen, 3)})
+    _set_metrics(result, _aggregate(samples, settings))
+    if reference is not None:
+        add_reference_metrics(result, reference)
+    return result
+
+
+def _set_metrics(result: EvalResult, values: dict[str, float]) -> None:
+    for k, v in values.items():
+        result.metrics[k] = {"value": float(v), "direction": _direction(k), "version": EVAL_VERSION}
+
+
+def add_reference_metrics(result: EvalResult, reference: EvalResult) -> None:
+    """Add forget quality and privleak of ``result`` against the retain model's ``reference``
+    (which may be ``result`` itself, giving FQ = 1 and privleak = 0 for the oracle)."""
+    diff = _compatible(reference.key, result.key)
+    if diff:
+        raise ValueError(
+            "the retain model's results are not comparable with this evaluation (they differ "
+            f"in {', '.join(diff)}); re-evaluate the retain model with the same data and settings"
+        )
+    out: dict[str, float] = {}
+    f_tr = [t for t in result.column("forget", "truth_ratio") if t is not None]
+    ref_tr = [t for t in reference.column("forget", "truth_ratio") if t is not None]
+    if f_tr and ref_tr:
+        out["forget_quality"] = tm.forget_quality(f_tr, ref_tr)
+    for attack in MIA_ATTACKS:
+        k = f"mia_{attack}_auc"
+        if k in result.metrics and k in reference.metrics:
+            pl = mia.privleak(result.metrics[k]["value"], reference.metrics[k]["value"])
+            out["privleak" if attack == "min_k" else f"privleak_{attack}"] = pl
+    _set_metrics(result, out)
+
+
+def _sample_row(split: str, index: int, it: QAItem, scores: dict, gens: dict[str, str],
+                settings: EvalSettings) -> dict[str, Any]:
+    s = scores[(it.question, it.answer)]
+    nll = s.nll_avg(include_eos=True)
+    row: dict[str, Any] = {"split": split, "index": index, "question": it.question, "answer": it.answer,
+                           "nll": nll, "prob": tm.probability(nll) if math.isfinite(nll) else 0.0}
+    if it.question in gens:
+        row["generation"] = gens[it.question]
+    if split in ("forget", "holdout"):
+        row["exact_memorisation"] = mem.exact_memorisation(s.correct, has_eos=s.has_eos)
+        row["extraction_strength"] = mem.extraction_strength(s.correct, has_eos=s.has_eos)
+        row["mia_loss"] = mia.loss_score(nll)
+        row["mia_zlib"] = mia.zlib_score(nll, it.answer)
+        row["mia_min_k"] = mia.min_k_score(s.token_logprobs, settings.min_k, has_eos=s.has_eos)
+        row["mia_min_k_plus_plus"] = mia.min_k_plus_plus_score(
+            s.token_logprobs, s.mu, s.sigma2, settings.min_k, has_eos=s.has_eos)
+    if it.perturbed_answers:
+        wrong = [scores[(it.question, p)].nll_avg() for p in it.perturbed_answers]
+        if split in ("real_authors", "world_facts"):
+            # TR with the answer itself as the "correct" side; normalised probability
+            row["truth_ratio"] = tm.truth_ratio(nll, wrong)
+            row["normalised_prob"] = tm.normalised_probability(
+                row["prob"], [math.exp(-w) for w in wrong])
+        elif it.paraphrased_answer:
+            pn = scores[(it.question, it.paraphrased_answer)].nll_avg()
+            row["paraphrased_prob"] = math.exp(-pn)
+            row["truth_ratio"] = tm.truth_ratio(pn, wrong)
+    if it.paraphrased_question and it.paraphrased_question in gens:
+        row["paraphrased_generation"] = gens[it.paraphrased_question]
+    return row
+
+
+def _add_rouge(samples: list[dict[str, Any]], settings: EvalSettings) -> None:
+    todo = [(r, "generation", "") for r in samples if "generation" in r]
+    todo += [(r, "paraphrased_generation", "paraphrased_") for r in samples if "paraphrased_generation" in r]
+    if not todo:
+        return
+    scores = rouge_scores([r[k] for r, k, _ in todo], [r["answer"] for r, _, _ in todo],
+                          use_stemmer=settings.use_stemmer)
+    for (row, _, prefix), sc in zip(todo, scores):
+        row[f"{prefix}rouge_l_recall"] = sc["rouge_l_recall"]
+        if not prefix:
+            row["rouge_l_f1"] = sc["rouge_l_f1"]
+            row["rouge1_recall"] = sc["rouge1_recall"]
+
+
+def _mean(rows: list[dict[str, Any]], key: str) -> float | None:
+    vals = [r[key] for r in rows if r.get(key) is not None]
+    return float(np.mean(vals)) if vals else None
+
+
+def _aggregate(samples: list[dict[str, Any]], settings: EvalSettings) -> dict[str, float]:
+    _add_rouge(samples, settings)
+    by: dict[str, list[dict[str, Any]]] = {}
+    for r in samples:
+        by.setdefault(r["split"], []).append(r)
+    out: dict[str, float] = {}
+    f = by["forget"]
+    out["forget_prob"] = _mean(f, "prob")  # type: ignore[assignment]
+    for key, name in (("paraphrased_prob", "forget_paraphrased_prob"), ("rouge_l_recall", "forget_rouge"),
+                      ("paraphrased_rouge_l_recall", "forget_paraphrased_rouge"),
+                      ("exact_memorisation", "forget_exact_memorisation"),
+                      ("extraction_strength", "forget_extraction_strength")):
+        v = _mean(f, key)
+        if v is not None:
+            out[name] = v
+    f_tr = [r["truth_ratio"] for r in f if "truth_ratio" in r]
+    if f_tr:
+        out["forget_truth_ratio"] = tm.truth_ratio_forget(f_tr)
+    utility: dict[str, float] = {}
+    for split in ("retain", "real_authors", "world_facts"):
+        rows = by.get(split)
+        if not rows:
+            continue
+        prob_key = "normalised_prob" if split != "retain" else "prob"
+        vals = {"prob": _mean(rows, prob_key), "rouge": _mean(rows, "rouge_l_recall")}
+        trs = [r["truth_ratio"] for r in rows if "truth_ratio" in r]
+        if trs:
+            vals["truth_ratio"] = tm.truth_ratio_true_better(trs)
+        for k, v in vals.items():
+            if v is not None:
+                out[f"{split}_{k}"] = v
+                if settings.utility_splits is None or split in settings.utility_splits:
+                    utility[f"{split}_{k}"] = v
+    if utility:
+        out["model_utility"] = tm.model_utility(utility)
+    if by.get("holdout"):
+        for attack in MIA_ATTACKS:
+            out[f"mia_{attack}_auc"] = mia.auc([r[f"mia_{attack}"] for r in f],
+                                               [r[f"mia_{attack}"] for r in by["holdout"]])
+    return {k: float(v) for k, v in out.items() if v is not None}

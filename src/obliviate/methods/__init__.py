@@ -1,0 +1,6 @@
+"""Unlearning methods. Importing this package registers every method family.
+
+Each family is one module; a new method is one file (or one preset) plus its registration.
+"""
+
+from obliviate.methods import gradient, preference, retain  # noqa: F401  (registration)

@@ -1,0 +1,37 @@
+"""Retain objectives L_r: NLL and KL to the frozen reference (reference.md §0 notation)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from obliviate.methods import functional as F
+from obliviate.methods.base import Term, UnlearnJob, forward
+from obliviate.registry import RETAIN_TERMS
+
+
+@RETAIN_TERMS.register("nll", description="mean token NLL on a retain batch (gradient descent)")
+class RetainNLL(Term):
+    """Gradient descent on D_r: mean token NLL over the batch's answer tokens."""
+
+    name = "nll"
+
+    def __call__(self, model: Any, batch: dict, job: UnlearnJob) -> Any:
+        return F.nll_loss(forward(model, batch).logits, batch["labels"])
+
+
+@RETAIN_TERMS.register("kl", description="KL(pi_ref || pi_theta) per answer position on D_r")
+class RetainKL(Term):
+    """KL(π_ref ∥ π_θ) averaged over valid answer positions only (P1). TOFU's KL baseline,
+    arXiv 2401.06121. The reference forward runs on each retain batch (retain samples vary)."""
+
+    name = "kl"
+    needs_reference = True
+
+    def __call__(self, model: Any, batch: dict, job: UnlearnJob) -> Any:
+        import torch
+
+        logits = forward(model, batch).logits
+        ref = job.reference_model()
+        with torch.no_grad():
+            ref_logits = forward(ref, {k: v.to(ref.device) for k, v in batch.items()}).logits
+        return F.kl_retain_loss(logits, ref_logits.to(logits.device), batch["labels"])

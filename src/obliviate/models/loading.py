@@ -1,0 +1,106 @@
+"""Load any ``AutoModelForCausalLM`` + tokenizer by hub name or local path, safely.
+
+Safe by default: weights only from safetensors, no remote code unless ``trust_remote_code=True``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+
+def _check_local(path: str) -> None:
+    p = Path(path)
+    looks_local = path.startswith((".", "/", "~")) or p.exists() or os.sep in path and path.count("/") > 1
+    if looks_local and not p.is_dir():
+        raise FileNotFoundError(
+            f"model path {path!r} does not exist or is not a folder; give a folder written by "
+            "save_pretrained (with config.json) or a hub name such as 'meta-llama/Llama-3.2-1B'"
+        )
+    if p.is_dir() and not (p / "config.json").exists() and not (p / "adapter_config.json").exists():
+        raise FileNotFoundError(
+            f"{path!r} holds no config.json or adapter_config.json: is it a save_pretrained folder?"
+        )
+
+
+def load_tokenizer(path: str, trust_remote_code: bool = False) -> Any:
+    """Load a tokenizer and make sure it has a pad token (pad = EOS when missing).
+
+    Attention masks never come from token identity (reference.md §5 P8), so pad = EOS is safe.
+    """
+    from transformers import AutoTokenizer
+
+    _check_local(path)
+    tok = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
+    if tok.pad_token_id is None:
+        tok.pad_token = tok.eos_token
+    return tok
+
+
+def load_model(
+    path: str,
+    dtype: str | None = None,
+    trust_remote_code: bool = False,
+    device: str | None = None,
+) -> Any:
+    """Load a causal LM (or a PEFT adapter folder on top of its base) from ``path``.
+
+    ``dtype``: "float32" (default on CPU), "bfloat16" or "float16".
+    """
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    _check_local(path)
+    torch_dtype = getattr(torch, dtype) if dtype else torch.float32
+    if Path(path, "adapter_config.json").exists():
+        from peft import AutoPeftModelForCausalLM
+
+        model = AutoPeftModelForCausalLM.from_pretrained(
+            path, dtype=torch_dtype, use_safetensors=True, trust_remote_code=trust_remote_code
+        )
+    else:
+        model = AutoModelForCausalLM.from_pretrained(
+            path, dtype=torch_dtype, use_safetensors=True, trust_remote_code=trust_remote_code
+        )
+    if device:
+        model.to(device)
+    model.eval()
+    return model
+
+
+def model_fingerprint(model_or_path: Any) -> str:
+    """A cheap, content-based fingerprint used to key cached results (reference.md §5 P21).
+
+    For a folder: sha256 over config.json and every weight file's size, head and tail (1 MiB each).
+    For an in-memory model: sha256 over a strided sample of every parameter's values.
+    """
+    h = hashlib.sha256()
+    if isinstance(model_or_path, (str, os.PathLike)):
+        folder = Path(model_or_path)
+        for f in sorted(folder.glob("*.json")) + sorted(folder.glob("*.safetensors")):
+            h.update(f.name.encode())
+            size = f.stat().st_size
+            h.update(str(size).encode())
+            with open(f, "rb") as fh:
+                h.update(fh.read(1 << 20))
+                if size > 2 << 20:
+                    fh.seek(-(1 << 20), os.SEEK_END)
+                    h.update(fh.read())
+        return "sha256:" + h.hexdigest()[:16]
+    import torch
+
+    with torch.no_grad():
+        for name, p in model_or_path.named_parameters():
+            flat = p.detach().reshape(-1)
+            step = max(1, flat.numel() // 4096)
+            h.update(name.encode())
+            h.update(flat[::step].float().cpu().numpy().tobytes())
+    return "sha256:" + h.hexdigest()[:16]
+
+
+def model_config_summary(model: Any) -> dict[str, Any]:
+    cfg = getattr(model, "config", None)
+    return json.loads(cfg.to_json_string()) if cfg is not None else {}

@@ -1,0 +1,198 @@
+"""Benchmark pipeline: target and retain models, many methods, one comparison table.
+
+``obliviate demo`` and ``obliviate benchmark`` are thin layers over :func:`run_benchmark`.
+Each stage writes a run folder (docs/run-format.md) and is skipped on a re-run when its output
+exists with the same configuration, so an interrupted benchmark resumes where it stopped.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+from obliviate.io import read_json, write_json
+from obliviate.io import atomic_write_text
+
+COLUMNS = [
+    ("forget_quality", "FQ", "higher"),
+    ("model_utility", "MU", "higher"),
+    ("forget_rouge", "forget ROUGE", "lower"),
+    ("forget_prob", "forget prob", "lower"),
+    ("retain_rouge", "retain ROUGE", "higher"),
+    ("privleak", "privleak", "zero"),
+]
+
+
+def _same_config(run_dir: Path, config: dict[str, Any]) -> bool:
+    import yaml
+
+    path = run_dir / "config.yaml"
+    if not path.exists() or not (run_dir / "model" / "config.json").exists():
+        return False
+    with open(path, encoding="utf-8") as fh:
+        return yaml.safe_load(fh) == yaml.safe_load(yaml.safe_dump(config, sort_keys=False))
+
+
+def _say(log: Callable[[str], None] | None, msg: str) -> None:
+    if log:
+        log(msg)
+
+
+def run_benchmark(
+    out: str | Path,
+    methods: Sequence[str] = ("graddiff", "npo"),
+    data: str = "builtin",
+    split: str = "forget10",
+    target: str | None = None,
+    retain: str | None = None,
+    size: str = "s",
+    builtin: dict[str, Any] | None = None,
+    finetune_train: dict[str, Any] | None = None,
+    method_overrides: dict[str, dict[str, Any]] | None = None,
+    eval_settings: dict[str, Any] | None = None,
+    template: str = "qa",
+    progress: bool = True,
+    log: Callable[[str], None] | None = print,
+) -> dict[str, Any]:
+    """Run the whole comparison and return the comparison document (also written to
+    ``out/comparison.json`` and ``out/comparison.md``).
+
+    Without ``target``/``retain`` the tiny default is trained from scratch: a tokenizer on the
+    benchmark text, the target on ``full`` and the retain model on ``retainNN`` (the split's
+    complement), both from the same initialisation.
+    """
+    from obliviate import api
+    from obliviate.data.tofu import normalize_split
+
+    out = Path(out)
+    split = normalize_split(split)
+    retain_split = f"retain{100 - int(split[-2:])}"
+    times: dict[str, float] = {}
+    ft = finetune_train or {}
+
+    def finetune_stage(name: str, cfg_split: str, tokenizer: str | None) -> str:
+        run = out / name
+        t0 = time.perf_counter()
+        expected = {"command": "finetune", "data": data, "split": cfg_split}
+        if (run / "model" / "config.json").exists() and (run / "config.yaml").exists():
+            import yaml
+
+            saved = yaml.safe_load((run / "config.yaml").read_text())
+            if all(saved.get(k) == v for k, v in expected.items()) and saved.get("builtin") == (builtin or {}):
+                _say(log, f"[{name}] reusing the trained model in {run / 'model'}")
+                times[name] = read_json(run / "timing.json")["train_s"] if (run / "timing.json").exists() else 0.0
+                return str(run / "model")
+        _say(log, f"[{name}] fine-tuning a tiny Llama ({size}) on {data}:{cfg_split}")
+        res = api.finetune(data=data, split=cfg_split, out=run, size=size, tokenizer=tokenizer,
+                           train=ft, builtin=builtin, progress=progress, template=template)
+        times[name] = round(time.perf_counter() - t0, 2)
+        write_json(run / "timing.json", {"train_s": times[name]})
+        return str(res.path)
+
+    if target is None:
+        target = finetune_stage("target", "full", None)
+    else:
+        times["target"] = 0.0
+    if retain is None:
+        retain = finetune_stage("retain", retain_split, target)
+    else:
+        times["retain"] = 0.0
+
+    common = dict(data=data, split=split, template=template, settings=eval_settings,
+                  builtin=builtin, progress=progress)
+    _say(log, "[retain] evaluating the retain model (the gold standard)")
+    results: dict[str, Any] = {}
+    roles: dict[str, str] = {}
+    params: dict[str, int] = {}
+    results["retain"] = api.evaluate(retain, retain_model=retain, out=out / "retain",
+                                     meta={"role": "retain", "method": None,
+                                           "timing": {"train_s": times["retain"]}}, **common)
+    roles["retain"] = "retain"
+    _say(log, "[target] evaluating the target model")
+    results["target"] = api.evaluate(target, retain_model=retain, out=out / "target",
+                                     meta={"role": "target", "method": None,
+                                           "timing": {"train_s": times["target"]}}, **common)
+    roles["target"] = "target"
+    for method in methods:
+        run = out / method
+        overrides = (method_overrides or {}).get(method, {})
+        if (run / "metrics.json").exists() and (run / "model").exists():
+            done = read_json(run / "metrics.json")
+            if done.get("method_config") == _config_for(method, overrides):
+                _say(log, f"[{method}] reusing finished run {run}")
+                results[method] = done
+                roles[method] = "unlearned"
+                times[method] = done.get("timing", {}).get("train_s", 0.0)
+                params[method] = done.get("trainable_params", 0)
+                continue
+        _say(log, f"[{method}] unlearning {split}")
+        t0 = time.perf_counter()
+        res = api.unlearn(target, method=method, data=data, split=split, out=run,
+                          overrides=overrides, template=template, builtin=builtin, progress=progress)
+        times[method] = round(time.perf_counter() - t0, 2)
+        params[method] = res.trainable_params
+        if res.stopped:
+            _say(log, f"[{method}] stopped early: {res.stopped}")
+        _say(log, f"[{method}] evaluating")
+        results[method] = api.evaluate(
+            res.model, tokenizer=res.tokenizer, retain_model=retain, out=run, reuse=False,
+            meta={"role": "unlearned", "method": method, "timing": {"train_s": times[method]},
+                  "trainable_params": res.trainable_params,
+                  "method_config": _config_for(method, overrides),
+                  "model": {"path": str(res.path)}},
+            **common)
+        roles[method] = "unlearned"
+    doc = comparison_doc(results, roles, times, params, data, split)
+    write_json(out / "comparison.json", doc)
+    atomic_write_text(out / "comparison.md", comparison_markdown(doc))
+    return doc
+
+
+def _config_for(method: str, overrides: dict[str, Any]) -> dict[str, Any]:
+    from obliviate.registry import METHODS
+
+    from obliviate.api import _merge
+
+    return _merge(METHODS.get(method).defaults(), overrides)
+
+
+def _metric(result: Any, name: str) -> float | None:
+    metrics = result.metrics if hasattr(result, "metrics") else result.get("metrics", {})
+    m = metrics.get(name)
+    return None if m is None else m["value"]
+
+
+def comparison_doc(results: dict[str, Any], roles: dict[str, str], times: dict[str, float],
+                   params: dict[str, int], data: str, split: str) -> dict[str, Any]:
+    rows = []
+    for name, res in results.items():
+        row: dict[str, Any] = {"name": name, "role": roles[name]}
+        for key, _, _ in COLUMNS:
+            row[key] = _metric(res, key)
+        row["train_s"] = times.get(name)
+        row["trainable_params"] = params.get(name)
+        rows.append(row)
+    return {"schema": 1, "benchmark": data, "split": split, "runs": list(results),
+            "columns": [c[0] for c in COLUMNS] + ["train_s", "trainable_params"], "rows": rows}
+
+
+def _fmt(v: Any) -> str:
+    if v is None:
+        return "-"
+    if isinstance(v, float):
+        if v != 0 and (abs(v) < 1e-3 or abs(v) >= 1e4):
+            return f"{v:.2e}"
+        return f"{v:.3f}" if abs(v) < 100 else f"{v:.1f}"
+    return str(v)
+
+
+def comparison_markdown(doc: dict[str, Any]) -> str:
+    heads = ["run", "role"] + [label for _, label, _ in COLUMNS] + ["time (s)", "trainable"]
+    lines = [f"benchmark: {doc['benchmark']}  split: {doc['split']}", "",
+             "| " + " | ".join(heads) + " |", "|" + "---|" * len(heads)]
+    for r in doc["rows"]:
+        cells = [r["name"], r["role"]] + [_fmt(r.get(k)) for k, _, _ in COLUMNS]
+        cells += [_fmt(r.get("train_s")), _fmt(r.get("trainable_params"))]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,459 @@
+"""Tables as data: headline and leaderboard rows, Markdown/CSV export, run and sample deltas.
+
+Pure functions over :class:`~obliviate.reporting.runs.Run` objects and sample dicts; the HTML
+and the plots are built from their output.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+from dataclasses import dataclass, field
+from typing import Any, Iterable, Sequence
+
+from obliviate.reporting.runs import Run
+
+# The headline table: TOFU-style text runs, and diffusion runs (docs/run-format.md).
+TEXT_HEADLINE = ("forget_quality", "model_utility", "privleak", "forget_rouge")
+DIFFUSION_HEADLINE = (
+    "unlearning_accuracy",
+    "in_domain_retain_accuracy",
+    "cross_domain_retain_accuracy",
+    "fid",
+)
+# Order of the full metric table; metrics not listed follow alphabetically.
+METRIC_ORDER = TEXT_HEADLINE + (
+    "forget_paraphrased_rouge",
+    "forget_prob",
+    "forget_truth_ratio",
+    "forget_exact_memorisation",
+    "forget_extraction_strength",
+    "retain_prob",
+    "retain_rouge",
+    "retain_truth_ratio",
+    "real_authors_prob",
+    "real_authors_rouge",
+    "real_authors_truth_ratio",
+    "world_facts_prob",
+    "world_facts_rouge",
+    "world_facts_truth_ratio",
+    "mia_loss_auc",
+    "mia_zlib_auc",
+    "mia_min_k_auc",
+    "mia_min_k_plus_plus_auc",
+) + DIFFUSION_HEADLINE
+
+LABELS = {
+    "forget_quality": "Forget quality",
+    "model_utility": "Model utility",
+    "privleak": "PrivLeak (%)",
+    "forget_rouge": "Forget ROUGE-L",
+    "forget_paraphrased_rouge": "Forget ROUGE-L (paraphrased)",
+    "forget_prob": "Forget prob",
+    "forget_truth_ratio": "Forget truth ratio",
+    "forget_exact_memorisation": "Forget exact memorisation",
+    "forget_extraction_strength": "Forget extraction strength",
+    "retain_prob": "Retain prob",
+    "retain_rouge": "Retain ROUGE-L",
+    "retain_truth_ratio": "Retain truth ratio",
+    "mia_loss_auc": "MIA LOSS AUC",
+    "mia_zlib_auc": "MIA ZLib AUC",
+    "mia_min_k_auc": "MIA Min-K% AUC",
+    "mia_min_k_plus_plus_auc": "MIA Min-K%++ AUC",
+    "unlearning_accuracy": "Unlearning accuracy",
+    "in_domain_retain_accuracy": "In-domain retain acc.",
+    "cross_domain_retain_accuracy": "Cross-domain retain acc.",
+    "fid": "FID",
+    "train_s": "Train time (s)",
+    "eval_s": "Eval time (s)",
+    "rouge_l_recall": "ROUGE-L recall",
+    "truth_ratio": "Truth ratio",
+    "prob": "Prob",
+    "forget_loss": "Forget loss",
+    "retain_loss": "Retain loss",
+    "loss": "Total loss",
+    "lr": "Learning rate",
+}
+DIRECTION_TEXT = {
+    "higher": "higher is better",
+    "lower": "lower is better",
+    "zero": "closest to 0 is best",
+}
+TIMING_KEYS = ("train_s", "eval_s")
+# Per-sample keys, in the order used to pick the one that ranks "changed most".
+SAMPLE_KEY_PRIORITY = ("rouge_l_recall", "prob", "truth_ratio")
+
+
+def label(name: str) -> str:
+    """Human-readable name of a metric or sample key."""
+    return LABELS.get(name, name.replace("_", " "))
+
+
+def _finite(x: Any) -> float | None:
+    if isinstance(x, bool) or not isinstance(x, (int, float)) or math.isnan(x):
+        return None
+    return float(x)
+
+
+def format_value(v: Any) -> str:
+    """Short display of a number: integers with separators, 4 significant digits, and
+    scientific notation below 1e-3 (forget quality p-values reach 1e-20)."""
+    if v is None:
+        return "—"
+    if isinstance(v, bool):
+        return str(v)
+    if isinstance(v, int):
+        return f"{v:,}"
+    if isinstance(v, float):
+        if math.isnan(v):
+            return "NaN"
+        if math.isinf(v):
+            return "∞" if v > 0 else "−∞"
+        if v != 0 and abs(v) < 1e-3:
+            return f"{v:.2e}"
+        if abs(v) >= 1e5:
+            return f"{v:,.0f}"
+        return f"{v:.4g}"
+    return str(v)
+
+
+def format_delta(d: float | None) -> str:
+    """A signed difference: ``+0.12``, ``−3.4e-05``, ``0``."""
+    if d is None or math.isnan(d):
+        return "—"
+    if d == 0:
+        return "0"
+    return ("+" if d > 0 else "−") + format_value(abs(float(d)))
+
+
+def format_seconds(s: float | None) -> str:
+    """``21.5 s``, ``3 min 12 s``, ``1 h 05 min``."""
+    if s is None or math.isnan(s):
+        return "—"
+    if s < 60:
+        return f"{s:.3g} s"
+    t = int(round(s))
+    if t < 3600:
+        return f"{t // 60} min {t % 60:02d} s"
+    m = int(round(s / 60))
+    return f"{m // 60} h {m % 60:02d} min"
+
+
+def ordered_metrics(names: Iterable[str]) -> list[str]:
+    """Metric names in the canonical order (METRIC_ORDER first, then alphabetical)."""
+    names = set(names)
+    known = [m for m in METRIC_ORDER if m in names]
+    return known + sorted(names - set(known))
+
+
+def all_metrics(runs: Sequence[Run]) -> list[str]:
+    return ordered_metrics(m for r in runs for m in r.metrics)
+
+
+def headline_metrics(runs: Sequence[Run]) -> list[str]:
+    """The headline columns present in any run; the first six metrics when none is."""
+    present = {m for r in runs for m in r.metrics}
+    cols = [m for m in TEXT_HEADLINE + DIFFUSION_HEADLINE if m in present]
+    return cols or all_metrics(runs)[:6]
+
+
+def direction_of(runs: Sequence[Run], metric: str) -> str | None:
+    """The metric's direction as the first run that has it records it (timings: lower)."""
+    if metric in TIMING_KEYS:
+        return "lower"
+    for r in runs:
+        if metric in r.metrics:
+            return r.metrics[metric].direction
+    return None
+
+
+def best_indices(values: Sequence[float | None], direction: str | None) -> set[int]:
+    """Indices of the best values (ties included) under ``direction``; missing values never
+    win. ``"zero"`` means the smallest absolute value."""
+    scored = [(i, v) for i, v in enumerate(values) if _finite(v) is not None]
+    if not scored or direction not in ("higher", "lower", "zero"):
+        return set()
+    key = {"higher": lambda v: -v, "lower": lambda v: v, "zero": abs}[direction]
+    best = min(key(v) for _, v in scored)
+    return {i for i, v in scored if key(v) == best}
+
+
+def display_names(runs: Sequence[Run]) -> list[str]:
+    """Run names, prefixed with their group where a name occurs more than once."""
+    names = [r.name for r in runs]
+    return [
+        f"{r.group}/{r.name}" if names.count(r.name) > 1 and r.group else r.name for r in runs
+    ]
+
+
+def run_value(run: Run, column: str) -> float | None:
+    """A metric value, or a timing (``train_s``, ``eval_s``) in seconds."""
+    if column in TIMING_KEYS:
+        return run.timing.get(column)
+    return run.value(column)
+
+
+def has_best(metric: str) -> bool:
+    """Whether "best" is meaningful for the metric. MIA AUCs are not ranked: their goal is
+    the retain model's level (about 0.5), which no ``direction`` value can express."""
+    return not (metric.startswith("mia_") and metric.endswith("_auc"))
+
+
+def best_cells(runs: Sequence[Run], columns: Sequence[str]) -> dict[str, set[int]]:
+    """For each column, the indices (into ``runs``) of the best *unlearned* runs.
+
+    Target and retain runs are references, not contestants; with fewer than two unlearned
+    runs nothing is marked, nor for columns where :func:`has_best` is false.
+    """
+    contestants = [i for i, r in enumerate(runs) if r.role == "unlearned"]
+    out: dict[str, set[int]] = {}
+    for col in columns:
+        if len(contestants) < 2 or not has_best(col):
+            out[col] = set()
+            continue
+        vals = [run_value(runs[i], col) for i in contestants]
+        out[col] = {contestants[j] for j in best_indices(vals, direction_of(runs, col))}
+    return out
+
+
+# ---------------------------------------------------------------------------- leaderboard
+
+
+@dataclass
+class Leaderboard:
+    """A table of runs: ``columns`` are keys of each row dict (raw values)."""
+
+    columns: list[str]
+    rows: list[dict[str, Any]]
+    metrics: list[str]  # the metric columns (for directions and highlighting)
+    best: dict[str, set[int]] = field(default_factory=dict)  # column -> row indices
+    runs: list[Run] = field(default_factory=list)  # in row order
+
+
+def leaderboard(runs: Sequence[Run]) -> Leaderboard:
+    """Rows of a leaderboard: target and retain first (references), then the unlearned runs
+    ranked by the first headline metric, best first (missing values last)."""
+    metrics = all_metrics(runs)
+    primary = headline_metrics(runs)[0] if metrics else None
+    direction = direction_of(runs, primary) if primary else None
+
+    def rank(r: Run) -> tuple[Any, ...]:
+        v = r.value(primary) if primary else None
+        if v is None or direction is None:
+            score = math.inf
+        else:
+            score = {"higher": -v, "lower": v, "zero": abs(v)}[direction]
+        return (_ROLE_RANK[r.role], score if r.role == "unlearned" else 0)
+
+    order = sorted(range(len(runs)), key=lambda i: rank(runs[i]))  # stable for ties
+    ordered = [runs[i] for i in order]
+    names = display_names(ordered)
+    timing = [k for k in TIMING_KEYS if any(k in r.timing for r in ordered)]
+    columns = ["run", "role", "method", *metrics, *timing, "trainable_params", "seed", "path"]
+    rows = []
+    for r, name in zip(ordered, names):
+        row: dict[str, Any] = {"run": name, "role": r.role, "method": r.method}
+        for m in metrics:
+            row[m] = r.value(m)
+        for k in timing:
+            row[k] = r.timing.get(k)
+        row["trainable_params"] = r.info.get("trainable_params")
+        row["seed"] = r.info.get("seed")
+        row["path"] = str(r.path)
+        rows.append(row)
+    return Leaderboard(columns, rows, metrics, best_cells(ordered, metrics + timing), ordered)
+
+
+_ROLE_RANK = {"target": 0, "retain": 1, "unlearned": 2}
+
+
+def _md_cell(x: Any) -> str:
+    return str(x).replace("|", "\\|").replace("\n", " ")
+
+
+def to_markdown(board: Leaderboard) -> str:
+    """GitHub Markdown table; the best unlearned value of each metric in bold."""
+    cols = [c for c in board.columns if c != "path"]
+    header = [label(c) if c in board.metrics or c in TIMING_KEYS else c for c in cols]
+    lines = ["| " + " | ".join(_md_cell(h) for h in header) + " |"]
+    lines.append("| " + " | ".join("---:" if c in board.metrics or c in TIMING_KEYS
+                                   else "---" for c in cols) + " |")
+    for i, row in enumerate(board.rows):
+        cells = []
+        for c in cols:
+            v = row[c]
+            text = "" if v is None and c in ("method", "seed") else format_value(v)
+            if i in board.best.get(c, ()):
+                text = f"**{text}**"
+            cells.append(_md_cell(text))
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def to_csv(board: Leaderboard) -> str:
+    """CSV with a header of raw column keys and full-precision values (empty = missing)."""
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(board.columns)
+    for row in board.rows:
+        writer.writerow(["" if row[c] is None else repr(row[c]) if isinstance(row[c], float)
+                         else row[c] for c in board.columns])
+    return buf.getvalue()
+
+
+# ---------------------------------------------------------------------------- comparison
+
+
+@dataclass(frozen=True)
+class MetricDelta:
+    """One metric of run A against run B. ``verdict`` is B's change: better/worse/same."""
+
+    metric: str
+    direction: str | None
+    a: float | None
+    b: float | None
+
+    @property
+    def delta(self) -> float | None:
+        return None if self.a is None or self.b is None else self.b - self.a
+
+    @property
+    def verdict(self) -> str | None:
+        if self.delta is None or self.direction is None:
+            return None
+        if self.direction == "zero":
+            change = abs(self.a) - abs(self.b)  # type: ignore[arg-type]
+        elif self.direction == "higher":
+            change = self.delta
+        else:
+            change = -self.delta
+        return "better" if change > 0 else "worse" if change < 0 else "same"
+
+
+def metric_deltas(a: Run, b: Run) -> list[MetricDelta]:
+    """B − A for every metric either run has, then train and eval time (lower is better).
+    Metrics without a meaningful best (:func:`has_best`) get no direction, hence no verdict."""
+    out = []
+    for m in all_metrics([a, b]):
+        direction = direction_of([a, b], m) if has_best(m) else None
+        out.append(MetricDelta(m, direction, a.value(m), b.value(m)))
+    for k in TIMING_KEYS:
+        if k in a.timing or k in b.timing:
+            out.append(MetricDelta(k, "lower", a.timing.get(k), b.timing.get(k)))
+    return out
+
+
+@dataclass
+class SampleDelta:
+    """One sample evaluated in both runs, matched by (split, index)."""
+
+    split: str
+    index: int
+    question: str
+    answer: str
+    generation_a: str | None
+    generation_b: str | None
+    values: dict[str, tuple[float | None, float | None]]  # key -> (A, B)
+
+    def delta(self, key: str) -> float | None:
+        a, b = self.values.get(key, (None, None))
+        return None if a is None or b is None else b - a
+
+    @property
+    def generation_changed(self) -> bool:
+        return (self.generation_a or "").strip() != (self.generation_b or "").strip()
+
+
+@dataclass
+class SampleComparison:
+    rows: list[SampleDelta]
+    keys: list[str]  # per-sample numeric keys present in both runs
+    only_a: int  # samples evaluated only in A
+    only_b: int
+
+    @property
+    def primary(self) -> str | None:
+        """The key that ranks "changed most": ROUGE-L recall, else prob, else truth ratio."""
+        for k in SAMPLE_KEY_PRIORITY:
+            if k in self.keys:
+                return k
+        return self.keys[0] if self.keys else None
+
+
+_NOT_SCORES = {"split", "index"}
+
+
+def sample_deltas(a: Sequence[dict[str, Any]], b: Sequence[dict[str, Any]]) -> SampleComparison:
+    """Match samples of two runs by (split, index) and pair their numeric per-sample scores.
+
+    A key counts when it holds a number in at least one matched sample of each run; NaN or
+    missing values become ``None``.
+    """
+    b_by_key = {(s["split"], s["index"]): s for s in b}
+    a_keys = {(s["split"], s["index"]) for s in a}
+    keys_a = {k for s in a for k, v in s.items() if _finite(v) is not None} - _NOT_SCORES
+    keys_b = {k for s in b for k, v in s.items() if _finite(v) is not None} - _NOT_SCORES
+    keys = [k for k in SAMPLE_KEY_PRIORITY if k in keys_a & keys_b]
+    keys += sorted((keys_a & keys_b) - set(keys))
+    rows = []
+    for sa in a:
+        sb = b_by_key.get((sa["split"], sa["index"]))
+        if sb is None:
+            continue
+        rows.append(SampleDelta(
+            split=sa["split"],
+            index=sa["index"],
+            question=sa.get("question") or sb.get("question") or "",
+            answer=sa.get("answer") or sb.get("answer") or "",
+            generation_a=sa.get("generation"),
+            generation_b=sb.get("generation"),
+            values={k: (_finite(sa.get(k)), _finite(sb.get(k))) for k in keys},
+        ))
+    return SampleComparison(
+        rows=rows,
+        keys=keys,
+        only_a=len(a_keys - set(b_by_key)),
+        only_b=len(set(b_by_key) - a_keys),
+    )
+
+
+def most_changed(comp: SampleComparison, n: int = 10, key: str | None = None) -> list[SampleDelta]:
+    """The ``n`` samples whose behaviour changed most: largest |B − A| of ``key`` (default:
+    :attr:`SampleComparison.primary`), ties broken by a changed generation, then by split and
+    index. Samples with no change at all (same score, same generation) are left out."""
+    key = key or comp.primary
+
+    def size(r: SampleDelta) -> float:
+        d = r.delta(key) if key else None
+        return abs(d) if d is not None else 0.0
+
+    changed = [r for r in comp.rows if size(r) > 0 or r.generation_changed]
+    changed.sort(key=lambda r: (-size(r), not r.generation_changed, r.split, r.index))
+    return changed[:n]
+
+
+def split_means(comp: SampleComparison) -> list[dict[str, Any]]:
+    """Per split and key: number of matched samples, mean of A, mean of B, mean of B − A,
+    and the number of changed generations."""
+    out = []
+    for split in sorted({r.split for r in comp.rows}):
+        rows = [r for r in comp.rows if r.split == split]
+        changed = sum(r.generation_changed for r in rows)
+        for k in comp.keys:
+            pairs = [r.values[k] for r in rows]
+            va = [x for x, _ in pairs if x is not None]
+            vb = [y for _, y in pairs if y is not None]
+            ds = [d for d in (r.delta(k) for r in rows) if d is not None]
+            if not va and not vb:
+                continue
+            out.append({
+                "split": split,
+                "key": k,
+                "n": len(rows),
+                "mean_a": sum(va) / len(va) if va else None,
+                "mean_b": sum(vb) / len(vb) if vb else None,
+                "mean_delta": sum(ds) / len(ds) if ds else None,
+                "generations_changed": changed,
+            })
+    return out

@@ -1,0 +1,179 @@
+"""The only code that runs a model for evaluation.
+
+One teacher-forced pass per (model, split, answer variant) yields, per sample, the per-token
+log-probabilities of the answer tokens and the statistics every metric needs (argmax hits for
+EM/ES, the Min-K%++ mean/variance of log p). Metrics are pure functions over these arrays.
+Generation is batched, left-padded, greedy, with KV cache.
+
+A "model" here is anything with ``model(input_ids=..., attention_mask=...).logits`` and
+``model.generate(...)`` (an HF model, a PEFT model, or an obliviate inference wrapper).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+import numpy as np
+
+from obliviate.data.collate import pad_batch, pad_id_of
+from obliviate.data.templates import IGNORE, PromptTemplate, encode
+
+
+@dataclass
+class TokenScores:
+    """Teacher-forced statistics over one sample's answer tokens (EOS last when ``has_eos``)."""
+
+    token_logprobs: np.ndarray  # log p(y_t | x, y_<t), shape (n,)
+    correct: np.ndarray  # argmax_v z_t == y_t, bool (n,)
+    mu: np.ndarray  # sum_v p_v log p_v (n,)
+    sigma2: np.ndarray  # sum_v p_v (log p_v)^2 - mu^2 (n,)
+    has_eos: bool
+
+    @property
+    def n(self) -> int:
+        return int(self.token_logprobs.shape[0])
+
+    def without_eos(self) -> "TokenScores":
+        if not self.has_eos or self.n == 0:
+            return self
+        return TokenScores(
+            self.token_logprobs[:-1], self.correct[:-1], self.mu[:-1], self.sigma2[:-1], False
+        )
+
+    def nll_avg(self, include_eos: bool = True) -> float:
+        """Mean token NLL over the answer (EOS included by default, reference.md §3.1)."""
+        s = self if include_eos else self.without_eos()
+        if s.n == 0:
+            return float("nan")
+        return float(-s.token_logprobs.mean())
+
+
+def model_device(model: Any) -> Any:
+    import torch
+
+    try:
+        return next(model.parameters()).device
+    except (StopIteration, AttributeError, TypeError):
+        return torch.device("cpu")
+
+
+def _progress(iterable: Any, desc: str, total: int | None, show: bool) -> Any:
+    if not show:
+        return iterable
+    from tqdm.auto import tqdm
+
+    return tqdm(iterable, desc=desc, total=total, leave=False)
+
+
+def score_pairs(
+    model: Any,
+    tokenizer: Any,
+    pairs: Sequence[tuple[str, str]],
+    template: PromptTemplate,
+    batch_size: int = 32,
+    max_length: int = 512,
+    progress: bool = True,
+    desc: str = "scoring",
+) -> list[TokenScores]:
+    """Teacher-forced scores of (question, answer) pairs, one forward pass per batch.
+
+    Identical pairs are scored once. Batches are built from length-sorted items to minimise
+    padding; results come back in input order.
+    """
+    import torch
+
+    unique: dict[tuple[str, str], int] = {}
+    for p in pairs:
+        unique.setdefault(p, len(unique))
+    keys = list(unique)
+    encoded = [encode(tokenizer, q, a, template, max_length=max_length) for q, a in keys]
+    order = sorted(range(len(keys)), key=lambda i: len(encoded[i].input_ids), reverse=True)
+    results: list[TokenScores | None] = [None] * len(keys)
+    pad = pad_id_of(tokenizer)
+    device = model_device(model)
+    batches = [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
+    with torch.no_grad():
+        for idx in _progress(batches, desc, len(batches), progress):
+            batch = pad_batch(
+                [encoded[i].input_ids for i in idx], pad, [encoded[i].labels for i in idx]
+            )
+            batch = {k: v.to(device) for k, v in batch.items()}
+            logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+            targets = batch["labels"][:, 1:]
+            mask = targets != IGNORE
+            picked = logits[:, :-1][mask].float()  # (N_answer_tokens, V)
+            logp = torch.log_softmax(picked, dim=-1)
+            tgt = targets[mask]
+            tok_lp = logp.gather(-1, tgt[:, None])[:, 0]
+            correct = logp.argmax(-1) == tgt
+            p = logp.exp()
+            mu = (p * logp).sum(-1)
+            sigma2 = ((p * logp * logp).sum(-1) - mu * mu).clamp_min(0.0)
+            counts = mask.sum(1).tolist()
+            chunks = [
+                t.split(counts) for t in (tok_lp.cpu(), correct.cpu(), mu.cpu(), sigma2.cpu())
+            ]
+            for j, i in enumerate(idx):
+                results[i] = TokenScores(
+                    chunks[0][j].numpy().astype(np.float64),
+                    chunks[1][j].numpy().astype(bool),
+                    chunks[2][j].numpy().astype(np.float64),
+                    chunks[3][j].numpy().astype(np.float64),
+                    encoded[i].has_eos,
+                )
+    return [results[unique[p]] for p in pairs]  # type: ignore[misc]
+
+
+def generate(
+    model: Any,
+    tokenizer: Any,
+    questions: Sequence[str],
+    template: PromptTemplate,
+    max_new_tokens: int = 64,
+    batch_size: int = 32,
+    max_length: int = 512,
+    progress: bool = True,
+    desc: str = "generating",
+    stop_strings: Sequence[str] = (),
+) -> list[str]:
+    """Greedy generations for questions: left padding, KV cache, length-sorted batches.
+
+    The text is decoded from the new tokens only, cut at EOS (and at any ``stop_strings``), and
+    stripped (reference.md §3.8).
+    """
+    import torch
+
+    unique: dict[str, int] = {}
+    for q in questions:
+        unique.setdefault(q, len(unique))
+    keys = list(unique)
+    prompts = [template.prompt_ids(tokenizer, q)[-max_length:] for q in keys]
+    order = sorted(range(len(keys)), key=lambda i: len(prompts[i]), reverse=True)
+    out: list[str] = [""] * len(keys)
+    pad = pad_id_of(tokenizer)
+    device = model_device(model)
+    batches = [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
+    with torch.no_grad():
+        for idx in _progress(batches, desc, len(batches), progress):
+            batch = pad_batch([prompts[i] for i in idx], pad, side="left")
+            batch = {k: v.to(device) for k, v in batch.items()}
+            gen = model.generate(
+                input_ids=batch["input_ids"],
+                attention_mask=batch["attention_mask"],
+                max_new_tokens=max_new_tokens,
+                do_sample=False,
+                use_cache=True,
+                pad_token_id=pad,
+                eos_token_id=tokenizer.eos_token_id,
+            )
+            new = gen[:, batch["input_ids"].shape[1] :]
+            for j, i in enumerate(idx):
+                ids = new[j].tolist()
+                if tokenizer.eos_token_id in ids:
+                    ids = ids[: ids.index(tokenizer.eos_token_id)]
+                text = tokenizer.decode(ids, skip_special_tokens=True)
+                for s in stop_strings:
+                    text = text.split(s)[0]
+                out[i] = text.strip()
+    return [out[unique[q]] for q in questions]

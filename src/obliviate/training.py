@@ -1,0 +1,191 @@
+"""The one training loop: fine-tuning and every gradient-based unlearning method run through it.
+
+Single process by default; under ``torchrun`` / ``accelerate launch --multi_gpu`` it runs data
+parallel through accelerate (gloo on CPU). The forget (or training) set is sharded across ranks;
+retain batches are drawn with a per-rank seed (reference.md §5 P6); the schedule is derived from
+the real per-rank dataloader length (P7); only rank 0 writes files.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Protocol, Sequence
+
+from obliviate.config import TrainConfig
+from obliviate.data.collate import pad_batch
+from obliviate.data.templates import Encoded
+
+
+class TrainingDiverged(RuntimeError):
+    """The loss became NaN/inf; the message says at which step and what to change."""
+
+
+class StepHook(Protocol):
+    """Optional callbacks around the optimiser step (e.g. saliency masks)."""
+
+    def after_backward(self, model: Any) -> None: ...
+
+    def after_step(self, model: Any) -> None: ...
+
+
+LossFn = Callable[[Any, dict, "dict | None", int], "tuple[Any, dict[str, float]]"]
+
+
+@dataclass
+class TrainResult:
+    steps: int
+    log: list[dict[str, float]] = field(default_factory=list)
+    wall_s: float = 0.0
+    stopped: str | None = None  # reason for an early stop
+    retain_indices: list[int] = field(default_factory=list)  # drawn on this rank (for tests)
+
+
+def collate_encoded(items: Sequence[Encoded], indices: Sequence[int], pad_id: int) -> dict[str, Any]:
+    import torch
+
+    batch = pad_batch([e.input_ids for e in items], pad_id, [e.labels for e in items])
+    batch["index"] = torch.tensor(list(indices), dtype=torch.long)
+    return batch
+
+
+def get_accelerator(accelerator: Any = None) -> Any:
+    if accelerator is not None:
+        return accelerator
+    from accelerate import Accelerator
+
+    return Accelerator(cpu=not _has_cuda())
+
+
+def _has_cuda() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
+
+
+def _scheduler(optimizer: Any, cfg: TrainConfig, total: int, steps_per_epoch: int) -> Any:
+    from transformers import get_scheduler
+
+    warmup = int(round(cfg.warmup_epochs * steps_per_epoch))
+    warmup = min(warmup, max(total - 1, 0))
+    name = {"linear": "linear", "cosine": "cosine", "constant": "constant_with_warmup"}[cfg.scheduler]
+    return get_scheduler(name, optimizer, num_warmup_steps=warmup, num_training_steps=total)
+
+
+def train_loop(
+    model: Any,
+    loss_fn: LossFn,
+    main_set: Sequence[Encoded],
+    cfg: TrainConfig,
+    pad_id: int,
+    retain_set: Sequence[Encoded] | None = None,
+    accelerator: Any = None,
+    hooks: Sequence[StepHook] = (),
+    log_path: str | Path | None = None,
+    desc: str = "training",
+    progress: bool = True,
+) -> TrainResult:
+    """Optimise ``loss_fn(model, main_batch, retain_batch, step)`` over ``main_set``.
+
+    ``main_set`` is the forget set for unlearning (or the training set for fine-tuning); when
+    ``retain_set`` is given each main batch is paired with a random retain batch of equal size.
+    """
+    import torch
+    from torch.utils.data import DataLoader
+
+    from obliviate.io import write_jsonl
+
+    if not main_set:
+        raise ValueError(f"{desc}: nothing to train on (empty training/forget set)")
+    acc = get_accelerator(accelerator)
+    torch.manual_seed(cfg.seed)
+    params = [p for p in model.parameters() if p.requires_grad]
+    if not params:
+        raise ValueError("no trainable parameters: check the module selection / adapter settings")
+    optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    gen = torch.Generator().manual_seed(cfg.seed)
+    loader = DataLoader(
+        list(range(len(main_set))),
+        batch_size=cfg.batch_size,
+        shuffle=True,
+        generator=gen,
+        collate_fn=lambda idx: collate_encoded([main_set[i] for i in idx], idx, pad_id),
+    )
+    model, optimizer, loader = acc.prepare(model, optimizer, loader)
+    steps_per_epoch = max(1, math.ceil(len(loader) / cfg.grad_accum))
+    total = cfg.max_steps or max(1, int(math.ceil(cfg.epochs * steps_per_epoch)))
+    scheduler = _scheduler(optimizer, cfg, total, steps_per_epoch)
+    # per-rank retain stream (P6): the seed differs by process index
+    retain_gen = torch.Generator().manual_seed(cfg.seed * 1_000_003 + 7919 * (acc.process_index + 1))
+    result = TrainResult(steps=0)
+    t0 = time.perf_counter()
+    model.train()
+    bar = None
+    if progress and acc.is_main_process:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=total, desc=desc, leave=False)
+    first_retain: float | None = None
+    micro = 0
+    done = False
+    epoch = 0
+    while not done:
+        if hasattr(loader, "set_epoch"):
+            loader.set_epoch(epoch)
+        for batch in loader:
+            retain_batch = None
+            if retain_set:
+                n = batch["input_ids"].shape[0]
+                ridx = torch.randint(len(retain_set), (n,), generator=retain_gen).tolist()
+                result.retain_indices.extend(ridx)
+                retain_batch = collate_encoded([retain_set[i] for i in ridx], ridx, pad_id)
+                retain_batch = {k: v.to(acc.device) for k, v in retain_batch.items()}
+            loss, logs = loss_fn(model, batch, retain_batch, result.steps)
+            if not torch.isfinite(loss):
+                raise TrainingDiverged(
+                    f"{desc}: the loss became {loss.item()} at step {result.steps}; lower the "
+                    f"learning rate (lr={cfg.lr}) or tighten gradient clipping"
+                )
+            acc.backward(loss / cfg.grad_accum)
+            micro += 1
+            if micro % cfg.grad_accum:
+                continue
+            for h in hooks:
+                h.after_backward(model)
+            if cfg.max_grad_norm:
+                acc.clip_grad_norm_(params, cfg.max_grad_norm)
+            optimizer.step()
+            scheduler.step()
+            optimizer.zero_grad(set_to_none=True)
+            for h in hooks:
+                h.after_step(model)
+            result.steps += 1
+            row = {"step": result.steps, "epoch": round(result.steps / steps_per_epoch, 4),
+                   "loss": float(loss.detach()), "lr": float(scheduler.get_last_lr()[0])}
+            row.update({k: float(v) for k, v in logs.items()})
+            result.log.append(row)
+            if bar is not None:
+                bar.update(1)
+                bar.set_postfix(loss=f"{row['loss']:.3f}")
+            if cfg.retain_guard and "retain_loss" in row:
+                first_retain = first_retain if first_retain is not None else max(row["retain_loss"], 1e-6)
+                if row["retain_loss"] > cfg.retain_guard * first_retain:
+                    result.stopped = (
+                        f"retain loss {row['retain_loss']:.3f} exceeded {cfg.retain_guard}x its "
+                        f"initial value {first_retain:.3f} at step {result.steps}"
+                    )
+                    done = True
+                    break
+            if result.steps >= total:
+                done = True
+                break
+        epoch += 1
+    if bar is not None:
+        bar.close()
+    model.eval()
+    result.wall_s = time.perf_counter() - t0
+    if log_path is not None and acc.is_main_process:
+        write_jsonl(log_path, result.log)
+    return result
