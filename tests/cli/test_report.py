@@ -184,7 +184,8 @@ def test_leaderboard_files(built: dict):
 def test_diffusion_report_embeds_grids(built: dict):
     page = built["shapes"]
     assert "images" in _sections(page) and "samples" not in _sections(page)
-    for name in ("target · grid_before.png", "esd · grid_before.png", "esd · grid_after.png"):
+    for name in ("shapes · grid_comparison.png", "target · grid_before.png",
+                 "esd · grid_before.png", "esd · grid_after.png"):
         assert f"<figcaption>{name}</figcaption>" in page
     assert "Unlearning accuracy" in page and "FID" in page
 

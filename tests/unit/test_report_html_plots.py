@@ -83,3 +83,28 @@ def test_plots_render_png_and_none_when_empty():
     assert plots.mia_grid([], ["LOSS"], ["a"]) is None
     assert plots.training_curves({"loss": []}) is None
     assert plots.paired_scatter({"forget": []}, "k", "a", "b") is None
+
+
+def test_label_offsets_stack_coinciding_points():
+    # three points on top of each other, one far away: labels 0, 11, 22 points up; far one 0
+    assert plots.label_offsets([0.0, 0.0, 0.001, 1.0], [0.5, 0.5, 0.5, 0.9]) == [0, 11, 22, 0]
+    assert plots.label_offsets([1.0], [1.0]) == [0]
+
+
+def test_training_section_keeps_fine_tuning_logs_apart():
+    from pathlib import Path
+
+    from obliviate.reporting.report import training_section
+    from obliviate.reporting.runs import Run
+
+    def run(name: str, role: str, steps: int) -> Run:
+        log = [{"step": s, "loss": 1.0 / s, "lr": 1e-4} for s in range(1, steps + 1)]
+        return Run(Path(name), name, role, None, "b", "s", {}, {}, {}, train_log=log)
+
+    both = training_section([run("target", "target", 100), run("ga", "unlearned", 5)],
+                            ["target", "ga"], ["#d62728", "#1f77b4"])
+    assert both.count("<img") == 2
+    assert both.index("training curves") < both.index("<details><summary>Fine-tuning curves")
+    only_refs = training_section([run("target", "target", 100)], ["target"], ["#d62728"])
+    assert only_refs.count("<img") == 1 and "<details>" not in only_refs
+    assert training_section([run("x", "unlearned", 0)], ["x"], ["#000"]) == ""

@@ -9,7 +9,13 @@ from pathlib import Path
 import pytest
 
 from obliviate.data.types import DataError
-from obliviate.reporting.runs import find_references, load_group, load_run, load_runs
+from obliviate.reporting.runs import (
+    find_references,
+    group_images,
+    load_group,
+    load_run,
+    load_runs,
+)
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "runs"
 
@@ -100,6 +106,8 @@ def test_invalid_json_names_file_line_and_column(demo: Path):
      r"metrics.fq.value must be a number or null"),
     ({"metrics": {"fq": 0.1}}, r"metrics.fq must be an object"),
     ({"timing": {"train_s": "fast"}}, "'timing' must be an object"),
+    ({"metrics": {"auc": {"value": 0.1, "direction": "zero", "ideal": "half"}}},
+     r"metrics.auc.ideal must be a number or absent"),
     ({"name": ""}, "'name' must be a non-empty string"),
 ])
 def test_bad_metrics_json_fields(demo: Path, changes: dict, message: str):
@@ -177,3 +185,14 @@ def test_comparison_json_errors(demo: Path):
     (demo / "comparison.json").write_text(json.dumps({"runs": "target"}))
     with pytest.raises(DataError, match="expected an object with 'runs'"):
         load_group(demo)
+
+
+def test_group_images_from_comparison_json(tmp_path: Path):
+    assert [p.name for p in group_images(FIXTURES / "shapes")] == ["grid_comparison.png"]
+    assert group_images(FIXTURES / "demo") == []  # no "images" key
+    shapes = Path(shutil.copytree(FIXTURES / "shapes", tmp_path / "shapes"))
+    comp = json.loads((shapes / "comparison.json").read_text())
+    comp["images"] = ["nope.png"]
+    (shapes / "comparison.json").write_text(json.dumps(comp))
+    with pytest.raises(DataError, match=r"comparison.json: lists image 'nope.png'"):
+        group_images(shapes)

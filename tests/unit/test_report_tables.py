@@ -8,13 +8,15 @@ import pytest
 
 from obliviate.reporting.runs import Metric, Run
 from obliviate.reporting.tables import (
+    Goal,
     best_cells,
     best_indices,
     display_names,
     format_delta,
     format_seconds,
     format_value,
-    has_best,
+    goal_of,
+    goal_text,
     headline_metrics,
     leaderboard,
     metric_deltas,
@@ -57,25 +59,37 @@ def test_format_delta_and_seconds():
 
 def test_best_indices_directions_ties_and_missing():
     vals = [0.2, None, 0.9, float("nan"), 0.9]
-    assert best_indices(vals, "higher") == {2, 4}  # ties both win
-    assert best_indices(vals, "lower") == {0}
-    assert best_indices([-12.0, 3.0, -2.0], "zero") == {2}  # |−2| is closest to 0
-    assert best_indices([None, float("nan")], "higher") == set()
+    assert best_indices(vals, Goal("higher")) == {2, 4}  # ties both win
+    assert best_indices(vals, Goal("lower")) == {0}
+    assert best_indices([-12.0, 3.0, -2.0], Goal("zero")) == {2}  # |−2| is closest to 0
+    assert best_indices([0.1, 0.62, 0.45, 0.9], Goal("lower", ideal=0.5)) == {2}  # |0.45−0.5|
+    assert best_indices([None, float("nan")], Goal("higher")) == set()
     assert best_indices([1.0, 2.0], None) == set()
 
 
 def test_best_cells_ignores_references_and_mia_auc():
     runs = [
-        run("target", "target", forget_quality=(1e-5, "higher"), mia_loss_auc=(1.0, "lower")),
-        run("retain", "retain", forget_quality=(1.0, "higher"), mia_loss_auc=(0.5, "lower")),
-        run("ga", forget_quality=(1e-3, "higher"), mia_loss_auc=(0.0, "lower")),
-        run("npo", forget_quality=(0.4, "higher"), mia_loss_auc=(0.6, "lower")),
+        run("target", "target", forget_quality=(1e-5, "higher"), mia_loss_auc=(1.0, "zero")),
+        run("retain", "retain", forget_quality=(1.0, "higher"), mia_loss_auc=(0.5, "zero")),
+        run("ga", forget_quality=(1e-3, "higher"), mia_loss_auc=(0.0, "zero")),
+        run("npo", forget_quality=(0.4, "higher"), mia_loss_auc=(0.6, "zero")),
     ]
     best = best_cells(runs, ["forget_quality", "mia_loss_auc"])
     assert best["forget_quality"] == {3}  # retain's 1.0 is a reference, not a winner
-    assert best["mia_loss_auc"] == set()
-    assert not has_best("mia_min_k_plus_plus_auc") and has_best("privleak")
+    assert best["mia_loss_auc"] == set()  # no ideal given: not ranked (0.0 is not "best")
+    assert goal_of(runs, "mia_loss_auc") is None
+    assert goal_text(runs, "mia_loss_auc").startswith("no best value")
     assert best_cells(runs[:3], ["forget_quality"])["forget_quality"] == set()  # one contestant
+
+
+def test_ideal_in_metrics_json_ranks_mia_auc():
+    runs = [run(n) for n in ("ga", "npo")]
+    runs[0].metrics["mia_loss_auc"] = Metric(0.05, "lower", ideal=0.5)
+    runs[1].metrics["mia_loss_auc"] = Metric(0.7, "lower", ideal=0.5)
+    assert goal_of(runs, "mia_loss_auc") == Goal("lower", 0.5)
+    assert goal_text(runs, "mia_loss_auc") == "closest to 0.5 is best"
+    assert best_cells(runs, ["mia_loss_auc"])["mia_loss_auc"] == {1}
+    assert goal_of(runs, "train_s") == Goal("lower") and goal_of(runs, "missing") is None
 
 
 def test_headline_metrics_text_diffusion_and_fallback():
@@ -140,16 +154,19 @@ def test_markdown_escapes_pipes():
 
 def test_metric_deltas_verdicts():
     a = run("a", forget_quality=(0.1, "higher"), forget_rouge=(0.4, "lower"),
-            privleak=(-10.0, "zero"), mia_loss_auc=(0.9, "lower"), timing={"train_s": 10.0})
+            privleak=(-10.0, "zero"), mia_loss_auc=(0.9, "zero"), timing={"train_s": 10.0})
+    a.metrics["mia_zlib_auc"] = Metric(0.9, "lower", ideal=0.5)
     b = run("b", forget_quality=(0.3, "higher"), forget_rouge=(0.5, "lower"),
             privleak=(5.0, "zero"), timing={"train_s": 10.0})
+    b.metrics["mia_zlib_auc"] = Metric(0.2, "lower", ideal=0.5)
     d = {x.metric: x for x in metric_deltas(a, b)}
     assert d["forget_quality"].delta == pytest.approx(0.2)
     assert d["forget_quality"].verdict == "better"
     assert d["forget_rouge"].verdict == "worse"  # lower is better, it rose
     assert d["privleak"].delta == 15.0 and d["privleak"].verdict == "better"  # |5| < |−10|
     assert d["mia_loss_auc"].b is None and d["mia_loss_auc"].verdict is None
-    assert d["mia_loss_auc"].direction is None
+    assert d["mia_loss_auc"].goal is None
+    assert d["mia_zlib_auc"].verdict == "better"  # |0.2 − 0.5| < |0.9 − 0.5|
     assert d["train_s"].verdict == "same"
     assert list(d)[-1] == "train_s"
 

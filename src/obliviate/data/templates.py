@@ -37,7 +37,7 @@ class PromptTemplate:
         return question
 
     def answer_text(self, answer: str) -> str:
-        return (" " + answer) if self.name == "qa" else answer
+        return (" " + answer) if self.name == "qa" and answer else answer
 
     def prompt_ids(self, tokenizer: Any, question: str) -> list[int]:
         """Token ids of the prompt (with BOS when the tokenizer adds one)."""

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from obliviate.diffusion.judge import JudgeConfig
-from obliviate.diffusion.shapes import ShapesSpec, caption
+from obliviate.diffusion.shapes import GENERIC_SHAPE_WORD, ShapesSpec, caption
 from obliviate.diffusion.tiny import TinyConfig
 
 CACHE_VERSION = 1
@@ -123,7 +123,9 @@ def builtin_request(spec: ShapesSpec, concept: str, anchor: str | None = None) -
 
     Erase prompts: every full caption with the concept plus its one-attribute caption
     ("a red shape" / "a circle"). Preserve prompts: every other caption, the empty one
-    included (classifier-free guidance uses it).
+    included (classifier-free guidance uses it). Superclass (CA's anchor, UCE's guide): the
+    word "shape" for a shape ("a red circle" -> "a red shape"); for a colour, no word ("a red
+    circle" -> "a circle").
     """
     from obliviate.diffusion.methods import ErasureRequest
 
@@ -138,4 +140,5 @@ def builtin_request(spec: ShapesSpec, concept: str, anchor: str | None = None) -
         (erase if has else preserve).append(caption(c, s))
     preserve.append("")
     return ErasureRequest(concept=concept, prompts=erase, preserve=preserve, anchor=anchor,
+                          superclass=GENERIC_SHAPE_WORD if kind == "shape" else "",
                           alternatives=list(spec.values_of(kind)))

@@ -53,16 +53,20 @@ class ErasureRequest:
     - ``preserve``: prompts whose outputs must stay (UCE's preserve set, SalUn's retain set);
       none may contain the concept.
     - ``anchor``: what replaces the concept in a prompt for CA's anchor, UCE's guide and
-      SalUn's mismatched concept; ``""`` removes the concept word (the superclass, "a red
-      circle" -> "a circle"); ``None`` lets each method use its default.
-    - ``alternatives``: other concepts of the same kind, in order (SalUn's default mismatched
-      concept is the next one after ``concept``, as (k + 1) mod K in the paper).
+      SalUn's mismatched concept; ``""`` removes the concept word; ``None`` lets each method
+      use its default: ``superclass`` for CA and UCE, the next alternative for SalUn.
+    - ``superclass``: the default anchor/guide of CA and UCE: a more general word ("shape"
+      for "circle", "painting" for a style) or ``""`` (remove the word: "a red circle" ->
+      "a circle", the unconditional guide of UCE for objects).
+    - ``alternatives``: concepts of the same kind, in order (SalUn's default mismatched
+      concept is the one after ``concept``, as (k + 1) mod K in the paper).
     """
 
     concept: str
     prompts: list[str] = field(default_factory=list)
     preserve: list[str] = field(default_factory=list)
     anchor: str | None = None
+    superclass: str = ""
     alternatives: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
@@ -83,6 +87,9 @@ class ErasureRequest:
     def mapped(self, anchor: str) -> list[str]:
         """The erase prompts with the concept replaced by ``anchor``."""
         return [F.anchor_prompt(p, self.concept, anchor) for p in self.prompts]
+
+    def anchor_or_superclass(self) -> str:
+        return self.anchor if self.anchor is not None else self.superclass
 
     def mismatched_concept(self) -> str:
         if self.anchor is not None:
@@ -241,9 +248,15 @@ class Eraser:
 
     name: ClassVar[str] = ""
     Config: ClassVar[type] = object
+    edits: ClassVar[str] = "all"  # the parameter set changed, when the config has none
 
     def __init__(self, config: Any = None) -> None:
         self.config = config if config is not None else self.Config()
+
+    @property
+    def parameter_set(self) -> str:
+        """The :data:`PARAMETER_SETS` entry this eraser may change."""
+        return getattr(self.config, "parameters", self.edits)
 
     @classmethod
     def build(cls, overrides: dict[str, Any] | None = None, preset: str | None = None) -> "Eraser":
@@ -262,7 +275,11 @@ class Eraser:
                              f"valid: {', '.join(fields)}")
         defaults = cls.Config()
         conv = {k: _convert(k, v, getattr(defaults, k)) for k, v in values.items()}
-        return cls(dataclasses.replace(defaults, **conv))
+        config = dataclasses.replace(defaults, **conv)
+        if getattr(config, "parameters", PARAMETER_SETS[0]) not in PARAMETER_SETS:
+            raise ValueError(f"{cls.name}: parameters={config.parameters!r}; choose one of "
+                             f"{', '.join(PARAMETER_SETS)}")
+        return cls(config)
 
     def config_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self.config)
@@ -403,8 +420,7 @@ class ConceptAblation(Eraser):
 
     def _erase(self, model, request, gen, progress):
         cfg = self.config
-        anchor = request.anchor if request.anchor is not None else ""
-        anchors = request.mapped(anchor)
+        anchors = request.mapped(request.anchor_or_superclass())
         params = select_parameters(model.unet, cfg.parameters)
         unet0 = model.frozen_unet()
         pool = sample_pool(model, unet0, anchors, cfg.anchor_images, cfg.sample_steps,
@@ -479,10 +495,11 @@ class UCE(Eraser):
 
     name = "uce"
     Config = UCEConfig
+    edits = "xattn-kv"
 
     def _erase(self, model, request, gen, progress):
         cfg = self.config
-        guide = request.anchor if request.anchor is not None else ""
+        guide = request.anchor_or_superclass()
         erase_keys, guide_keys, preserve_keys = uce_keys(model, request, guide)
         params = select_parameters(model.unet, "xattn-kv")
         changes = []

@@ -266,7 +266,7 @@ def load_model(name_or_path: str | Path, device: str | torch.device = "cpu",
         if cls_name == TINY_PIPELINE_CLASS:
             pipe = TinyTextToImagePipeline.from_pretrained(path, use_safetensors=True)
         else:
-            kwargs: dict[str, Any] = {"use_safetensors": True, "torch_dtype": dtype}
+            kwargs: dict[str, Any] = {"use_safetensors": True, "dtype": dtype}
             if cls_name is None or "StableDiffusion" in (cls_name or ""):
                 kwargs.update(safety_checker=None, requires_safety_checker=False)
             pipe = DiffusionPipeline.from_pretrained(str(name_or_path), **kwargs)

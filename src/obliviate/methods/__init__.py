@@ -4,3 +4,4 @@ Each family is one module; a new method is one file (or one preset) plus its reg
 """
 
 from obliviate.methods import gradient, preference, retain  # noqa: F401  (registration)
+from obliviate.methods import distillation, saliency, task_vector  # noqa: F401,E402  (issue 3 part B)

@@ -20,10 +20,16 @@ def _check_local(path: str) -> None:
             f"model path {path!r} does not exist or is not a folder; give a folder written by "
             "save_pretrained (with config.json) or a hub name such as 'meta-llama/Llama-3.2-1B'"
         )
-    if p.is_dir() and not (p / "config.json").exists() and not (p / "adapter_config.json").exists():
+    markers = ("config.json", "adapter_config.json", WRAPPER_FILE)
+    if p.is_dir() and not any((p / m).exists() for m in markers):
         raise FileNotFoundError(
             f"{path!r} holds no config.json or adapter_config.json: is it a save_pretrained folder?"
         )
+
+
+# A folder holding this file is an obliviate inference wrapper (in-context unlearning,
+# guardrails, logit offsets...): its JSON names the wrapper class and its base model(s).
+WRAPPER_FILE = "obliviate_wrapper.json"
 
 
 def load_tokenizer(path: str, trust_remote_code: bool = False) -> Any:
@@ -55,6 +61,10 @@ def load_model(
 
     _check_local(path)
     torch_dtype = getattr(torch, dtype) if dtype else torch.float32
+    if Path(path, WRAPPER_FILE).exists():
+        from obliviate.inference import load_wrapper
+
+        return load_wrapper(path)
     if Path(path, "adapter_config.json").exists():
         from peft import AutoPeftModelForCausalLM
 
@@ -75,8 +85,11 @@ def model_fingerprint(model_or_path: Any) -> str:
     """A cheap, content-based fingerprint used to key cached results (reference.md §5 P21).
 
     For a folder: sha256 over config.json and every weight file's size, head and tail (1 MiB each).
-    For an in-memory model: sha256 over a strided sample of every parameter's values.
+    For an in-memory model: sha256 over a strided sample of every parameter's values (or the
+    model's own ``fingerprint()`` when it has one, e.g. an inference wrapper).
     """
+    if hasattr(model_or_path, "fingerprint") and callable(model_or_path.fingerprint):
+        return str(model_or_path.fingerprint())
     h = hashlib.sha256()
     if isinstance(model_or_path, (str, os.PathLike)):
         folder = Path(model_or_path)

@@ -23,7 +23,7 @@ from obliviate.reporting.report import (
 )
 from obliviate.reporting.runs import Run, is_run_dir, load_run
 from obliviate.reporting.tables import (
-    DIRECTION_TEXT,
+    NO_GOAL_TEXT,
     SampleComparison,
     SampleDelta,
     display_names,
@@ -54,14 +54,15 @@ def metrics_section(a: Run, b: Run, na: str, nb: str) -> str:
         verdict = d.verdict
         rows.append(H.tr([
             H.td(H.esc(label(d.metric)), title=d.metric),
-            H.td(H.esc(DIRECTION_TEXT.get(d.direction or "", "—"))),
+            H.td(H.esc(d.goal.text if d.goal else NO_GOAL_TEXT)),
             H.td(H.esc(format_value(d.a)), v=d.a), H.td(H.esc(format_value(d.b)), v=d.b),
             H.td(H.esc(format_delta(d.delta)), v=d.delta),
             H.td(f"<span class=\"{verdict}\">{verdict}</span>" if verdict else "—"),
         ]))
     return (H.table(head, rows, id_="metric-deltas")
-            + "<p class=\"note\">MIA AUCs get no verdict: their goal is the retain model's level "
-            "(about 0.5), not an end of the scale.</p>")
+            + "<p class=\"note\">MIA AUCs get no verdict unless metrics.json gives their "
+            "ideal: their goal is the retain model's level (about 0.5), not an end of the "
+            "scale.</p>")
 
 
 def _delta_cells(r: SampleDelta, keys: Sequence[str]) -> list[str]:

@@ -13,12 +13,11 @@ from obliviate.reporting import plots
 from obliviate.reporting.report import now_utc, runs_section, tradeoff_section
 from obliviate.reporting.runs import Run, load_runs
 from obliviate.reporting.tables import (
-    DIRECTION_TEXT,
     TIMING_KEYS,
     Leaderboard,
-    direction_of,
     format_seconds,
     format_value,
+    goal_text,
     label,
     leaderboard,
     to_csv,
@@ -45,9 +44,7 @@ def table_html(board: Leaderboard) -> str:
     head = []
     for c in cols:
         if c in board.metrics:
-            head.append(H.th(label(c), title=f"{c}: "
-                             f"{DIRECTION_TEXT.get(direction_of(board.runs, c) or '', '')}",
-                             num=True))
+            head.append(H.th(label(c), title=f"{c}: {goal_text(board.runs, c)}", num=True))
         elif c in TIMING_KEYS:
             head.append(H.th(label(c), title="wall-clock seconds", num=True))
         else:

@@ -96,12 +96,15 @@ def _margins(fig: Any, rows: int = 1, cols: int = 1, left: float = 0.65, right: 
 
 
 def _log_x(ax: Any, lo: float, hi: float) -> None:
-    """Log x axis for data in [lo, hi] (lo > 0): labels at 1-2-5 steps over up to three
-    decades, on decades only beyond; minor ticks unlabelled (their labels overlap)."""
+    """Log x axis for data in [lo, hi] (lo > 0): labels at every 1..9 step within half a decade,
+    at 1-2-5 steps over up to three decades, on decades only beyond; minor ticks unlabelled
+    (their labels overlap)."""
     from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
     ax.set_xscale("log")
-    subs = (1.0, 2.0, 5.0) if math.log10(hi / lo) <= 3 else (1.0,)
+    decades = math.log10(hi / lo)
+    subs = (tuple(float(k) for k in range(1, 10)) if decades < 0.5
+            else (1.0, 2.0, 5.0) if decades <= 3 else (1.0,))
     ax.xaxis.set_major_locator(LogLocator(base=10, subs=subs, numticks=12))
     ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
     ax.xaxis.set_minor_formatter(NullFormatter())
@@ -112,6 +115,21 @@ def _style(ax: Any) -> None:
     for side in ("top", "right"):
         ax.spines[side].set_visible(False)
     ax.tick_params(labelsize=8)
+
+
+def label_offsets(xs: Sequence[float], ys: Sequence[float], near: float = 0.04,
+                  step: float = 11.0) -> list[float]:
+    """Vertical label offsets (points) so that labels of coinciding markers do not overlap:
+    a point within ``near`` (as a share of each axis range) of earlier points is labelled
+    ``step`` points higher per such point."""
+    wx = (max(xs) - min(xs)) or 1.0
+    wy = (max(ys) - min(ys)) or 1.0
+    out: list[float] = []
+    for i, (x, y) in enumerate(zip(xs, ys)):
+        close = sum(1 for j in range(i)
+                    if abs(xs[j] - x) / wx < near and abs(ys[j] - y) / wy < near)
+        out.append(close * step)
+    return out
 
 
 @dataclass(frozen=True)
@@ -135,14 +153,15 @@ def tradeoff_scatter(points: Sequence[Point], x_label: str, y_label: str, x_dir:
     fig = _figure(7.0, 4.6)
     ax = fig.add_subplot()
     _margins(fig, left=0.75, bottom=0.6, top=0.2, right=0.3)
-    xs = [p.x for p in points]
-    floor = None
+    drawn = [p.x for p in points]
     if log_x:
-        pos = [x for x in xs if x > 0]
+        pos = [x for x in drawn if x > 0]
         floor = (min(pos) / 10) if pos else 1e-30
-        _log_x(ax, min([floor] + pos), max([floor] + pos))
-    for p in points:
-        x = p.x if not (log_x and p.x <= 0) else floor
+        drawn = [x if x > 0 else floor for x in drawn]
+        _log_x(ax, min(drawn), max(drawn))
+    offsets = label_offsets([math.log10(x) if log_x else x for x in drawn],
+                            [p.y for p in points])
+    for p, x, dy in zip(points, drawn, offsets):
         marker, size = {"target": ("X", 130), "retain": ("*", 220)}.get(p.role, ("o", 70))
         ax.scatter([x], [p.y], s=size, marker=marker, color=p.colour, edgecolor="black",
                    linewidth=0.6, zorder=3)
@@ -150,7 +169,8 @@ def tradeoff_scatter(points: Sequence[Point], x_label: str, y_label: str, x_dir:
                          else "")
         if log_x and p.x <= 0:
             name = "≤ " + name
-        ax.annotate(name, (x, p.y), textcoords="offset points", xytext=(7, 5), fontsize=8.5)
+        ax.annotate(name, (x, p.y), textcoords="offset points", xytext=(7, 5 + dy),
+                    fontsize=8.5)
     xd, yd = ARROWS.get(("x", x_dir or ""), ""), ARROWS.get(("y", y_dir or ""), "")
     ax.set_xlabel(f"{x_label}{' (log scale)' if log_x else ''}   {xd}", fontsize=9)
     ax.set_ylabel(f"{y_label}   {yd}", fontsize=9)

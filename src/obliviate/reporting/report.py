@@ -15,9 +15,8 @@ from typing import Sequence
 from obliviate.io import atomic_write_text
 from obliviate.reporting import html as H
 from obliviate.reporting import plots
-from obliviate.reporting.runs import Run, find_references, load_runs
+from obliviate.reporting.runs import Run, find_references, group_images, load_runs
 from obliviate.reporting.tables import (
-    DIRECTION_TEXT,
     TIMING_KEYS,
     all_metrics,
     best_cells,
@@ -25,6 +24,7 @@ from obliviate.reporting.tables import (
     display_names,
     format_seconds,
     format_value,
+    goal_text,
     headline_metrics,
     label,
 )
@@ -78,8 +78,7 @@ def _metric_table(runs: Sequence[Run], names: Sequence[str], cols: Sequence[str]
     best = best_cells(runs, list(cols) + list(timing))
     head = [H.th("Run"), H.th("Method")]
     for c in cols:
-        head.append(H.th(label(c), title=f"{c}: {DIRECTION_TEXT.get(direction_of(runs, c), '')}",
-                         num=True))
+        head.append(H.th(label(c), title=f"{c}: {goal_text(runs, c)}", num=True))
     for k in timing:
         head.append(H.th(label(k), title="wall-clock seconds", num=True))
     rows = []
@@ -187,7 +186,7 @@ def curve_keys(runs: Sequence[Run]) -> list[str]:
     return first + rest + (["lr"] if "lr" in keys else [])
 
 
-def training_section(runs: Sequence[Run], names: Sequence[str], colours: Sequence[str]) -> str:
+def _curves_uri(runs: Sequence[Run], names: Sequence[str], colours: Sequence[str]) -> str | None:
     series: dict[str, list[plots.Curve]] = {}
     for key in curve_keys(runs):
         for r, n, c in zip(runs, names, colours):
@@ -195,11 +194,27 @@ def training_section(runs: Sequence[Run], names: Sequence[str], colours: Sequenc
             if pts:
                 series.setdefault(label(key), []).append(
                     plots.Curve(n, c, [p[0] for p in pts], [p[1] for p in pts]))
-    uri = plots.training_curves(series)
-    if uri is None:
-        return ""
-    return H.figure(uri, "training curves", "Per optimiser step, from train_log.jsonl. The "
-                    "forget loss is the method's forget term (negative for gradient ascent).")
+    return plots.training_curves(series)
+
+
+def training_section(runs: Sequence[Run], names: Sequence[str], colours: Sequence[str]) -> str:
+    """Unlearning curves of the unlearned runs; the target's and retain model's fine-tuning
+    logs (a different scale and length) go to a folded figure of their own."""
+    groups = {False: ([], [], []), True: ([], [], [])}  # is reference -> runs, names, colours
+    for r, n, c in zip(runs, names, colours):
+        if r.train_log:
+            for part, x in zip(groups[r.role != "unlearned"], (r, n, c)):
+                part.append(x)  # type: ignore[attr-defined]
+    main, refs = _curves_uri(*groups[False]), _curves_uri(*groups[True])
+    out = ""
+    if main:
+        out += H.figure(main, "training curves", "Per optimiser step, from train_log.jsonl. The "
+                        "forget loss is the method's forget term (negative for gradient ascent).")
+    if refs:
+        fig = H.figure(refs, "fine-tuning curves", "Fine-tuning of the target and retain models, "
+                       "per optimiser step.")
+        out += fig if not main else f"<details><summary>Fine-tuning curves</summary>{fig}</details>"
+    return out
 
 
 def ordered_splits(splits: set[str]) -> list[str]:
@@ -263,8 +278,10 @@ def samples_section(runs: Sequence[Run], names: Sequence[str]) -> str:
             "ROUGE-L recall.</p>")
 
 
-def images_section(runs: Sequence[Run], names: Sequence[str]) -> str:
-    parts = []
+def images_section(runs: Sequence[Run], names: Sequence[str],
+                   extra: Sequence[tuple[str, Path]] = ()) -> str:
+    """The runs' PNG grids, after ``extra`` (caption, file) images such as a group's grid."""
+    parts = [H.figure(plots.png_data_uri(p.read_bytes()), cap, cap) for cap, p in extra]
     for r, n in zip(runs, names):
         for img in r.images:
             parts.append(H.figure(plots.png_data_uri(img.read_bytes()), f"{n} {img.name}",
@@ -316,8 +333,10 @@ def task_warning(runs: Sequence[Run]) -> str:
 # ---------------------------------------------------------------------------- the report
 
 
-def build_report(runs: Sequence[Run], title: str) -> str:
-    """The report's HTML for ``runs`` (references included by the caller)."""
+def build_report(runs: Sequence[Run], title: str,
+                 extra_images: Sequence[tuple[str, Path]] = ()) -> str:
+    """The report's HTML for ``runs`` (references included by the caller); ``extra_images``
+    are (caption, PNG file) shown first among the image grids."""
     runs = _role_order(runs)
     names = display_names(runs)
     colours = plots.colours([r.role for r in runs])
@@ -329,7 +348,7 @@ def build_report(runs: Sequence[Run], title: str) -> str:
         ("mia", "Membership inference", mia_section(runs, names)),
         ("training", "Training curves", training_section(runs, names, colours)),
         ("samples", "Samples", samples_section(runs, names)),
-        ("images", "Image grids", images_section(runs, names)),
+        ("images", "Image grids", images_section(runs, names, extra_images)),
         ("runs", "Runs", runs_section(runs, names)),
     ]
     tasks = sorted({" · ".join(x for x in (r.benchmark, r.split) if x) for r in runs})
@@ -365,11 +384,14 @@ def write_report(paths: Sequence[str | os.PathLike[str]] | str | os.PathLike[str
     target = output_path(out, paths, "report.html")
     refs = find_references(runs)
     runs += [r for r in refs.values() if not any(r is x for x in runs)]
+    extra: list[tuple[str, Path]] = []
     if len(paths) == 1 and not (Path(paths[0]) / "metrics.json").is_file():
-        title = f"Unlearning report: {Path(paths[0]).resolve().name}"
+        group = Path(paths[0]).resolve()
+        title = f"Unlearning report: {group.name}"
+        extra = [(f"{group.name} · {p.name}", p) for p in group_images(group)]
     elif len([r for r in runs if r.role == "unlearned"]) == 1:
         title = f"Unlearning report: {next(r for r in runs if r.role == 'unlearned').name}"
     else:
         title = "Unlearning report"
-    return atomic_write_text(target, build_report(runs, title))
+    return atomic_write_text(target, build_report(runs, title, extra))
 

@@ -28,6 +28,7 @@ class Metric:
     value: float | None
     direction: str  # "higher" | "lower" | "zero" (closest to 0 is best)
     version: Any = None
+    ideal: float | None = None  # optional best value (e.g. 0.5 for an MIA AUC)
 
 
 @dataclass
@@ -124,7 +125,11 @@ def _parse_metrics(path: Path, raw: Any) -> dict[str, Metric]:
                 f"{where}.direction is {json.dumps(direction)}; expected one of "
                 + ", ".join(repr(d) for d in DIRECTIONS)
             )
-        out[name] = Metric(None if value is None else float(value), direction, m.get("version"))
+        ideal = m.get("ideal")
+        if ideal is not None and not _is_number(ideal):
+            raise DataError(f"{where}.ideal must be a number or absent, got {json.dumps(ideal)}")
+        out[name] = Metric(None if value is None else float(value), direction, m.get("version"),
+                           None if ideal is None else float(ideal))
     return out
 
 
@@ -265,6 +270,17 @@ def load_group(path: str | os.PathLike[str]) -> list[Run]:
         raise DataError(f"{group}: neither a run folder (no metrics.json) nor a group folder "
                         "(no sub-folder with metrics.json)")
     return runs
+
+
+def group_images(path: str | os.PathLike[str]) -> list[Path]:
+    """PNG files a group folder's ``comparison.json`` lists under ``images`` (e.g. the
+    diffusion demo's side-by-side grid); empty without the file or the key."""
+    group = Path(path)
+    cpath = group / "comparison.json"
+    if not cpath.is_file():
+        return []
+    comp = _read_json_file(cpath)
+    return _parse_images(group, cpath, comp.get("images") if isinstance(comp, dict) else None)
 
 
 def load_runs(paths: Iterable[str | os.PathLike[str]]) -> list[Run]:

@@ -87,7 +87,8 @@ SAMPLE_KEY_PRIORITY = ("rouge_l_recall", "prob", "truth_ratio")
 
 def label(name: str) -> str:
     """Human-readable name of a metric or sample key."""
-    return LABELS.get(name, name.replace("_", " "))
+    text = LABELS.get(name, name.replace("_", " "))
+    return text[:1].upper() + text[1:]
 
 
 def _finite(x: Any) -> float | None:
@@ -168,15 +169,36 @@ def direction_of(runs: Sequence[Run], metric: str) -> str | None:
     return None
 
 
-def best_indices(values: Sequence[float | None], direction: str | None) -> set[int]:
-    """Indices of the best values (ties included) under ``direction``; missing values never
-    win. ``"zero"`` means the smallest absolute value."""
+@dataclass(frozen=True)
+class Goal:
+    """What "better" means for a metric: its direction, or closeness to an ideal value."""
+
+    direction: str  # "higher" | "lower" | "zero"
+    ideal: float | None = None
+
+    def loss(self, v: float) -> float:
+        """Smaller is better."""
+        if self.ideal is not None:
+            return abs(v - self.ideal)
+        return {"higher": -v, "lower": v, "zero": abs(v)}[self.direction]
+
+    @property
+    def text(self) -> str:
+        if self.ideal is not None:
+            return f"closest to {self.ideal:g} is best"
+        return DIRECTION_TEXT[self.direction]
+
+
+NO_GOAL_TEXT = "no best value (goal: the retain model's level)"
+
+
+def best_indices(values: Sequence[float | None], goal: Goal | None) -> set[int]:
+    """Indices of the best values (ties included) under ``goal``; missing values never win."""
     scored = [(i, v) for i, v in enumerate(values) if _finite(v) is not None]
-    if not scored or direction not in ("higher", "lower", "zero"):
+    if not scored or goal is None:
         return set()
-    key = {"higher": lambda v: -v, "lower": lambda v: v, "zero": abs}[direction]
-    best = min(key(v) for _, v in scored)
-    return {i for i, v in scored if key(v) == best}
+    best = min(goal.loss(v) for _, v in scored)  # type: ignore[arg-type]
+    return {i for i, v in scored if goal.loss(v) == best}  # type: ignore[arg-type]
 
 
 def display_names(runs: Sequence[Run]) -> list[str]:
@@ -194,26 +216,42 @@ def run_value(run: Run, column: str) -> float | None:
     return run.value(column)
 
 
-def has_best(metric: str) -> bool:
-    """Whether "best" is meaningful for the metric. MIA AUCs are not ranked: their goal is
-    the retain model's level (about 0.5), which no ``direction`` value can express."""
-    return not (metric.startswith("mia_") and metric.endswith("_auc"))
+def goal_of(runs: Sequence[Run], metric: str) -> Goal | None:
+    """The metric's goal as the first run that has it records it; timings: lower is better.
+
+    ``None`` for MIA AUCs without an ``ideal`` in metrics.json: their goal is the retain
+    model's level (about 0.5), which no ``direction`` value expresses, so they are not ranked.
+    """
+    if metric in TIMING_KEYS:
+        return Goal("lower")
+    for r in runs:
+        if metric in r.metrics:
+            m = r.metrics[metric]
+            if m.ideal is None and metric.startswith("mia_") and metric.endswith("_auc"):
+                return None
+            return Goal(m.direction, m.ideal)
+    return None
+
+
+def goal_text(runs: Sequence[Run], metric: str) -> str:
+    goal = goal_of(runs, metric)
+    return goal.text if goal else NO_GOAL_TEXT
 
 
 def best_cells(runs: Sequence[Run], columns: Sequence[str]) -> dict[str, set[int]]:
     """For each column, the indices (into ``runs``) of the best *unlearned* runs.
 
     Target and retain runs are references, not contestants; with fewer than two unlearned
-    runs nothing is marked, nor for columns where :func:`has_best` is false.
+    runs nothing is marked, nor for columns without a goal (:func:`goal_of`).
     """
     contestants = [i for i, r in enumerate(runs) if r.role == "unlearned"]
     out: dict[str, set[int]] = {}
     for col in columns:
-        if len(contestants) < 2 or not has_best(col):
+        if len(contestants) < 2:
             out[col] = set()
             continue
         vals = [run_value(runs[i], col) for i in contestants]
-        out[col] = {contestants[j] for j in best_indices(vals, direction_of(runs, col))}
+        out[col] = {contestants[j] for j in best_indices(vals, goal_of(runs, col))}
     return out
 
 
@@ -236,14 +274,11 @@ def leaderboard(runs: Sequence[Run]) -> Leaderboard:
     ranked by the first headline metric, best first (missing values last)."""
     metrics = all_metrics(runs)
     primary = headline_metrics(runs)[0] if metrics else None
-    direction = direction_of(runs, primary) if primary else None
+    goal = goal_of(runs, primary) if primary else None
 
     def rank(r: Run) -> tuple[Any, ...]:
         v = r.value(primary) if primary else None
-        if v is None or direction is None:
-            score = math.inf
-        else:
-            score = {"higher": -v, "lower": v, "zero": abs(v)}[direction]
+        score = math.inf if v is None or goal is None else goal.loss(v)
         return (_ROLE_RANK[r.role], score if r.role == "unlearned" else 0)
 
     order = sorted(range(len(runs)), key=lambda i: rank(runs[i]))  # stable for ties
@@ -310,7 +345,7 @@ class MetricDelta:
     """One metric of run A against run B. ``verdict`` is B's change: better/worse/same."""
 
     metric: str
-    direction: str | None
+    goal: Goal | None
     a: float | None
     b: float | None
 
@@ -320,27 +355,20 @@ class MetricDelta:
 
     @property
     def verdict(self) -> str | None:
-        if self.delta is None or self.direction is None:
+        if self.a is None or self.b is None or self.goal is None:
             return None
-        if self.direction == "zero":
-            change = abs(self.a) - abs(self.b)  # type: ignore[arg-type]
-        elif self.direction == "higher":
-            change = self.delta
-        else:
-            change = -self.delta
+        change = self.goal.loss(self.a) - self.goal.loss(self.b)
         return "better" if change > 0 else "worse" if change < 0 else "same"
 
 
 def metric_deltas(a: Run, b: Run) -> list[MetricDelta]:
     """B − A for every metric either run has, then train and eval time (lower is better).
-    Metrics without a meaningful best (:func:`has_best`) get no direction, hence no verdict."""
-    out = []
-    for m in all_metrics([a, b]):
-        direction = direction_of([a, b], m) if has_best(m) else None
-        out.append(MetricDelta(m, direction, a.value(m), b.value(m)))
+    Metrics without a goal (:func:`goal_of`) get no verdict."""
+    out = [MetricDelta(m, goal_of([a, b], m), a.value(m), b.value(m))
+           for m in all_metrics([a, b])]
     for k in TIMING_KEYS:
         if k in a.timing or k in b.timing:
-            out.append(MetricDelta(k, "lower", a.timing.get(k), b.timing.get(k)))
+            out.append(MetricDelta(k, Goal("lower"), a.timing.get(k), b.timing.get(k)))
     return out
 
 

@@ -1,0 +1,205 @@
+"""One erasure run end to end: load, evaluate before, erase, evaluate after, write the run folder.
+
+The run folder follows docs/run-format.md "Diffusion runs": ``config.yaml``, ``metrics.json``
+(written last), ``samples.jsonl``, ``train_log.jsonl`` (training-based methods),
+``grid_before.png`` / ``grid_after.png`` and ``model/`` (the erased pipeline).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+
+from obliviate.diffusion.evaluate import (BENCHMARK, EvalConfig, EvalResult, evaluate_builtin,
+                                          evaluate_prompts, make_grid, png_bytes)
+
+BUILTIN = "builtin"
+
+
+def unet_fingerprint(unet: Any) -> str:
+    """SHA-256 over the UNet's parameters and buffers (names, shapes, bytes), in name order."""
+    h = hashlib.sha256()
+    for name, t in sorted(unet.state_dict().items()):
+        t = t.detach().cpu().contiguous()
+        h.update(name.encode())
+        h.update(str(tuple(t.shape)).encode())
+        h.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+    return "sha256:" + h.hexdigest()
+
+
+@dataclass
+class Setup:
+    """A loaded model plus what evaluating it needs."""
+
+    model: Any
+    model_name: str
+    judge: Any = None  # LoadedJudge for the built-in benchmark
+    builtin: Any = None  # BuiltinArtifacts
+
+    @property
+    def spec(self) -> Any:
+        return self.judge.spec if self.judge is not None else None
+
+
+def load_setup(model: str = BUILTIN, cache_dir: str | Path | None = None, quick: bool = False,
+               device: str = "cpu", log: Callable[[str], None] | None = None) -> Setup:
+    """``model="builtin"`` trains/loads the tiny shapes model and its judge; anything else is a
+    diffusers pipeline folder or hub name (no judge: grids only)."""
+    from obliviate.diffusion.pipeline import load_model
+
+    if model == BUILTIN:
+        from obliviate.diffusion.builtin import ensure_builtin
+        from obliviate.diffusion.judge import load_judge
+
+        art = ensure_builtin(cache_dir, quick=quick, log=log)
+        return Setup(load_model(art.pipeline, device), BUILTIN, load_judge(art.judge), art)
+    return Setup(load_model(model, device), str(model))
+
+
+def evaluate_setup(setup: Setup, concept: str, prompts: list[str],
+                   config: EvalConfig) -> EvalResult:
+    if setup.judge is not None:
+        return evaluate_builtin(setup.model, setup.judge, concept, config)
+    return evaluate_prompts(setup.model, prompts, config)
+
+
+def write_run(
+    run_dir: str | Path,
+    *,
+    name: str,
+    role: str,
+    method: str | None,
+    concept: str,
+    setup: Setup,
+    result: EvalResult,
+    config: dict[str, Any],
+    before: EvalResult | None = None,
+    erase: Any = None,
+    save_model: bool = False,
+    timing: dict[str, float] | None = None,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """Write a run folder (metrics.json last) and return the metrics document."""
+    from obliviate.io import atomic_write_bytes, write_json, write_jsonl
+    from obliviate.runs import library_versions, now, write_config
+
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    write_config(run_dir, config)
+    write_jsonl(run_dir / "samples.jsonl", result.samples)
+    images = []
+    cols = config.get("eval", {}).get("grid_columns", 8)
+    if before is not None:
+        atomic_write_bytes(run_dir / "grid_before.png", png_bytes(
+            make_grid(before.images, before.prompts, cols, f"before: {setup.model_name}")))
+        images.append("grid_before.png")
+    title = f"after: {method} erased {concept!r}" if method else f"{setup.model_name}"
+    atomic_write_bytes(run_dir / "grid_after.png" if method else run_dir / "grid.png",
+                       png_bytes(make_grid(result.images, result.prompts, cols, title)))
+    images.append("grid_after.png" if method else "grid.png")
+    if erase is not None and erase.train_log:
+        write_jsonl(run_dir / "train_log.jsonl", erase.train_log)
+    model_path = None
+    if save_model:
+        setup.model.save(run_dir / "model")
+        model_path = str(run_dir / "model")
+    doc: dict[str, Any] = {
+        "schema": 1,
+        "name": name,
+        "role": role,
+        "method": method,
+        "benchmark": BENCHMARK if setup.judge is not None else "custom-diffusion",
+        "split": concept,
+        "concept": concept,
+        "model": {"path": model_path, "source": setup.model_name,
+                  "fingerprint": unet_fingerprint(setup.model.unet)},
+        "metrics": result.metrics,
+        "before": before.values() if before is not None else None,
+        "timing": {**(timing or {}), "eval_s": result.seconds},
+        "trainable_params": erase.trainable_params if erase is not None else 0,
+        "seed": seed,
+        "images": images,
+        "versions": library_versions(),
+        "created": now(),
+    }
+    if setup.judge is not None:
+        doc["judge"] = {"fingerprint": setup.judge.fingerprint,
+                        "validation": setup.judge.info}
+    if erase is not None and erase.info:
+        doc["erase_info"] = erase.info
+    if not result.metrics:
+        doc["note"] = ("no judge for this pipeline: metrics were not computed; compare the "
+                       "grids")
+    write_json(run_dir / "metrics.json", doc)
+    return doc
+
+
+def erase_run(
+    run_dir: str | Path,
+    concept: str,
+    method: str,
+    *,
+    setup: Setup,
+    overrides: dict[str, Any] | None = None,
+    preset: str | None = None,
+    anchor: str | None = None,
+    prompts: list[str] | None = None,
+    preserve: list[str] | None = None,
+    seed: int = 0,
+    eval_config: EvalConfig = EvalConfig(),
+    before: EvalResult | None = None,
+    save_model: bool = True,
+    name: str | None = None,
+    log: Callable[[str], None] | None = None,
+) -> tuple[dict[str, Any], EvalResult]:
+    """Erase ``concept`` from ``setup.model`` (in place) with ``method`` and write the run.
+
+    ``before`` is the original model's evaluation, computed here when not given (the demo
+    computes it once for all methods). Returns the metrics document and the after-evaluation.
+    """
+    from obliviate.diffusion.methods import ErasureRequest, make_eraser
+
+    say = log or (lambda m: None)
+    if setup.spec is not None and prompts is None:
+        from obliviate.diffusion.builtin import builtin_request
+
+        request = builtin_request(setup.spec, concept, anchor)
+        if preserve is not None:
+            request = dataclasses.replace(request, preserve=list(preserve))
+    else:
+        request = ErasureRequest(concept=concept, prompts=list(prompts or []),
+                                 preserve=list(preserve or []), anchor=anchor)
+    if preset is None:
+        preset = BUILTIN if setup.judge is not None else "paper"
+    eraser = make_eraser(method, overrides, preset)
+    eval_prompts = request.prompts + request.preserve[:4] if setup.judge is None else None
+    if before is None:
+        say("evaluating the original model")
+        before = evaluate_setup(setup, concept, eval_prompts or [], eval_config)
+    say(f"erasing {concept!r} with {method}")
+    erase = eraser.erase(setup.model, request, seed=seed)
+    say(f"evaluating the erased model ({erase.seconds} s of erasing)")
+    after = evaluate_setup(setup, concept, eval_prompts or before.prompts, eval_config)
+    config = {
+        "kind": "diffusion-erasure",
+        "method": method,
+        "preset": preset,
+        "hyperparameters": eraser.config_dict(),
+        "concept": concept,
+        "request": asdict(request),
+        "model": setup.model_name,
+        "builtin": (setup.builtin.info if setup.builtin is not None else None),
+        "eval": asdict(eval_config),
+        "seed": seed,
+    }
+    doc = write_run(run_dir, name=name or Path(run_dir).name, role="unlearned", method=method,
+                    concept=concept, setup=setup, result=after, config=config, before=before,
+                    erase=erase, save_model=save_model, seed=seed,
+                    timing={"train_s": erase.seconds})
+    return doc, after
+
