@@ -82,7 +82,9 @@ DIRECTIONS = {
 def _direction(name: str) -> str:
     if name in DIRECTIONS:
         return DIRECTIONS[name]
-    if name.startswith("mia_") or name.startswith("privleak"):
+    if name.startswith("mia_"):
+        return "lower"  # with ideal 0.5: the retain model's level (reference.md §3.4)
+    if name.startswith("privleak"):
         return "zero"
     return "higher"  # retain / real_authors / world_facts quantities
 
@@ -182,7 +184,10 @@ def evaluate_model(
 
 def _set_metrics(result: EvalResult, values: dict[str, float]) -> None:
     for k, v in values.items():
-        result.metrics[k] = {"value": float(v), "direction": _direction(k), "version": EVAL_VERSION}
+        entry = {"value": float(v), "direction": _direction(k), "version": EVAL_VERSION}
+        if k.startswith("mia_") and k.endswith("_auc"):
+            entry["ideal"] = 0.5
+        result.metrics[k] = entry
 
 
 def add_reference_metrics(result: EvalResult, reference: EvalResult) -> None:

@@ -176,6 +176,29 @@ def test_anchor_prompt_requires_the_concept():
     assert F.contains_concept("red, then blue", "red")
 
 
+def test_align_replacement_same_length():
+    # "<bos> a red circle <eos> <pad>" vs "<bos> a green circle <eos> <pad>"
+    assert F.align_replacement(6, 2, 1, 1) == [(2, 2), (3, 3), (4, 4), (5, 5)]
+
+
+def test_align_replacement_removed_concept_maps_to_previous_token_and_shifts_suffix():
+    # "<bos> a red circle <eos> <pad>" vs "<bos> a circle <eos> <pad> <pad>"
+    assert F.align_replacement(6, 2, 1, 0) == [(2, 1), (3, 2), (4, 3), (5, 4)]
+
+
+def test_align_replacement_multi_token_concept_and_anchor():
+    # concept of 2 tokens at 1, anchor of 3 tokens: suffix shifted by +1, last one dropped
+    assert F.align_replacement(7, 1, 2, 3) == [(1, 1), (2, 2), (3, 4), (4, 5), (5, 6)]
+    assert F.align_replacement(5, 1, 2, 1) == [(1, 1), (2, 1), (3, 2), (4, 3)]
+
+
+def test_align_replacement_rejects_bad_positions():
+    with pytest.raises(ValueError, match="bad alignment"):
+        F.align_replacement(4, 0, 1, 1)  # the concept cannot replace <bos>
+    with pytest.raises(ValueError, match="bad alignment"):
+        F.align_replacement(4, 3, 2, 1)
+
+
 def test_find_subsequence():
     assert F.find_subsequence([5, 1, 2, 3, 1, 2], [1, 2]) == 1
     assert F.find_subsequence([5, 1], [1, 2]) == -1

@@ -47,7 +47,7 @@ def model():
     return random_tiny_model(seed=0)
 
 
-@pytest.mark.parametrize("concept", ["red", "circle"])
+@pytest.mark.parametrize("concept", ["red", "circle"])  # removed word / replaced word
 def test_uce_preserves_preserved_prompts_and_changes_erased_ones(model, concept):
     snap = model.state_snapshot()
     req = builtin_request(ShapesSpec(), concept)
@@ -62,8 +62,8 @@ def test_uce_preserves_preserved_prompts_and_changes_erased_ones(model, concept)
 
 
 def test_uce_moves_erased_keys_towards_the_guide_values(model):
-    """The edit's purpose: W* c_e ≈ W_0 c_guide. With many, nearly dependent erase keys the
-    least-squares fit is not exact, but the residual must shrink several-fold."""
+    """The edit's purpose: W* c_e ≈ W_0 c_guide. The aligned erase keys are consistent, so with
+    a small λ and no preserve set the residual shrinks at least ten-fold (measured 18-60x)."""
     snap = model.state_snapshot()
     req = builtin_request(ShapesSpec(), "red")
     erase_keys, guide_keys, _ = uce_keys(model, req, "")
@@ -73,7 +73,7 @@ def test_uce_moves_erased_keys_towards_the_guide_values(model):
         want = guide_keys @ k0[n].T
         before = (erase_keys @ k0[n].T - want).norm()
         after = (erase_keys @ a.to_k.weight.detach().T - want).norm()
-        assert after < before / 4
+        assert after < before / 10
     model.restore(snap)
 
 

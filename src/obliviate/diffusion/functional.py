@@ -154,6 +154,35 @@ def contains_concept(prompt: str, concept: str) -> bool:
     return bool(concept.strip()) and bool(pattern.search(prompt))
 
 
+def align_replacement(length: int, start: int, n_concept: int, n_anchor: int
+                      ) -> list[tuple[int, int]]:
+    """Token alignment of a prompt and its copy with the concept replaced (UCE's erase keys).
+
+    The prompt holds the concept's ``n_concept`` tokens at ``start``; the guide prompt holds
+    ``n_anchor`` anchor tokens there instead (0 when the concept was removed); both are padded
+    to ``length``. Returns ``(prompt position, guide position)`` pairs:
+
+    - concept token i -> anchor token min(i, n_anchor − 1); with no anchor, the token before
+      the concept (its embedding is the same in both prompts, so every erase prompt gets the
+      same, consistent target for its concept token);
+    - the j-th token after the concept -> the j-th token after the anchor, while both exist.
+
+    The UCE code aligns only from the concept's last token onward and trims the longer
+    sequence; this keeps the concept token itself and shifts the suffix exactly.
+    """
+    if not (0 < start and n_concept > 0 and start + n_concept <= length and n_anchor >= 0
+            and start + n_anchor <= length):
+        raise ValueError(f"bad alignment: length={length}, start={start}, "
+                         f"n_concept={n_concept}, n_anchor={n_anchor}")
+    pairs = [(start + i, start + min(i, n_anchor - 1) if n_anchor else start - 1)
+             for i in range(n_concept)]
+    j = 0
+    while start + n_concept + j < length and start + n_anchor + j < length:
+        pairs.append((start + n_concept + j, start + n_anchor + j))
+        j += 1
+    return pairs
+
+
 def find_subsequence(ids: list[int], sub: list[int]) -> int:
     """Start index of the first occurrence of ``sub`` in ``ids``, or -1."""
     if not sub:

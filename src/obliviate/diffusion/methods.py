@@ -165,14 +165,6 @@ def concept_token_mask(model: Any, prompts: list[str], concept: str) -> torch.Te
     return mask
 
 
-def first_difference(a: list[int], b: list[int]) -> int:
-    """First index at which two equal-length id lists differ, or -1."""
-    for i, (x, y) in enumerate(zip(a, b)):
-        if x != y:
-            return i
-    return -1
-
-
 def _repeat(prompts: list[str], n: int) -> list[str]:
     return [prompts[i % len(prompts)] for i in range(n)]
 
@@ -465,24 +457,31 @@ def uce_keys(model: Any, request: ErasureRequest, guide: str
              ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """UCE's key sets, from the text encoder's output embeddings.
 
-    For each erase prompt and its guide prompt (the concept replaced by ``guide``), the
-    erase keys are the prompt's embeddings from the concept's first token to the end of the
-    padded sequence (the concept token and every later token, EOS and padding included, which
-    in a causal text encoder all carry the concept); the guide keys are the guide prompt's
-    embeddings at the same positions. Preserve keys are every position of every preserve
-    prompt. Returns ``(erase_keys, guide_keys, preserve_keys)``, each ``(n, D)``.
+    Each erase prompt is paired with its guide prompt (the concept replaced by ``guide``) and
+    their tokens are aligned by :func:`obliviate.diffusion.functional.align_replacement`: the
+    concept's tokens and every later token (EOS and padding included: in a causal text encoder
+    they all carry the concept) are erase keys, each paired with the guide prompt's embedding
+    at the aligned position. Preserve keys are every position of every preserve prompt.
+    Returns ``(erase_keys, guide_keys, preserve_keys)``, each ``(n, D)``.
     """
     guides = request.mapped(guide)
     ids_e, ids_g = model.tokenize(request.prompts).tolist(), model.tokenize(guides).tolist()
     emb_e, emb_g = model.encode(request.prompts), model.encode(guides)
+    concept_ids = model.tokenizer(request.concept, add_special_tokens=False).input_ids
+    n_anchor = len(model.tokenizer(guide, add_special_tokens=False).input_ids) if guide.strip() else 0
     erase, target = [], []
     for i, (a, b) in enumerate(zip(ids_e, ids_g)):
-        s = first_difference(a, b)
-        if s < 0:
+        start = F.find_subsequence(a, concept_ids)
+        if start < 0:
+            raise DataError(f"erase prompt {request.prompts[i]!r}: the concept "
+                            f"{request.concept!r} is not a token subsequence of the tokenized "
+                            "prompt (or was truncated); shorten or rephrase the prompt")
+        if a == b:
             raise DataError(f"erase prompt {request.prompts[i]!r} and its guide {guides[i]!r} "
                             "tokenize identically; nothing to edit")
-        erase.append(emb_e[i, s:])
-        target.append(emb_g[i, s:])
+        pairs = F.align_replacement(len(a), start, len(concept_ids), n_anchor)
+        erase.append(emb_e[i, [p for p, _ in pairs]])
+        target.append(emb_g[i, [q for _, q in pairs]])
     preserve = model.encode(request.preserve).flatten(0, 1) if request.preserve else \
         emb_e.new_zeros((0, emb_e.shape[-1]))
     return torch.cat(erase), torch.cat(target), preserve

@@ -29,7 +29,7 @@ TV_PAPER = "Ilharco+ ICLR 2023 (task arithmetic), arXiv 2212.04089"
 
 # Tiny CPU models memorise the forget set already (its NLL is near 0), so the fine-tuning
 # step must be large enough to move them; MUSE's real-model recipe is lr 1e-5 (override).
-TV_TINY_TRAIN = {"lr": 1e-3, "epochs": 5, "batch_size": 8, "warmup_epochs": 0,
+TV_TINY_TRAIN = {"lr": 1e-4, "epochs": 5, "batch_size": 8, "warmup_epochs": 0,
                  "scheduler": "constant", "weight_decay": 0.0}
 
 
