@@ -94,6 +94,8 @@ def from_dict(cls: type[T], values: Mapping[str, Any], what: str | None = None) 
             v = float(v)
         elif v is not None and t.startswith("int") and not isinstance(v, bool):
             v = int(v)
+        elif isinstance(v, list) and t.startswith("tuple"):
+            v = tuple(v)
         coerced[k] = v
     return cls(**coerced)  # type: ignore[call-arg]
 

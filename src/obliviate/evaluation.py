@@ -101,13 +101,14 @@ def data_hash(request: UnlearningRequest) -> str:
 
 def eval_key(request: UnlearningRequest, template: PromptTemplate, settings: EvalSettings,
              fingerprint: str) -> dict[str, Any]:
-    return {
+    key = {
         "eval_version": EVAL_VERSION,
         "model": fingerprint,
         "data": data_hash(request),
         "template": asdict(template),
         "settings": asdict(settings),
     }
+    return json.loads(json.dumps(key))  # the form it has once stored (tuples -> lists)
 
 
 def _compatible(a: dict[str, Any], b: dict[str, Any]) -> list[str]:

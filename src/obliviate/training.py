@@ -86,11 +86,17 @@ def train_loop(
     log_path: str | Path | None = None,
     desc: str = "training",
     progress: bool = True,
+    checkpoint_dir: str | Path | None = None,
 ) -> TrainResult:
     """Optimise ``loss_fn(model, main_batch, retain_batch, step)`` over ``main_set``.
 
     ``main_set`` is the forget set for unlearning (or the training set for fine-tuning); when
     ``retain_set`` is given each main batch is paired with a random retain batch of equal size.
+
+    With ``checkpoint_dir``, the full training state (weights, optimiser, schedule, random
+    streams, log) is saved there after every epoch, and a later call with the same directory
+    resumes after the last finished epoch, giving the same result as an uninterrupted run.
+    The directory is removed once training finishes.
     """
     import torch
     from torch.utils.data import DataLoader
@@ -121,17 +127,22 @@ def train_loop(
     retain_gen = torch.Generator().manual_seed(cfg.seed * 1_000_003 + 7919 * (acc.process_index + 1))
     result = TrainResult(steps=0)
     t0 = time.perf_counter()
+    epoch = 0
+    ckpt = Path(checkpoint_dir) if checkpoint_dir else None
+    run_key = _run_key(cfg, main_set, retain_set, desc)
+    if ckpt is not None and (ckpt / "state.json").exists():
+        epoch = _load_checkpoint(ckpt, acc, model, optimizer, scheduler, retain_gen, result, run_key)
     model.train()
     bar = None
     if progress and acc.is_main_process:
         from tqdm.auto import tqdm
 
-        bar = tqdm(total=total, desc=desc, leave=False)
+        bar = tqdm(total=total, initial=result.steps, desc=desc, leave=False)
     first_retain: float | None = None
     micro = 0
-    done = False
-    epoch = 0
+    done = result.steps >= total
     while not done:
+        gen.manual_seed(cfg.seed + epoch)  # the epoch's shuffle depends only on (seed, epoch)
         if hasattr(loader, "set_epoch"):
             loader.set_epoch(epoch)
         for batch in loader:
@@ -182,10 +193,94 @@ def train_loop(
                 done = True
                 break
         epoch += 1
+        if ckpt is not None and not done:
+            _save_checkpoint(ckpt, acc, model, optimizer, scheduler, retain_gen, result, epoch, run_key)
     if bar is not None:
         bar.close()
+    if ckpt is not None and acc.is_main_process and ckpt.exists():
+        import shutil
+
+        shutil.rmtree(ckpt, ignore_errors=True)
     model.eval()
     result.wall_s = time.perf_counter() - t0
     if log_path is not None and acc.is_main_process:
         write_jsonl(log_path, result.log)
     return result
+
+
+def _run_key(cfg: TrainConfig, main_set: Sequence[Encoded], retain_set: Any, desc: str) -> str:
+    """What a checkpoint must match to be resumed: settings and data."""
+    import dataclasses
+    import hashlib
+    import json
+
+    h = hashlib.sha256(json.dumps([dataclasses.asdict(cfg), desc], default=str).encode())
+    for e in list(main_set) + list(retain_set or []):
+        h.update(bytes(str(e.input_ids), "ascii"))
+    return h.hexdigest()[:16]
+
+
+def _save_checkpoint(folder: Path, acc: Any, model: Any, optimizer: Any, scheduler: Any,
+                     retain_gen: Any, result: TrainResult, epoch: int, run_key: str) -> None:
+    """Weights as safetensors, optimiser/schedule/RNG as tensors-only torch files, then
+    ``state.json`` last (its presence marks a complete checkpoint)."""
+    import json
+
+    import torch
+    from safetensors.torch import save_file
+
+    from obliviate.io import atomic_write_text
+
+    acc.wait_for_everyone()
+    if acc.is_main_process:
+        folder.mkdir(parents=True, exist_ok=True)
+        state = {k: v.detach().cpu().contiguous() for k, v in acc.unwrap_model(model).state_dict().items()}
+        save_file(_dedupe_shared(state), str(folder / "model.safetensors"))
+        torch.save({"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict()},
+                   folder / "optim.pt")
+    torch.save({"retain_gen": retain_gen.get_state()}, folder / f"rng_{acc.process_index}.pt")
+    acc.wait_for_everyone()
+    if acc.is_main_process:
+        atomic_write_text(folder / "state.json", json.dumps(
+            {"epoch": epoch, "steps": result.steps, "log": result.log, "key": run_key,
+             "retain_indices": result.retain_indices}))
+    acc.wait_for_everyone()
+
+
+def _dedupe_shared(state: dict[str, Any]) -> dict[str, Any]:
+    """safetensors refuses tensors that share memory (tied embeddings): clone them."""
+    seen: set[int] = set()
+    out = {}
+    for k, v in state.items():
+        ptr = v.data_ptr()
+        out[k] = v.clone() if ptr in seen else v
+        seen.add(ptr)
+    return out
+
+
+def _load_checkpoint(folder: Path, acc: Any, model: Any, optimizer: Any, scheduler: Any,
+                     retain_gen: Any, result: TrainResult, run_key: str) -> int:
+    """Restore a checkpoint written by :func:`_save_checkpoint`; returns the next epoch.
+    Only files this trainer wrote are read, with ``weights_only=True`` (no arbitrary unpickling)."""
+    import json
+
+    import torch
+    from safetensors.torch import load_file
+
+    state = json.loads((folder / "state.json").read_text())
+    if state.get("key") != run_key:
+        import warnings
+
+        warnings.warn(f"ignoring checkpoint {folder}: it belongs to other settings or data", stacklevel=3)
+        return 0
+    acc.unwrap_model(model).load_state_dict(load_file(str(folder / "model.safetensors")), strict=False)
+    opt = torch.load(folder / "optim.pt", weights_only=True)
+    optimizer.load_state_dict(opt["optimizer"])
+    scheduler.load_state_dict(opt["scheduler"])
+    rng_file = folder / f"rng_{acc.process_index}.pt"
+    if rng_file.exists():
+        retain_gen.set_state(torch.load(rng_file, weights_only=True)["retain_gen"])
+    result.steps = int(state["steps"])
+    result.log = list(state["log"])
+    result.retain_indices = list(state.get("retain_indices", []))
+    return int(state["epoch"])

@@ -17,10 +17,11 @@ from obliviate.diffusion.testing import random_tiny_model  # noqa: E402
 
 # Relative L2 change of a prompt's cross-attention output, per layer and prompt. UCE's
 # preservation is a least-squares compromise (λ, and erase keys that resemble preserve keys),
-# not exact: measured on this random model, preserved prompts move 1-7 % (mean about 3.5 %),
-# erased prompts 35-60 %.
+# not exact: measured on random models (seeds 0-2), preserved prompts move at most 3-9 %
+# (mean 1.6-4.3 %). The erased prompts' outputs move towards the guide prompts' original
+# outputs: their mean distance to them shrinks 1.5-5x (2.6x and 4.8x for seed 0).
 PRESERVE_MAX, PRESERVE_MEAN = 0.10, 0.05
-ERASE_MIN = 0.25
+GUIDE_SHRINK = 2.0
 
 
 def cross_attention_outputs(model, prompts):
@@ -52,13 +53,15 @@ def test_uce_preserves_preserved_prompts_and_changes_erased_ones(model, concept)
     snap = model.state_snapshot()
     req = builtin_request(ShapesSpec(), concept)
     keep0, gone0 = cross_attention_outputs(model, req.preserve), cross_attention_outputs(model, req.prompts)
+    guide = cross_attention_outputs(model, req.mapped(req.superclass))
     result = make_eraser("uce").erase(model, req)
     keep1, gone1 = cross_attention_outputs(model, req.preserve), cross_attention_outputs(model, req.prompts)
     model.restore(snap)
     assert result.info["edited_matrices"] == 2 * len(model.attention_modules())  # K and V
     kept = relative_change(keep0, keep1)
     assert kept.max() < PRESERVE_MAX and kept.mean() < PRESERVE_MEAN
-    assert relative_change(gone0, gone1).min() > ERASE_MIN
+    # relative_change(guide, x) = ‖x − guide‖ / ‖guide‖: distance to the guide's outputs
+    assert relative_change(guide, gone1).mean() < relative_change(guide, gone0).mean() / GUIDE_SHRINK
 
 
 def test_uce_moves_erased_keys_towards_the_guide_values(model):

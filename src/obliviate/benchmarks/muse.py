@@ -25,7 +25,6 @@ The model is run only through :mod:`obliviate.scoring` (``generate``, ``score_pa
 
 from __future__ import annotations
 
-import copy
 import hashlib
 import json
 import math
@@ -475,6 +474,7 @@ def run_muse(
     seed: int = 0,
     progress: bool = False,
     log: Callable[[str], None] | None = print,
+    revision: str | None = None,
 ) -> dict[str, Any]:
     """The MUSE six-way evaluation end to end; returns the comparison document (also written
     to ``out/comparison.json`` and ``out/comparison.md``).
@@ -497,7 +497,7 @@ def run_muse(
     say = log or (lambda _m: None)
     out = Path(out)
     mset = from_dict(MuseSettings, settings or {}, "MUSE evaluation")
-    muse = load_muse(data, **(builtin or {}))
+    muse = load_muse(data, revision=revision, **(builtin or {}))
     is_builtin = data == "builtin"
     missing = [m for m in ("scal", "sust") if m in muse.missing]
     if missing:
@@ -518,9 +518,7 @@ def run_muse(
             from obliviate.benchmarks.wmdp import evaluate_mcq
 
             acc = evaluate_mcq(model, tok, mcq, mode="cloze", progress=progress)
-            _set(res, {f"wmdp_{k}_accuracy": v["value"] for k, v in
-                       ((n.removesuffix("_accuracy"), m) for n, m in acc.metrics.items()
-                        if n.endswith("_accuracy"))})
+            _set(res, {f"wmdp_{n}_accuracy": acc.metrics[f"{n}_accuracy"]["value"] for n in mcq})
             res.samples += acc.samples
         return res
 
@@ -660,8 +658,3 @@ def _corpus_texts(muse: Any, data: str, builtin: dict[str, Any] | None) -> list[
     texts = [it.answer for items in muse.raw.values() for it in items]
     texts += [t for items in muse.knowmem.values() for it in items for t in (it.question, it.answer)]
     return texts
-
-
-def copy_model(model: Any) -> Any:
-    """A deep copy (for callers that keep a target in memory instead of on disk)."""
-    return copy.deepcopy(model)

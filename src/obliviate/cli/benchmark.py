@@ -27,8 +27,18 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--epochs", type=float, help="fine-tuning epochs for the tiny models")
     p.add_argument("--max-new-tokens", type=int, default=200, help="generation length for ROUGE")
     p.add_argument("--template", default="qa", choices=["qa", "chat", "raw"])
+    p.add_argument("--utility", help="comma-separated splits feeding model utility (default: every "
+                                     "available one of retain, real_authors, world_facts); tiny models "
+                                     "trained from scratch cannot know real authors: use --utility retain")
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=run)
+
+
+def _eval_settings(args: argparse.Namespace) -> dict:
+    out: dict = {"max_new_tokens": args.max_new_tokens}
+    if args.utility:
+        out["utility_splits"] = tuple(s for s in args.utility.split(",") if s)
+    return out
 
 
 def run(args: argparse.Namespace) -> int:
@@ -42,7 +52,7 @@ def run(args: argparse.Namespace) -> int:
         args.out, methods=methods, data=args.data, split=args.split, target=args.target,
         retain=args.retain, size=args.size, builtin=builtin_kwargs(args),
         finetune_train={"epochs": args.epochs} if args.epochs else None,
-        eval_settings={"max_new_tokens": args.max_new_tokens}, template=args.template,
+        eval_settings=_eval_settings(args), template=args.template,
         progress=not args.no_progress)
     print(comparison_markdown(doc))
     try:

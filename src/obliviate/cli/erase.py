@@ -18,6 +18,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--method", default="esd-x", help="eraser (default: esd-x; see --list)")
     p.add_argument("--model", default="builtin",
                    help="'builtin' (default) or a diffusers pipeline folder / hub name")
+    p.add_argument("--judge", help="judge folder for a shapes pipeline given by --model "
+                                   "(default: the built-in judge with --model builtin)")
     p.add_argument("--out", help="run folder (default: runs/erase-<concept>-<method>)")
     p.add_argument("--anchor", help="replacement for the concept in CA's anchor, UCE's guide and "
                                     "SalUn's mismatched prompts; '' removes the word")
@@ -95,7 +97,8 @@ def run(args: argparse.Namespace) -> int:
                                  ("guidance", args.guidance)) if v is not None}
     ev = dataclasses.replace(ev, **changes)
     out = Path(args.out or f"runs/erase-{args.concept.replace(' ', '_')}-{args.method}")
-    setup = load_setup(args.model, args.cache_dir, quick=args.quick, device=args.device, log=print)
+    setup = load_setup(args.model, args.cache_dir, quick=args.quick, device=args.device, log=print,
+                       judge=args.judge)
     doc, _ = erase_run(out, args.concept, args.method, setup=setup, overrides=overrides,
                        preset=args.preset, anchor=args.anchor, prompts=args.prompts,
                        preserve=args.preserve, seed=args.seed, eval_config=ev,

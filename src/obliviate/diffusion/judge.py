@@ -55,6 +55,7 @@ class JudgeConfig:
     batch_size: int = 128
     lr: float = 3e-3
     width: int = 32
+    n_val: int = 900
     seed: int = 100  # a different seed from the diffusion model's training data
 
 
@@ -87,7 +88,7 @@ def train_judge(spec: ShapesSpec, config: JudgeConfig = JudgeConfig()) -> tuple[
     torch.manual_seed(config.seed)
     gen = torch.Generator().manual_seed(config.seed)
     data = make_dataset(config.n_images, spec, seed=config.seed)
-    val = make_dataset(900, spec, seed=config.seed + 1)
+    val = make_dataset(config.n_val, spec, seed=config.seed + 1)
     x = torch.from_numpy(data.images)
     ys, yc = torch.from_numpy(data.shape_labels), torch.from_numpy(data.colour_labels)
     model = ShapesJudge(len(spec.shapes), len(spec.colours), config.width)

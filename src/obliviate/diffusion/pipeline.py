@@ -89,6 +89,7 @@ class DiffusionModel:
                                  "(Stable Diffusion 1.x/2.x or the built-in tiny model)")
         self.pipe = pipe
         self.source = source
+        self.shapes_info: dict[str, Any] | None = None  # the built-in model's spec file, if any
         self.unet = pipe.unet
         self.text_encoder = pipe.text_encoder
         self.tokenizer = pipe.tokenizer
@@ -232,8 +233,17 @@ class DiffusionModel:
         self.unet.load_state_dict(snapshot)
 
     def save(self, path: str | Path) -> Path:
+        """``save_pretrained`` (safetensors), plus the built-in model's spec file if any."""
+        from obliviate.diffusion.quiet import quiet_loading
+
         path = Path(path)
-        self.pipe.save_pretrained(path, safe_serialization=True)
+        with quiet_loading():
+            self.pipe.save_pretrained(path, safe_serialization=True)
+        if self.shapes_info is not None:
+            from obliviate.diffusion.tiny import SPEC_FILE
+            from obliviate.io import write_json
+
+            write_json(path / SPEC_FILE, self.shapes_info)
         return path
 
 
@@ -272,7 +282,14 @@ def load_model(name_or_path: str | Path, device: str | torch.device = "cpu",
             pipe = DiffusionPipeline.from_pretrained(str(name_or_path), **kwargs)
     pipe.to(device)
     pipe.set_progress_bar_config(disable=True)
-    return DiffusionModel(pipe, source=str(name_or_path))
+    model = DiffusionModel(pipe, source=str(name_or_path))
+    from obliviate.diffusion.tiny import SPEC_FILE
+
+    if path.exists() and (path / SPEC_FILE).is_file():
+        from obliviate.io import read_json
+
+        model.shapes_info = read_json(path / SPEC_FILE)
+    return model
 
 
 def parameters_named(unet: Any, names: Iterable[str]) -> list[torch.nn.Parameter]:

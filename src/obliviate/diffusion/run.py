@@ -47,18 +47,34 @@ class Setup:
 
 
 def load_setup(model: str = BUILTIN, cache_dir: str | Path | None = None, quick: bool = False,
-               device: str = "cpu", log: Callable[[str], None] | None = None) -> Setup:
+               device: str = "cpu", log: Callable[[str], None] | None = None,
+               judge: str | Path | None = None) -> Setup:
     """``model="builtin"`` trains/loads the tiny shapes model and its judge; anything else is a
-    diffusers pipeline folder or hub name (no judge: grids only)."""
+    diffusers pipeline folder or hub name. ``judge`` (a judge folder) enables the built-in
+    metrics for a shapes pipeline folder (the built-in model or one erased from it); without a
+    judge a pipeline gets grids only."""
+    from obliviate.diffusion.judge import load_judge
     from obliviate.diffusion.pipeline import load_model
 
     if model == BUILTIN:
         from obliviate.diffusion.builtin import ensure_builtin
-        from obliviate.diffusion.judge import load_judge
 
         art = ensure_builtin(cache_dir, quick=quick, log=log)
-        return Setup(load_model(art.pipeline, device), BUILTIN, load_judge(art.judge), art)
-    return Setup(load_model(model, device), str(model))
+        loaded = load_judge(judge) if judge is not None else load_judge(art.judge)
+        return Setup(load_model(art.pipeline, device), BUILTIN, loaded, art)
+    loaded = None
+    if judge is not None:
+        from obliviate.data.types import DataError
+        from obliviate.diffusion.tiny import read_spec
+
+        loaded = load_judge(judge)
+        spec = read_spec(model) if Path(model).is_dir() else None
+        if spec != loaded.spec:
+            raise DataError(f"{model}: the judge {judge} scores the built-in shapes model "
+                            f"({loaded.spec.to_dict()}), but this pipeline's shapes spec is "
+                            f"{spec.to_dict() if spec else 'missing'}; use --judge only with "
+                            "shapes pipelines")
+    return Setup(load_model(model, device), str(model), loaded)
 
 
 def evaluate_setup(setup: Setup, concept: str, prompts: list[str],

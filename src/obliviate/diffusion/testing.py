@@ -113,3 +113,20 @@ def tiny_sd_pipeline(folder: str | Path, words: list[str] = SD_WORDS, seed: int 
     with quiet_loading():
         pipe.save_pretrained(folder, safe_serialization=True)
     return folder
+
+
+def tiny_builtin_folders(root: str | Path, seed: int = 0) -> tuple[Path, Path]:
+    """A built-in-format pipeline folder (random weights, shapes spec file) and a judge
+    trained for a few steps: the run-folder and CLI plumbing without minutes of training.
+    Returns ``(pipeline_dir, judge_dir)``; the scores it gives mean nothing."""
+    from obliviate.diffusion.judge import JudgeConfig, save_judge, train_judge
+
+    root = Path(root)
+    model = random_tiny_model(seed)
+    spec = ShapesSpec()
+    model.shapes_info = {"schema": 1, "spec": spec.to_dict(), "train": None}
+    model.save(root / "pipeline")
+    jc = JudgeConfig(n_images=90, steps=3, batch_size=16, width=8, n_val=18)
+    judge, acc = train_judge(spec, jc)
+    save_judge(judge, spec, root / "judge", acc, jc)
+    return root / "pipeline", root / "judge"

@@ -171,7 +171,10 @@ def train_tiny_pipeline(
     pipe = TinyTextToImagePipeline(unet=ema_unet, text_encoder=ema_text, tokenizer=tokenizer,
                                    scheduler=scheduler)
     out_dir = Path(out_dir)
-    pipe.save_pretrained(out_dir, safe_serialization=True)
+    from obliviate.diffusion.quiet import quiet_loading
+
+    with quiet_loading():
+        pipe.save_pretrained(out_dir, safe_serialization=True)
     write_json(out_dir / SPEC_FILE, {"schema": 1, "spec": config.spec.to_dict(),
                                      "train": config.to_dict(),
                                      "train_s": round(time.time() - start, 1)})

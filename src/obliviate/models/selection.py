@@ -34,7 +34,7 @@ def select_trainable(model: Any, pattern: str) -> int:
     return n
 
 
-def apply_peft(model: Any, peft_config: dict[str, Any]) -> Any:
+def apply_peft(model: Any, peft_config: dict[str, Any], adapter_name: str = "default") -> Any:
     """Wrap ``model`` with a LoRA (default) or other PEFT adapter built from a dict.
 
     ``{"type": "lora", "r": 8, "lora_alpha": 16, "target_modules": "all-linear"}``; other
@@ -59,7 +59,7 @@ def apply_peft(model: Any, peft_config: dict[str, Any]) -> Any:
     if kind == "lora":
         cfg.setdefault("r", 8)
         cfg.setdefault("lora_alpha", 16)
-    wrapped = peft.get_peft_model(model, classes[kind](**cfg))
+    wrapped = peft.get_peft_model(model, classes[kind](**cfg), adapter_name=adapter_name)
     base_path = getattr(model, "name_or_path", None)
     if base_path and Path(base_path).is_dir():
         for adapter_cfg in wrapped.peft_config.values():

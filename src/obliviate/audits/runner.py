@@ -1,0 +1,530 @@
+"""`obliviate audit`: robustness attacks on an unlearned model, scored against target and retain.
+
+For every attack the same forget metrics (per-token answer probability and ROUGE-L recall of the
+greedy answer, as TOFU's ``forget_prob`` / ``forget_rouge``) are measured on the same items for
+the target, the retain model and the unlearned model without attack, and for the unlearned and
+the retain model under the attack (the retain model is the control); the recoverability
+(:mod:`obliviate.audits.scores`) compares them. Attacks (docs/audit.md):
+
+- ``relearn``: a few fine-tuning steps (answer NLL, :func:`obliviate.training.train_loop`) on a
+  seeded random half of the forget items; measured on the other half.
+- ``quantise``: 8- and 4-bit simulated weight quantisation (:mod:`obliviate.audits.quantise`);
+  rows ``quant8``, ``quant4``.
+- ``paraphrase`` / ``jailbreak``: the forget questions paraphrased / wrapped in jailbreak
+  templates (:mod:`obliviate.audits.probes`).
+- ``probe``: the linear truth probe on hidden states (metric ``auc``).
+Plus two sections that are not attacks: ``mia`` (all six membership-inference attacks with AUC and
+PrivLeak, :mod:`obliviate.audits.mia_suite`) and ``fluency`` (:mod:`obliviate.metrics.fluency`).
+
+Models are loaded one at a time (the retain model stays loaded: it is the reference of the
+Reference attack and the fluency judge), so at most two models and one attacked copy are in
+memory at once.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from obliviate.audits.probes import JAILBREAK_TEMPLATES
+from obliviate.data.templates import PromptTemplate
+from obliviate.data.types import QAItem, UnlearningRequest
+
+AUDIT_VERSION = 1
+ATTACKS = ("relearn", "quantise", "paraphrase", "jailbreak", "probe")
+SECTIONS = ("mia", "fluency")
+ALL = ATTACKS + SECTIONS
+WEIGHT_ATTACKS = ("relearn", "quantise")  # need a model with weights; not run on the target
+
+
+@dataclass(frozen=True)
+class AuditSettings:
+    """Every setting an audit's numbers depend on (all recorded in the results).
+
+    ``attacks``: names from :data:`ALL`; ``None`` runs every one whose data the request has
+    (the others are listed as skipped with the reason), while a name given explicitly whose
+    data is missing is an error.
+    """
+
+    attacks: tuple[str, ...] | None = None
+    batch_size: int = 32
+    max_new_tokens: int = 200
+    max_length: int = 512
+    seed: int = 0
+    use_stemmer: bool = True
+    relearn_fraction: float = 0.5
+    relearn_steps: int = 10
+    relearn_lr: float = 1e-4
+    relearn_batch_size: int = 8
+    quant_bits: tuple[int, ...] = (8, 4)
+    quant_group_size: int | None = None
+    jailbreak_templates: tuple[str, ...] = JAILBREAK_TEMPLATES
+    probe_layer: int | None = None  # None = the middle block, num_hidden_layers // 2
+    probe_c: float = 1.0
+    min_k: float = 0.4
+    gradnorm_train_mode: bool = False
+    fluency_ngram: int = 4
+
+    def __post_init__(self) -> None:
+        for name in ("attacks", "quant_bits", "jailbreak_templates"):
+            v = getattr(self, name)
+            if isinstance(v, (list, str)):
+                object.__setattr__(self, name, tuple([v] if isinstance(v, str) else v))
+        if self.attacks is not None:
+            bad = [a for a in self.attacks if a not in ALL]
+            if bad or not self.attacks:
+                raise ValueError(f"unknown audit attack(s) {bad}; choose from {', '.join(ALL)}")
+        if not self.quant_bits or any(not isinstance(b, int) or not 2 <= b <= 16 for b in self.quant_bits):
+            raise ValueError(f"quant_bits must be integers in [2, 16], got {self.quant_bits}")
+        if self.relearn_steps < 1 or self.relearn_lr <= 0 or self.relearn_batch_size < 1:
+            raise ValueError("relearn_steps, relearn_lr and relearn_batch_size must be positive")
+        if not self.jailbreak_templates:
+            raise ValueError("jailbreak_templates must not be empty")
+
+
+@dataclass
+class AuditResult:
+    """``rows`` (one per attack and metric), ``mia`` and ``fluency`` (by model role), ``skipped``
+    (attack -> reason), ``settings``, ``info`` (models, data) and ``timing``."""
+
+    rows: list[dict[str, Any]]
+    mia: dict[str, Any] = field(default_factory=dict)
+    fluency: dict[str, Any] = field(default_factory=dict)
+    jailbreak_templates: dict[str, Any] = field(default_factory=dict)
+    skipped: dict[str, str] = field(default_factory=dict)
+    settings: dict[str, Any] = field(default_factory=dict)
+    info: dict[str, Any] = field(default_factory=dict)
+    timing: dict[str, float] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"version": AUDIT_VERSION, **asdict(self)}
+
+
+# ----------------------------------------------------------------------------- what can run
+
+
+def plan_attacks(request: UnlearningRequest, settings: AuditSettings,
+                 has_weights: bool = True) -> tuple[list[str], dict[str, str]]:
+    """The attacks to run and the reasons the others are skipped (see :class:`AuditSettings`)."""
+    forget = _forget_items(request)
+    missing: dict[str, str] = {}
+    if len(forget) < 2:
+        missing["relearn"] = "needs at least 2 forget items"
+    if not any(it.paraphrased_question for it in forget):
+        missing["paraphrase"] = "no forget item has a paraphrased_question"
+    if not any(it.paraphrased_answer and it.perturbed_answers for it in forget):
+        missing["probe"] = "forget items have no paraphrased_answer + perturbed_answer"
+    elif not any(it.paraphrased_answer and it.perturbed_answers for it in request.eval.get("retain", [])):
+        missing["probe"] = "no eval 'retain' items with paraphrased_answer + perturbed_answer to train on"
+    if not (request.eval.get("holdout") or request.holdout):
+        missing["mia"] = "no holdout items (MIA non-members)"
+    if not has_weights:
+        for a in WEIGHT_ATTACKS + ("probe",):
+            missing.setdefault(a, "the unlearned model has no weights (an inference-time wrapper)")
+    if settings.attacks is None:
+        return [a for a in ALL if a not in missing], missing
+    asked = [a for a in ALL if a in settings.attacks]
+    errors = [f"{a}: {missing[a]}" for a in asked if a in missing]
+    if errors:
+        raise ValueError("cannot run the requested audit attacks: " + "; ".join(errors)
+                         + " (leave them out of --attacks)")
+    return asked, {a: "not requested" for a in ALL if a not in asked}
+
+
+def _forget_items(request: UnlearningRequest) -> list[QAItem]:
+    return list(request.eval.get("forget") or request.forget)
+
+
+# ----------------------------------------------------------------------------- measuring
+
+
+@dataclass
+class _Ctx:
+    request: UnlearningRequest
+    template: PromptTemplate
+    settings: AuditSettings
+    attacks: list[str]
+    items: list[QAItem]
+    relearn_idx: list[int]
+    measure_idx: list[int]
+    para_idx: list[int]
+    progress: bool
+    retain_model: Any = None
+    retain_tok: Any = None
+    retain_aucs: dict[str, float] | None = None
+
+
+def _measure(model: Any, tok: Any, questions: list[str], answers: list[str], ctx: _Ctx,
+             desc: str) -> dict[str, Any]:
+    """Per-item answer probability exp(−NLL_avg) (EOS included) and ROUGE-L recall."""
+    from obliviate.metrics.rouge import rouge_scores
+    from obliviate.scoring import generate, score_pairs
+
+    s = ctx.settings
+    ts = score_pairs(model, tok, list(zip(questions, answers)), ctx.template, batch_size=s.batch_size,
+                     max_length=s.max_length, progress=ctx.progress, desc=f"{desc}: scoring")
+    prob = [math.exp(-t.nll_avg(include_eos=True)) if t.n else 0.0 for t in ts]
+    gens = generate(model, tok, questions, ctx.template, max_new_tokens=s.max_new_tokens,
+                    batch_size=s.batch_size, max_length=s.max_length, progress=ctx.progress,
+                    desc=f"{desc}: generating")
+    rouge = [r["rouge_l_recall"] for r in rouge_scores(gens, answers, use_stemmer=s.use_stemmer)]
+    return {"prob": prob, "rouge": rouge, "generations": gens}
+
+
+def _weights_copy(model: Any) -> Any:
+    """A trainable full-weight copy (a PEFT model is merged first, as an attacker would)."""
+    net = copy.deepcopy(model)
+    if hasattr(net, "merge_and_unload"):
+        net = net.merge_and_unload()
+    for p in net.parameters():
+        if p.is_floating_point():
+            p.requires_grad_(True)
+    return net
+
+
+def relearn(model: Any, tok: Any, items: list[QAItem], ctx: _Ctx) -> Any:
+    """A fine-tuned copy of ``model``: ``relearn_steps`` AdamW steps of answer NLL on ``items``
+    (constant lr ``relearn_lr``, no warm-up, no weight decay, batch ``relearn_batch_size``)."""
+    from obliviate.config import TrainConfig
+    from obliviate.data.collate import pad_id_of
+    from obliviate.data.templates import encode
+    from obliviate.methods import functional as F
+    from obliviate.training import train_loop
+
+    s = ctx.settings
+    net = _weights_copy(model)
+    enc = [encode(tok, it.question, it.answer, ctx.template, s.max_length) for it in items]
+    cfg = TrainConfig(lr=s.relearn_lr, epochs=1.0, max_steps=s.relearn_steps,
+                      batch_size=s.relearn_batch_size, weight_decay=0.0, warmup_epochs=0.0,
+                      scheduler="constant", seed=s.seed, max_length=s.max_length)
+
+    def loss_fn(m: Any, batch: dict, _rb: Any, _step: int) -> tuple[Any, dict[str, float]]:
+        logits = m(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+        return F.nll_loss(logits, batch["labels"]), {}
+
+    from accelerate import Accelerator
+
+    train_loop(net, loss_fn, enc, cfg, pad_id_of(tok), accelerator=Accelerator(cpu=_on_cpu(net)),
+               desc="relearning attack", progress=False)
+    net.eval()
+    return net
+
+
+def _on_cpu(model: Any) -> bool:
+    from obliviate.scoring import model_device
+
+    return model_device(model).type == "cpu"
+
+
+def _probe(model: Any, tok: Any, ctx: _Ctx) -> dict[str, Any]:
+    """Output AUC (the model's own probabilities) and linear-probe AUC on forget candidates."""
+    from obliviate.audits.hidden import answer_hidden_states, num_layers
+    from obliviate.audits.probes import fit_truth_probe, labelled_auc, truth_candidates
+    from obliviate.scoring import score_pairs
+
+    s = ctx.settings
+    test_pairs, test_y = truth_candidates(ctx.items, "forget")
+    train_pairs, train_y = truth_candidates(ctx.request.eval.get("retain", []), "retain")
+    layer = s.probe_layer if s.probe_layer is not None else num_layers(model) // 2
+    ts = score_pairs(model, tok, test_pairs, ctx.template, batch_size=s.batch_size,
+                     max_length=s.max_length, progress=ctx.progress, desc="probe: scoring")
+    out_scores = [math.exp(-t.nll_avg(include_eos=True)) for t in ts]
+    kw = dict(batch_size=s.batch_size, max_length=s.max_length)
+    train_x = answer_hidden_states(model, tok, train_pairs, ctx.template, layer, **kw)
+    test_x = answer_hidden_states(model, tok, test_pairs, ctx.template, layer, **kw)
+    probe_scores = fit_truth_probe(train_x, train_y, test_x, c=s.probe_c, seed=s.seed)
+    return {"output_auc": labelled_auc(out_scores, test_y),
+            "probe_auc": labelled_auc(probe_scores, test_y), "layer": layer,
+            "n_train": int(len(train_y)), "n_test": int(len(test_y))}
+
+
+def _fluency(model: Any, tok: Any, forget_gens: list[str], ctx: _Ctx) -> dict[str, Any]:
+    """Fluency of the greedy answers to the forget and the retain questions, the perplexity
+    judged by the retain model (EOS excluded; empty generations are not scored)."""
+    from obliviate.metrics.fluency import fluency_summary, perplexity
+    from obliviate.scoring import generate, score_pairs
+
+    s = ctx.settings
+    out: dict[str, Any] = {}
+    splits = {"forget": ([it.question for it in ctx.items], forget_gens)}
+    retain_items = ctx.request.eval.get("retain") or ctx.request.retain
+    if retain_items:
+        qs = [it.question for it in retain_items]
+        splits["retain"] = (qs, generate(model, tok, qs, ctx.template, max_new_tokens=s.max_new_tokens,
+                                         batch_size=s.batch_size, max_length=s.max_length,
+                                         progress=ctx.progress, desc="fluency: generating"))
+    for split, (qs, gens) in splits.items():
+        summary = fluency_summary(gens, n=s.fluency_ngram)
+        scored = [(q, g) for q, g in zip(qs, gens) if g.strip()]
+        ppl = None
+        if scored:
+            ts = score_pairs(ctx.retain_model, ctx.retain_tok, scored, ctx.template,
+                             batch_size=s.batch_size, max_length=s.max_length,
+                             progress=ctx.progress, desc="fluency: judging")
+            ppl = perplexity([t.without_eos().token_logprobs for t in ts])
+        out[split] = {"perplexity": ppl, **summary}
+    return out
+
+
+def _audit_model(role: str, model: Any, tok: Any, ctx: _Ctx, log: Callable[[str], None] | None
+                 ) -> dict[str, Any]:
+    """Every measurement of one model (``role``: target | retain | unlearned)."""
+    from obliviate.audits.mia_suite import mia_suite
+    from obliviate.audits.quantise import quantise_model
+
+    s = ctx.settings
+    items = ctx.items
+    res: dict[str, Any] = {}
+    timing: dict[str, float] = {}
+
+    def step(name: str) -> float:
+        _say(log, f"[{role}] {name}")
+        return time.perf_counter()
+
+    t = step("forget metrics")
+    res["base"] = _measure(model, tok, [it.question for it in items], [it.answer for it in items],
+                           ctx, f"{role} base")
+    timing["base"] = time.perf_counter() - t
+    if "paraphrase" in ctx.attacks:
+        t = step("paraphrase probe")
+        sub = [items[i] for i in ctx.para_idx]
+        res["paraphrase"] = _measure(model, tok, [it.paraphrased_question or "" for it in sub],
+                                     [it.answer for it in sub], ctx, f"{role} paraphrase")
+        timing["paraphrase"] = time.perf_counter() - t
+    if "jailbreak" in ctx.attacks:
+        from obliviate.audits.probes import wrap_question
+        from obliviate.audits.scores import best_of
+
+        t = step("jailbreak probe")
+        per = [_measure(model, tok, [wrap_question(tp, it.question) for it in items],
+                        [it.answer for it in items], ctx, f"{role} jailbreak {j}")
+               for j, tp in enumerate(s.jailbreak_templates)]
+        res["jailbreak"] = {"prob": best_of([p["prob"] for p in per]),
+                            "rouge": best_of([p["rouge"] for p in per]),
+                            "per_template": [{"prob": float(np.mean(p["prob"])),
+                                              "rouge": float(np.mean(p["rouge"]))} for p in per]}
+        timing["jailbreak"] = time.perf_counter() - t
+    if role != "target" and "quantise" in ctx.attacks:
+        for bits in s.quant_bits:
+            t = step(f"{bits}-bit quantisation")
+            qmodel, _ = quantise_model(model, bits, s.quant_group_size)
+            res[f"quant{bits}"] = _measure(qmodel, tok, [it.question for it in items],
+                                           [it.answer for it in items], ctx, f"{role} quant{bits}")
+            del qmodel
+            timing[f"quant{bits}"] = time.perf_counter() - t
+    if role != "target" and "relearn" in ctx.attacks:
+        t = step(f"relearning attack ({s.relearn_steps} steps on {len(ctx.relearn_idx)} items)")
+        net = relearn(model, tok, [items[i] for i in ctx.relearn_idx], ctx)
+        sub = [items[i] for i in ctx.measure_idx]
+        res["relearn"] = _measure(net, tok, [it.question for it in sub], [it.answer for it in sub],
+                                  ctx, f"{role} relearn")
+        del net
+        timing["relearn"] = time.perf_counter() - t
+    if "probe" in ctx.attacks:
+        t = step("linear probe")
+        res["probe"] = _probe(model, tok, ctx)
+        timing["probe"] = time.perf_counter() - t
+    if "mia" in ctx.attacks:
+        t = step("membership inference (6 attacks)")
+        res["mia"] = mia_suite(model, tok, ctx.request, ctx.template, reference_model=ctx.retain_model,
+                               retain_aucs=ctx.retain_aucs, reference_tokenizer=ctx.retain_tok,
+                               k=s.min_k, batch_size=s.batch_size, max_length=s.max_length,
+                               gradnorm_train_mode=s.gradnorm_train_mode, progress=ctx.progress)
+        timing["mia"] = time.perf_counter() - t
+    if "fluency" in ctx.attacks:
+        t = step("fluency")
+        res["fluency"] = _fluency(model, tok, res["base"]["generations"], ctx)
+        timing["fluency"] = time.perf_counter() - t
+    res["timing"] = {k: round(v, 3) for k, v in timing.items()}
+    return res
+
+
+# ----------------------------------------------------------------------------- rows
+
+
+def _mean(values: list[float], idx: list[int] | None = None) -> float:
+    vals = values if idx is None else [values[i] for i in idx]
+    return float(np.mean(vals))
+
+
+def build_rows(results: dict[str, dict[str, Any]], ctx: _Ctx) -> list[dict[str, Any]]:
+    """One row per (attack, metric) from the per-model measurements (see :func:`make_row`)."""
+    rows: list[dict[str, Any]] = []
+    t, r, u = results["target"], results["retain"], results["unlearned"]
+    attacks: list[tuple[str, list[int] | None]] = []
+    if "relearn" in ctx.attacks:
+        attacks.append(("relearn", ctx.measure_idx))
+    if "quantise" in ctx.attacks:
+        attacks += [(f"quant{b}", None) for b in ctx.settings.quant_bits]
+    if "paraphrase" in ctx.attacks:
+        attacks.append(("paraphrase", ctx.para_idx))
+    if "jailbreak" in ctx.attacks:
+        attacks.append(("jailbreak", None))
+    for name, idx in attacks:
+        for metric in ("prob", "rouge"):
+            base = [_mean(m["base"][metric], idx) for m in (t, r, u)]
+            rows.append(make_row(
+                name, metric, len(idx) if idx is not None else len(ctx.items), *base,
+                target_attacked=_mean(t[name][metric]) if name in t else None,
+                retain_attacked=_mean(r[name][metric]), unlearned_attacked=_mean(u[name][metric])))
+    if "probe" in ctx.attacks:
+        rows.append(make_row(
+            "probe", "auc", u["probe"]["n_test"], t["probe"]["output_auc"], r["probe"]["output_auc"],
+            u["probe"]["output_auc"], target_attacked=t["probe"]["probe_auc"],
+            retain_attacked=r["probe"]["probe_auc"], unlearned_attacked=u["probe"]["probe_auc"]))
+    return rows
+
+
+def make_row(attack: str, metric: str, n: int, target: float, retain: float, unlearned: float, *,
+             target_attacked: float | None, retain_attacked: float,
+             unlearned_attacked: float) -> dict[str, Any]:
+    """A table row with the recoverability R and the retain-model control (None + a note when
+    undefined)."""
+    from obliviate.audits.scores import recoverability
+
+    row: dict[str, Any] = {
+        "attack": attack, "metric": metric, "n": n, "target": target, "retain": retain,
+        "unlearned": unlearned, "target_attacked": target_attacked,
+        "retain_attacked": retain_attacked, "unlearned_attacked": unlearned_attacked,
+        "recoverability": None, "control": None, "note": "",
+    }
+    try:
+        row["recoverability"] = recoverability(unlearned_attacked, unlearned, target, retain)
+        row["control"] = recoverability(retain_attacked, retain, target, retain)
+        if target < retain:
+            row["note"] = "target below retain: the sign of R is not meaningful"
+    except ValueError:
+        row["note"] = "target and retain score the same: R undefined"
+    return row
+
+
+# ----------------------------------------------------------------------------- the audit
+
+
+def _say(log: Callable[[str], None] | None, msg: str) -> None:
+    if log:
+        log(msg)
+
+
+def _load(path_or_model: Any, tokenizer: Any = None) -> tuple[Any, Any, str | None, str]:
+    """(model, tokenizer, path, fingerprint) from a folder or an in-memory model + tokenizer."""
+    from obliviate.models.loading import load_model, load_tokenizer, model_fingerprint
+    from obliviate.runs import resolve_model_dir
+
+    if isinstance(path_or_model, (str, Path)):
+        path = resolve_model_dir(path_or_model)
+        tok = load_tokenizer(str(tokenizer)) if isinstance(tokenizer, (str, Path)) else (
+            tokenizer or load_tokenizer(path))
+        return load_model(path), tok, path, model_fingerprint(path)
+    if tokenizer is None:
+        raise ValueError("run_audit(): pass tokenizer= with an in-memory model")
+    return path_or_model, tokenizer, None, model_fingerprint(path_or_model)
+
+
+def run_audit(
+    model: Any,
+    target_model: Any,
+    retain_model: Any,
+    data: str = "builtin",
+    split: str = "forget10",
+    forget: Any = None,
+    retain: Any = None,
+    holdout: Any = None,
+    out: str | Path | None = None,
+    tokenizer: Any = None,
+    template: str = "qa",
+    settings: AuditSettings | dict[str, Any] | None = None,
+    builtin: dict[str, Any] | None = None,
+    progress: bool = False,
+    log: Callable[[str], None] | None = print,
+) -> AuditResult:
+    """Audit the unlearned ``model`` against ``target_model`` (before unlearning) and
+    ``retain_model`` (the gold standard) on a benchmark split or the user's files (``forget``,
+    ``retain``, ``holdout`` as in :func:`obliviate.api.evaluate`).
+
+    ``model`` is a folder / run folder, or an in-memory model with ``tokenizer``. With ``out``
+    the results go to ``out/metrics.json`` (an ``"audit"`` section, merged into an existing
+    file) and ``out/audit.md``.
+    """
+    from obliviate.api import load_request
+    from obliviate.audits.scores import split_halves
+    from obliviate.config import from_dict
+
+    s = settings if isinstance(settings, AuditSettings) else from_dict(
+        AuditSettings, settings or {}, "audit")
+    request = load_request(data, split, forget, retain, holdout, builtin)
+    tmpl = PromptTemplate(template)
+    t_all = time.perf_counter()
+
+    unl, unl_tok, unl_path, unl_fp = _load(model, tokenizer)
+    has_weights = hasattr(unl, "parameters") and any(True for _ in unl.parameters())
+    attacks, skipped = plan_attacks(request, s, has_weights)
+    items = _forget_items(request)
+    relearn_idx, measure_idx = (split_halves(len(items), s.seed, s.relearn_fraction)
+                                if "relearn" in attacks else ([], []))
+    ctx = _Ctx(request, tmpl, s, attacks, items, relearn_idx, measure_idx,
+               [i for i, it in enumerate(items) if it.paraphrased_question], progress)
+    _say(log, f"audit: {len(items)} forget items; attacks: {', '.join(attacks)}"
+              + (f"; skipped: {', '.join(f'{k} ({v})' for k, v in skipped.items())}" if skipped else ""))
+
+    results: dict[str, dict[str, Any]] = {}
+    ret, ret_tok, ret_path, ret_fp = _load(retain_model)
+    ctx.retain_model, ctx.retain_tok = ret, ret_tok
+    results["retain"] = _audit_model("retain", ret, ret_tok, ctx, log)
+    if "mia" in attacks:
+        ctx.retain_aucs = results["retain"]["mia"]["auc"]
+        results["retain"]["mia"] = _with_privleak(results["retain"]["mia"], ctx.retain_aucs)
+    tgt, tgt_tok, tgt_path, tgt_fp = _load(target_model)
+    results["target"] = _audit_model("target", tgt, tgt_tok, ctx, log)
+    del tgt
+    results["unlearned"] = _audit_model("unlearned", unl, unl_tok, ctx, log)
+
+    result = AuditResult(
+        rows=build_rows(results, ctx),
+        mia={role: _strip_scores(r["mia"]) for role, r in results.items() if "mia" in r},
+        fluency={role: r["fluency"] for role, r in results.items() if "fluency" in r},
+        jailbreak_templates=_template_table(results, s) if "jailbreak" in attacks else {},
+        skipped=skipped,
+        settings=asdict(s),
+        info={"benchmark": request.name, "split": split, "data": data if forget is None else "custom",
+              "template": template, "n_forget": len(items), "relearn_items": len(relearn_idx),
+              "measured_items": len(measure_idx),
+              "models": {"unlearned": {"path": unl_path, "fingerprint": unl_fp},
+                         "target": {"path": tgt_path, "fingerprint": tgt_fp},
+                         "retain": {"path": ret_path, "fingerprint": ret_fp}}},
+        timing={"audit_s": round(time.perf_counter() - t_all, 2),
+                **{f"{role}_{k}_s": v for role, r in results.items() for k, v in r["timing"].items()}},
+    )
+    if out is not None:
+        from obliviate.audits.report import write_audit
+
+        write_audit(out, result)
+    return result
+
+
+def _with_privleak(mia_result: dict[str, Any], retain_aucs: dict[str, float]) -> dict[str, Any]:
+    from obliviate.metrics import mia
+
+    pl: dict[str, float | None] = {}
+    for a, v in mia_result["auc"].items():
+        try:
+            pl[a] = mia.privleak(v, retain_aucs[a])
+        except ValueError:
+            pl[a] = None
+    return {**mia_result, "privleak": pl}
+
+
+def _strip_scores(mia_result: dict[str, Any]) -> dict[str, Any]:
+    """The MIA result without per-item scores (kept small for metrics.json)."""
+    return {k: v for k, v in mia_result.items() if k != "scores"}
+
+
+def _template_table(results: dict[str, dict[str, Any]], s: AuditSettings) -> dict[str, Any]:
+    return {"templates": list(s.jailbreak_templates),
+            **{role: r["jailbreak"]["per_template"] for role, r in results.items()}}
