@@ -185,13 +185,18 @@ def test_save_and_load_round_trip_without_the_forgotten_item(micro, tmp_path):
     ens.forget([victim])
     ens.save_pretrained(tmp_path / "ens")
     meta = read_json(tmp_path / "ens" / WRAPPER_FILE)
-    assert meta["class"] == "obliviate.methods.sisa:SISAEnsemble" and meta["settings"]["removed"] == 1
+    assert meta["wrapper"] == "sisa" and meta["schema"] == 1 and meta["settings"]["removed"] == 1
     rows = read_jsonl(tmp_path / "ens" / "data.jsonl")
     assert len(rows) == N_ITEMS - 1 and victim.question not in {r["question"] for r in rows}
     back = SISAEnsemble.from_pretrained(tmp_path / "ens")
     assert back.fingerprint() == ens.fingerprint() == meta["fingerprint"]
     x = torch.tensor([[micro["tok"].bos_token_id, 30, 31, 32]])
     assert torch.equal(back(input_ids=x).logits, ens(input_ids=x).logits)
+    from obliviate.models.loading import load_model, load_tokenizer, model_fingerprint
+
+    loaded = load_model(str(tmp_path / "ens"))  # the generic loader finds the wrapper file
+    assert isinstance(loaded, SISAEnsemble) and model_fingerprint(loaded) == ens.fingerprint()
+    assert load_tokenizer(str(tmp_path / "ens")).get_vocab() == micro["tok"].get_vocab()
     # the loaded ensemble can keep forgetting, exactly as the original
     other = micro["items"][ens.assignment[1][0][0]]
     r1, r2 = ens.forget([other]), back.forget([other])

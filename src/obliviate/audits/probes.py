@@ -48,38 +48,61 @@ def wrap_question(template: str, question: str) -> str:
     return template.replace("{question}", question)
 
 
-def truth_candidates(items: Sequence[QAItem], split: str) -> tuple[list[tuple[str, str]], np.ndarray]:
-    """(question, candidate answer) pairs and labels (1 = paraphrased answer, 0 = perturbed).
+def truth_candidates(items: Sequence[QAItem], split: str
+                     ) -> tuple[list[tuple[str, str]], np.ndarray, np.ndarray]:
+    """(question, candidate answer) pairs, labels (1 = paraphrased answer, 0 = perturbed) and
+    groups (the item index of each candidate).
 
     Items without a paraphrased answer or without perturbed answers are skipped; raises when no
     item has both (the probe needs TOFU-style perturbed data for ``split``).
     """
     pairs: list[tuple[str, str]] = []
     labels: list[int] = []
-    for it in items:
+    groups: list[int] = []
+    for i, it in enumerate(items):
         if not it.paraphrased_answer or not it.perturbed_answers:
             continue
         pairs.append((it.question, it.paraphrased_answer))
         labels.append(1)
+        groups.append(i)
         for p in it.perturbed_answers:
             pairs.append((it.question, p))
             labels.append(0)
+            groups.append(i)
     if not pairs:
         raise ValueError(
             f"the linear probe needs {split!r} items with a paraphrased_answer and "
             "perturbed_answer list (TOFU *_perturbed format); none found"
         )
-    return pairs, np.asarray(labels, dtype=int)
+    return pairs, np.asarray(labels, dtype=int), np.asarray(groups, dtype=int)
 
 
-def labelled_auc(scores: Sequence[float], labels: Sequence[int]) -> float:
-    """ROC-AUC of ``scores`` for label 1 against label 0: P(s_1 > s_0) + 0.5 P(tie)."""
+def grouped_auc(scores: Sequence[float], labels: Sequence[int], groups: Sequence[int]) -> float:
+    """Mean over groups (items) of the within-group ROC-AUC of label 1 against label 0.
+
+    Per item: the share of its wrong candidates (label 0) that score below its true candidate(s)
+    (label 1), ties counting 1/2; then the mean over items. Comparing candidates only within an
+    item removes item-level offsets (an easy question scores all its candidates higher).
+    1 = the true answer always ranks first, 0.5 = chance. Items lacking either label are skipped;
+    raises when none has both, or on NaN scores.
+    """
     from obliviate.metrics.mia import auc
 
     s = np.asarray(scores, dtype=np.float64)
     y = np.asarray(labels, dtype=int)
-    # mia.auc(a, b) = P(b > a): the Mann-Whitney statistic, here with a = label 0, b = label 1
-    return auc(s[y == 0], s[y == 1])
+    g = np.asarray(groups)
+    if not s.shape == y.shape == g.shape or s.ndim != 1:
+        raise ValueError("grouped_auc: scores, labels and groups must be 1-D and of equal length")
+    per_item = []
+    for item in dict.fromkeys(g.tolist()):
+        m = g == item
+        pos, neg = s[m & (y == 1)], s[m & (y == 0)]
+        if pos.size and neg.size:
+            # mia.auc(a, b) = P(b > a) + 0.5 P(b = a), the Mann-Whitney statistic: a = wrong, b = true
+            per_item.append(auc(neg, pos))
+    if not per_item:
+        raise ValueError("grouped_auc: no item has both a true and a wrong candidate")
+    return float(np.mean(per_item))
 
 
 def fit_truth_probe(train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarray,

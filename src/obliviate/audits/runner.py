@@ -223,25 +223,26 @@ def _on_cpu(model: Any) -> bool:
 
 
 def _probe(model: Any, tok: Any, ctx: _Ctx) -> dict[str, Any]:
-    """Output AUC (the model's own probabilities) and linear-probe AUC on forget candidates."""
+    """Output AUC (the model's own probabilities) and linear-probe AUC on forget candidates,
+    both within items (:func:`obliviate.audits.probes.grouped_auc`)."""
     from obliviate.audits.hidden import answer_hidden_states, num_layers
-    from obliviate.audits.probes import fit_truth_probe, labelled_auc, truth_candidates
+    from obliviate.audits.probes import fit_truth_probe, grouped_auc, truth_candidates
     from obliviate.scoring import score_pairs
 
     s = ctx.settings
-    test_pairs, test_y = truth_candidates(ctx.items, "forget")
-    train_pairs, train_y = truth_candidates(ctx.request.eval.get("retain", []), "retain")
+    test_pairs, test_y, test_g = truth_candidates(ctx.items, "forget")
+    train_pairs, train_y, _ = truth_candidates(ctx.request.eval.get("retain", []), "retain")
     layer = s.probe_layer if s.probe_layer is not None else num_layers(model) // 2
     ts = score_pairs(model, tok, test_pairs, ctx.template, batch_size=s.batch_size,
                      max_length=s.max_length, progress=ctx.progress, desc="probe: scoring")
-    out_scores = [math.exp(-t.nll_avg(include_eos=True)) for t in ts]
+    out_scores = [-t.nll_avg(include_eos=True) for t in ts]  # log of exp(-NLL_avg): same ranking
     kw = dict(batch_size=s.batch_size, max_length=s.max_length)
     train_x = answer_hidden_states(model, tok, train_pairs, ctx.template, layer, **kw)
     test_x = answer_hidden_states(model, tok, test_pairs, ctx.template, layer, **kw)
     probe_scores = fit_truth_probe(train_x, train_y, test_x, c=s.probe_c, seed=s.seed)
-    return {"output_auc": labelled_auc(out_scores, test_y),
-            "probe_auc": labelled_auc(probe_scores, test_y), "layer": layer,
-            "n_train": int(len(train_y)), "n_test": int(len(test_y))}
+    return {"output_auc": grouped_auc(out_scores, test_y, test_g),
+            "probe_auc": grouped_auc(probe_scores, test_y, test_g), "layer": layer,
+            "n_train": int(len(train_y)), "n_test_items": int(len(set(test_g.tolist())))}
 
 
 def _fluency(model: Any, tok: Any, forget_gens: list[str], ctx: _Ctx) -> dict[str, Any]:
@@ -375,7 +376,7 @@ def build_rows(results: dict[str, dict[str, Any]], ctx: _Ctx) -> list[dict[str, 
                 retain_attacked=_mean(r[name][metric]), unlearned_attacked=_mean(u[name][metric])))
     if "probe" in ctx.attacks:
         rows.append(make_row(
-            "probe", "auc", u["probe"]["n_test"], t["probe"]["output_auc"], r["probe"]["output_auc"],
+            "probe", "auc", u["probe"]["n_test_items"], t["probe"]["output_auc"], r["probe"]["output_auc"],
             u["probe"]["output_auc"], target_attacked=t["probe"]["probe_auc"],
             retain_attacked=r["probe"]["probe_auc"], unlearned_attacked=u["probe"]["probe_auc"]))
     return rows

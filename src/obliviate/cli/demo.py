@@ -37,7 +37,9 @@ def run(args: argparse.Namespace) -> int:
 
     builtin = {"n_people": args.people}
     size = args.size
-    eval_settings = None
+    # built-in answers are under 40 tokens: 64 new tokens cover them (TOFU's 200 is the default
+    # of `obliviate eval` and `obliviate benchmark`)
+    eval_settings = {"max_new_tokens": 64}
     if args.quick:
         builtin = {"n_people": 20, "n_world_facts": 20}
         size = "xs"

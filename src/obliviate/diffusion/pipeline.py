@@ -39,16 +39,20 @@ def tokenize(tokenizer: Any, prompts: list[str]) -> torch.Tensor:
 
 
 class TinyTextToImagePipeline(DiffusionPipeline):
-    """A pixel-space text-to-image pipeline: UNet2DConditionModel + CLIP text encoder, no VAE.
+    """A text-to-image pipeline without a VAE: UNet2DConditionModel + CLIP text encoder.
 
-    Saved and loaded with the usual ``save_pretrained`` / ``from_pretrained`` (of this class,
-    or :func:`load_model`). Output images are PIL images (or tensors in [0, 1]).
+    The UNet denoises space-to-depth "latents": an image ``(3, H, W)`` in [-1, 1] is
+    ``pixel_unshuffle``-d by ``patch_size`` into ``(3·p², H/p, W/p)`` (a lossless, fixed
+    autoencoder); ``patch_size=1`` is plain pixel space. Saved and loaded with the usual
+    ``save_pretrained`` / ``from_pretrained`` (of this class, or :func:`load_model`).
     """
 
-    def __init__(self, unet: Any, text_encoder: Any, tokenizer: Any, scheduler: Any) -> None:
+    def __init__(self, unet: Any, text_encoder: Any, tokenizer: Any, scheduler: Any,
+                 patch_size: int = 1) -> None:
         super().__init__()
         self.register_modules(unet=unet, text_encoder=text_encoder, tokenizer=tokenizer,
                               scheduler=scheduler)
+        self.register_to_config(patch_size=int(patch_size))
 
     @torch.no_grad()
     def __call__(
@@ -208,7 +212,9 @@ class DiffusionModel:
     def decode(self, latents: torch.Tensor, batch_size: int = 16) -> torch.Tensor:
         """Images ``(B, 3, H, W)`` in [0, 1]."""
         if self.vae is None:
-            return ((latents + 1) / 2).clamp(0, 1).float().cpu()
+            p = int(getattr(self.pipe.config, "patch_size", 1) or 1)
+            x = torch.nn.functional.pixel_shuffle(latents, p) if p > 1 else latents
+            return ((x + 1) / 2).clamp(0, 1).float().cpu()
         out = []
         sf = self.vae.config.scaling_factor
         for i in range(0, len(latents), batch_size):

@@ -5,8 +5,11 @@ Components (all standard, saved as a normal diffusers pipeline folder):
 - a word-level tokenizer over the caption vocabulary (``tokenizers`` WordLevel wrapped in
   ``PreTrainedTokenizerFast``), padded to 8 tokens like CLIP pads to 77;
 - a tiny ``transformers.CLIPTextModel`` (causal, as in Stable Diffusion);
-- a ``diffusers.UNet2DConditionModel`` with cross-attention at 8x8 (down, mid and up blocks),
-  epsilon prediction, a cosine noise schedule;
+- a ``diffusers.UNet2DConditionModel`` with cross-attention at the lower resolution (down,
+  mid and up blocks), epsilon prediction, a cosine noise schedule;
+- a lossless "autoencoder": 2x2 space-to-depth (``pixel_unshuffle``). The UNet denoises
+  8x8x12 "latents" of the 16x16x3 images, a third of the cost of denoising pixels (measured:
+  0.33 vs 1.1 CPU-seconds per training step), and decoding is ``pixel_shuffle``;
 
 trained jointly with the usual noise-prediction loss, captions from
 :func:`obliviate.diffusion.shapes.training_captions` (10 % empty for classifier-free
@@ -45,6 +48,7 @@ class TinyConfig:
     p_uncond: float = 0.1
     p_partial: float = 0.2
     channels: tuple[int, int] = (32, 64)
+    patch_size: int = 2  # space-to-depth factor of the latent representation
     text_dim: int = 64
     text_layers: int = 2
     max_length: int = 8
@@ -90,8 +94,12 @@ def build_components(config: TinyConfig) -> dict[str, Any]:
         eos_token_id=tokenizer.eos_token_id, projection_dim=config.text_dim)
     text_encoder = CLIPTextModel(text_config)
     c1, c2 = config.channels
+    p = config.patch_size
+    if config.spec.size % p:
+        raise ValueError(f"image size {config.spec.size} is not divisible by patch_size {p}")
     unet = UNet2DConditionModel(
-        sample_size=config.spec.size, in_channels=3, out_channels=3, layers_per_block=1,
+        sample_size=config.spec.size // p, in_channels=3 * p * p, out_channels=3 * p * p,
+        layers_per_block=1,
         block_out_channels=(c1, c2),
         down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
         up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
@@ -100,7 +108,7 @@ def build_components(config: TinyConfig) -> dict[str, Any]:
     scheduler = DDPMScheduler(num_train_timesteps=1000, beta_schedule="squaredcos_cap_v2",
                               prediction_type="epsilon", clip_sample=False)
     return {"unet": unet, "text_encoder": text_encoder, "tokenizer": tokenizer,
-            "scheduler": scheduler}
+            "scheduler": scheduler, "patch_size": p}
 
 
 def _lr_at(step: int, config: TinyConfig) -> float:
@@ -128,7 +136,7 @@ def train_tiny_pipeline(
     unet, text_encoder, tokenizer, scheduler = (comps[k] for k in
                                                 ("unet", "text_encoder", "tokenizer", "scheduler"))
     data = make_dataset(config.n_images, config.spec, seed=config.seed)
-    x_all = torch.from_numpy(data.images) * 2 - 1
+    x_all = torch.from_numpy(data.images) * 2 - 1  # pixels; to latents per batch (after flips)
     rng = np.random.default_rng(config.seed + 1)
     gen = torch.Generator().manual_seed(config.seed + 2)
     params = list(unet.parameters()) + list(text_encoder.parameters())
@@ -137,7 +145,7 @@ def train_tiny_pipeline(
     ema_params = list(ema_unet.parameters()) + list(ema_text.parameters())
     unet.train()
     text_encoder.train()
-    start, running = time.time(), []
+    start, cpu0, running = time.time(), time.process_time(), []
     batches = iterate_batches(len(data), config.batch_size, rng)
     for step in range(config.steps):
         idx = next(batches)
@@ -146,6 +154,7 @@ def train_tiny_pipeline(
         x0 = x_all[idx]
         flip = torch.rand(len(idx), generator=gen) < 0.5
         x0 = torch.where(flip[:, None, None, None], x0.flip(-1), x0)
+        x0 = torch.nn.functional.pixel_unshuffle(x0, config.patch_size)
         emb = text_encoder(tokenize(tokenizer, captions))[0]
         noise = torch.randn(x0.shape, generator=gen)
         t = torch.randint(0, scheduler.config.num_train_timesteps, (len(idx),), generator=gen)
@@ -164,12 +173,13 @@ def train_tiny_pipeline(
         running.append(loss.item())
         if log is not None and ((step + 1) % log_every == 0 or step + 1 == config.steps):
             log({"step": step + 1, "loss": float(np.mean(running)), "lr": _lr_at(step, config),
-                 "elapsed_s": round(time.time() - start, 1)})
+                 "elapsed_s": round(time.time() - start, 1),
+                 "cpu_s": round(time.process_time() - cpu0, 1)})
             running = []
     ema_unet.eval()
     ema_text.eval()
     pipe = TinyTextToImagePipeline(unet=ema_unet, text_encoder=ema_text, tokenizer=tokenizer,
-                                   scheduler=scheduler)
+                                   scheduler=scheduler, patch_size=config.patch_size)
     out_dir = Path(out_dir)
     from obliviate.diffusion.quiet import quiet_loading
 
@@ -177,7 +187,8 @@ def train_tiny_pipeline(
         pipe.save_pretrained(out_dir, safe_serialization=True)
     write_json(out_dir / SPEC_FILE, {"schema": 1, "spec": config.spec.to_dict(),
                                      "train": config.to_dict(),
-                                     "train_s": round(time.time() - start, 1)})
+                                     "train_s": round(time.time() - start, 1),
+                                     "train_cpu_s": round(time.process_time() - cpu0, 1)})
     return out_dir
 
 

@@ -151,7 +151,7 @@ class AnswerLogits:
     answer mask of :func:`functional.shift_labels`). Because batches are right-padded and every
     item starts at position 0, the rows fit any batch that holds the item; :meth:`for_batch`
     scatters them into a ``(B, T, V)`` tensor (zeros elsewhere, never read by the losses).
-    Memory: Σ n_i · V floats.
+    Memory: Σ n_i · V floats (float32, or float64 for float64 models).
     """
 
     def __init__(self, rows: list[Any]) -> None:
@@ -179,8 +179,9 @@ class AnswerLogits:
                 b = {k: v.to(device) for k, v in b.items()}
                 logits = fn(b)
                 _, _, mask = F.shift_labels(logits, b["labels"])
+                keep = logits.dtype if logits.dtype in (torch.float32, torch.float64) else torch.float32
                 for r in range(len(chunk)):
-                    rows.append(logits[r, :-1][mask[r]].float().cpu())
+                    rows.append(logits[r, :-1][mask[r]].to(keep).cpu())
         return cls(rows)
 
     @staticmethod
@@ -259,9 +260,12 @@ class UNDIALTerm(Term):
         if self.cache is not None:
             ref = self.cache.for_batch(batch["index"], batch["labels"], logits)
         else:
+            from obliviate.scoring import model_device
+
             ref_model = job.reference_model()
+            dev = model_device(ref_model)
             with torch.no_grad():
-                ref = forward(ref_model, {k: v.to(ref_model.device) for k, v in batch.items()}).logits
+                ref = forward(ref_model, {k: v.to(dev) for k, v in batch.items()}).logits
             ref = ref.to(logits.device)
         return F.undial_loss(logits, ref, batch["labels"], beta=self.beta)
 

@@ -141,6 +141,7 @@ class PairwiseTerm(Term):
         self.cands: list[list[Encoded]] = []
         self.ref_w: list[Any] = []
         self.ref_l: Any = None
+        self.winner_texts: list[list[str]] = []
         self.rng = random.Random(0)
 
     def winners(self, job: UnlearnJob, cfg: TrainConfig) -> list[list[str]]:
@@ -151,6 +152,9 @@ class PairwiseTerm(Term):
 
         self.rng = random.Random(cfg.seed)
         texts = self.winners(job, cfg)
+        if len(texts) != len(forget) or any(not ws for ws in texts):
+            raise ValueError("every forget item needs at least one winner answer")
+        self.winner_texts = texts
         self.forget = list(forget)
         self.cands = [
             [encode(job.tokenizer, it.question, w, job.template, cfg.max_length) for w in ws]

@@ -221,10 +221,12 @@ class RMURetainTerm(Term):
     def __call__(self, model: Any, batch: dict, job: UnlearnJob) -> Any:
         import torch
 
+        from obliviate.scoring import model_device
+
         h = hidden_at(model, batch, self.layer)
         ref = job.reference_model()
         with torch.no_grad():
-            h_ref = hidden_at(ref, {k: v.to(ref.device) for k, v in batch.items()}, self.layer)
+            h_ref = hidden_at(ref, {k: v.to(model_device(ref)) for k, v in batch.items()}, self.layer)
         return F.rmu_retain_loss(h, h_ref.to(h.device), _mask(batch, self.positions))
 
 

@@ -55,7 +55,6 @@ from obliviate.methods.base import MethodPreset, UnlearnJob, UnlearnOutput, _unw
 
 SISA_PAPER = "Bourtoule+ IEEE S&P 2021 (SISA), arXiv 1912.03817"
 FORMAT_VERSION = 1
-WRAPPER_CLASS = "obliviate.methods.sisa:SISAEnsemble"
 
 # The tiny CPU default trains constituents from scratch (cpu-budget.md recipe, smaller batches
 # because a shard holds 1/S of the data).
@@ -421,7 +420,7 @@ class SISAEnsemble:
             attention_mask = torch.ones_like(input_ids)
         pad = pad_token_id if pad_token_id is not None else (eos_token_id or 0)
         seq, mask = input_ids, attention_mask
-        positions = torch.arange(mask.shape[1]).expand_as(mask)  # MUTANT
+        positions = (mask.cumsum(-1) - 1).clamp(min=0)
         caches: list[tuple[str, Any] | None] = [None] * self.n_shards
         step_ids, step_pos = seq, positions
         done = torch.zeros(seq.shape[0], dtype=torch.bool, device=seq.device)
@@ -500,8 +499,10 @@ class SISAEnsemble:
         write_jsonl(path / "data.jsonl",
                     [{"id": i, "question": q, "answer": a} for i, (q, a) in sorted(self.items.items())])
         self.tokenizer.save_pretrained(path)
+        from obliviate.inference import WRAPPER_SCHEMA
+
         write_json(path / WRAPPER_FILE, {
-            "wrapper": "sisa", "class": WRAPPER_CLASS, "format_version": FORMAT_VERSION,
+            "wrapper": "sisa", "schema": WRAPPER_SCHEMA, "format_version": FORMAT_VERSION,
             "method": "sisa", "paper": SISA_PAPER, "settings": settings,
             "assignment": self.assignment, "fingerprint": self.fingerprint(),
         })
@@ -519,8 +520,10 @@ class SISAEnsemble:
         return base
 
     @classmethod
-    def from_pretrained(cls, path: str | Path, device: str | None = None) -> "SISAEnsemble":
-        """Load a folder written by :meth:`save_pretrained` (safetensors only)."""
+    def from_pretrained(cls, path: str | Path, spec: dict[str, Any] | None = None,
+                        device: str | None = None) -> "SISAEnsemble":
+        """Load a folder written by :meth:`save_pretrained` (safetensors only). ``spec`` is the
+        already-read wrapper file (as :func:`obliviate.inference.load_wrapper` passes it)."""
         from safetensors.torch import load_file
         from transformers import AutoModelForCausalLM
 
@@ -529,7 +532,7 @@ class SISAEnsemble:
 
         path = Path(path)
         meta_path = path / WRAPPER_FILE
-        meta = read_json(meta_path)
+        meta = spec if spec is not None else read_json(meta_path)
         if meta.get("wrapper") != "sisa":
             raise ValueError(f"{meta_path} is not a SISA ensemble (wrapper={meta.get('wrapper')!r})")
         if meta.get("format_version") != FORMAT_VERSION:
@@ -631,6 +634,19 @@ class SISAMethod:
 
 def _build(train: TrainConfig, **options: Any) -> SISAMethod:
     return SISAMethod(train, **options)
+
+
+def _register_wrapper() -> None:
+    """Make saved ensembles loadable by ``obliviate.models.loading.load_model`` (through
+    :func:`obliviate.inference.load_wrapper`, keyed by the file's ``"wrapper": "sisa"``)."""
+    from obliviate.inference import WRAPPERS
+
+    if "sisa" not in WRAPPERS._entries:  # noqa: SLF001 (no populate: avoids an import cycle)
+        WRAPPERS.register("sisa", SISAEnsemble, description="SISA shard ensemble (averaged "
+                          "next-token probabilities)", paper=SISA_PAPER)
+
+
+_register_wrapper()
 
 
 register_preset(MethodPreset(

@@ -111,11 +111,13 @@ class WHPTerm(Term):
         """Generic logits ``(B, T, V)`` for the batch (valid at answer positions)."""
         import torch
 
+        from obliviate.scoring import model_device
+
         if self.cache is not None:
             return self.cache.for_batch(batch["index"], batch["labels"], logits)
         ref = job.reference_model()
         with torch.no_grad():
-            b = {k: v.to(ref.device) for k, v in batch.items()}
+            b = {k: v.to(model_device(ref)) for k, v in batch.items()}
             out = F.whp_generic_logits(forward(ref, b).logits, forward(self.reinforced, b).logits,
                                        self.generic_alpha)
         return out.to(logits.device)

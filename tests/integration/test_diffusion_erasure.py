@@ -1,0 +1,119 @@
+"""Every eraser on the trained built-in shapes model (slow: trains the model once, minutes).
+
+The trained pipeline and judge are built once per test session in a temporary cache, or
+reused from ``$OBLIVIATE_TEST_CACHE`` when set (then only the first session pays).
+Margins (measured values in docs/diffusion.md): after erasing a concept the judge recognises
+it in at most a third of its images (UA >= 0.67, from about 0.03 before), the other concepts
+of the same kind stay recognisable (IRA >= 0.80) and so does the other attribute (CRA >= 0.80).
+"""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+pytest.importorskip("diffusers")
+
+from obliviate.diffusion.evaluate import EvalConfig  # noqa: E402
+from obliviate.registry import ERASERS  # noqa: E402
+
+pytestmark = pytest.mark.slow
+
+UA_MIN, IRA_MIN, CRA_MIN = 0.67, 0.80, 0.80
+BEFORE_UA_MAX, BEFORE_ACC_MIN = 0.15, 0.85
+EVAL = EvalConfig(images_per_prompt=24)
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory):
+    import torch
+
+    from obliviate.diffusion.run import load_setup
+
+    torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
+    cache = os.environ.get("OBLIVIATE_TEST_CACHE") or tmp_path_factory.mktemp("diffusion-cache")
+    return load_setup("builtin", cache)
+
+
+@pytest.fixture(scope="module")
+def snapshot(setup):
+    return setup.model.state_snapshot()
+
+
+@pytest.fixture(scope="module")
+def before(setup):
+    from obliviate.diffusion.evaluate import evaluate_builtin
+
+    return {c: evaluate_builtin(setup.model, setup.judge, c, EVAL) for c in ("red", "circle")}
+
+
+@pytest.mark.parametrize("concept", ["red", "circle"])
+def test_the_original_model_draws_recognisable_concepts(before, concept):
+    v = before[concept].values()
+    assert v["unlearning_accuracy"] <= BEFORE_UA_MAX
+    assert v["in_domain_retain_accuracy"] >= BEFORE_ACC_MIN
+    assert v["cross_domain_retain_accuracy"] >= BEFORE_ACC_MIN
+
+
+@pytest.mark.parametrize("concept", ["red", "circle"])
+@pytest.mark.parametrize("method", ERASERS.names())
+def test_method_erases_the_concept_and_keeps_the_others(setup, snapshot, before, method,
+                                                        concept, tmp_path):
+    from obliviate.diffusion.run import erase_run
+
+    setup.model.restore(snapshot)
+    doc, after = erase_run(tmp_path / method, concept, method, setup=setup,
+                           before=before[concept], eval_config=EVAL, save_model=False)
+    setup.model.restore(snapshot)
+    v = after.values()
+    msg = f"{method} erasing {concept}: {v}"
+    assert v["unlearning_accuracy"] >= UA_MIN, msg
+    assert v["unlearning_accuracy"] >= before[concept].values()["unlearning_accuracy"] + 0.5, msg
+    assert v["in_domain_retain_accuracy"] >= IRA_MIN, msg
+    assert v["cross_domain_retain_accuracy"] >= CRA_MIN, msg
+    assert (tmp_path / method / "grid_after.png").is_file()
+
+
+def test_uce_keeps_preserved_cross_attention_outputs_on_the_trained_model(setup, snapshot):
+    """As tests/unit/test_diffusion_uce.py, on trained text embeddings."""
+    import torch
+
+    from obliviate.diffusion.builtin import builtin_request
+    from obliviate.diffusion.methods import make_eraser
+
+    def outputs(prompts):
+        emb = setup.model.encode(prompts)
+        res = {}
+        with torch.no_grad():
+            for name, attn in setup.model.attention_modules().items():
+                h = torch.randn(len(prompts), 16, attn.to_q.in_features,
+                                generator=torch.Generator().manual_seed(1))
+                res[name] = attn(h, encoder_hidden_states=emb)
+        return res
+
+    def change(a, b):
+        return torch.stack([((b[k] - a[k]).flatten(1).norm(dim=1) / a[k].flatten(1).norm(dim=1))
+                            for k in a])
+
+    setup.model.restore(snapshot)
+    req = builtin_request(setup.spec, "red")
+    keep0 = outputs(req.preserve)
+    make_eraser("uce").erase(setup.model, req)
+    kept = change(keep0, outputs(req.preserve))
+    setup.model.restore(snapshot)
+    assert kept.max() < 0.10 and kept.mean() < 0.05
+
+
+def test_quick_demo_writes_a_group_folder(tmp_path):
+    from obliviate.diffusion.demo import run_demo
+
+    cache = os.environ.get("OBLIVIATE_TEST_CACHE") or tmp_path / "cache"
+    doc = run_demo(tmp_path / "demo", quick=True, methods=["uce", "esd-x"], cache_dir=cache,
+                   log=None)
+    assert doc["runs"] == ["original", "uce", "esd-x"]
+    for f in ("comparison.json", "comparison.md", "grid_comparison.png",
+              "original/metrics.json", "uce/metrics.json", "esd-x/grid_after.png"):
+        assert (tmp_path / "demo" / f).is_file(), f
+    rows = {r["name"]: r for r in doc["rows"]}
+    assert rows["uce"]["unlearning_accuracy"] > rows["original"]["unlearning_accuracy"]
