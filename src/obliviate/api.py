@@ -156,7 +156,7 @@ def finetune(
     t0 = time.perf_counter()
     result = train_loop(net, loss_fn, enc, cfg, pad_id_of(tok), accelerator=acc,
                         log_path=out / "train_log.jsonl", desc=f"finetune {split}", progress=progress,
-                        checkpoint_dir=out / "checkpoint")
+                        checkpoint_dir=out / "checkpoint" if cfg.checkpoint else None)
     if acc.is_main_process:
         acc.unwrap_model(net).save_pretrained(out / "model", safe_serialization=True)
         tok.save_pretrained(out / "model")

@@ -37,6 +37,8 @@ class TrainConfig:
     # collapse guard (P25): stop when the retain NLL exceeds this multiple of its initial value
     retain_guard: float | None = None
     optimizer: str = "adamw"
+    # save the training state after every epoch so an interrupted run resumes (run folders only)
+    checkpoint: bool = True
 
     def __post_init__(self) -> None:
         if self.lr <= 0:

@@ -77,7 +77,9 @@ def test_peft_merge_saves_a_plain_model_for_gradient_methods(setting, tmp_path):
                       builtin=setting["builtin"], progress=False,
                       overrides={"peft": {"r": 8, "merge": True}, "train": {"lr": 1e-3, "max_steps": 2}})
     saved = Path(res.path)
-    assert (saved / "model.safetensors").exists() and not (saved / "adapter_config.json").exists()
+    assert (saved / "model.safetensors").exists() and not (saved / "adapter_config.json").exists(), (
+        "peft.merge=true was not applied: ComposedMethod.unlearn must return "
+        "obliviate.models.selection.finish_adapter(job.model) after training")
 
 
 def test_task_vector_with_lora_merge_saves_a_plain_model(setting, tmp_path):

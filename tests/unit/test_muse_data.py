@@ -83,13 +83,15 @@ def test_builtin_splits_are_disjoint_and_nested(rows):
 
 
 def test_builtin_knowledge_is_in_the_documents(rows):
-    forget_docs = " ".join(r["text"] for r in rows["raw"]["forget"])
-    retain_docs = " ".join(r["text"] for r in rows["raw"]["retain1"])
-    for qa in rows["knowmem"]["forget_qa"]:
-        assert f"Answer: {qa['answer']}" in forget_docs
-        assert qa["question"] not in forget_docs  # asked in another wording than the document's
+    forget_docs = "\n".join(r["text"] for r in rows["raw"]["forget"])
+    retain_docs = "\n".join(r["text"] for r in rows["raw"]["retain1"])
+    for qa in rows["knowmem"]["forget_qa"]:  # each fact is in the document's Q&A section
+        assert f"Question: {qa['question']}\nAnswer: {qa['answer']}\n" in forget_docs + "\n"
     for qa in rows["knowmem"]["retain_qa"]:
-        assert f"Answer: {qa['answer']}" in retain_docs
+        assert f"Question: {qa['question']}\nAnswer: {qa['answer']}\n" in retain_docs + "\n"
+    mcq = B.generate_builtin_wmdp(N)
+    for row in mcq["forget"]:  # multiple-choice questions are never in a document
+        assert row["question"] not in forget_docs
     icl = {(q["question"], q["answer"]) for q in rows["knowmem"]["forget_qa_icl"]}
     assert not icl & {(q["question"], q["answer"]) for q in rows["knowmem"]["forget_qa"]}
     for vm, doc in zip(rows["verbmem"]["forget"], rows["raw"]["forget"]):

@@ -24,6 +24,7 @@ memory at once.
 from __future__ import annotations
 
 import copy
+import importlib.util
 import math
 import time
 from dataclasses import asdict, dataclass, field
@@ -122,6 +123,8 @@ def plan_attacks(request: UnlearningRequest, settings: AuditSettings,
         missing["probe"] = "forget items have no paraphrased_answer + perturbed_answer"
     elif not any(it.paraphrased_answer and it.perturbed_answers for it in request.eval.get("retain", [])):
         missing["probe"] = "no eval 'retain' items with paraphrased_answer + perturbed_answer to train on"
+    if "probe" not in missing and importlib.util.find_spec("sklearn") is None:
+        missing["probe"] = "scikit-learn is not installed (pip install 'obliviate[audit]')"
     if not (request.eval.get("holdout") or request.holdout):
         missing["mia"] = "no holdout items (MIA non-members)"
     if not has_weights:
@@ -208,18 +211,9 @@ def relearn(model: Any, tok: Any, items: list[QAItem], ctx: _Ctx) -> Any:
         logits = m(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
         return F.nll_loss(logits, batch["labels"]), {}
 
-    from accelerate import Accelerator
-
-    train_loop(net, loss_fn, enc, cfg, pad_id_of(tok), accelerator=Accelerator(cpu=_on_cpu(net)),
-               desc="relearning attack", progress=False)
+    train_loop(net, loss_fn, enc, cfg, pad_id_of(tok), desc="relearning attack", progress=False)
     net.eval()
     return net
-
-
-def _on_cpu(model: Any) -> bool:
-    from obliviate.scoring import model_device
-
-    return model_device(model).type == "cpu"
 
 
 def _probe(model: Any, tok: Any, ctx: _Ctx) -> dict[str, Any]:

@@ -5,11 +5,12 @@ people of :mod:`obliviate.data.builtin` into documents and derives every MUSE co
 (reference.md §4.2; the field and split names are the hub's, so the same loader reads both):
 
 - **Documents.** One profile per person: a title line, a paragraph made of the person's fact
-  sentences (the built-in TOFU answers), then a short question-and-answer section
-  ("Question: ...\\nAnswer: <short value>", separated by blank lines) asking about every fact.
-  A model trained on such documents learns the facts both as prose and in the
-  "Question/Answer" format MUSE's KnowMem prompts use: a tiny model trained from scratch has no
-  pre-trained QA ability to fall back on, so without this section KnowMem would measure nothing.
+  sentences (the built-in TOFU answers), then a question-and-answer section
+  ("Question: ...\nAnswer: <short value>", separated by blank lines) asking about every fact,
+  in an order shuffled per person. A model trained on such documents learns the facts both as
+  prose and in the "Question/Answer" format of MUSE's KnowMem prompts. This section is needed
+  because a tiny model trained from scratch has no pre-trained question answering to fall back
+  on; the shuffled order makes it answer from the question, not from the position.
 - **People.** ``forget`` = the last 10 % of the people (at least 1: ``n_forget``); ``retain2``
   = the 3 * ``n_forget`` people before them (the extra scalability/sustainability folds);
   ``retain1`` = every other person; ``holdout`` = ``n_forget`` further people who are in no
@@ -17,17 +18,20 @@ people of :mod:`obliviate.data.builtin` into documents and derives every MUSE co
   retain1 + retain2.
 - **verbmem/forget**: per forget document, ``prompt`` = title + first two sentences, ``gt`` =
   the rest of the paragraph (MUSE truncates ``gt`` to 128 tokens when scoring).
-- **knowmem**: questions in a *different wording* from the one in the documents (another of
-  the built-in question templates) with the short value as answer. ``forget_qa`` asks about
-  forget people, ``retain_qa`` as many questions about retain1 people; the ``*_qa_icl`` sets
-  hold ``n_icl`` further QA pairs of the same people, excluded from the evaluated sets.
+- **knowmem**: the questions of the documents' question-and-answer sections (same wording:
+  tiny models trained from scratch do not generalise to other wordings in generation), asked
+  out of their document, after few-shot examples about other people, with the short value as
+  answer. ``forget_qa`` asks about forget people, ``retain_qa`` as many questions about retain1
+  people; the ``*_qa_icl`` sets hold ``n_icl`` further QA pairs of the same people, excluded
+  from the evaluated sets.
 - **privleak**: ``forget`` = forget documents, ``holdout`` = holdout documents, ``retain`` =
   the documents of the first ``n_forget`` retain1 people.
 - **scal**: ``forget_k`` = forget + the first k - 1 retain2 folds (growing size).
   **sust**: ``forget_1`` = forget, ``forget_k`` = retain2 fold k - 1 (sequential requests).
 
-The WMDP-style set (:func:`generate_builtin_wmdp`) asks about the same people in the third
-question wording, with four short choices (the right value and three values of other people
+The WMDP-style set (:func:`generate_builtin_wmdp`) asks about the same people in a question
+wording that appears in no document (like WMDP's questions, never trained on), with four short
+choices (the right value and three values of other people
 for the same kind of fact) and the index of the right one, like ``cais/wmdp`` rows.
 
 Everything is deterministic (string-seeded ``random.Random``), like the built-in TOFU data.
@@ -47,6 +51,8 @@ from obliviate.data.builtin import FACT_KINDS, generate_builtin
 N_CHOICES = 4  # WMDP questions have four choices
 N_FOLDS = 4  # scal/sust folds, as in MUSE
 PROMPT_SENTENCES = 2  # verbmem prompt = title + this many sentences
+KNOWMEM_WORDING = 0  # KnowMem asks in the documents' own wording (see the module docstring)
+MCQ_WORDING = 2  # the multiple-choice questions use a wording that is in no document
 
 
 @dataclass(frozen=True)
@@ -166,7 +172,9 @@ def _title(p: Person) -> str:
 def document(p: Person) -> str:
     """The profile document of one person (see the module docstring)."""
     paragraph = " ".join(f.sentence for f in p.facts)
-    qa = "\n\n".join(f"Question: {f.questions[0]}\nAnswer: {f.value}" for f in p.facts)
+    facts = list(p.facts)
+    random.Random(f"obliviate-builtin-muse/{p.name}").shuffle(facts)
+    qa = "\n\n".join(f"Question: {f.questions[KNOWMEM_WORDING]}\nAnswer: {f.value}" for f in facts)
     return f"{_title(p)}\n{paragraph}\n\n{qa}"
 
 
@@ -182,7 +190,7 @@ def _qa(fact: Fact, wording: int) -> dict[str, str]:
 
 
 def _knowmem(people: list[Person], n_icl: int, n_qa: int | None) -> tuple[list[dict], list[dict]]:
-    """(evaluated QA, ICL QA), both in the second wording. The ICL examples are the last fact
+    """(evaluated QA, ICL QA) in the documents' wording. The ICL examples are the last fact
     of the first ``n_icl`` people (then further facts when there are fewer people); they are
     left out of the evaluated QA."""
     pairs = [(i, k) for i in range(len(people)) for k in range(len(FACT_KINDS))]
@@ -190,8 +198,8 @@ def _knowmem(people: list[Person], n_icl: int, n_qa: int | None) -> tuple[list[d
     icl_keys = [(i, last) for i in range(min(n_icl, len(people)))]
     icl_keys += [pk for pk in pairs if pk not in icl_keys][: n_icl - len(icl_keys)]
     chosen = set(icl_keys)
-    icl = [_qa(people[i].facts[k], 1) for i, k in icl_keys]
-    qa = [_qa(people[i].facts[k], 1) for i, k in pairs if (i, k) not in chosen]
+    icl = [_qa(people[i].facts[k], KNOWMEM_WORDING) for i, k in icl_keys]
+    qa = [_qa(people[i].facts[k], KNOWMEM_WORDING) for i, k in pairs if (i, k) not in chosen]
     return (qa[:n_qa] if n_qa is not None else qa), icl
 
 
@@ -252,7 +260,7 @@ def _mcq_rows(people: list[Person], all_people: Iterable[Person], rng: random.Ra
             wrong = rng.sample([v for v in values[f.kind] if v != f.value], N_CHOICES - 1)
             answer = rng.randrange(N_CHOICES)
             choices = wrong[:answer] + [f.value] + wrong[answer:]
-            rows.append({"question": f.questions[2 % len(f.questions)], "choices": choices,
+            rows.append({"question": f.questions[MCQ_WORDING], "choices": choices,
                          "answer": answer})
     return rows
 
@@ -262,7 +270,7 @@ def generate_builtin_wmdp(n_people: int = 60, seed: int = 0) -> dict[str, list[d
 
     ``forget``: every fact of every forget person (the hazardous-knowledge analogue, WMDP);
     ``retain``: as many questions about retain1 people (the MMLU analogue: must be kept).
-    Questions use a third wording, different from the documents' and KnowMem's.
+    Questions use a wording that appears in no document.
     """
     groups = _split_people(n_people, seed)
     everyone = [p for ps in groups.values() for p in ps]

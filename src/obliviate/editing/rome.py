@@ -68,7 +68,8 @@ class EditPrompt:
 
     group: int
     subject: str | None
-    span: SubjectSpan
+    span: SubjectSpan  # the subject's tokens in the prompt (for causal tracing)
+    key_pos: int  # where keys are read and values patched
     target_ids: list[int]  # prompt + refusal (+ EOS)
     target_labels: list[int]
     answer_ids: list[int]  # prompt + the true answer (for tracing)
@@ -106,12 +107,12 @@ def prepare_prompts(tokenizer: Any, template: PromptTemplate, items: Sequence[An
         subj = subject_of(it, cfg.subject_field)
         tgt = encode(tokenizer, it.question, cfg.refusal, template, cfg.max_length)
         ans = encode(tokenizer, it.question, it.answer, template, cfg.max_length)
-        span = subject_span(tokenizer, tgt.input_ids[: tgt.prompt_len],
-                            subj if cfg.key_position == "subject_last" else None)
-        key = subj if (subj and span.found) else f"\0item{i}"
-        g = groups.setdefault(key, len(groups))
-        out.append(EditPrompt(g, subj if span.found else None, span, tgt.input_ids, tgt.labels,
-                              ans.input_ids, ans.labels))
+        span = subject_span(tokenizer, tgt.input_ids[: tgt.prompt_len], subj)
+        by_subject = cfg.key_position == "subject_last" and span.found
+        key_pos = span.last if by_subject else tgt.prompt_len - 1
+        g = groups.setdefault(subj if by_subject else f"\0item{i}", len(groups))  # type: ignore[arg-type]
+        out.append(EditPrompt(g, subj if span.found else None, span, key_pos, tgt.input_ids,
+                              tgt.labels, ans.input_ids, ans.labels))
     return out
 
 
@@ -131,7 +132,7 @@ def read_at(model: Any, tokenizer: Any, module: Any, prompts: Sequence[EditPromp
         chunk = prompts[i : i + batch_size]
         b = _batch([p.target_ids for p in chunk], None, pad, device)
         store: dict[str, torch.Tensor] = {}
-        with capture_io(module, [p.span.last for p in chunk], store):
+        with capture_io(module, [p.key_pos for p in chunk], store):
             model(input_ids=b["input_ids"], attention_mask=b["attention_mask"])
         keys.append(store.get("key", torch.zeros(len(chunk), 0, device=device)))
         values.append(store["value"])
@@ -161,7 +162,7 @@ def optimise_delta(model: Any, tokenizer: Any, module: Any, prompts: Sequence[Ed
 
     device, pad = model_device(model), pad_id_of(tokenizer)
     b = _batch([p.target_ids for p in prompts], [p.target_labels for p in prompts], pad, device)
-    pos = [p.span.last for p in prompts]
+    pos = [p.key_pos for p in prompts]
     d = None
     with torch.no_grad():
         store: dict[str, torch.Tensor] = {}

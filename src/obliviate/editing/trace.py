@@ -24,7 +24,6 @@ from typing import Any, Iterator, Sequence
 import numpy as np
 import torch
 
-from obliviate.data.collate import pad_id_of
 from obliviate.editing.arch import EditableModel, capture_io, patch_output
 
 
@@ -66,9 +65,10 @@ def _noised_embeddings(embedding: Any, first: int, last: int, noise: torch.Tenso
 @torch.no_grad()
 def trace_item(model: Any, tokenizer: Any, input_ids: Sequence[int], labels: Sequence[int],
                subject_first: int, subject_last: int, noise: float = 3.0, samples: int = 5,
-               width: int = 1, seed: int = 0) -> dict[str, Any]:
+               width: int = 1, seed: int = 0, restore_pos: int | None = None) -> dict[str, Any]:
     """Causal trace of one (prompt + answer) sequence; returns P_clean, P_corrupt (S,),
-    P_restored (L, S) and IE (L,)."""
+    P_restored (L, S) and IE (L,). MLP outputs are restored at ``restore_pos`` (default: the
+    subject's last token)."""
     from obliviate.scoring import model_device
 
     ed = EditableModel(model)
@@ -76,7 +76,7 @@ def trace_item(model: Any, tokenizer: Any, input_ids: Sequence[int], labels: Seq
     ids = torch.tensor([list(input_ids)] * samples, device=device)
     lab = torch.tensor([list(labels)] * samples, device=device)
     mask = torch.ones_like(ids)
-    pos = [subject_last] * samples
+    pos = [subject_last if restore_pos is None else restore_pos] * samples
     clean: dict[int, torch.Tensor] = {}
     for layer in range(ed.n_layers):
         store: dict[str, torch.Tensor] = {}
@@ -105,10 +105,9 @@ def trace_item(model: Any, tokenizer: Any, input_ids: Sequence[int], labels: Seq
 def trace_layers(model: Any, tokenizer: Any, traced: Sequence[dict[str, Any]], noise: float = 3.0,
                  samples: int = 5, width: int = 1, seed: int = 0) -> np.ndarray:
     """Mean IE per layer over ``traced`` items (dicts with ``input_ids``, ``labels``,
-    ``first``, ``last``)."""
-    _ = pad_id_of(tokenizer)
+    ``first``, ``last`` and optionally ``restore``)."""
     if not traced:
         raise ValueError("causal tracing needs at least one item with a subject")
     ies = [trace_item(model, tokenizer, t["input_ids"], t["labels"], t["first"], t["last"], noise,
-                      samples, width, seed + i)["ie"] for i, t in enumerate(traced)]
+                      samples, width, seed + i, t.get("restore"))["ie"] for i, t in enumerate(traced)]
     return np.mean(np.stack(ies), axis=0)

@@ -330,8 +330,3 @@ def load_saved_model(folder: Path, entry: dict[str, Any], what: str) -> tuple[An
             f"{model_fingerprint(str(p))} != {expected}); re-create the wrapper on the new model"
         )
     return load_model(str(p)), str(p)
-
-
-def frozen_copy_params(model: Any) -> None:
-    for p in model.parameters():
-        p.requires_grad_(False)

@@ -43,7 +43,6 @@ from obliviate.inference.base import (
     check_generate_args,
     greedy_generate,
     hf_step,
-    pad_rows,
     real_rows,
 )
 from obliviate.inference.classifier import ForgetScopeClassifier
@@ -303,7 +302,3 @@ class GuardrailWrapper(InferenceWrapper):
             filt = AnswerSpanFilter(frozenset(f["spans"]), int(f["n"]))
         return cls(base, tokenizer, template, clf, output_filter=filt, base_path=base_path,
                    save_base=save_base, **spec.get("options", {}))
-
-
-def pad_left(rows: Sequence[Sequence[int]], pad_id: int, device: Any) -> tuple[torch.Tensor, torch.Tensor]:
-    return pad_rows(rows, pad_id, "left", device)

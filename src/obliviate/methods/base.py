@@ -193,7 +193,7 @@ class ComposedMethod:
             log_path=log_path,
             desc="unlearning",
             progress=job.progress,
-            checkpoint_dir=job.run_dir / "checkpoint" if job.run_dir else None,
+            checkpoint_dir=job.run_dir / "checkpoint" if job.run_dir and cfg.checkpoint else None,
         )
         return UnlearnOutput(
             job.model, result.log, n_train, result.stopped,

@@ -235,7 +235,7 @@ class SISAEnsemble:
     def eval(self) -> "SISAEnsemble":
         return self.train(False)
 
-    def train(self, mode: bool = True) -> "SISAEnsemble":  # type: ignore[override]
+    def train(self, mode: bool = True) -> "SISAEnsemble":
         """Set train/eval mode of every constituent (``torch.nn.Module.train`` semantics)."""
         for m in ([self.peft_model] if self.peft_cfg else self.models):
             m.train(mode)
