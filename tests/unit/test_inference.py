@@ -233,6 +233,17 @@ def test_eco_corrupts_only_flagged_prompts_deterministically(tiny):
     once, twice = _scores(w, tok, f_pairs), _scores(w, tok, f_pairs)
     assert once == twice
     assert np.mean(once) < np.mean(_scores(tiny["model"], tok, f_pairs))
+    # generation (corrupted prompt in the KV cache) follows the same corrupted distribution
+    from obliviate.data.templates import PromptTemplate, encode
+
+    qs = [q for q, _ in f_pairs[:3]]
+    for q, g in zip(qs, _gens(w, tok, qs, n=16)):
+        if not g:
+            continue
+        enc = encode(tok, q, g, PromptTemplate("qa"), add_eos=False)
+        with torch.no_grad():
+            lg = w(input_ids=torch.tensor([enc.input_ids])).logits[0]
+        assert lg[enc.prompt_len - 1 : len(enc.input_ids) - 1].argmax(-1).tolist() == enc.input_ids[enc.prompt_len:]
 
 
 def test_eco_sigma_search_reaches_the_holdout_level(tiny):

@@ -56,9 +56,12 @@ def test_builtin_layout_and_sizes(rows):
         "sust": ("forget_1", "forget_2", "forget_3", "forget_4"),
     }
     raw = rows["raw"]
-    assert [len(raw[s]) for s in ("forget", "retain1", "retain2", "holdout")] == [2, 12, 6, 2]
-    assert [len(rows["scal"][f"forget_{k}"]) for k in range(1, 5)] == [2, 4, 6, 8]
-    assert [len(rows["sust"][f"forget_{k}"]) for k in range(1, 5)] == [2, 2, 2, 2]
+    # two documents (profile, Q&A page) per person
+    assert [len(raw[s]) for s in ("forget", "retain1", "retain2", "holdout")] == [4, 24, 12, 4]
+    assert [len(rows["scal"][f"forget_{k}"]) for k in range(1, 5)] == [4, 8, 12, 16]
+    assert [len(rows["sust"][f"forget_{k}"]) for k in range(1, 5)] == [4, 4, 4, 4]
+    assert raw["forget"][0]["text"].startswith("A profile of ")
+    assert raw["forget"][1]["text"].startswith("Questions and answers about ")
     n_facts = len(B.FACT_KINDS)
     assert len(rows["knowmem"]["forget_qa"]) == 2 * n_facts - 3  # minus 3 ICL examples
     assert len(rows["knowmem"]["retain_qa"]) == len(rows["knowmem"]["forget_qa"])
@@ -94,8 +97,13 @@ def test_builtin_knowledge_is_in_the_documents(rows):
         assert row["question"] not in forget_docs
     icl = {(q["question"], q["answer"]) for q in rows["knowmem"]["forget_qa_icl"]}
     assert not icl & {(q["question"], q["answer"]) for q in rows["knowmem"]["forget_qa"]}
-    for vm, doc in zip(rows["verbmem"]["forget"], rows["raw"]["forget"]):
-        assert doc["text"].startswith(vm["prompt"] + " " + vm["gt"])
+    for vm, doc in zip(rows["verbmem"]["forget"], rows["raw"]["forget"][::2]):
+        assert doc["text"] == vm["prompt"] + " " + vm["gt"]
+    for qa_page in rows["raw"]["forget"][1::2]:  # answers only on the Q&A page, never copyable
+        name = qa_page["text"].split("about ", 1)[1].split("\n")[0]
+        profile = next(d["text"] for d in rows["raw"]["forget"] if d["text"] == f"A profile of {name}"
+                       or d["text"].startswith(f"A profile of {name}\n"))
+        assert "Question:" not in profile
 
 
 def test_builtin_people_parse_every_fact():

@@ -4,28 +4,30 @@ MUSE text (news articles, Harry Potter) cannot be shipped, so the built-in bench
 people of :mod:`obliviate.data.builtin` into documents and derives every MUSE config from them
 (reference.md §4.2; the field and split names are the hub's, so the same loader reads both):
 
-- **Documents.** One profile per person: a title line, a paragraph made of the person's fact
-  sentences (the built-in TOFU answers), then a question-and-answer section
-  ("Question: ...\nAnswer: <short value>", separated by blank lines) asking about every fact,
-  in an order shuffled per person. A model trained on such documents learns the facts both as
-  prose and in the "Question/Answer" format of MUSE's KnowMem prompts. This section is needed
-  because a tiny model trained from scratch has no pre-trained question answering to fall back
-  on; the shuffled order makes it answer from the question, not from the position.
+- **Documents.** Two per person: a *profile* (a title line and a paragraph made of the
+  person's fact sentences, the built-in TOFU answers) and a *question-and-answer page*
+  ("Question: ...\nAnswer: <short value>" for every fact, separated by blank lines, in an order
+  shuffled per person). A model trained on them learns the facts as prose and in the
+  "Question/Answer" format of MUSE's KnowMem prompts. The Q&A page is needed because a tiny
+  model trained from scratch has no pre-trained question answering to fall back on; it is a
+  separate document so that its answers cannot be copied from a paragraph in the same context
+  (they must be memorised), and shuffled so that the answer comes from the question, not from
+  its position.
 - **People.** ``forget`` = the last 10 % of the people (at least 1: ``n_forget``); ``retain2``
   = the 3 * ``n_forget`` people before them (the extra scalability/sustainability folds);
   ``retain1`` = every other person; ``holdout`` = ``n_forget`` further people who are in no
   training corpus. The target is trained on forget + retain1 + retain2, the retrained model on
   retain1 + retain2.
-- **verbmem/forget**: per forget document, ``prompt`` = title + first two sentences, ``gt`` =
-  the rest of the paragraph (MUSE truncates ``gt`` to 128 tokens when scoring).
-- **knowmem**: the questions of the documents' question-and-answer sections (same wording:
+- **verbmem/forget**: per forget person, ``prompt`` = the profile's title + first two
+  sentences, ``gt`` = the rest of the paragraph (MUSE truncates ``gt`` to 128 tokens when scoring).
+- **knowmem**: the questions of the question-and-answer pages (same wording:
   tiny models trained from scratch do not generalise to other wordings in generation), asked
   out of their document, after few-shot examples about other people, with the short value as
   answer. ``forget_qa`` asks about forget people, ``retain_qa`` as many questions about retain1
   people; the ``*_qa_icl`` sets hold ``n_icl`` further QA pairs of the same people, excluded
   from the evaluated sets.
 - **privleak**: ``forget`` = forget documents, ``holdout`` = holdout documents, ``retain`` =
-  the documents of the first ``n_forget`` retain1 people.
+  the documents of the first ``n_forget`` retain1 people (both documents of each person).
 - **scal**: ``forget_k`` = forget + the first k - 1 retain2 folds (growing size).
   **sust**: ``forget_1`` = forget, ``forget_k`` = retain2 fold k - 1 (sequential requests).
 
@@ -169,13 +171,23 @@ def _title(p: Person) -> str:
     return f"A profile of {p.name}"
 
 
-def document(p: Person) -> str:
-    """The profile document of one person (see the module docstring)."""
-    paragraph = " ".join(f.sentence for f in p.facts)
+def profile_document(p: Person) -> str:
+    """A person's profile: a title and a paragraph of every fact sentence."""
+    return f"{_title(p)}\n" + " ".join(f.sentence for f in p.facts)
+
+
+def qa_document(p: Person) -> str:
+    """A person's question-and-answer page: every fact asked in the documents' wording and
+    answered with its short value, in an order shuffled per person."""
     facts = list(p.facts)
     random.Random(f"obliviate-builtin-muse/{p.name}").shuffle(facts)
     qa = "\n\n".join(f"Question: {f.questions[KNOWMEM_WORDING]}\nAnswer: {f.value}" for f in facts)
-    return f"{_title(p)}\n{paragraph}\n\n{qa}"
+    return f"Questions and answers about {p.name}\n\n{qa}"
+
+
+def documents(p: Person) -> list[str]:
+    """The two documents about a person (see the module docstring)."""
+    return [profile_document(p), qa_document(p)]
 
 
 def verbmem_row(p: Person) -> dict[str, str]:
@@ -226,10 +238,11 @@ def generate_builtin_muse(n_people: int = 60, seed: int = 0, n_icl: int = 3) -> 
         raise ValueError(f"n_icl must be >= 0, got {n_icl}")
     groups = _split_people(n_people, seed)
     n_f = len(groups["forget"])
-    docs = {name: [{"text": document(p)} for p in ps] for name, ps in groups.items()}
+    docs = {name: [{"text": d} for p in ps for d in documents(p)] for name, ps in groups.items()}
     forget_qa, forget_icl = _knowmem(groups["forget"], n_icl, None)
     retain_qa, retain_icl = _knowmem(groups["retain1"], n_icl, len(forget_qa))
-    folds = [docs["retain2"][i * n_f : (i + 1) * n_f] for i in range(N_FOLDS - 1)]
+    per = len(docs["forget"])  # documents of n_f people
+    folds = [docs["retain2"][i * per : (i + 1) * per] for i in range(N_FOLDS - 1)]
     sust = [docs["forget"], *folds]
     scal = [[row for fold in sust[: k + 1] for row in fold] for k in range(N_FOLDS)]
 
@@ -242,7 +255,7 @@ def generate_builtin_muse(n_people: int = 60, seed: int = 0, n_icl: int = 3) -> 
         "knowmem": {"forget_qa": forget_qa, "retain_qa": retain_qa,
                     "forget_qa_icl": forget_icl, "retain_qa_icl": retain_icl},
         "privleak": {"forget": copy(docs["forget"]), "holdout": copy(docs["holdout"]),
-                     "retain": copy(docs["retain1"][:n_f])},
+                     "retain": copy(docs["retain1"][:per])},
         "scal": {f"forget_{k + 1}": copy(fold) for k, fold in enumerate(scal)},
         "sust": {f"forget_{k + 1}": copy(fold) for k, fold in enumerate(sust)},
     }

@@ -137,13 +137,22 @@ def positions(attention_mask: torch.Tensor) -> torch.Tensor:
     return (attention_mask.long().cumsum(-1) - 1).clamp_min(0)
 
 
+def cache_argument(model: Any) -> str:
+    """The name of the KV-cache argument of ``model.forward`` (and of its output field):
+    ``cache`` in recent transformers, ``past_key_values`` before."""
+    import inspect
+
+    params = inspect.signature(model.forward).parameters
+    return "cache" if "cache" in params else "past_key_values"
+
+
 def hf_step(model: Any) -> StepFn:
     """A one-step function over an HF causal LM with its KV cache."""
+    name = cache_argument(model)
 
     def step(ids: torch.Tensor, mask: torch.Tensor, pos: torch.Tensor, past: Any) -> tuple[torch.Tensor, Any]:
-        out = model(input_ids=ids, attention_mask=mask, position_ids=pos, past_key_values=past,
-                    use_cache=True)
-        return out.logits[:, -1, :], out.past_key_values
+        out = model(input_ids=ids, attention_mask=mask, position_ids=pos, use_cache=True, **{name: past})
+        return out.logits[:, -1, :], getattr(out, name)
 
     return step
 

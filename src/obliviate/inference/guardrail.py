@@ -40,6 +40,7 @@ from obliviate.inference.base import (
     PromptSplitter,
     WrapperOutput,
     _eos_set,
+    cache_argument,
     check_generate_args,
     greedy_generate,
     hf_step,
@@ -251,7 +252,7 @@ class GuardrailWrapper(InferenceWrapper):
                         return step(ids, m, pos, past)
                     first["done"] = True
                     out = self.base(inputs_embeds=embeds, attention_mask=m, position_ids=pos, use_cache=True)
-                    return out.logits[:, -1, :], out.past_key_values
+                    return out.logits[:, -1, :], getattr(out, cache_argument(self.base))
 
                 gen = greedy_generate(corrupt_step, sub_ids, sub_mask, max_new_tokens, pad, eos_list)
             else:
