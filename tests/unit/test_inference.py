@@ -159,6 +159,23 @@ def _gens(model, tok, questions, n=32):
     return generate(model, tok, questions, PromptTemplate("qa"), max_new_tokens=n, progress=False)
 
 
+def _greedy_follows_scoring(w, tok, questions, n=16):
+    """Greedy generation through the wrapper equals the argmax of its own teacher-forced
+    logits on the generated sequence (scoring and generation use one distribution)."""
+    from obliviate.data.collate import pad_batch
+    from obliviate.data.templates import PromptTemplate
+
+    for q in questions:
+        p = PromptTemplate("qa").prompt_ids(tok, q)
+        b = pad_batch([p], tok.pad_token_id, side="left")
+        with torch.no_grad():
+            ids = w.generate(**b, max_new_tokens=n, pad_token_id=tok.pad_token_id,
+                             eos_token_id=tok.eos_token_id)[0].tolist()
+            logits = w(input_ids=torch.tensor([ids])).logits[0]
+        assert len(ids) > len(p)
+        assert logits[len(p) - 1 : -1].argmax(-1).tolist() == ids[len(p):], q
+
+
 @pytest.fixture(scope="module")
 def guard(tiny):
     return _build(tiny, "guardrail", encoder="tfidf")
@@ -182,6 +199,7 @@ def test_guardrail_refuses_forget_and_keeps_retain(tiny, guard):
     assert all(g == "I don't know." for g in gens)
     # the refusal is what the wrapper's own distribution ranks first, token by token
     assert _scores(w, tok, [(f_pairs[0][0], "I don't know.")])[0] > 0.99
+    _greedy_follows_scoring(w, tok, [f_pairs[0][0], r_pairs[0][0]])
 
 
 def test_classifier_false_positive_rate_on_unseen_retain_prompts(tiny):
@@ -234,16 +252,7 @@ def test_eco_corrupts_only_flagged_prompts_deterministically(tiny):
     assert once == twice
     assert np.mean(once) < np.mean(_scores(tiny["model"], tok, f_pairs))
     # generation (corrupted prompt in the KV cache) follows the same corrupted distribution
-    from obliviate.data.templates import PromptTemplate, encode
-
-    qs = [q for q, _ in f_pairs[:3]]
-    for q, g in zip(qs, _gens(w, tok, qs, n=16)):
-        if not g:
-            continue
-        enc = encode(tok, q, g, PromptTemplate("qa"), add_eos=False)
-        with torch.no_grad():
-            lg = w(input_ids=torch.tensor([enc.input_ids])).logits[0]
-        assert lg[enc.prompt_len - 1 : len(enc.input_ids) - 1].argmax(-1).tolist() == enc.input_ids[enc.prompt_len:]
+    _greedy_follows_scoring(w, tok, [q for q, _ in f_pairs[:3]] + [q for q, _ in r_pairs[:1]])
 
 
 def test_eco_sigma_search_reaches_the_holdout_level(tiny):
@@ -277,19 +286,7 @@ def test_icul_logits_are_the_base_logits_after_the_context(tiny):
 
 def test_icul_generation_matches_its_scoring(tiny):
     out = _build(tiny, "icul", n_context=2)
-    w, tok = out.model, tiny["tok"]
-    qs = [it.question for it in tiny["request"].forget[:4]]
-    gens = _gens(w, tok, qs, n=24)
-    from obliviate.data.templates import PromptTemplate, encode
-
-    for q, g in zip(qs, gens):
-        if not g:
-            continue
-        enc = encode(tok, q, g, PromptTemplate("qa"), add_eos=False)
-        with torch.no_grad():
-            logits = w(input_ids=torch.tensor([enc.input_ids])).logits[0]
-        pred = logits[enc.prompt_len - 1 : len(enc.input_ids) - 1].argmax(-1).tolist()
-        assert pred == enc.input_ids[enc.prompt_len:]
+    _greedy_follows_scoring(out.model, tiny["tok"], [it.question for it in tiny["request"].forget[:3]], n=24)
 
 
 def test_whp_logits_combine_base_and_reinforced(tiny):
@@ -307,16 +304,7 @@ def test_whp_logits_combine_base_and_reinforced(tiny):
     assert torch.allclose(got, whp_generic_logits(zb, zr, 1.0), atol=1e-5)
     assert not torch.allclose(zb, zr)
     # greedy generation through the wrapper follows the combined distribution
-    qs = [it.question for it in tiny["request"].forget[:3]]
-    from obliviate.data.templates import PromptTemplate, encode
-
-    for q, g in zip(qs, _gens(w, tiny["tok"], qs, n=16)):
-        if not g:
-            continue
-        enc = encode(tiny["tok"], q, g, PromptTemplate("qa"), add_eos=False)
-        with torch.no_grad():
-            lg = w(input_ids=torch.tensor([enc.input_ids])).logits[0]
-        assert lg[enc.prompt_len - 1 : len(enc.input_ids) - 1].argmax(-1).tolist() == enc.input_ids[enc.prompt_len:]
+    _greedy_follows_scoring(w, tiny["tok"], [it.question for it in tiny["request"].forget[:3]])
 
 
 # ----------------------------------------------------------------------------- save / load
