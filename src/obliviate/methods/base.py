@@ -195,6 +195,10 @@ class ComposedMethod:
             progress=job.progress,
             checkpoint_dir=job.run_dir / "checkpoint" if job.run_dir and cfg.checkpoint else None,
         )
+        if self.peft:
+            from obliviate.models.selection import finish_adapter
+
+            job.model = finish_adapter(job.model)
         return UnlearnOutput(
             job.model, result.log, n_train, result.stopped,
             {"steps": result.steps, "train_s": result.wall_s},
