@@ -79,7 +79,9 @@ def run_benchmark(
             import yaml
 
             saved = yaml.safe_load((run / "config.yaml").read_text())
-            if all(saved.get(k) == v for k, v in expected.items()) and saved.get("builtin") == (builtin or {}):
+            same_train = all((saved.get("train") or {}).get(k) == v for k, v in ft.items())
+            if (all(saved.get(k) == v for k, v in expected.items()) and same_train
+                    and saved.get("builtin") == (builtin or {}) and saved.get("model") == f"tiny-llama-{size}"):
                 _say(log, f"[{name}] reusing the trained model in {run / 'model'}")
                 times[name] = read_json(run / "timing.json")["train_s"] if (run / "timing.json").exists() else 0.0
                 return str(run / "model")

@@ -56,12 +56,12 @@ def test_builtin_layout_and_sizes(rows):
         "sust": ("forget_1", "forget_2", "forget_3", "forget_4"),
     }
     raw = rows["raw"]
-    # two documents (profile, Q&A page) per person
+    # per group of people: one profile each, then as many quiz pages
     assert [len(raw[s]) for s in ("forget", "retain1", "retain2", "holdout")] == [4, 24, 12, 4]
     assert [len(rows["scal"][f"forget_{k}"]) for k in range(1, 5)] == [4, 8, 12, 16]
     assert [len(rows["sust"][f"forget_{k}"]) for k in range(1, 5)] == [4, 4, 4, 4]
-    assert raw["forget"][0]["text"].startswith("A profile of ")
-    assert raw["forget"][1]["text"].startswith("Questions and answers about ")
+    assert [d["text"].startswith("A profile of ") for d in raw["forget"]] == [True, True, False, False]
+    assert all(d["text"].startswith("Question: ") for d in raw["forget"][2:])
     n_facts = len(B.FACT_KINDS)
     assert len(rows["knowmem"]["forget_qa"]) == 2 * n_facts - 3  # minus 3 ICL examples
     assert len(rows["knowmem"]["retain_qa"]) == len(rows["knowmem"]["forget_qa"])
@@ -97,13 +97,17 @@ def test_builtin_knowledge_is_in_the_documents(rows):
         assert row["question"] not in forget_docs
     icl = {(q["question"], q["answer"]) for q in rows["knowmem"]["forget_qa_icl"]}
     assert not icl & {(q["question"], q["answer"]) for q in rows["knowmem"]["forget_qa"]}
-    for vm, doc in zip(rows["verbmem"]["forget"], rows["raw"]["forget"][::2]):
+    for vm, doc in zip(rows["verbmem"]["forget"], rows["raw"]["forget"][:2]):
         assert doc["text"] == vm["prompt"] + " " + vm["gt"]
-    for qa_page in rows["raw"]["forget"][1::2]:  # answers only on the Q&A page, never copyable
-        name = qa_page["text"].split("about ", 1)[1].split("\n")[0]
-        profile = next(d["text"] for d in rows["raw"]["forget"] if d["text"] == f"A profile of {name}"
-                       or d["text"].startswith(f"A profile of {name}\n"))
-        assert "Question:" not in profile
+    # the quiz pages hold every fact of the group's people, mixed across people, and no prose
+    people, _ = B.builtin_people(N)
+    pages = [d["text"] for d in rows["raw"]["forget"][2:]]
+    asked = [block for page in pages for block in page.split("\n\n")]
+    expected = {f"Question: {f.questions[0]}\nAnswer: {f.value}" for p in people[-2:] for f in p.facts}
+    assert sorted(asked) == sorted(expected) and len(asked) == 2 * len(B.FACT_KINDS)
+    first_page_people = {p.name for p in people[-2:] if p.name in pages[0]}
+    assert len(first_page_people) == 2
+    assert not any(f.sentence in page for p in people for f in p.facts for page in pages)
 
 
 def test_builtin_people_parse_every_fact():

@@ -16,6 +16,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--methods", default="graddiff,npo", help="comma-separated methods (default: graddiff,npo)")
     p.add_argument("--size", default="s", choices=["xs", "s", "m", "l"], help="tiny model size (default: s)")
     p.add_argument("--people", type=int, default=100, help="fictitious people (default: 100)")
+    p.add_argument("--epochs", type=float, default=12,
+                   help="fine-tuning epochs of the tiny target and retain models (default: 12)")
     p.add_argument("--split", default="forget10")
     p.add_argument("--quick", action="store_true",
                    help="a much smaller run (20 people, xs model) for smoke tests")
@@ -47,6 +49,7 @@ def run(args: argparse.Namespace) -> int:
     t0 = time.perf_counter()
     doc = run_benchmark(args.out, methods=[m for m in args.methods.split(",") if m],
                         split=args.split, size=size, builtin=builtin,
+                        finetune_train={"epochs": args.epochs},
                         eval_settings=eval_settings, progress=not args.no_progress)
     print()
     print(comparison_markdown(doc))

@@ -4,15 +4,16 @@ MUSE text (news articles, Harry Potter) cannot be shipped, so the built-in bench
 people of :mod:`obliviate.data.builtin` into documents and derives every MUSE config from them
 (reference.md §4.2; the field and split names are the hub's, so the same loader reads both):
 
-- **Documents.** Two per person: a *profile* (a title line and a paragraph made of the
-  person's fact sentences, the built-in TOFU answers) and a *question-and-answer page*
-  ("Question: ...\nAnswer: <short value>" for every fact, separated by blank lines, in an order
-  shuffled per person). A model trained on them learns the facts as prose and in the
-  "Question/Answer" format of MUSE's KnowMem prompts. The Q&A page is needed because a tiny
-  model trained from scratch has no pre-trained question answering to fall back on; it is a
-  separate document so that its answers cannot be copied from a paragraph in the same context
-  (they must be memorised), and shuffled so that the answer comes from the question, not from
-  its position.
+- **Documents.** A *profile* per person (a title line and a paragraph of the person's fact
+  sentences, the built-in TOFU answers) and *quiz pages* per group of people (forget, each
+  retain2 fold, retain1, holdout): every fact of the group as "Question: ...\nAnswer: <short
+  value>", shuffled across the group's people, separated by blank lines, cut into as many
+  pages as the group has people. A model trained on them learns the facts as prose and in the
+  "Question/Answer" format of MUSE's KnowMem prompts. The quiz pages are needed because a tiny
+  model trained from scratch has no pre-trained question answering to fall back on; they are
+  separate from the profiles so that an answer cannot be copied from a paragraph in the same
+  context (it must be memorised), and mixed across people so that the context of a question
+  is other people's questions, as in the few-shot KnowMem prompt.
 - **People.** ``forget`` = the last 10 % of the people (at least 1: ``n_forget``); ``retain2``
   = the 3 * ``n_forget`` people before them (the extra scalability/sustainability folds);
   ``retain1`` = every other person; ``holdout`` = ``n_forget`` further people who are in no
@@ -20,14 +21,14 @@ people of :mod:`obliviate.data.builtin` into documents and derives every MUSE co
   retain1 + retain2.
 - **verbmem/forget**: per forget person, ``prompt`` = the profile's title + first two
   sentences, ``gt`` = the rest of the paragraph (MUSE truncates ``gt`` to 128 tokens when scoring).
-- **knowmem**: the questions of the question-and-answer pages (same wording:
+- **knowmem**: the questions of the quiz pages (same wording:
   tiny models trained from scratch do not generalise to other wordings in generation), asked
-  out of their document, after few-shot examples about other people, with the short value as
+  out of their document, after few-shot examples, with the short value as
   answer. ``forget_qa`` asks about forget people, ``retain_qa`` as many questions about retain1
   people; the ``*_qa_icl`` sets hold ``n_icl`` further QA pairs of the same people, excluded
   from the evaluated sets.
 - **privleak**: ``forget`` = forget documents, ``holdout`` = holdout documents, ``retain`` =
-  the documents of the first ``n_forget`` retain1 people (both documents of each person).
+  as many retain1 documents (profiles).
 - **scal**: ``forget_k`` = forget + the first k - 1 retain2 folds (growing size).
   **sust**: ``forget_1`` = forget, ``forget_k`` = retain2 fold k - 1 (sequential requests).
 
@@ -43,7 +44,7 @@ from __future__ import annotations
 
 import random
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
@@ -176,18 +177,21 @@ def profile_document(p: Person) -> str:
     return f"{_title(p)}\n" + " ".join(f.sentence for f in p.facts)
 
 
-def qa_document(p: Person) -> str:
-    """A person's question-and-answer page: every fact asked in the documents' wording and
-    answered with its short value, in an order shuffled per person."""
-    facts = list(p.facts)
-    random.Random(f"obliviate-builtin-muse/{p.name}").shuffle(facts)
-    qa = "\n\n".join(f"Question: {f.questions[KNOWMEM_WORDING]}\nAnswer: {f.value}" for f in facts)
-    return f"Questions and answers about {p.name}\n\n{qa}"
+def quiz_pages(people: Sequence[Person], seed: str) -> list[str]:
+    """Question-and-answer pages about a group of people: every fact of every person as
+    "Question: ...\nAnswer: <short value>" (the documents' wording), shuffled across the
+    people, cut into pages of one person's worth of questions (so as many pages as people),
+    questions separated by blank lines."""
+    pairs = [(p, f) for p in people for f in p.facts]
+    random.Random(f"obliviate-builtin-muse/quiz/{seed}").shuffle(pairs)
+    size = len(FACT_KINDS)
+    return ["\n\n".join(f"Question: {f.questions[KNOWMEM_WORDING]}\nAnswer: {f.value}"
+                        for _, f in pairs[i : i + size]) for i in range(0, len(pairs), size)]
 
 
-def documents(p: Person) -> list[str]:
-    """The two documents about a person (see the module docstring)."""
-    return [profile_document(p), qa_document(p)]
+def group_documents(people: Sequence[Person], seed: str) -> list[str]:
+    """The documents about a group of people: one profile each, then their quiz pages."""
+    return [profile_document(p) for p in people] + quiz_pages(people, seed)
 
 
 def verbmem_row(p: Person) -> dict[str, str]:
@@ -238,13 +242,18 @@ def generate_builtin_muse(n_people: int = 60, seed: int = 0, n_icl: int = 3) -> 
         raise ValueError(f"n_icl must be >= 0, got {n_icl}")
     groups = _split_people(n_people, seed)
     n_f = len(groups["forget"])
-    docs = {name: [{"text": d} for p in ps for d in documents(p)] for name, ps in groups.items()}
     forget_qa, forget_icl = _knowmem(groups["forget"], n_icl, None)
     retain_qa, retain_icl = _knowmem(groups["retain1"], n_icl, len(forget_qa))
-    per = len(docs["forget"])  # documents of n_f people
-    folds = [docs["retain2"][i * per : (i + 1) * per] for i in range(N_FOLDS - 1)]
-    sust = [docs["forget"], *folds]
+    # retain2 is made of folds of n_forget people; each group's quiz pages mix only its people
+    folds = [groups["retain2"][i * n_f : (i + 1) * n_f] for i in range(N_FOLDS - 1)]
+    fold_docs = [[{"text": d} for d in group_documents(f, f"{seed}/retain2/{i}")]
+                 for i, f in enumerate(folds)]
+    docs = {name: [{"text": d} for d in group_documents(groups[name], f"{seed}/{name}")]
+            for name in ("forget", "retain1", "holdout")}
+    docs["retain2"] = [row for fold in fold_docs for row in fold]
+    sust = [docs["forget"], *fold_docs]
     scal = [[row for fold in sust[: k + 1] for row in fold] for k in range(N_FOLDS)]
+    per = len(docs["forget"])
 
     def copy(rows: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
         return [dict(r) for r in rows]  # configs never share row dicts
