@@ -106,7 +106,7 @@ def test_six_way_evaluation_end_to_end(tmp_path):
     for method in ("graddiff", "npo"):
         assert rows[method]["forget_knowmem"] < target["forget_knowmem"]
         assert [f["fold"] for f in doc["scalability"][method]] == [1, 2, 3, 4]
-        assert [f["n_docs"] for f in doc["sustainability"][method]] == [3, 3, 3, 3]
+        assert [f["n_docs"] for f in doc["sustainability"][method]] == [6, 6, 6, 6]
         assert (out / method / "model" / "config.json").exists()
         assert (out / "sust" / method / "forget_4" / "metrics.json").exists()
     saved = json.loads((out / "comparison.json").read_text())
