@@ -56,12 +56,14 @@ def test_builtin_layout_and_sizes(rows):
         "sust": ("forget_1", "forget_2", "forget_3", "forget_4"),
     }
     raw = rows["raw"]
-    # per group of people: one profile each, then as many quiz pages
-    assert [len(raw[s]) for s in ("forget", "retain1", "retain2", "holdout")] == [4, 24, 12, 4]
-    assert [len(rows["scal"][f"forget_{k}"]) for k in range(1, 5)] == [4, 8, 12, 16]
-    assert [len(rows["sust"][f"forget_{k}"]) for k in range(1, 5)] == [4, 4, 4, 4]
-    assert [d["text"].startswith("A profile of ") for d in raw["forget"]] == [True, True, False, False]
-    assert all(d["text"].startswith("Question: ") for d in raw["forget"][2:])
+    # per person: the profile, then one question-and-answer document per fact
+    per = 1 + len(B.FACT_KINDS)
+    assert [len(raw[s]) for s in ("forget", "retain1", "retain2", "holdout")] == [2 * per, 12 * per, 6 * per, 2 * per]
+    assert [len(rows["scal"][f"forget_{k}"]) for k in range(1, 5)] == [2 * per, 4 * per, 6 * per, 8 * per]
+    assert [len(rows["sust"][f"forget_{k}"]) for k in range(1, 5)] == [2 * per] * 4
+    assert raw["forget"][0]["text"].startswith("A profile of ")
+    assert all(d["text"].startswith("Question: ") for d in raw["forget"][1:per])
+    assert raw["forget"][per]["text"].startswith("A profile of ")
     n_facts = len(B.FACT_KINDS)
     assert len(rows["knowmem"]["forget_qa"]) == 2 * n_facts - 3  # minus 3 ICL examples
     assert len(rows["knowmem"]["retain_qa"]) == len(rows["knowmem"]["forget_qa"])
@@ -87,27 +89,24 @@ def test_builtin_splits_are_disjoint_and_nested(rows):
 
 def test_builtin_knowledge_is_in_the_documents(rows):
     forget_docs = "\n".join(r["text"] for r in rows["raw"]["forget"])
-    retain_docs = "\n".join(r["text"] for r in rows["raw"]["retain1"])
-    for qa in rows["knowmem"]["forget_qa"]:  # each fact is in the document's Q&A section
-        assert f"Question: {qa['question']}\nAnswer: {qa['answer']}\n" in forget_docs + "\n"
+    forget_set = {r["text"] for r in rows["raw"]["forget"]}
+    retain_set = {r["text"] for r in rows["raw"]["retain1"]}
+    for qa in rows["knowmem"]["forget_qa"]:  # KnowMem asks the facts of the forget documents
+        assert f"Question: {qa['question']}\nAnswer: {qa['answer']}" in forget_set
     for qa in rows["knowmem"]["retain_qa"]:
-        assert f"Question: {qa['question']}\nAnswer: {qa['answer']}\n" in retain_docs + "\n"
+        assert f"Question: {qa['question']}\nAnswer: {qa['answer']}" in retain_set
     mcq = B.generate_builtin_wmdp(N)
     for row in mcq["forget"]:  # multiple-choice questions are never in a document
         assert row["question"] not in forget_docs
     icl = {(q["question"], q["answer"]) for q in rows["knowmem"]["forget_qa_icl"]}
     assert not icl & {(q["question"], q["answer"]) for q in rows["knowmem"]["forget_qa"]}
-    for vm, doc in zip(rows["verbmem"]["forget"], rows["raw"]["forget"][:2]):
+    per = 1 + len(B.FACT_KINDS)
+    for vm, doc in zip(rows["verbmem"]["forget"], rows["raw"]["forget"][::per]):
         assert doc["text"] == vm["prompt"] + " " + vm["gt"]
-    # the quiz pages hold every fact of the group's people, mixed across people, and no prose
+    # each fact is also a question-and-answer document of its own (nothing to copy it from)
     people, _ = B.builtin_people(N)
-    pages = [d["text"] for d in rows["raw"]["forget"][2:]]
-    asked = [block for page in pages for block in page.split("\n\n")]
-    expected = {f"Question: {f.questions[0]}\nAnswer: {f.value}" for p in people[-2:] for f in p.facts}
-    assert sorted(asked) == sorted(expected) and len(asked) == 2 * len(B.FACT_KINDS)
-    first_page_people = {p.name for p in people[-2:] if p.name in pages[0]}
-    assert len(first_page_people) == 2
-    assert not any(f.sentence in page for p in people for f in p.facts for page in pages)
+    qa_docs = [d["text"] for i, d in enumerate(rows["raw"]["forget"]) if i % per]
+    assert qa_docs == [f"Question: {f.questions[0]}\nAnswer: {f.value}" for p in people[-2:] for f in p.facts]
 
 
 def test_builtin_people_parse_every_fact():

@@ -177,21 +177,15 @@ def profile_document(p: Person) -> str:
     return f"{_title(p)}\n" + " ".join(f.sentence for f in p.facts)
 
 
-def quiz_pages(people: Sequence[Person], seed: str) -> list[str]:
-    """Question-and-answer pages about a group of people: every fact of every person as
-    "Question: ...\nAnswer: <short value>" (the documents' wording), shuffled across the
-    people, cut into pages of one person's worth of questions (so as many pages as people),
-    questions separated by blank lines."""
-    pairs = [(p, f) for p in people for f in p.facts]
-    random.Random(f"obliviate-builtin-muse/quiz/{seed}").shuffle(pairs)
-    size = len(FACT_KINDS)
-    return ["\n\n".join(f"Question: {f.questions[KNOWMEM_WORDING]}\nAnswer: {f.value}"
-                        for _, f in pairs[i : i + size]) for i in range(0, len(pairs), size)]
+def qa_documents(p: Person) -> list[str]:
+    """One short document per fact: "Question: ...\nAnswer: <short value>" (the documents'
+    wording)."""
+    return [f"Question: {f.questions[KNOWMEM_WORDING]}\nAnswer: {f.value}" for f in p.facts]
 
 
-def group_documents(people: Sequence[Person], seed: str) -> list[str]:
-    """The documents about a group of people: one profile each, then their quiz pages."""
-    return [profile_document(p) for p in people] + quiz_pages(people, seed)
+def person_documents(p: Person) -> list[str]:
+    """The documents about one person: the profile, then one question-and-answer per fact."""
+    return [profile_document(p), *qa_documents(p)]
 
 
 def verbmem_row(p: Person) -> dict[str, str]:
@@ -244,16 +238,11 @@ def generate_builtin_muse(n_people: int = 60, seed: int = 0, n_icl: int = 3) -> 
     n_f = len(groups["forget"])
     forget_qa, forget_icl = _knowmem(groups["forget"], n_icl, None)
     retain_qa, retain_icl = _knowmem(groups["retain1"], n_icl, len(forget_qa))
-    # retain2 is made of folds of n_forget people; each group's quiz pages mix only its people
-    folds = [groups["retain2"][i * n_f : (i + 1) * n_f] for i in range(N_FOLDS - 1)]
-    fold_docs = [[{"text": d} for d in group_documents(f, f"{seed}/retain2/{i}")]
-                 for i, f in enumerate(folds)]
-    docs = {name: [{"text": d} for d in group_documents(groups[name], f"{seed}/{name}")]
-            for name in ("forget", "retain1", "holdout")}
-    docs["retain2"] = [row for fold in fold_docs for row in fold]
-    sust = [docs["forget"], *fold_docs]
+    docs = {name: [{"text": d} for p in ps for d in person_documents(p)] for name, ps in groups.items()}
+    per = len(docs["forget"])  # documents of n_forget people
+    folds = [docs["retain2"][i * per : (i + 1) * per] for i in range(N_FOLDS - 1)]
+    sust = [docs["forget"], *folds]
     scal = [[row for fold in sust[: k + 1] for row in fold] for k in range(N_FOLDS)]
-    per = len(docs["forget"])
 
     def copy(rows: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
         return [dict(r) for r in rows]  # configs never share row dicts
