@@ -46,7 +46,9 @@ def test_evaluate_muse_runs_on_a_model(tiny):
     add_privleak(res, res)
     assert res.metrics["privleak"]["value"] == 0.0
     holdout = [s for s in res.samples if s["split"] == "privleak_holdout"]
-    assert holdout and all(s["n_tokens"] > 100 and math.isfinite(s["mia_min_k"]) for s in holdout)
+    # per holdout person: the long profile, then one short question document per fact
+    assert holdout and all(math.isfinite(s["mia_min_k"]) for s in holdout)
+    assert holdout[0]["n_tokens"] > 100 and all(s["n_tokens"] < 40 for s in holdout[1:])
 
 
 def test_mcq_loglikelihoods_match_a_direct_forward_pass(tiny):
@@ -77,9 +79,12 @@ def test_unlearning_uses_document_windows(tiny):
 
     data, tok = tiny["data"], tiny["tok"]
     job = document_job(tiny["model"], tok, data.request())
-    n_tokens = len(tok(data.forget[0].answer, add_special_tokens=False)["input_ids"])
+    def n_windows(doc: str) -> int:
+        return math.ceil(len(tok(doc, add_special_tokens=False)["input_ids"]) / 63)
+
     windows = job.encode_items(data.forget, max_length=64)
-    assert len(windows) == math.ceil(n_tokens / 63)  # cut, not truncated
+    assert n_windows(data.forget[0].answer) > 1  # the profile is longer than one window
+    assert len(windows) == sum(n_windows(d.answer) for d in data.forget)  # cut, not truncated
     model = load_model(str(tiny["path"]))
     before = [p.detach().clone() for p in model.parameters()]
     out = unlearn_documents(model, tok, "npo", data.request(),

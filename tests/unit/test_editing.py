@@ -202,7 +202,13 @@ def _edit(tiny, algorithm: str, forget, **opts):
 
 @pytest.mark.parametrize("algorithm", ["rome", "memit"])
 def test_edit_changes_the_targeted_answers_and_keeps_unrelated_generations(tiny, algorithm):
-    """One person's ten questions are edited; other people's generations must stay."""
+    """One person's ten questions are edited; other people's generations must stay.
+
+    Locality is measured on retain people (facts the model knows, as the editing literature's
+    neighbourhood prompts). Holdout people were never trained on: their generations are
+    confabulated names with near-tied logits, so only a looser bound holds for them. The
+    clamp (3 x the unedited value's norm, preset 4) is the tightest that still edits this
+    2-layer model (measured: 2 changes 20 % of the answers, 3 changes 80-90 %)."""
     from obliviate.data.templates import PromptTemplate
     from obliviate.editing.subjects import guess_subject
     from obliviate.scoring import generate
@@ -211,18 +217,22 @@ def test_edit_changes_the_targeted_answers_and_keeps_unrelated_generations(tiny,
     person = guess_subject(req.forget[0].question)
     forget = [it for it in req.forget if guess_subject(it.question) == person]
     assert len(forget) == 10
-    unrelated = [it.question for it in req.retain[:40]] + [it.question for it in req.holdout[:20]]
+    retain = [it.question for it in req.retain[:40]]
+    holdout = [it.question for it in req.holdout[:20]]
     targeted = [it.question for it in forget]
     tmpl = PromptTemplate("qa")
     base = tiny["load"]()
-    before = generate(base, tiny["tok"], targeted + unrelated, tmpl, max_new_tokens=32, progress=False)
-    out = _edit(tiny, algorithm, forget)
-    after = generate(out.model, tiny["tok"], targeted + unrelated, tmpl, max_new_tokens=32, progress=False)
-    n = len(targeted)
+    prompts = targeted + retain + holdout
+    before = generate(base, tiny["tok"], prompts, tmpl, max_new_tokens=32, progress=False)
+    out = _edit(tiny, algorithm, forget, clamp_norm_factor=3.0)
+    after = generate(out.model, tiny["tok"], prompts, tmpl, max_new_tokens=32, progress=False)
+    n, r = len(targeted), len(retain)
     changed = np.mean([a != b for a, b in zip(before[:n], after[:n])])
-    kept = np.mean([a == b for a, b in zip(before[n:], after[n:])])
+    kept_retain = np.mean([a == b for a, b in zip(before[n : n + r], after[n : n + r])])
+    kept_holdout = np.mean([a == b for a, b in zip(before[n + r :], after[n + r :])])
     assert out.info["layers"] == [0]  # 2-layer model: only layer 0 reaches the answer tokens
-    assert changed >= 0.6, (algorithm, changed, after[:3])
-    assert kept >= 0.9, (algorithm, kept)
+    assert changed >= 0.7, (algorithm, changed, after[:3])
+    assert kept_retain >= 0.9, (algorithm, kept_retain)
+    assert kept_holdout >= 0.6, (algorithm, kept_holdout)
     # the original answer text is no longer generated for the edited questions
     assert sum(b == a for a, b in zip([it.answer for it in forget], after[:n])) <= 2

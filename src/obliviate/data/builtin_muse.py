@@ -4,16 +4,13 @@ MUSE text (news articles, Harry Potter) cannot be shipped, so the built-in bench
 people of :mod:`obliviate.data.builtin` into documents and derives every MUSE config from them
 (reference.md §4.2; the field and split names are the hub's, so the same loader reads both):
 
-- **Documents.** A *profile* per person (a title line and a paragraph of the person's fact
-  sentences, the built-in TOFU answers) and *quiz pages* per group of people (forget, each
-  retain2 fold, retain1, holdout): every fact of the group as "Question: ...\nAnswer: <short
-  value>", shuffled across the group's people, separated by blank lines, cut into as many
-  pages as the group has people. A model trained on them learns the facts as prose and in the
-  "Question/Answer" format of MUSE's KnowMem prompts. The quiz pages are needed because a tiny
-  model trained from scratch has no pre-trained question answering to fall back on; they are
-  separate from the profiles so that an answer cannot be copied from a paragraph in the same
-  context (it must be memorised), and mixed across people so that the context of a question
-  is other people's questions, as in the few-shot KnowMem prompt.
+- **Documents.** Per person, a *profile* (a title line and a paragraph of the person's fact
+  sentences, the built-in TOFU answers) and one short *question document* per fact
+  ("Question: ...\nAnswer: <short value>"). A model trained on them learns the facts as prose
+  and in the "Question/Answer" format of MUSE's KnowMem prompts; the question documents are
+  needed because a tiny model trained from scratch has no pre-trained question answering to
+  fall back on, and they are separate documents so that an answer cannot be copied from a
+  paragraph in the same context (it must be memorised).
 - **People.** ``forget`` = the last 10 % of the people (at least 1: ``n_forget``); ``retain2``
   = the 3 * ``n_forget`` people before them (the extra scalability/sustainability folds);
   ``retain1`` = every other person; ``holdout`` = ``n_forget`` further people who are in no
@@ -21,7 +18,7 @@ people of :mod:`obliviate.data.builtin` into documents and derives every MUSE co
   retain1 + retain2.
 - **verbmem/forget**: per forget person, ``prompt`` = the profile's title + first two
   sentences, ``gt`` = the rest of the paragraph (MUSE truncates ``gt`` to 128 tokens when scoring).
-- **knowmem**: the questions of the quiz pages (same wording:
+- **knowmem**: the questions of the question documents (same wording:
   tiny models trained from scratch do not generalise to other wordings in generation), asked
   out of their document, after few-shot examples, with the short value as
   answer. ``forget_qa`` asks about forget people, ``retain_qa`` as many questions about retain1
@@ -268,7 +265,10 @@ def _mcq_rows(people: list[Person], all_people: Iterable[Person], rng: random.Ra
     rows = []
     for p in people:
         for f in p.facts:
-            wrong = rng.sample([v for v in values[f.kind] if v != f.value], N_CHOICES - 1)
+            pool = [v for v in values[f.kind] if v != f.value]
+            if len(pool) < N_CHOICES - 1:
+                continue  # too few people share this kind of fact to give 3 wrong choices
+            wrong = rng.sample(pool, N_CHOICES - 1)
             answer = rng.randrange(N_CHOICES)
             choices = wrong[:answer] + [f.value] + wrong[answer:]
             rows.append({"question": f.questions[MCQ_WORDING], "choices": choices,

@@ -24,9 +24,9 @@ from obliviate.diffusion.judge import JudgeConfig
 from obliviate.diffusion.shapes import GENERIC_SHAPE_WORD, ShapesSpec, caption
 from obliviate.diffusion.tiny import TinyConfig
 
-CACHE_VERSION = 1
+CACHE_VERSION = 2  # bump when code changes what a config trains
 DEFAULT_CONFIG = TinyConfig()
-QUICK_CONFIG = TinyConfig(steps=600, n_images=4500)
+QUICK_CONFIG = TinyConfig(steps=500, n_images=4500)
 DONE = "done.json"
 
 

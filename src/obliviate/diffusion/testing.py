@@ -26,10 +26,11 @@ def fast_overrides(eraser_cls: Any) -> dict[str, Any]:
 
 
 def tiny_test_config(**changes: Any) -> Any:
-    """A TinyConfig with half the widths (for random-model tests)."""
+    """A TinyConfig with half the widths and 2x2 space-to-depth latents (a quarter of the
+    pixels: fast, and it exercises the latent path) for random-model tests."""
     from obliviate.diffusion.tiny import TinyConfig
 
-    base = TinyConfig(channels=(16, 32), text_dim=32, n_images=90, steps=1)
+    base = TinyConfig(channels=(16, 32), text_dim=32, n_images=90, steps=1, patch_size=2)
     return dataclasses.replace(base, **changes)
 
 
