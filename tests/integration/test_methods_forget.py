@@ -24,7 +24,11 @@ pytestmark = pytest.mark.slow
 MARGIN = 0.1
 COMMON = {"lr": 1e-3, "epochs": 5, "batch_size": 8}
 SETTINGS: dict[str, dict] = {
-    "ga": {}, "graddiff": {}, "ga_kl": {}, "npo": {}, "npo_kl": {},
+    # GA has no retain term: after 5 epochs it has collapsed everything (forget and retain
+    # probabilities both 0.000, measured); 2 epochs is inside the useful window
+    # (forget 0.72 -> 0.34, retain 0.62 -> 0.48)
+    "ga": {"train": {"epochs": 2}},
+    "graddiff": {}, "ga_kl": {}, "npo": {}, "npo_kl": {},
     "wga": {}, "undial": {}, "pdu": {}, "llmu": {}, "dpo": {}, "altpo": {},
     # SatImp's weights p^5 (1 - p) are ~0.01 on memorised tokens: a larger step
     "satimp": {"train": {"lr": 3e-3}},
