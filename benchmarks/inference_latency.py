@@ -3,9 +3,12 @@
 Methods that change no weights (in-context unlearning, guardrails, logit offsets, ECO) pay at
 generation time; edited and fine-tuned models should cost nothing extra. This script loads the
 target and every method's saved model (or wrapper) from a benchmark folder written by
-``obliviate benchmark`` / ``obliviate demo``, generates greedily for the same forget questions
-the way evaluation does (batched, left padding, KV cache) and prints seconds per generated token,
-the added milliseconds per token and the ratio against the target.
+``obliviate benchmark`` / ``obliviate demo``, generates greedily the way evaluation does
+(batched, left padding, KV cache) for the same retain questions (ordinary traffic, which a
+guardrail passes to the model) and forget questions (which it may refuse without decoding), and
+prints milliseconds per generated token (one decoding step of one row,
+:func:`obliviate.inference.latency.generation_latency`), the added milliseconds against the
+target and the ratio.
 
     .venv/bin/python benchmarks/inference_latency.py runs/bench            # every method there
     .venv/bin/python benchmarks/inference_latency.py runs/bench --methods icul,guardrail
@@ -49,27 +52,35 @@ def main() -> None:
     doc = json.loads((root / "comparison.json").read_text())
     methods = args.methods.split(",") if args.methods else [
         r["name"] for r in doc["rows"] if r["role"] == "unlearned"]
-    builtin = yaml.safe_load((root / "target" / "config.yaml").read_text()).get("builtin")
-    target_path = str(model_folder(root / "target"))
+    # the target's evaluation records its model folder; a method run's config its data settings
+    target_path = json.loads((root / "target" / "metrics.json").read_text())["model"]["path"]
+    builtin = yaml.safe_load((root / methods[0] / "config.yaml").read_text()).get("builtin")
     request = api.load_request(doc["benchmark"], doc["split"], builtin=builtin)
-    questions = [it.question for it in request.forget[: args.questions]]
+    questions = {"retain": [it.question for it in request.retain[: args.questions]],
+                 "forget": [it.question for it in request.forget[: args.questions]]}
     template = PromptTemplate("qa")
 
     def measure(path: str) -> dict[str, float]:
         model, tok = load_model(path), load_tokenizer(path)
-        return generation_latency(model, tok, questions, template, args.max_new_tokens, repeats=args.repeats)
+        return {side: generation_latency(model, tok, qs, template, args.max_new_tokens,
+                                         repeats=args.repeats)["s_per_token"] * 1e3
+                for side, qs in questions.items()}
 
     base = measure(target_path)
-    print(f"{len(questions)} forget questions of {doc['benchmark']}:{doc['split']}, "
-          f"greedy, max {args.max_new_tokens} new tokens, best of {args.repeats}")
-    print("| model | ms / token | added ms / token | ratio |")
-    print("|---|---|---|---|")
-    print(f"| target | {1e3 * base['s_per_token']:.3f} | 0 | 1.00 |")
+    print(f"{args.questions} retain and forget questions of {doc['benchmark']}:{doc['split']}, greedy, "
+          f"max {args.max_new_tokens} new tokens, best of {args.repeats}, {args.threads} threads")
+    print("| model | ms/token retain | added | ratio | ms/token forget | added | ratio |")
+    print("|---|---|---|---|---|---|---|")
+
+    def row(name: str, ms: dict[str, float]) -> str:
+        cells = [f"{ms[s]:.3f} | {ms[s] - base[s]:+.3f} | {ms[s] / base[s]:.2f}" for s in ("retain", "forget")]
+        return f"| {name} | " + " | ".join(cells) + " |"
+
+    print(row("target", base))
     for name in methods:
-        res = measure(str(model_folder(root / name)))
-        added = 1e3 * (res["s_per_token"] - base["s_per_token"])
-        print(f"| {name} | {1e3 * res['s_per_token']:.3f} | {added:+.3f} | "
-              f"{res['s_per_token'] / base['s_per_token']:.2f} |", flush=True)
+        print(row(name, measure(str(model_folder(root / name)))), flush=True)
+    # the same target again: its difference from the first row is the measurement noise
+    print(row("target (again)", measure(target_path)))
 
 
 if __name__ == "__main__":

@@ -2,7 +2,10 @@
 left-padded, greedy, KV cache), for comparing wrappers and edited models with their target.
 
 ``added latency per token`` of a method = its seconds per generated token minus the target's on
-the same questions and settings. Tokens are counted per row up to and including EOS.
+the same questions and settings. A token here is one decoding step of one row: a batch that
+decodes for T steps counts rows x T tokens, also for rows that stopped early (they still cost
+a slot in the batch). Counting only the tokens up to each row's EOS would instead make a
+model that answers briefly look slower per token.
 """
 
 from __future__ import annotations
@@ -38,8 +41,7 @@ def generation_latency(model: Any, tokenizer: Any, questions: Sequence[str], tem
                                      max_new_tokens=max_new_tokens, do_sample=False, use_cache=True,
                                      pad_token_id=pad, eos_token_id=eos)
                 wall += time.perf_counter() - t0
-                for row in gen[:, b["input_ids"].shape[1]:].tolist():
-                    tokens += (row.index(eos) + 1) if eos in row else len(row)
+                tokens += gen.shape[0] * (gen.shape[1] - b["input_ids"].shape[1])
         res = {"seconds": wall, "tokens": float(tokens), "s_per_token": wall / max(tokens, 1)}
         if best is None or res["s_per_token"] < best["s_per_token"]:
             best = res
