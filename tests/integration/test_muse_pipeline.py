@@ -46,9 +46,7 @@ def test_evaluate_muse_runs_on_a_model(tiny):
     add_privleak(res, res)
     assert res.metrics["privleak"]["value"] == 0.0
     holdout = [s for s in res.samples if s["split"] == "privleak_holdout"]
-    # per holdout person: the long profile, then one short question document per fact
-    assert holdout and all(math.isfinite(s["mia_min_k"]) for s in holdout)
-    assert holdout[0]["n_tokens"] > 100 and all(s["n_tokens"] < 40 for s in holdout[1:])
+    assert holdout and all(s["n_tokens"] > 100 and math.isfinite(s["mia_min_k"]) for s in holdout)
 
 
 def test_mcq_loglikelihoods_match_a_direct_forward_pass(tiny):
@@ -94,7 +92,7 @@ def test_unlearning_uses_document_windows(tiny):
 
 
 @pytest.mark.slow
-@pytest.mark.pending  # measured: target forget KnowMem 0.09 vs retrained 0.02 (needs > +0.2)
+@pytest.mark.pending  # failed on the per-fact corpus (KnowMem 0.09 vs 0.02); not yet re-run on the quiz pages
 def test_six_way_evaluation_end_to_end(tmp_path):
     """The whole pipeline on a small built-in corpus (about a minute on 2 free cores)."""
     from obliviate.benchmarks.muse import run_muse
@@ -112,7 +110,7 @@ def test_six_way_evaluation_end_to_end(tmp_path):
     for method in ("graddiff", "npo"):
         assert rows[method]["forget_knowmem"] < target["forget_knowmem"]
         assert [f["fold"] for f in doc["scalability"][method]] == [1, 2, 3, 4]
-        assert [f["n_docs"] for f in doc["sustainability"][method]] == [39] * 4  # 3 people x 13
+        assert [f["n_docs"] for f in doc["sustainability"][method]] == [12] * 4  # 3 people x (profile + 3 pages)
         assert (out / method / "model" / "config.json").exists()
         assert (out / "sust" / method / "forget_4" / "metrics.json").exists()
     saved = json.loads((out / "comparison.json").read_text())

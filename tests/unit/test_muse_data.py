@@ -56,14 +56,13 @@ def test_builtin_layout_and_sizes(rows):
         "sust": ("forget_1", "forget_2", "forget_3", "forget_4"),
     }
     raw = rows["raw"]
-    # per person: the profile, then one question-and-answer document per fact
-    per = 1 + len(B.FACT_KINDS)
+    # per group of k people: k profiles, then QUIZ_REPEATS shuffles of k quiz pages
+    per = 1 + B.QUIZ_REPEATS
     assert [len(raw[s]) for s in ("forget", "retain1", "retain2", "holdout")] == [2 * per, 12 * per, 6 * per, 2 * per]
     assert [len(rows["scal"][f"forget_{k}"]) for k in range(1, 5)] == [2 * per, 4 * per, 6 * per, 8 * per]
     assert [len(rows["sust"][f"forget_{k}"]) for k in range(1, 5)] == [2 * per] * 4
-    assert raw["forget"][0]["text"].startswith("A profile of ")
-    assert all(d["text"].startswith("Question: ") for d in raw["forget"][1:per])
-    assert raw["forget"][per]["text"].startswith("A profile of ")
+    assert all(d["text"].startswith("A profile of ") for d in raw["forget"][:2])
+    assert all(d["text"].startswith("Question: ") for d in raw["forget"][2:])
     n_facts = len(B.FACT_KINDS)
     assert len(rows["knowmem"]["forget_qa"]) == 2 * n_facts - 3  # minus 3 ICL examples
     assert len(rows["knowmem"]["retain_qa"]) == len(rows["knowmem"]["forget_qa"])
@@ -91,22 +90,27 @@ def test_builtin_knowledge_is_in_the_documents(rows):
     forget_docs = "\n".join(r["text"] for r in rows["raw"]["forget"])
     forget_set = {r["text"] for r in rows["raw"]["forget"]}
     retain_set = {r["text"] for r in rows["raw"]["retain1"]}
-    for qa in rows["knowmem"]["forget_qa"]:  # KnowMem asks the facts of the forget documents
-        assert f"Question: {qa['question']}\nAnswer: {qa['answer']}" in forget_set
+    forget_pages = [t for t in forget_set if t.startswith("Question: ")]
+    retain_docs = "\n".join(retain_set)
+    for qa in rows["knowmem"]["forget_qa"]:  # KnowMem asks the facts of the forget quiz pages
+        pair = f"Question: {qa['question']}\nAnswer: {qa['answer']}\n\n"
+        assert sum(page.count(pair) for page in forget_pages) == B.QUIZ_REPEATS
+        assert pair not in retain_docs
     for qa in rows["knowmem"]["retain_qa"]:
-        assert f"Question: {qa['question']}\nAnswer: {qa['answer']}" in retain_set
+        assert f"Question: {qa['question']}\nAnswer: {qa['answer']}\n\n" in retain_docs
     mcq = B.generate_builtin_wmdp(N)
     for row in mcq["forget"]:  # multiple-choice questions are never in a document
         assert row["question"] not in forget_docs
     icl = {(q["question"], q["answer"]) for q in rows["knowmem"]["forget_qa_icl"]}
     assert not icl & {(q["question"], q["answer"]) for q in rows["knowmem"]["forget_qa"]}
-    per = 1 + len(B.FACT_KINDS)
-    for vm, doc in zip(rows["verbmem"]["forget"], rows["raw"]["forget"][::per]):
+    for vm, doc in zip(rows["verbmem"]["forget"], rows["raw"]["forget"][:2]):
         assert doc["text"] == vm["prompt"] + " " + vm["gt"]
-    # each fact is also a question-and-answer document of its own (nothing to copy it from)
+    # quiz pages: one person's worth of questions each, mixing the group's people, the answer
+    # never next to the person's profile
     people, _ = B.builtin_people(N)
-    qa_docs = [d["text"] for i, d in enumerate(rows["raw"]["forget"]) if i % per]
-    assert qa_docs == [f"Question: {f.questions[0]}\nAnswer: {f.value}" for p in people[-2:] for f in p.facts]
+    names = [p.name for p in people[-2:]]
+    assert all(page.count("Question: ") == len(B.FACT_KINDS) for page in forget_pages)
+    assert any(all(n in page for n in names) for page in forget_pages)
 
 
 def test_builtin_people_parse_every_fact():

@@ -366,7 +366,7 @@ def run_sustainability(load_target: Callable[[], Any], tokenizer: Any, data: Any
 
 # Fine-tuning recipe for the tiny models trained from scratch on the built-in documents
 # (measured: see docs/muse-wmdp.md); windows of 512 tokens hold a whole profile document.
-TINY_DOC_TRAIN = {"lr": 3e-3, "epochs": 40, "batch_size": 8, "warmup_epochs": 1.0,
+TINY_DOC_TRAIN = {"lr": 3e-3, "epochs": 20, "batch_size": 8, "warmup_epochs": 1.0,
                   "scheduler": "cosine", "weight_decay": 0.01, "max_length": 512}
 
 # Unlearning settings for the built-in corpus and the tiny models (a few documents, so the

@@ -4,13 +4,20 @@ MUSE text (news articles, Harry Potter) cannot be shipped, so the built-in bench
 people of :mod:`obliviate.data.builtin` into documents and derives every MUSE config from them
 (reference.md §4.2; the field and split names are the hub's, so the same loader reads both):
 
-- **Documents.** Per person, a *profile* (a title line and a paragraph of the person's fact
-  sentences, the built-in TOFU answers) and one short *question document* per fact
-  ("Question: ...\nAnswer: <short value>"). A model trained on them learns the facts as prose
-  and in the "Question/Answer" format of MUSE's KnowMem prompts; the question documents are
-  needed because a tiny model trained from scratch has no pre-trained question answering to
-  fall back on, and they are separate documents so that an answer cannot be copied from a
-  paragraph in the same context (it must be memorised).
+- **Documents.** A *profile* per person (a title line and a paragraph of the person's fact
+  sentences, the built-in TOFU answers) and *quiz pages* per group of people (forget, each
+  retain2 fold, retain1, holdout): every fact of the group as "Question: ...\nAnswer: <short
+  value>" and a blank line, shuffled across the group's people, cut into as many pages as the
+  group has people, and that ``QUIZ_REPEATS`` times with different shuffles. A model trained on
+  them learns the facts as prose and in the "Question/Answer" format of MUSE's KnowMem
+  prompts. The quiz pages are needed because a tiny model trained from scratch has no
+  pre-trained question answering to fall back on; they are separate from the profiles so that
+  an answer cannot be copied from a paragraph in the same context (it must be memorised); a
+  fact follows different questions of other people on each page, as in the few-shot KnowMem
+  prompt, and the blank line teaches where an answer stops. (Measured, 30 people, xs model,
+  20 epochs: the target answers 24 of 33 forget KnowMem questions exactly with the 3-shot
+  prompt; with one document per fact and no blank line, 0 of 33 at 40 epochs: the answer is
+  right but never stops, and the few-shot context is one it never saw.)
 - **People.** ``forget`` = the last 10 % of the people (at least 1: ``n_forget``); ``retain2``
   = the 3 * ``n_forget`` people before them (the extra scalability/sustainability folds);
   ``retain1`` = every other person; ``holdout`` = ``n_forget`` further people who are in no
@@ -18,7 +25,7 @@ people of :mod:`obliviate.data.builtin` into documents and derives every MUSE co
   retain1 + retain2.
 - **verbmem/forget**: per forget person, ``prompt`` = the profile's title + first two
   sentences, ``gt`` = the rest of the paragraph (MUSE truncates ``gt`` to 128 tokens when scoring).
-- **knowmem**: the questions of the question documents (same wording:
+- **knowmem**: the questions of the quiz pages (same wording:
   tiny models trained from scratch do not generalise to other wordings in generation), asked
   out of their document, after few-shot examples, with the short value as
   answer. ``forget_qa`` asks about forget people, ``retain_qa`` as many questions about retain1
@@ -51,6 +58,7 @@ from obliviate.data.builtin import FACT_KINDS, generate_builtin
 N_CHOICES = 4  # WMDP questions have four choices
 N_FOLDS = 4  # scal/sust folds, as in MUSE
 PROMPT_SENTENCES = 2  # verbmem prompt = title + this many sentences
+QUIZ_REPEATS = 3  # every fact is on this many quiz pages, each time among other questions
 KNOWMEM_WORDING = 0  # KnowMem asks in the documents' own wording (see the module docstring)
 MCQ_WORDING = 2  # the multiple-choice questions use a wording that is in no document
 
@@ -174,15 +182,26 @@ def profile_document(p: Person) -> str:
     return f"{_title(p)}\n" + " ".join(f.sentence for f in p.facts)
 
 
-def qa_documents(p: Person) -> list[str]:
-    """One short document per fact: "Question: ...\nAnswer: <short value>" (the documents'
-    wording)."""
-    return [f"Question: {f.questions[KNOWMEM_WORDING]}\nAnswer: {f.value}" for f in p.facts]
+def quiz_pages(people: Sequence[Person], seed: str, repeats: int = QUIZ_REPEATS) -> list[str]:
+    """Question-and-answer pages about a group of people: every fact as "Question: ...\nAnswer:
+    <short value>" (the documents' wording) followed by a blank line, shuffled across the
+    group, cut into pages of one person's worth of questions; ``repeats`` shuffles, so each
+    fact is learnt after several different questions, as in a few-shot KnowMem prompt, and the
+    blank line after each answer teaches where the answer stops."""
+    pairs = [f for p in people for f in p.facts]
+    size = len(FACT_KINDS)
+    pages = []
+    for r in range(repeats):
+        order = pairs[:]
+        random.Random(f"obliviate-builtin-muse/quiz/{seed}/{r}").shuffle(order)
+        pages += ["".join(f"Question: {f.questions[KNOWMEM_WORDING]}\nAnswer: {f.value}\n\n"
+                          for f in order[i : i + size]) for i in range(0, len(order), size)]
+    return pages
 
 
-def person_documents(p: Person) -> list[str]:
-    """The documents about one person: the profile, then one question-and-answer per fact."""
-    return [profile_document(p), *qa_documents(p)]
+def group_documents(people: Sequence[Person], seed: str) -> list[str]:
+    """The documents about a group of people: one profile each, then their quiz pages."""
+    return [profile_document(p) for p in people] + quiz_pages(people, seed)
 
 
 def verbmem_row(p: Person) -> dict[str, str]:
@@ -235,9 +254,14 @@ def generate_builtin_muse(n_people: int = 60, seed: int = 0, n_icl: int = 3) -> 
     n_f = len(groups["forget"])
     forget_qa, forget_icl = _knowmem(groups["forget"], n_icl, None)
     retain_qa, retain_icl = _knowmem(groups["retain1"], n_icl, len(forget_qa))
-    docs = {name: [{"text": d} for p in ps for d in person_documents(p)] for name, ps in groups.items()}
+    # retain2 is made of folds of n_forget people; each group's quiz pages mix only its people
+    fold_people = [groups["retain2"][i * n_f : (i + 1) * n_f] for i in range(N_FOLDS - 1)]
+    folds = [[{"text": d} for d in group_documents(f, f"{seed}/retain2/{i}")]
+             for i, f in enumerate(fold_people)]
+    docs = {name: [{"text": d} for d in group_documents(groups[name], f"{seed}/{name}")]
+            for name in ("forget", "retain1", "holdout")}
+    docs["retain2"] = [row for fold in folds for row in fold]
     per = len(docs["forget"])  # documents of n_forget people
-    folds = [docs["retain2"][i * per : (i + 1) * per] for i in range(N_FOLDS - 1)]
     sust = [docs["forget"], *folds]
     scal = [[row for fold in sust[: k + 1] for row in fold] for k in range(N_FOLDS)]
 
