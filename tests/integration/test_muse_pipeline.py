@@ -92,9 +92,8 @@ def test_unlearning_uses_document_windows(tiny):
 
 
 @pytest.mark.slow
-@pytest.mark.pending  # failed on the per-fact corpus (KnowMem 0.09 vs 0.02); not yet re-run on the quiz pages
 def test_six_way_evaluation_end_to_end(tmp_path):
-    """The whole pipeline on a small built-in corpus (about a minute on 2 free cores)."""
+    """The whole pipeline on a small built-in corpus (about 3 minutes on 2 free cores)."""
     from obliviate.benchmarks.muse import run_muse
 
     out = tmp_path / "muse"
