@@ -41,7 +41,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("folder", help="benchmark folder (target/, retain/, one folder per method)")
     ap.add_argument("--methods", help="comma-separated; default: every unlearned run in the folder")
-    ap.add_argument("--questions", type=int, default=64, help="forget questions to generate for")
+    ap.add_argument("--questions", type=int, default=64, help="retain and forget questions to generate for (each)")
     ap.add_argument("--max-new-tokens", type=int, default=32)
     ap.add_argument("--repeats", type=int, default=3, help="best of this many timings")
     ap.add_argument("--threads", type=int, default=2)
@@ -49,6 +49,9 @@ def main() -> None:
     torch.set_num_threads(args.threads)
 
     root = Path(args.folder)
+    if not (root / "comparison.json").is_file():
+        raise SystemExit(f"{root}: no comparison.json; give a folder written by `obliviate benchmark` "
+                         "or `obliviate demo`")
     doc = json.loads((root / "comparison.json").read_text())
     methods = args.methods.split(",") if args.methods else [
         r["name"] for r in doc["rows"] if r["role"] == "unlearned"]

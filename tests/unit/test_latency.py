@@ -22,7 +22,7 @@ def test_latency_counts_rows_times_decoding_steps(tiny_models):
     # batches of 2, 2 and 1 rows; each decodes between 1 and 6 steps
     assert 5 <= res["tokens"] <= 30 and res["seconds"] > 0
     assert res["s_per_token"] == pytest.approx(res["seconds"] / res["tokens"])
-    # with EOS never produced (eos = an id the model cannot emit), every row decodes 6 steps
+    # without an EOS token nothing stops early: every row decodes all 6 steps
     tok.eos_token_id = None
     tok.eos_token = None
     full = generation_latency(model, tok, questions, tmpl, max_new_tokens=6, batch_size=2)
