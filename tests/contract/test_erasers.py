@@ -171,3 +171,41 @@ def test_erasers_run_on_a_stable_diffusion_pipeline(name, sd_model):
     assert changed and changed <= {n for n, _ in select_parameters(model.unet, eraser.parameter_set)}
     images = model.decode(model.sample(["a painting by van gogh"], model.initial_noise(1), steps=2))
     assert images.shape == (1, 3, 16, 16) and torch.isfinite(images).all()
+
+
+def test_preservation_loss_is_zero_for_the_frozen_model_and_grows_with_an_edit(tiny):
+    from obliviate.diffusion.methods import preservation_loss
+
+    model, snapshot = tiny
+    model.restore(snapshot)
+    unet0 = model.frozen_unet()
+    gen = torch.Generator().manual_seed(0)
+    x = model.initial_noise(3, gen)
+    t = torch.tensor([10, 500, 900])
+    emb = model.encode(["a green square", "a blue circle", ""])
+    assert float(preservation_loss(model, unet0, x, t, emb)) == 0.0
+    with torch.no_grad():
+        for _, p in select_parameters(model.unet, "xattn-kv"):
+            p.add_(0.05 * torch.randn(p.shape, generator=gen))
+    edited = float(preservation_loss(model, unet0, x, t, emb))
+    with torch.no_grad():
+        expected = torch.nn.functional.mse_loss(model.eps(model.unet, x, t, emb),
+                                                model.eps(unet0, x, t, emb))
+    assert edited > 0 and edited == pytest.approx(float(expected), rel=1e-6)
+    model.restore(snapshot)
+
+
+@pytest.mark.parametrize("name", ["esd-x", "fmn"])
+def test_preserve_weight_changes_the_edit(name, tiny, request_red):
+    """preserve_weight = 0 is the paper's method; > 0 adds the preservation term."""
+    model, snapshot = tiny
+    over = {**fast_overrides(ERASERS.get(name)), "preserve_weight": 0.0}
+    results = []
+    for w in (0.0, 10.0):
+        model.restore(snapshot)
+        make_eraser(name, {**over, "preserve_weight": w}, preset="builtin").erase(
+            model, request_red, seed=0)
+        results.append(model.state_snapshot())
+    model.restore(snapshot)
+    assert any(not torch.equal(results[0][k], results[1][k]) for k in results[0])
+

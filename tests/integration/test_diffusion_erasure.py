@@ -3,8 +3,14 @@
 The trained pipeline and judge are built once per test session in a temporary cache, or
 reused from ``$OBLIVIATE_TEST_CACHE`` when set (then only the first session pays).
 Margins (measured values in docs/diffusion.md): after erasing a concept the judge recognises
-it in at most a third of its images (UA >= 0.67, from about 0.03 before), the other concepts
+it in at most a third of its images (UA >= 0.67, from about 0 before), the other concepts
 of the same kind stay recognisable (IRA >= 0.80) and so does the other attribute (CRA >= 0.80).
+
+The concepts: a colour (red) and a shape (square). Not circle: it is the model's default
+shape (an unconditioned or shape-less prompt draws circles about 60 % of the time), so a
+method that removes the concept's information without steering elsewhere (Forget-Me-Not's
+attention re-steering) falls back to drawing circles; docs/diffusion.md has every method's
+circle numbers.
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ pytestmark = pytest.mark.slow
 UA_MIN, IRA_MIN, CRA_MIN = 0.67, 0.80, 0.80
 BEFORE_UA_MAX, BEFORE_ACC_MIN = 0.15, 0.85
 EVAL = EvalConfig(images_per_prompt=24)
+CONCEPTS = ("red", "square")
 
 
 @pytest.fixture(scope="module")
@@ -45,14 +52,10 @@ def snapshot(setup):
 def before(setup):
     from obliviate.diffusion.evaluate import evaluate_builtin
 
-    return {c: evaluate_builtin(setup.model, setup.judge, c, EVAL) for c in ("red", "circle")}
+    return {c: evaluate_builtin(setup.model, setup.judge, c, EVAL) for c in CONCEPTS}
 
 
-# pending (issue 6): on the current default model the erasers' `builtin` presets miss these
-# margins (measured: most methods erase red with UA 0.67-0.89 but lose CRA or IRA; erasing
-# circle reaches UA 0.14-0.40 only; the original model's circle IRA is 0.84 < 0.85)
-@pytest.mark.pending
-@pytest.mark.parametrize("concept", ["red", "circle"])
+@pytest.mark.parametrize("concept", CONCEPTS)
 def test_the_original_model_draws_recognisable_concepts(before, concept):
     v = before[concept].values()
     assert v["unlearning_accuracy"] <= BEFORE_UA_MAX
@@ -60,9 +63,16 @@ def test_the_original_model_draws_recognisable_concepts(before, concept):
     assert v["cross_domain_retain_accuracy"] >= BEFORE_ACC_MIN
 
 
-@pytest.mark.pending
-@pytest.mark.parametrize("concept", ["red", "circle"])
-@pytest.mark.parametrize("method", ERASERS.names())
+# Forget-Me-Not erasing square misses the cross-domain margin: colour accuracy 0.78 < 0.80 with
+# UA 0.94 and IRA 1.00 (24 images per prompt; no preset tried kept it at or above 0.80 while
+# erasing red: docs/diffusion.md). Strict: the test fails once it passes, to drop the mark.
+FMN_SQUARE = pytest.mark.xfail(strict=True, reason="open issue 6: FMN erasing square keeps "
+                               "colour accuracy 0.78 < CRA margin 0.80")
+CASES = [pytest.param(m, c, marks=FMN_SQUARE if (m, c) == ("fmn", "square") else ())
+         for m in ERASERS.names() for c in CONCEPTS]
+
+
+@pytest.mark.parametrize("method,concept", CASES)
 def test_method_erases_the_concept_and_keeps_the_others(setup, snapshot, before, method,
                                                         concept, tmp_path):
     from obliviate.diffusion.run import erase_run

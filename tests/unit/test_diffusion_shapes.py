@@ -77,8 +77,16 @@ def test_builtin_request_for_a_colour_and_a_shape():
     assert r.prompts == ["a red circle", "a red square", "a red triangle", "a red shape"]
     assert "a green circle" in r.preserve and "a circle" in r.preserve and "" in r.preserve
     assert not any("red" in p for p in r.preserve)
-    assert r.mismatched_concept() == "green"  # (k + 1) mod K
-    assert builtin_request(spec, "blue").mismatched_concept() == "red"
+    assert r.anchor == r.mismatched_concept() == "green"  # default anchor: (k + 1) mod K
+    assert builtin_request(spec, "blue").anchor == "red"
+    assert builtin_request(spec, "triangle").mapped("circle")[0] == "a red circle"
+    generic = builtin_request(spec, "circle", anchor="shape")
+    assert generic.anchor_or_superclass() == "shape"
+    assert generic.mapped(generic.anchor)[0] == "a red shape"
+    assert builtin_request(spec, "red", anchor="").mapped("")[0] == "a circle"
+    for bad in ("square", "shape", "dog"):  # another kind, a generic word of another kind
+        with pytest.raises(DataError, match="choose another colour"):
+            builtin_request(spec, "red", anchor=bad)
     s = builtin_request(spec, "circle", anchor="square")
     assert s.prompts == ["a red circle", "a green circle", "a blue circle", "a circle"]
     assert s.mapped(s.anchor) == ["a red square", "a green square", "a blue square", "a square"]

@@ -17,10 +17,13 @@ from obliviate.diffusion.testing import random_tiny_model  # noqa: E402
 
 # Relative L2 change of a prompt's cross-attention output, per layer and prompt. UCE's
 # preservation is a least-squares compromise (λ, and erase keys that resemble preserve keys),
-# not exact: measured on random models (seeds 0-2), preserved prompts move at most 3-9 %
-# (mean 1.6-4.3 %). The erased prompts' outputs move towards the guide prompts' original
-# outputs: their mean distance to them shrinks 1.5-5x (2.6x and 4.8x for seed 0).
-PRESERVE_MAX, PRESERVE_MEAN = 0.10, 0.05
+# not exact. Measured on random models (seeds 0-2), with a generic anchor ("" / "shape")
+# preserved prompts move at most 3-10 % (mean 1.7-4.6 %); with the built-in default anchor (the
+# next concept, itself a preserved concept) at most 3-12 % (mean 1.3-4.6 %). The erased
+# prompts' outputs move towards the guide prompts' original outputs: their mean distance to
+# them shrinks 1.7-14x (3.2-8.3x for seed 0).
+PRESERVE_MAX = {"generic": 0.10, "sibling": 0.15}
+PRESERVE_MEAN = 0.05
 GUIDE_SHRINK = 2.0
 
 
@@ -48,18 +51,22 @@ def model():
     return random_tiny_model(seed=0)
 
 
-@pytest.mark.parametrize("concept", ["red", "circle"])  # removed word / replaced word
-def test_uce_preserves_preserved_prompts_and_changes_erased_ones(model, concept):
+# removed word ("a red circle" -> "a circle"), generic word ("a circle" -> "a shape"), and the
+# built-in default: the next concept of the kind ("red" -> "green", "circle" -> "square")
+@pytest.mark.parametrize("concept,anchor", [("red", ""), ("circle", "shape"), ("red", None),
+                                            ("circle", None)])
+def test_uce_preserves_preserved_prompts_and_changes_erased_ones(model, concept, anchor):
     snap = model.state_snapshot()
-    req = builtin_request(ShapesSpec(), concept)
+    req = builtin_request(ShapesSpec(), concept, anchor)
     keep0, gone0 = cross_attention_outputs(model, req.preserve), cross_attention_outputs(model, req.prompts)
-    guide = cross_attention_outputs(model, req.mapped(req.superclass))
+    guide = cross_attention_outputs(model, req.mapped(req.anchor_or_superclass()))
     result = make_eraser("uce").erase(model, req)
     keep1, gone1 = cross_attention_outputs(model, req.preserve), cross_attention_outputs(model, req.prompts)
     model.restore(snap)
     assert result.info["edited_matrices"] == 2 * len(model.attention_modules())  # K and V
     kept = relative_change(keep0, keep1)
-    assert kept.max() < PRESERVE_MAX and kept.mean() < PRESERVE_MEAN
+    assert kept.max() < PRESERVE_MAX["generic" if anchor is not None else "sibling"]
+    assert kept.mean() < PRESERVE_MEAN
     # relative_change(guide, x) = ‖x − guide‖ / ‖guide‖: distance to the guide's outputs
     assert relative_change(guide, gone1).mean() < relative_change(guide, gone0).mean() / GUIDE_SHRINK
 
@@ -68,7 +75,7 @@ def test_uce_moves_erased_keys_towards_the_guide_values(model):
     """The edit's purpose: W* c_e ≈ W_0 c_guide. The aligned erase keys are consistent, so with
     a small λ and no preserve set the residual shrinks at least ten-fold (measured 18-60x)."""
     snap = model.state_snapshot()
-    req = builtin_request(ShapesSpec(), "red")
+    req = builtin_request(ShapesSpec(), "red", anchor="")
     erase_keys, guide_keys, _ = uce_keys(model, req, "")
     k0 = {n: a.to_k.weight.detach().clone() for n, a in model.attention_modules().items()}
     make_eraser("uce", {"lam": 0.01}).erase(model, dataclasses.replace(req, preserve=[]))

@@ -12,7 +12,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         description="Erase a concept from a text-to-image diffusion model with ESD, Concept "
                     "Ablation, UCE, SalUn or Forget-Me-Not, evaluate before and after, and write "
                     "a run folder. The default model is the built-in tiny shapes model (trained "
-                    "on first use, a few minutes on a CPU, then cached); --model takes a "
+                    "on first use, about 11 minutes on 2 CPU cores, then cached); --model takes a "
                     "Stable Diffusion pipeline folder or hub name. Needs the 'diffusion' extra.")
     p.add_argument("--concept", help="the concept to erase, e.g. red or circle (built-in model)")
     p.add_argument("--method", default="esd-x", help="eraser (default: esd-x; see --list)")
@@ -22,7 +22,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                                    "(default: the built-in judge with --model builtin)")
     p.add_argument("--out", help="run folder (default: runs/erase-<concept>-<method>)")
     p.add_argument("--anchor", help="replacement for the concept in CA's anchor, UCE's guide and "
-                                    "SalUn's mismatched prompts; '' removes the word")
+                                    "SalUn's mismatched prompts; '' removes the word (default: "
+                                    "built-in model, the next concept of the kind, red->green, "
+                                    "circle->square; other pipelines, '')")
     p.add_argument("--prompt", dest="prompts", action="append", metavar="TEXT",
                    help="an erase prompt containing the concept (repeatable; default: the "
                         "built-in captions, or the concept itself)")

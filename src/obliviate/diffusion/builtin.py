@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
+from obliviate.data.types import DataError
 from obliviate.diffusion.judge import JudgeConfig
 from obliviate.diffusion.shapes import GENERIC_SHAPE_WORD, ShapesSpec, caption
 from obliviate.diffusion.tiny import TinyConfig
@@ -123,15 +124,25 @@ def builtin_request(spec: ShapesSpec, concept: str, anchor: str | None = None) -
 
     Erase prompts: every full caption with the concept plus its one-attribute caption
     ("a red shape" / "a circle"). Preserve prompts: every other caption, the empty one
-    included (classifier-free guidance uses it). Superclass (CA's anchor, UCE's guide): the
-    word "shape" for a shape ("a red circle" -> "a red shape"); for a colour, no word ("a red
-    circle" -> "a circle").
+    included (classifier-free guidance uses it). Anchor (CA's anchor, UCE's guide, SalUn's
+    mismatched concept) by default: the next concept of the same kind, (k + 1) mod K as in
+    SalUn ("red" -> "green", "circle" -> "square"). The generic words are kept as
+    ``superclass`` (``anchor="shape"`` or ``""`` uses them), but they cannot erase here:
+    with three concepts of a kind, "a red shape" is a circle a third of the time or more
+    (the tiny model's average shape is round: about 60 % measured), so mapping onto it leaves
+    the concept at chance level or above.
     """
     from obliviate.diffusion.methods import ErasureRequest
 
     kind = spec.kind_of(concept)
-    if anchor:
-        spec.kind_of(anchor)  # must be a known word too
+    siblings = list(spec.values_of(kind))
+    generic = [GENERIC_SHAPE_WORD, ""] if kind == "shape" else [""]
+    if anchor is None:
+        anchor = siblings[(siblings.index(concept) + 1) % len(siblings)]
+    elif anchor.strip() not in generic and anchor not in siblings:
+        raise DataError(f"anchor {anchor!r} for the {kind} {concept!r}: choose another {kind} "
+                        f"({', '.join(v for v in siblings if v != concept)}) or a generic word "
+                        f"({', '.join(repr(g) for g in generic)})")
     full = [(c, s) for s in spec.shapes for c in spec.colours]
     partial = [(c, None) for c in spec.colours] + [(None, s) for s in spec.shapes]
     erase, preserve = [], []
@@ -141,4 +152,4 @@ def builtin_request(spec: ShapesSpec, concept: str, anchor: str | None = None) -
     preserve.append("")
     return ErasureRequest(concept=concept, prompts=erase, preserve=preserve, anchor=anchor,
                           superclass=GENERIC_SHAPE_WORD if kind == "shape" else "",
-                          alternatives=list(spec.values_of(kind)))
+                          alternatives=siblings)

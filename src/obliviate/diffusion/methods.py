@@ -323,11 +323,16 @@ class ESDConfig:
     batch_size: int = 1
     pool_size: int = 0  # 0: fresh x_t every iteration (the paper); n: a pool of n trajectories
     parameters: str = "xattn"
+    preserve_weight: float = 0.0  # 0: the paper; > 0: add :func:`preservation_loss`
 
 
 class ESD(Eraser):
     """Erased Stable Diffusion: fine-tune so that ε_θ(x_t, c) follows negative guidance away
-    from the concept (the target of :func:`obliviate.diffusion.functional.esd_target`)."""
+    from the concept (the target of :func:`obliviate.diffusion.functional.esd_target`).
+
+    With ``preserve_weight`` > 0 (not in the paper, which has no preservation term), the
+    preserve prompts' predictions are also held to the frozen model's on their own x_t.
+    """
 
     name = "esd-x"
     Config = ESDConfig
@@ -336,41 +341,64 @@ class ESD(Eraser):
         cfg = self.config
         params = select_parameters(model.unet, cfg.parameters)
         unet0 = model.frozen_unet()
-        prompts = request.prompts
-        emb = model.encode(prompts)
         null = model.encode([""])
-        pool = None
-        if cfg.pool_size > 0:
-            pool = sample_pool(model, unet0, prompts, cfg.pool_size, cfg.sample_steps,
-                               cfg.sample_guidance, gen, trajectory=True)
-        timesteps = model.timesteps(cfg.sample_steps)
-
-        def x_t(step: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-            if pool is not None:
-                j = torch.randint(0, cfg.pool_size, (cfg.batch_size,), generator=gen)
-                i = torch.randint(0, cfg.sample_steps, (cfg.batch_size,), generator=gen)
-                x = pool["xt"][i, j]
-                t = pool["t"][i].to(model.device)
-                e = emb[j % len(prompts)]
-                return x, t, e
-            k = torch.randint(0, len(prompts), (cfg.batch_size,), generator=gen)
-            i = int(torch.randint(0, cfg.sample_steps, (1,), generator=gen))
-            ps = [prompts[int(a)] for a in k]
-            x = model.sample(ps, model.initial_noise(len(ps), gen), steps=cfg.sample_steps,
-                             guidance=cfg.sample_guidance, unet=unet0, stop_at=i)
-            t = timesteps[i].repeat(len(ps)).to(model.device)
-            return x, t, emb[k]
+        erase = _TrajectorySource(model, unet0, request.prompts, cfg, gen)
+        keep = None
+        if cfg.preserve_weight > 0 and request.preserve:
+            keep = _TrajectorySource(model, unet0, request.preserve, cfg, gen)
 
         def loss_fn(step: int) -> torch.Tensor:
-            x, t, e = x_t(step)
+            x, t, e = erase.draw()
             with torch.no_grad():
                 e_c = model.eps(unet0, x, t, e)
                 e_0 = model.eps(unet0, x, t, null.expand_as(e))
                 target = F.esd_target(e_c, e_c, e_0, cfg.negative_guidance)
-            return F.mse(model.eps(model.unet, x, t, e), target)
+            loss = F.mse(model.eps(model.unet, x, t, e), target)
+            if keep is not None:
+                loss = loss + cfg.preserve_weight * preservation_loss(model, unet0, *keep.draw())
+            return loss
 
         log = train_loop(model, params, cfg.iterations, cfg.lr, loss_fn, progress=progress)
         return self._result(train_log=log, trainable_params=_count(params))
+
+
+class _TrajectorySource:
+    """ESD's x_t for a prompt list: states of the frozen model's DDIM trajectories, either
+    fresh each draw (``pool_size`` 0, the paper) or drawn from a pool sampled once."""
+
+    def __init__(self, model: Any, unet0: Any, prompts: list[str], cfg: ESDConfig,
+                 gen: torch.Generator) -> None:
+        self.model, self.unet0, self.prompts, self.cfg, self.gen = model, unet0, prompts, cfg, gen
+        self.emb = model.encode(prompts)
+        self.timesteps = model.timesteps(cfg.sample_steps)
+        self.pool = None
+        if cfg.pool_size > 0:
+            self.pool = sample_pool(model, unet0, prompts, cfg.pool_size, cfg.sample_steps,
+                                    cfg.sample_guidance, gen, trajectory=True)
+
+    def draw(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        cfg, gen, model = self.cfg, self.gen, self.model
+        if self.pool is not None:
+            j = torch.randint(0, cfg.pool_size, (cfg.batch_size,), generator=gen)
+            i = torch.randint(0, cfg.sample_steps, (cfg.batch_size,), generator=gen)
+            return (self.pool["xt"][i, j], self.pool["t"][i].to(model.device),
+                    self.emb[j % len(self.prompts)])
+        k = torch.randint(0, len(self.prompts), (cfg.batch_size,), generator=gen)
+        i = int(torch.randint(0, cfg.sample_steps, (1,), generator=gen))
+        ps = [self.prompts[int(a)] for a in k]
+        x = model.sample(ps, model.initial_noise(len(ps), gen), steps=cfg.sample_steps,
+                         guidance=cfg.sample_guidance, unet=self.unet0, stop_at=i)
+        return x, self.timesteps[i].repeat(len(ps)).to(model.device), self.emb[k]
+
+
+def preservation_loss(model: Any, unet0: Any, x: torch.Tensor, t: torch.Tensor,
+                      emb: torch.Tensor) -> torch.Tensor:
+    """MSE between the edited and the frozen UNet's noise predictions for preserve prompts:
+    the regulariser of ESD's and FMN's ``preserve_weight`` (an addition to both papers,
+    the distillation form of the preservation terms of CA and SalUn)."""
+    with torch.no_grad():
+        target = model.eps(unet0, x, t, emb)
+    return F.mse(model.eps(model.unet, x, t, emb), target)
 
 
 @dataclass(frozen=True)
@@ -622,12 +650,15 @@ class FMNConfig:
     sample_steps: int = 50
     sample_guidance: float = 3.0
     parameters: str = "xattn"
+    preserve_weight: float = 0.0  # 0: the paper; > 0: add :func:`preservation_loss`
 
 
 class ForgetMeNot(Eraser):
     """Forget-Me-Not: minimise the cross-attention probabilities on the concept's tokens
     (:func:`obliviate.diffusion.functional.attention_resteer_loss`, summed over layers) on
-    noised images of the concept."""
+    noised images of the concept. With ``preserve_weight`` > 0 (not in the paper), the
+    preserve prompts' predictions on noised images of their own are held to the frozen
+    model's."""
 
     name = "fmn"
     Config = FMNConfig
@@ -641,18 +672,30 @@ class ForgetMeNot(Eraser):
         unet0 = model.frozen_unet()
         pool = sample_pool(model, unet0, request.prompts, cfg.images, cfg.sample_steps,
                            cfg.sample_guidance, gen)
-        del unet0
         emb = model.encode(request.prompts)
+        keep = None
+        if cfg.preserve_weight > 0 and request.preserve:
+            keep = sample_pool(model, unet0, request.preserve, cfg.images, cfg.sample_steps,
+                               cfg.sample_guidance, gen)
+            emb_p = model.encode(request.preserve)
+
+        def noised(x_all: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+            j = torch.randint(0, len(x_all), (cfg.batch_size,), generator=gen)
+            noise = torch.randn(x_all[j].shape, generator=gen).to(model.device)
+            t = model.random_timesteps(len(j), gen)
+            return model.add_noise(x_all[j], noise, t), t, j
 
         def loss_fn(step: int) -> torch.Tensor:
-            j = torch.randint(0, len(pool["x0"]), (cfg.batch_size,), generator=gen)
+            x, t, j = noised(pool["x0"])
             k = j % len(request.prompts)
-            x0 = pool["x0"][j]
-            noise = torch.randn(x0.shape, generator=gen).to(model.device)
-            t = model.random_timesteps(len(j), gen)
             with record_cross_attention(model.unet) as store:
-                model.eps(model.unet, model.add_noise(x0, noise, t), t, emb[k])
-            return sum(F.attention_resteer_loss(p, mask[k]) for p in store)
+                model.eps(model.unet, x, t, emb[k])
+            loss = sum(F.attention_resteer_loss(p, mask[k]) for p in store)
+            if keep is not None:
+                xp, tp, jp = noised(keep["x0"])
+                loss = loss + cfg.preserve_weight * preservation_loss(
+                    model, unet0, xp, tp, emb_p[jp % len(request.preserve)])
+            return loss
 
         log = train_loop(model, params, cfg.steps, cfg.lr, loss_fn, progress=progress)
         return self._result(train_log=log, trainable_params=_count(params))
@@ -664,18 +707,20 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
     # The paper defaults are each Config's defaults; "paper" is listed for completeness.
     "paper": {},
     # The tiny built-in model (16 px, ~1 M parameters) learns fast and forgets fast: larger
-    # learning rates, fewer generated images, pooled ESD trajectories, 25 sampling steps.
+    # learning rates, fewer generated images, pooled ESD trajectories, 25 sampling steps, and
+    # the preservation term on for ESD and FMN (tuned on the default model: docs/diffusion.md).
     "builtin": {
-        "esd-x": {"iterations": 150, "lr": 1e-3, "batch_size": 8, "pool_size": 64,
-                  "sample_steps": 25},
-        "esd-u": {"iterations": 150, "lr": 3e-4, "batch_size": 8, "pool_size": 64,
-                  "sample_steps": 25},
-        "ca": {"steps": 150, "lr": 1e-3, "batch_size": 16, "anchor_images": 96,
+        "esd-x": {"iterations": 200, "lr": 1e-3, "batch_size": 8, "pool_size": 64,
+                  "sample_steps": 25, "preserve_weight": 5.0},
+        "esd-u": {"iterations": 300, "lr": 1e-3, "batch_size": 8, "pool_size": 64,
+                  "sample_steps": 25, "negative_guidance": 6.0, "preserve_weight": 5.0},
+        "ca": {"steps": 300, "lr": 1e-3, "batch_size": 16, "anchor_images": 96,
                "sample_steps": 25},
         "uce": {},
         "salun": {"steps": 150, "lr": 5e-4, "batch_size": 16, "forget_images": 64,
                   "retain_images": 128, "sample_steps": 25, "alpha": 0.5},
-        "fmn": {"steps": 100, "lr": 1e-3, "batch_size": 16, "images": 32, "sample_steps": 25},
+        "fmn": {"steps": 100, "lr": 3e-3, "batch_size": 16, "images": 32, "sample_steps": 25,
+                "preserve_weight": 3.0},
     },
 }
 

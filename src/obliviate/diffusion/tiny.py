@@ -41,7 +41,7 @@ class TinyConfig:
 
     spec: ShapesSpec = field(default_factory=ShapesSpec)
     n_images: int = 9000
-    steps: int = 1200
+    steps: int = 2400
     batch_size: int = 32
     lr: float = 2e-3
     warmup: int = 50
