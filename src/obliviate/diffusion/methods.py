@@ -195,6 +195,17 @@ def sample_pool(model: Any, unet: Any, prompts: list[str], n: int, steps: int, g
     return out
 
 
+def noised_batch(model: Any, x_all: torch.Tensor, batch_size: int, gen: torch.Generator
+                 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``batch_size`` random images of ``x_all`` noised at random timesteps (the diffusion
+    training input): returns ``(x_t, noise, t, indices)``."""
+    j = torch.randint(0, len(x_all), (batch_size,), generator=gen)
+    x0 = x_all[j]
+    noise = torch.randn(x0.shape, generator=gen).to(model.device)
+    t = model.random_timesteps(len(j), gen)
+    return model.add_noise(x0, noise, t), noise, t, j
+
+
 def train_loop(model: Any, params: list[tuple[str, torch.nn.Parameter]], steps: int, lr: float,
                loss_fn: Callable[[int], torch.Tensor],
                grad_mask: dict[str, torch.Tensor] | None = None,
@@ -448,15 +459,10 @@ class ConceptAblation(Eraser):
         del unet0
         emb_c = model.encode(request.prompts)
         emb_a = model.encode(anchors)
-        n_pool = len(pool["x0"])
 
         def loss_fn(step: int) -> torch.Tensor:
-            j = torch.randint(0, n_pool, (cfg.batch_size,), generator=gen)
+            xt, noise, t, j = noised_batch(model, pool["x0"], cfg.batch_size, gen)
             k = j % len(anchors)
-            x0 = pool["x0"][j]
-            noise = torch.randn(x0.shape, generator=gen).to(model.device)
-            t = model.random_timesteps(len(j), gen)
-            xt = model.add_noise(x0, noise, t)
             with torch.no_grad():
                 target = model.eps(model.unet, xt, t, emb_a[k])
             loss = F.ablation_loss(model.eps(model.unet, xt, t, emb_c[k]), target)
@@ -590,16 +596,10 @@ class SalUn(Eraser):
         emb_r = model.encode(retain_prompts)
         mask = self._mask(model, params, forget, emb_f, len(request.prompts), gen)
 
-        def batch(pool: dict, n_prompts: int):
-            j = torch.randint(0, len(pool["x0"]), (cfg.batch_size,), generator=gen)
-            x0 = pool["x0"][j]
-            noise = torch.randn(x0.shape, generator=gen).to(model.device)
-            t = model.random_timesteps(len(j), gen)
-            return model.add_noise(x0, noise, t), noise, t, j % n_prompts
-
         def loss_fn(step: int) -> torch.Tensor:
-            xf, _, tf, kf = batch(forget, len(request.prompts))
-            xr, nr, tr, kr = batch(retain, len(retain_prompts))
+            xf, _, tf, jf = noised_batch(model, forget["x0"], cfg.batch_size, gen)
+            xr, nr, tr, jr = noised_batch(model, retain["x0"], cfg.batch_size, gen)
+            kf, kr = jf % len(request.prompts), jr % len(retain_prompts)
             with torch.no_grad():
                 target = model.eps(model.unet, xf, tf, emb_m[kf])
             return F.salun_loss(model.eps(model.unet, xf, tf, emb_f[kf]), target,
@@ -679,20 +679,14 @@ class ForgetMeNot(Eraser):
                                cfg.sample_guidance, gen)
             emb_p = model.encode(request.preserve)
 
-        def noised(x_all: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-            j = torch.randint(0, len(x_all), (cfg.batch_size,), generator=gen)
-            noise = torch.randn(x_all[j].shape, generator=gen).to(model.device)
-            t = model.random_timesteps(len(j), gen)
-            return model.add_noise(x_all[j], noise, t), t, j
-
         def loss_fn(step: int) -> torch.Tensor:
-            x, t, j = noised(pool["x0"])
+            x, _, t, j = noised_batch(model, pool["x0"], cfg.batch_size, gen)
             k = j % len(request.prompts)
             with record_cross_attention(model.unet) as store:
                 model.eps(model.unet, x, t, emb[k])
             loss = sum(F.attention_resteer_loss(p, mask[k]) for p in store)
             if keep is not None:
-                xp, tp, jp = noised(keep["x0"])
+                xp, _, tp, jp = noised_batch(model, keep["x0"], cfg.batch_size, gen)
                 loss = loss + cfg.preserve_weight * preservation_loss(
                     model, unet0, xp, tp, emb_p[jp % len(request.preserve)])
             return loss
