@@ -209,3 +209,12 @@ def test_preserve_weight_changes_the_edit(name, tiny, request_red):
     model.restore(snapshot)
     assert any(not torch.equal(results[0][k], results[1][k]) for k in results[0])
 
+
+
+@pytest.mark.parametrize("name", ["esd-x", "fmn"])
+def test_preserve_weight_without_preserve_prompts_is_a_clear_error(name, tiny):
+    model, snapshot = tiny
+    request = ErasureRequest(concept="red", prompts=["a red circle"])
+    with pytest.raises(DataError, match="preserve_weight=3.0 needs preserve prompts"):
+        make_eraser(name, {"preserve_weight": 3.0}).erase(model, request)
+    assert not _changed(snapshot, model)

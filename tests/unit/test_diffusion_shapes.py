@@ -84,7 +84,7 @@ def test_builtin_request_for_a_colour_and_a_shape():
     assert generic.anchor_or_superclass() == "shape"
     assert generic.mapped(generic.anchor)[0] == "a red shape"
     assert builtin_request(spec, "red", anchor="").mapped("")[0] == "a circle"
-    for bad in ("square", "shape", "dog"):  # another kind, a generic word of another kind
+    for bad in ("red", "square", "shape", "dog"):  # itself, another kind, another kind's word
         with pytest.raises(DataError, match="choose another colour"):
             builtin_request(spec, "red", anchor=bad)
     s = builtin_request(spec, "circle", anchor="square")

@@ -139,7 +139,7 @@ def builtin_request(spec: ShapesSpec, concept: str, anchor: str | None = None) -
     generic = [GENERIC_SHAPE_WORD, ""] if kind == "shape" else [""]
     if anchor is None:
         anchor = siblings[(siblings.index(concept) + 1) % len(siblings)]
-    elif anchor.strip() not in generic and anchor not in siblings:
+    elif anchor == concept or (anchor.strip() not in generic and anchor not in siblings):
         raise DataError(f"anchor {anchor!r} for the {kind} {concept!r}: choose another {kind} "
                         f"({', '.join(v for v in siblings if v != concept)}) or a generic word "
                         f"({', '.join(repr(g) for g in generic)})")

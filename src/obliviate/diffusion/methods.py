@@ -300,6 +300,14 @@ class Eraser:
                progress: Callable[[dict[str, float]], None] | None) -> EraseResult:
         raise NotImplementedError
 
+    def _preserving(self, request: ErasureRequest) -> bool:
+        """Whether the preservation term is on; a weight without preserve prompts is an error."""
+        weight = getattr(self.config, "preserve_weight", 0.0)
+        if weight > 0 and not request.preserve:
+            raise DataError(f"{self.name}: preserve_weight={weight} needs preserve prompts "
+                            "(--preserve TEXT, repeatable); give some or set preserve_weight=0")
+        return weight > 0
+
     def _result(self, **kw: Any) -> EraseResult:
         return EraseResult(method=self.name, config=self.config_dict(), **kw)
 
@@ -355,7 +363,7 @@ class ESD(Eraser):
         null = model.encode([""])
         erase = _TrajectorySource(model, unet0, request.prompts, cfg, gen)
         keep = None
-        if cfg.preserve_weight > 0 and request.preserve:
+        if self._preserving(request):
             keep = _TrajectorySource(model, unet0, request.preserve, cfg, gen)
 
         def loss_fn(step: int) -> torch.Tensor:
@@ -674,7 +682,7 @@ class ForgetMeNot(Eraser):
                            cfg.sample_guidance, gen)
         emb = model.encode(request.prompts)
         keep = None
-        if cfg.preserve_weight > 0 and request.preserve:
+        if self._preserving(request):
             keep = sample_pool(model, unet0, request.preserve, cfg.images, cfg.sample_steps,
                                cfg.sample_guidance, gen)
             emb_p = model.encode(request.preserve)
