@@ -197,10 +197,12 @@ def train_loop(
             _save_checkpoint(ckpt, acc, model, optimizer, scheduler, retain_gen, result, epoch, run_key)
     if bar is not None:
         bar.close()
-    if ckpt is not None and acc.is_main_process and ckpt.exists():
-        import shutil
+    if ckpt is not None:
+        if acc.is_main_process and ckpt.exists():
+            import shutil
 
-        shutil.rmtree(ckpt, ignore_errors=True)
+            shutil.rmtree(ckpt, ignore_errors=True)
+        acc.wait_for_everyone()  # no rank may see the finished run's checkpoint afterwards
     model.eval()
     result.wall_s = time.perf_counter() - t0
     if log_path is not None and acc.is_main_process:
@@ -232,8 +234,8 @@ def _save_checkpoint(folder: Path, acc: Any, model: Any, optimizer: Any, schedul
     from obliviate.io import atomic_write_text
 
     acc.wait_for_everyone()
+    folder.mkdir(parents=True, exist_ok=True)  # every rank: each writes its own random stream
     if acc.is_main_process:
-        folder.mkdir(parents=True, exist_ok=True)
         state = {k: v.detach().cpu().contiguous() for k, v in acc.unwrap_model(model).state_dict().items()}
         save_file(_dedupe_shared(state), str(folder / "model.safetensors"))
         torch.save({"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict()},

@@ -41,7 +41,9 @@ def test_two_process_unlearning(random_tiny_model: str, tmp_path: Path) -> None:
            "--master_port", str(_free_port()), str(WORKER), random_tiny_model, str(tmp_path)]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env)
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    # every rank's own error lines first (the launcher's summary hides the crashing rank's traceback)
+    rank_lines = "\n".join(ln for ln in proc.stderr.splitlines() if ln.startswith("[rank"))
+    assert proc.returncode == 0, rank_lines[-6000:] + "\n...\n" + proc.stderr[-2000:]
     ranks = json.loads((tmp_path / "ranks.json").read_text())
     assert [r["rank"] for r in ranks] == [0, 1]
     assert all(r["world"] == 2 and r["config_world_size"] == 2 for r in ranks)

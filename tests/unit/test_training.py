@@ -100,3 +100,23 @@ def test_empty_training_set_is_an_error(setup) -> None:
     tok, _ = setup
     with pytest.raises(ValueError, match="empty"):
         train_loop(build_tiny_llama(tok, "xs"), _nll, [], TrainConfig(), tok.pad_token_id)
+
+
+class _SecondRank:
+    """A stand-in for rank 1 of 2 that reaches the checkpoint before rank 0 created the folder."""
+
+    process_index, is_main_process = 1, False
+
+    def wait_for_everyone(self) -> None:
+        pass
+
+
+def test_a_non_main_rank_can_checkpoint_before_rank_0_made_the_folder(setup, tmp_path) -> None:
+    from obliviate.training import TrainResult, _save_checkpoint
+
+    gen = torch.Generator().manual_seed(3)
+    folder = tmp_path / "ckpt"
+    _save_checkpoint(folder, _SecondRank(), None, None, None, gen, TrainResult(steps=1), 1, "key")
+    saved = torch.load(folder / "rng_1.pt", weights_only=True)["retain_gen"]
+    assert torch.equal(saved, gen.get_state())
+    assert not (folder / "state.json").exists()  # only rank 0 marks the checkpoint complete
