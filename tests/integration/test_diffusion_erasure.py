@@ -64,10 +64,12 @@ def test_the_original_model_draws_recognisable_concepts(before, concept):
 
 
 # Forget-Me-Not erasing square misses the cross-domain margin: colour accuracy 0.78 < 0.80 with
-# UA 0.94 and IRA 1.00 (24 images per prompt; no preset tried kept it at or above 0.80 while
-# erasing red: docs/diffusion.md). Strict: the test fails once it passes, to drop the mark.
-FMN_SQUARE = pytest.mark.xfail(strict=True, reason="open issue 6: FMN erasing square keeps "
-                               "colour accuracy 0.78 < CRA margin 0.80")
+# UA 0.94 and IRA 1.00 (24 images per prompt). The model's prior shape, with no shape token to
+# attend to, is the square, so FMN (no anchor) erases it by collapsing the erased prompts onto
+# red triangles; the variants tried are in docs/diffusion.md. Strict: the test fails once it
+# passes, to drop the mark.
+FMN_SQUARE = pytest.mark.xfail(strict=True, reason="FMN erasing square (the model's prior "
+                               "shape) keeps colour accuracy 0.78 < CRA margin 0.80")
 CASES = [pytest.param(m, c, marks=FMN_SQUARE if (m, c) == ("fmn", "square") else ())
          for m in ERASERS.names() for c in CONCEPTS]
 
