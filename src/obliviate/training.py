@@ -129,7 +129,7 @@ def train_loop(
     t0 = time.perf_counter()
     epoch = 0
     ckpt = Path(checkpoint_dir) if checkpoint_dir else None
-    run_key = _run_key(cfg, main_set, retain_set, desc)
+    run_key = _run_key(cfg, main_set, retain_set, desc, acc.num_processes)
     if ckpt is not None and (ckpt / "state.json").exists():
         epoch = _load_checkpoint(ckpt, acc, model, optimizer, scheduler, retain_gen, result, run_key)
     model.train()
@@ -210,13 +210,15 @@ def train_loop(
     return result
 
 
-def _run_key(cfg: TrainConfig, main_set: Sequence[Encoded], retain_set: Any, desc: str) -> str:
-    """What a checkpoint must match to be resumed: settings and data."""
+def _run_key(cfg: TrainConfig, main_set: Sequence[Encoded], retain_set: Any, desc: str,
+             world_size: int) -> str:
+    """What a checkpoint must match to be resumed: settings, data and the number of processes
+    (each rank keeps its own retain stream)."""
     import dataclasses
     import hashlib
     import json
 
-    h = hashlib.sha256(json.dumps([dataclasses.asdict(cfg), desc], default=str).encode())
+    h = hashlib.sha256(json.dumps([dataclasses.asdict(cfg), desc, world_size], default=str).encode())
     for e in list(main_set) + list(retain_set or []):
         h.update(bytes(str(e.input_ids), "ascii"))
     return h.hexdigest()[:16]
@@ -240,12 +242,13 @@ def _save_checkpoint(folder: Path, acc: Any, model: Any, optimizer: Any, schedul
         save_file(_dedupe_shared(state), str(folder / "model.safetensors"))
         torch.save({"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict()},
                    folder / "optim.pt")
-    torch.save({"retain_gen": retain_gen.get_state()}, folder / f"rng_{acc.process_index}.pt")
+    torch.save({"retain_gen": retain_gen.get_state(),
+                "retain_indices": torch.tensor(result.retain_indices, dtype=torch.long)},
+               folder / f"rng_{acc.process_index}.pt")
     acc.wait_for_everyone()
     if acc.is_main_process:
         atomic_write_text(folder / "state.json", json.dumps(
-            {"epoch": epoch, "steps": result.steps, "log": result.log, "key": run_key,
-             "retain_indices": result.retain_indices}))
+            {"epoch": epoch, "steps": result.steps, "log": result.log, "key": run_key}))
     acc.wait_for_everyone()
 
 
@@ -279,10 +282,9 @@ def _load_checkpoint(folder: Path, acc: Any, model: Any, optimizer: Any, schedul
     opt = torch.load(folder / "optim.pt", weights_only=True)
     optimizer.load_state_dict(opt["optimizer"])
     scheduler.load_state_dict(opt["scheduler"])
-    rng_file = folder / f"rng_{acc.process_index}.pt"
-    if rng_file.exists():
-        retain_gen.set_state(torch.load(rng_file, weights_only=True)["retain_gen"])
     result.steps = int(state["steps"])
     result.log = list(state["log"])
-    result.retain_indices = list(state.get("retain_indices", []))
+    rng = torch.load(folder / f"rng_{acc.process_index}.pt", weights_only=True)
+    retain_gen.set_state(rng["retain_gen"])  # this rank's own retain stream and its draws so far
+    result.retain_indices = rng["retain_indices"].tolist()
     return int(state["epoch"])

@@ -116,7 +116,9 @@ def test_a_non_main_rank_can_checkpoint_before_rank_0_made_the_folder(setup, tmp
 
     gen = torch.Generator().manual_seed(3)
     folder = tmp_path / "ckpt"
-    _save_checkpoint(folder, _SecondRank(), None, None, None, gen, TrainResult(steps=1), 1, "key")
-    saved = torch.load(folder / "rng_1.pt", weights_only=True)["retain_gen"]
-    assert torch.equal(saved, gen.get_state())
+    drawn = TrainResult(steps=1, retain_indices=[4, 2])
+    _save_checkpoint(folder, _SecondRank(), None, None, None, gen, drawn, 1, "key")
+    saved = torch.load(folder / "rng_1.pt", weights_only=True)
+    assert torch.equal(saved["retain_gen"], gen.get_state())
+    assert saved["retain_indices"].tolist() == [4, 2]  # this rank's own draws, not rank 0's
     assert not (folder / "state.json").exists()  # only rank 0 marks the checkpoint complete
