@@ -19,23 +19,11 @@ import torch
 
 def sample_hidden(model, prompts: list[str], keep: torch.Tensor, n: int, steps: int,  # noqa: ANN001
                   guidance: float, seed: int) -> torch.Tensor:
-    """DDIM samples (as ``model.sample``) whose conditional branch attends only to ``keep``."""
-    from diffusers import DDIMScheduler
-
-    sched = DDIMScheduler.from_config(model.pipe.scheduler.config)
-    sched.set_timesteps(steps)
-    rows = torch.arange(len(prompts)).repeat_interleave(n)
-    cond, mask = model.encode(prompts)[rows], keep[rows].float()
-    uncond = model.encode([""]).expand_as(cond)
-    x = model.initial_noise(len(rows), torch.Generator().manual_seed(seed)) * sched.init_noise_sigma
-    with torch.no_grad():
-        for t in sched.timesteps:
-            xin = sched.scale_model_input(x, t)
-            tt = torch.full((len(x),), int(t), dtype=torch.long)
-            e_c = model.unet(xin, tt, encoder_hidden_states=cond, encoder_attention_mask=mask).sample
-            e_u = model.unet(xin, tt, encoder_hidden_states=uncond).sample
-            x = sched.step(e_u + guidance * (e_c - e_u), t, x).prev_sample
-    return model.decode(x)
+    """``n`` images per prompt whose conditional branch attends only to the ``keep`` tokens."""
+    rows = [p for p in prompts for _ in range(n)]
+    noise = model.initial_noise(len(rows), torch.Generator().manual_seed(seed))
+    mask = keep.repeat_interleave(n, dim=0).float()
+    return model.decode(model.sample(rows, noise, steps=steps, guidance=guidance, token_mask=mask))
 
 
 def main() -> None:

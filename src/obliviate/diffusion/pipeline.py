@@ -137,11 +137,15 @@ class DiffusionModel:
 
     # ------------------------------------------------------------------ denoising
     def eps(self, unet: Any, latents: torch.Tensor, t: torch.Tensor | int,
-            emb: torch.Tensor) -> torch.Tensor:
-        """Noise prediction ε(x_t, c, t) of ``unet`` (the model's or a frozen copy)."""
+            emb: torch.Tensor, token_mask: torch.Tensor | None = None) -> torch.Tensor:
+        """Noise prediction ε(x_t, c, t) of ``unet`` (the model's or a frozen copy);
+        ``token_mask`` ``(B, L)`` (1 = visible) hides prompt tokens from cross-attention."""
         if not torch.is_tensor(t) or t.ndim == 0:
             t = torch.full((latents.shape[0],), int(t), device=latents.device, dtype=torch.long)
-        return unet(latents, t, encoder_hidden_states=emb).sample
+        if token_mask is None:
+            return unet(latents, t, encoder_hidden_states=emb).sample
+        return unet(latents, t, encoder_hidden_states=emb,
+                    encoder_attention_mask=token_mask.to(latents.device, latents.dtype)).sample
 
     def initial_noise(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
         return torch.randn((n, *self.latent_shape), generator=generator).to(self.device)
@@ -158,11 +162,14 @@ class DiffusionModel:
         stop_at: int | None = None,
         record: Callable[[int, torch.Tensor, torch.Tensor], None] | None = None,
         batch_size: int = 256,
+        token_mask: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """DDIM sampling (η = 0) with classifier-free guidance from the given initial noise.
 
         ``stop_at=i`` returns x_t just before denoising step ``i`` (ESD's "run till timestep");
         ``record(i, t, x_t)`` is called before every step. Large batches are split.
+        ``token_mask`` ``(B, L)`` hides prompt tokens from the conditional branch's
+        cross-attention (see :meth:`eps`).
         """
         if len(prompts) != len(noise):
             raise ValueError(f"{len(prompts)} prompts but {len(noise)} noise tensors")
@@ -172,7 +179,8 @@ class DiffusionModel:
                 raise ValueError("record= needs the whole batch at once; raise batch_size")
             return torch.cat([
                 self.sample(prompts[i:i + batch_size], noise[i:i + batch_size], steps=steps,
-                            guidance=guidance, unet=unet, stop_at=stop_at, batch_size=batch_size)
+                            guidance=guidance, unet=unet, stop_at=stop_at, batch_size=batch_size,
+                            token_mask=None if token_mask is None else token_mask[i:i + batch_size])
                 for i in range(0, len(prompts), batch_size)])
         sched = DDIMScheduler.from_config(self.pipe.scheduler.config)
         sched.set_timesteps(steps)
@@ -186,9 +194,11 @@ class DiffusionModel:
                 record(i, t, x)
             xin = sched.scale_model_input(x, t)
             if uncond is None:
-                e = self.eps(unet, xin, t, cond)
+                e = self.eps(unet, xin, t, cond, token_mask)
             else:
-                both = self.eps(unet, torch.cat([xin, xin]), t, torch.cat([uncond, cond]))
+                mask = None if token_mask is None else torch.cat(
+                    [torch.ones_like(token_mask), token_mask])
+                both = self.eps(unet, torch.cat([xin, xin]), t, torch.cat([uncond, cond]), mask)
                 e_u, e_c = both.chunk(2)
                 e = e_u + guidance * (e_c - e_u)
             x = sched.step(e, t, x).prev_sample
