@@ -30,6 +30,7 @@ def main() -> None:
     from obliviate.diffusion.builtin import builtin_request
     from obliviate.diffusion.methods import concept_token_mask
     from obliviate.diffusion.run import load_setup
+    from obliviate.diffusion.shapes import ShapesSpec
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--concept", default="square", help="a shape or colour of the built-in model")
@@ -39,6 +40,7 @@ def main() -> None:
     ap.add_argument("--guidance", type=float, default=3.0)
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
+    ShapesSpec().kind_of(args.concept)  # an unknown concept fails before the model is trained
 
     setup = load_setup("builtin", args.cache)
     model, judge, spec = setup.model, setup.judge, setup.spec
