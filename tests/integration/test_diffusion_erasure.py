@@ -6,11 +6,11 @@ Margins (measured values in docs/diffusion.md): after erasing a concept the judg
 it in at most a third of its images (UA >= 0.67, from about 0 before), the other concepts
 of the same kind stay recognisable (IRA >= 0.80) and so does the other attribute (CRA >= 0.80).
 
-The concepts: a colour (red) and a shape (square). Not circle: it is the model's default
-shape (an unconditioned or shape-less prompt draws circles about 60 % of the time), so a
-method that removes the concept's information without steering elsewhere (Forget-Me-Not's
-attention re-steering) falls back to drawing circles; docs/diffusion.md has every method's
-circle numbers.
+The concepts: a colour (red) and a shape (square). Not circle: the generic caption "a red
+shape" draws circles about 60 % of the time, so a method that removes the concept's
+information without steering elsewhere (Forget-Me-Not's attention re-steering) falls back to
+circles; docs/diffusion.md has every method's circle numbers. (With no shape token attended
+at all, the model draws squares instead: the known shortfall below.)
 """
 
 from __future__ import annotations
@@ -64,14 +64,14 @@ def test_the_original_model_draws_recognisable_concepts(before, concept):
 
 
 # Forget-Me-Not erasing square misses the cross-domain margin: colour accuracy 0.78 < 0.80 with
-# UA 0.94 and IRA 1.00 (24 images per prompt). The model's prior shape, with no shape token to
-# attend to, is the square, so FMN (no anchor) erases it by collapsing the erased prompts onto
-# red triangles; the variants tried are in docs/diffusion.md. Strict: the test fails once it
-# passes, to drop the mark.
-FMN_SQUARE = pytest.mark.xfail(strict=True, reason="FMN erasing square (the model's prior "
-                               "shape) keeps colour accuracy 0.78 < CRA margin 0.80")
-CASES = [pytest.param(m, c, marks=FMN_SQUARE if (m, c) == ("fmn", "square") else ())
-         for m in ERASERS.names() for c in CONCEPTS]
+# UA 0.94 and IRA 1.00 (24 images per prompt). With no shape token attended, the model draws
+# squares (benchmarks/diffusion_hidden_tokens.py), so FMN (no anchor) erases square by
+# collapsing the erased prompts onto red triangles; the variants tried are in
+# docs/diffusion.md. Every other margin, and colour on the retained prompts, is still asserted;
+# the case fails if it ever meets the CRA margin, so that this entry is removed.
+KNOWN_SHORTFALLS = {("fmn", "square"): "FMN erasing square (shape prior of the model) keeps "
+                                       "colour accuracy 0.78 < CRA margin 0.80"}
+CASES = [(m, c) for m in ERASERS.names() for c in CONCEPTS]
 
 
 @pytest.mark.parametrize("method,concept", CASES)
@@ -88,8 +88,14 @@ def test_method_erases_the_concept_and_keeps_the_others(setup, snapshot, before,
     assert v["unlearning_accuracy"] >= UA_MIN, msg
     assert v["unlearning_accuracy"] >= before[concept].values()["unlearning_accuracy"] + 0.5, msg
     assert v["in_domain_retain_accuracy"] >= IRA_MIN, msg
-    assert v["cross_domain_retain_accuracy"] >= CRA_MIN, msg
     assert (tmp_path / method / "grid_after.png").is_file()
+    shortfall = KNOWN_SHORTFALLS.get((method, concept))
+    if shortfall is None:
+        assert v["cross_domain_retain_accuracy"] >= CRA_MIN, msg
+        return
+    assert v["cross_domain_accuracy_retain_prompts"] >= CRA_MIN, msg
+    assert v["cross_domain_retain_accuracy"] < CRA_MIN, f"now inside the margin, drop the entry: {msg}"
+    pytest.xfail(shortfall)
 
 
 def test_uce_keeps_preserved_cross_attention_outputs_on_the_trained_model(setup, snapshot):
