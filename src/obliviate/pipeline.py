@@ -24,16 +24,6 @@ COLUMNS = [
 ]
 
 
-def _same_config(run_dir: Path, config: dict[str, Any]) -> bool:
-    import yaml
-
-    path = run_dir / "config.yaml"
-    if not path.exists() or not (run_dir / "model" / "config.json").exists():
-        return False
-    with open(path, encoding="utf-8") as fh:
-        return yaml.safe_load(fh) == yaml.safe_load(yaml.safe_dump(config, sort_keys=False))
-
-
 def _say(log: Callable[[str], None] | None, msg: str) -> None:
     if log:
         log(msg)

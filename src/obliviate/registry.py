@@ -1,15 +1,30 @@
-"""One generic registry for every extension point (methods, metrics, benchmarks, erasers).
+"""One generic registry for every extension point (methods, metrics, benchmarks, erasers...).
 
-Entries are registered with a decorator or lazily as ``"module:attr"`` strings, so that
-``import obliviate`` stays cheap: nothing heavy is imported until an entry is looked up.
+Every built-in entry is registered exactly once, lazily, by module path: either in a table
+``name -> "module:attr"`` at the bottom of this file (code objects: methods, terms, wrappers,
+erasers, benchmarks), or by a *catalogue* module listed here whose import registers data-like
+entries (metric definitions). Looking a name up imports only what it needs, so nothing depends on
+which package happened to be imported first, and ``import obliviate`` stays cheap.
+
+Your own entries register the same way, from any module::
+
+    from obliviate.registry import METHODS
+    METHODS.register("my_method", "my_package.my_module:MyMethod")   # lazy
+    # or as a decorator on the object itself: @METHODS.register("my_method")
+
+A name may be a *family pattern* with ``{placeholders}`` (``fluency_{split}_perplexity``):
+:meth:`Registry.entry` matches concrete names (``fluency_forget_perplexity``) against it when no
+exact entry exists. docs/contributing.md walks through adding a method, a metric and a benchmark.
 """
 
 from __future__ import annotations
 
 import difflib
 import importlib
+import re
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Callable, Generic, Iterator, TypeVar
+from typing import Any, Generic, TypeVar
 
 T = TypeVar("T")
 
@@ -21,44 +36,92 @@ class UnknownEntryError(KeyError):
         return str(self.args[0])
 
 
+def resolve(target: str) -> Any:
+    """The object a ``"module:attr"`` string names (``attr`` may be dotted)."""
+    module, _, attr = target.partition(":")
+    if not attr:
+        raise ValueError(f"{target!r} is not of the form 'module:attr'")
+    obj: Any = importlib.import_module(module)
+    for part in attr.split("."):
+        obj = getattr(obj, part)
+    return obj
+
+
+def _first_line(text: str | None) -> str:
+    return ((text or "").strip().splitlines() or [""])[0]
+
+
 @dataclass
 class Entry(Generic[T]):
-    """A registered object plus its metadata (one-line description, paper, kind...)."""
+    """A registered object plus its metadata (one-line description, paper, kind...).
+
+    ``target`` is the object or a lazy ``"module:attr"`` string; description and paper default
+    to the object's ``description``/``paper`` attributes (or its docstring's first line).
+    """
 
     name: str
     target: T | str
-    description: str = ""
-    paper: str = ""
+    _description: str = ""
+    _paper: str = ""
     meta: dict[str, Any] = field(default_factory=dict)
 
     def load(self) -> T:
-        """Resolve a lazy ``"module:attr"`` target on first use."""
+        """The registered object (a lazy ``"module:attr"`` target is imported on first use)."""
         if isinstance(self.target, str):
-            module, _, attr = self.target.partition(":")
-            self.target = getattr(importlib.import_module(module), attr)
-        return self.target  # type: ignore[return-value]
+            self.target = resolve(self.target)
+        return self.target
+
+    @property
+    def description(self) -> str:
+        if not self._description:
+            obj = self.load()
+            desc = getattr(obj, "description", None)
+            self._description = desc if isinstance(desc, str) and desc else _first_line(obj.__doc__)
+        return self._description
+
+    @property
+    def paper(self) -> str:
+        if not self._paper:
+            paper = getattr(self.load(), "paper", None)
+            self._paper = paper if isinstance(paper, str) else ""
+        return self._paper
+
+
+def _pattern_regex(name: str) -> re.Pattern[str]:
+    parts = re.split(r"\{(\w+)\}", name)
+    out = []
+    for i, part in enumerate(parts):
+        out.append(re.escape(part) if i % 2 == 0 else rf"(?P<{part}>[A-Za-z0-9_.\-]+?)")
+    return re.compile("".join(out) + r"\Z")
 
 
 class Registry(Generic[T]):
-    """Name -> object mapping with did-you-mean errors.
+    """Name -> object mapping with lazy entries, family patterns and did-you-mean errors.
 
-    Example::
-
-        METHODS = Registry("method")
-
-        @METHODS.register("ga", description="Gradient ascent", paper="arXiv 2210.01504")
-        class GradientAscent: ...
+    ``builtins`` maps names to ``"module:attr"`` targets (one registration per entry);
+    ``catalogues`` are modules whose import registers entries, imported on first lookup.
     """
 
-    def __init__(self, kind: str, loaders: tuple[str, ...] = ()) -> None:
+    def __init__(
+        self, kind: str, builtins: Mapping[str, str] | None = None, catalogues: tuple[str, ...] = ()
+    ) -> None:
         self.kind = kind
         self._entries: dict[str, Entry[T]] = {}
-        # modules whose import registers entries; imported on first lookup
-        self._loaders = list(loaders)
+        self._patterns: dict[str, re.Pattern[str]] = {}
+        self._catalogues = list(catalogues)
+        for name, target in (builtins or {}).items():
+            self._add(name, target, "", "", {})
 
     def _populate(self) -> None:
-        while self._loaders:
-            importlib.import_module(self._loaders.pop(0))
+        while self._catalogues:
+            importlib.import_module(self._catalogues.pop(0))
+
+    def _add(self, name: str, obj: Any, description: str, paper: str, meta: dict[str, Any]) -> None:
+        if name in self._entries:
+            raise ValueError(f"{self.kind} {name!r} is registered twice")
+        self._entries[name] = Entry(name, obj, description, paper, meta)
+        if "{" in name:
+            self._patterns[name] = _pattern_regex(name)
 
     def register(
         self,
@@ -68,30 +131,41 @@ class Registry(Generic[T]):
         description: str = "",
         paper: str = "",
         **meta: Any,
-    ) -> Callable[[T], T] | T | str:
-        """Register ``target`` under ``name``; without ``target`` act as a decorator."""
+    ) -> Any:
+        """Register ``target`` (an object or a lazy ``"module:attr"``) under ``name``; without
+        ``target`` act as a decorator that registers the decorated object."""
 
-        def add(obj: T | str) -> T | str:
-            if name in self._entries:
-                raise ValueError(f"{self.kind} {name!r} is registered twice")
-            desc = description
-            if not desc and not isinstance(obj, str):
-                desc = ((getattr(obj, "__doc__", None) or "").strip().splitlines() or [""])[0]
-            self._entries[name] = Entry(name, obj, desc, paper, dict(meta))
+        def add(obj: Any) -> Any:
+            self._add(name, obj, description, paper, dict(meta))
             return obj
 
         if target is not None:
             return add(target)
-        return add  # type: ignore[return-value]
+        return add
+
+    def unregister(self, name: str) -> None:
+        """Remove an entry (for tests and plugins that replace a built-in)."""
+        self._entries.pop(name, None)
+        self._patterns.pop(name, None)
+
+    def find(self, name: str) -> Entry[T] | None:
+        """The entry registered as ``name``, or the family pattern it matches, or None."""
+        self._populate()
+        if name in self._entries:
+            return self._entries[name]
+        for pattern, regex in self._patterns.items():
+            if regex.match(name):
+                return self._entries[pattern]
+        return None
 
     def entry(self, name: str) -> Entry[T]:
-        self._populate()
-        if name not in self._entries:
+        found = self.find(name)
+        if found is None:
             close = difflib.get_close_matches(name, list(self._entries), n=3, cutoff=0.5)
             hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
             known = ", ".join(sorted(self._entries))
             raise UnknownEntryError(f"unknown {self.kind} {name!r}.{hint} Known: {known}")
-        return self._entries[name]
+        return found
 
     def get(self, name: str) -> T:
         return self.entry(name).load()
@@ -104,8 +178,7 @@ class Registry(Generic[T]):
         return [self._entries[n] for n in self.names()]
 
     def __contains__(self, name: object) -> bool:
-        self._populate()
-        return name in self._entries
+        return isinstance(name, str) and self.find(name) is not None
 
     def __iter__(self) -> Iterator[str]:
         return iter(self.names())
@@ -114,11 +187,18 @@ class Registry(Generic[T]):
         return len(self.names())
 
 
-# The extension points. Each lists the modules whose import registers its entries.
-METHODS: Registry[Any] = Registry("method", ("obliviate.methods",))
-METRICS: Registry[Any] = Registry("metric", ("obliviate.metrics",))
-BENCHMARKS: Registry[Any] = Registry("benchmark", ("obliviate.benchmarks",))
-ERASERS: Registry[Any] = Registry("diffusion eraser", ("obliviate.diffusion.methods",))
-# Building blocks of composed gradient methods (design.md "Methods"): L = gamma*forget + alpha*retain.
-FORGET_TERMS: Registry[Any] = Registry("forget objective", ("obliviate.methods",))
-RETAIN_TERMS: Registry[Any] = Registry("retain objective", ("obliviate.methods",))
+# ---------------------------------------------------------------------------------------------
+# The extension points and their built-in entries. Each built-in is registered here once.
+
+# (transitional: methods and wrappers still register on import of their family modules)
+METHODS: Registry[Any] = Registry("method", catalogues=("obliviate.methods",))
+FORGET_TERMS: Registry[Any] = Registry("forget objective", catalogues=("obliviate.methods",))
+RETAIN_TERMS: Registry[Any] = Registry("retain objective", catalogues=("obliviate.methods",))
+WRAPPERS: Registry[Any] = Registry(
+    "inference wrapper",
+    catalogues=("obliviate.inference.icul", "obliviate.inference.guardrail",
+                "obliviate.inference.offset", "obliviate.methods.sisa"),
+)
+METRICS: Registry[Any] = Registry("metric", catalogues=("obliviate.metrics",))
+BENCHMARKS: Registry[Any] = Registry("benchmark", catalogues=("obliviate.benchmarks",))
+ERASERS: Registry[Any] = Registry("diffusion eraser", catalogues=("obliviate.diffusion.methods",))

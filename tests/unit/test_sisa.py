@@ -203,3 +203,19 @@ def test_save_and_load_round_trip_without_the_forgotten_item(micro, tmp_path):
     assert r1.steps == r2.steps and r1.first_stage == r2.first_stage == {1: 1}
     assert torch.equal(back(input_ids=x).logits, ens(input_ids=x).logits)
     assert math.isclose(float(back(input_ids=x).logits.exp().sum(-1)[0, 0]), 1.0, rel_tol=1e-5)
+
+
+def test_a_saved_ensemble_loads_in_a_fresh_interpreter(micro, tmp_path):
+    """Loading must not depend on which obliviate packages were imported first: a new process
+    that imports only the model loader finds the 'sisa' wrapper through the registry."""
+    import subprocess
+    import sys
+
+    ens, _ = _fit(micro)
+    ens.save_pretrained(tmp_path / "ens")
+    code = ("import sys, obliviate.models.loading as l; m = l.load_model(sys.argv[1]); "
+            "print(type(m).__name__, l.model_fingerprint(m))")
+    out = subprocess.run([sys.executable, "-c", code, str(tmp_path / "ens")],
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.split() == ["SISAEnsemble", ens.fingerprint()]

@@ -19,12 +19,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from obliviate.registry import Registry
+from obliviate.registry import WRAPPERS
 
-WRAPPERS: Registry[Any] = Registry(
-    "inference wrapper",
-    ("obliviate.inference.icul", "obliviate.inference.guardrail", "obliviate.inference.offset"),
-)
 
 WRAPPER_SCHEMA = 1
 

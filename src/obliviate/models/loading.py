@@ -6,7 +6,6 @@ Safe by default: weights only from safetensors, no remote code unless ``trust_re
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 from pathlib import Path
 from typing import Any
@@ -112,8 +111,3 @@ def model_fingerprint(model_or_path: Any) -> str:
             h.update(name.encode())
             h.update(flat[::step].float().cpu().numpy().tobytes())
     return "sha256:" + h.hexdigest()[:16]
-
-
-def model_config_summary(model: Any) -> dict[str, Any]:
-    cfg = getattr(model, "config", None)
-    return json.loads(cfg.to_json_string()) if cfg is not None else {}
