@@ -17,7 +17,7 @@ from typing import Any
 from obliviate.data.templates import PromptTemplate
 from obliviate.data.types import QAItem, UnlearningRequest
 
-# Fine-tuning defaults. Real models: TOFU's target recipe (reference.md §2, lr 1e-5, 5 epochs,
+# Fine-tuning defaults. Real models: TOFU's target recipe (docs/methods.md, lr 1e-5, 5 epochs,
 # warm-up 1 epoch). Tiny models trained from scratch: cpu-budget.md's measured recipe.
 REAL_FINETUNE = {"lr": 1e-5, "epochs": 5, "batch_size": 32, "warmup_epochs": 1.0, "weight_decay": 0.01}
 TINY_FINETUNE = {"lr": 3e-3, "epochs": 15, "batch_size": 32, "warmup_epochs": 0.5,

@@ -1,6 +1,6 @@
 """Frozen configuration dataclasses, dotted ``key=value`` overrides, strict validation.
 
-Every key must be consumed: unknown keys are errors with a did-you-mean hint (reference.md §5 P22).
+Every key must be consumed: unknown keys are errors with a did-you-mean hint (docs/metrics.md).
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ class TrainConfig:
 
     One epoch is one pass over the forget set (unlearning) or the training set (fine-tuning);
     each forget batch is paired with an equally large, randomly drawn retain batch, drawn with a
-    per-rank seed so that ranks see different retain samples (reference.md §5 P6).
+    per-rank seed so that ranks see different retain samples (docs/metrics.md).
     """
 
     lr: float = 1e-5
@@ -34,7 +34,7 @@ class TrainConfig:
     seed: int = 0
     max_length: int = 512
     log_every: int = 1
-    # collapse guard (P25): stop when the retain NLL exceeds this multiple of its initial value
+    # collapse guard: stop when the retain NLL exceeds this multiple of its initial value
     retain_guard: float | None = None
     optimizer: str = "adamw"
     # save the training state after every epoch so an interrupted run resumes (run folders only)

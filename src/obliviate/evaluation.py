@@ -1,4 +1,4 @@
-"""The evaluation engine for QA unlearning benchmarks (the TOFU suite, reference.md §3.1-3.4).
+"""The evaluation engine for QA unlearning benchmarks (the TOFU suite, docs/metrics.md).
 
 All teacher-forced metrics come from ONE scoring pass over every (question, answer-variant)
 pair the suite needs (answers, paraphrased answers, perturbed answers, holdout answers;
@@ -7,7 +7,7 @@ are then pure functions (``obliviate.metrics``) over the per-token arrays.
 
 Forget quality and privleak need the retain model's per-sample results on the same data, with
 the same template and settings: pass its :class:`EvalResult` as ``reference``; a mismatch is an
-error, never a silent None (reference.md §5 P18).
+error, never a silent None (docs/metrics.md).
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from obliviate.metrics import tofu as tm
 from obliviate.metrics.rouge import rouge_scores
 
 # Bump when any computation below changes meaning; cached results with another version are
-# never reused (reference.md §5 P17, P21).
+# never reused (docs/metrics.md).
 EVAL_VERSION = 1
 
 MIA_ATTACKS = ("loss", "zlib", "min_k", "min_k_plus_plus")
@@ -40,7 +40,7 @@ class EvalSettings:
     """Settings every number depends on; all recorded with the results."""
 
     batch_size: int = 32
-    max_new_tokens: int = 200  # TOFU ROUGE generation (reference.md §3.8)
+    max_new_tokens: int = 200  # TOFU ROUGE generation (docs/metrics.md)
     max_length: int = 512
     min_k: float = 0.4
     use_stemmer: bool = True
@@ -83,14 +83,14 @@ def _direction(name: str) -> str:
     if name in DIRECTIONS:
         return DIRECTIONS[name]
     if name.startswith("mia_"):
-        return "lower"  # with ideal 0.5: the retain model's level (reference.md §3.4)
+        return "lower"  # with ideal 0.5: the retain model's level (docs/metrics.md)
     if name.startswith("privleak"):
         return "zero"
     return "higher"  # retain / real_authors / world_facts quantities
 
 
 def data_hash(request: UnlearningRequest) -> str:
-    """Content hash of every evaluated item (keys cached results: P21)."""
+    """Content hash of every evaluated item (keys cached results)."""
     h = hashlib.sha256()
     for split in sorted(request.eval):
         for it in request.eval[split]:

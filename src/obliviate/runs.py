@@ -13,7 +13,7 @@ SCHEMA = 1
 
 
 def library_versions() -> dict[str, str]:
-    """Versions of the libraries every result depends on (reference.md §5 P12)."""
+    """Versions of the libraries every result depends on (docs/metrics.md)."""
     from importlib import metadata
 
     from obliviate import __version__

@@ -42,7 +42,7 @@ class TokenScores:
         )
 
     def nll_avg(self, include_eos: bool = True) -> float:
-        """Mean token NLL over the answer (EOS included by default, reference.md §3.1)."""
+        """Mean token NLL over the answer (EOS included by default, docs/metrics.md)."""
         s = self if include_eos else self.without_eos()
         if s.n == 0:
             return float("nan")
@@ -140,7 +140,7 @@ def generate(
     """Greedy generations for questions: left padding, KV cache, length-sorted batches.
 
     The text is decoded from the new tokens only, cut at EOS (and at any ``stop_strings``), and
-    stripped (reference.md §3.8).
+    stripped (docs/metrics.md).
     """
     import torch
 

@@ -2,8 +2,8 @@
 
 Single process by default; under ``torchrun`` / ``accelerate launch --multi_gpu`` it runs data
 parallel through accelerate (gloo on CPU). The forget (or training) set is sharded across ranks;
-retain batches are drawn with a per-rank seed (reference.md §5 P6); the schedule is derived from
-the real per-rank dataloader length (P7); only rank 0 writes files.
+retain batches are drawn with a per-rank seed (docs/metrics.md); the schedule is derived from
+the real per-rank dataloader length ; only rank 0 writes files.
 """
 
 from __future__ import annotations
@@ -123,7 +123,7 @@ def train_loop(
     steps_per_epoch = max(1, math.ceil(len(loader) / cfg.grad_accum))
     total = cfg.max_steps or max(1, int(math.ceil(cfg.epochs * steps_per_epoch)))
     scheduler = _scheduler(optimizer, cfg, total, steps_per_epoch)
-    # per-rank retain stream (P6): the seed differs by process index
+    # per-rank retain stream: the seed differs by process index
     retain_gen = torch.Generator().manual_seed(cfg.seed * 1_000_003 + 7919 * (acc.process_index + 1))
     result = TrainResult(steps=0)
     t0 = time.perf_counter()

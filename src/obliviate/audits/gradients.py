@@ -1,9 +1,9 @@
-"""Per-sample gradient norms for the GradNorm membership-inference attack (reference.md §3.4).
+"""Per-sample gradient norms for the GradNorm membership-inference attack (docs/metrics.md).
 
 One sample at a time (batch size 1), loss = mean token NLL over the answer tokens (EOS included,
 as the LOSS attack), gradients of that loss with respect to every floating-point parameter tensor
 the loss depends on; the attack score (``obliviate.metrics.mia.gradnorm_score``) is the mean of
-the per-tensor L2 norms. Choices, documented as P20 asks:
+the per-tensor L2 norms. Choices, documented as asks:
 
 - Gradients come from ``torch.autograd.grad``, so ``.grad`` buffers are never touched (no
   zeroing of the caller's gradients, unlike OU).

@@ -1,9 +1,9 @@
-"""All six membership-inference attacks of reference.md §3.4 on one model, with AUC and PrivLeak.
+"""All six membership-inference attacks of docs/metrics.md on one model, with AUC and PrivLeak.
 
 LOSS, ZLib, Min-K% and Min-K%++ come from one teacher-forced pass
 (:func:`obliviate.scoring.score_pairs`), GradNorm from per-sample gradients
 (:mod:`obliviate.audits.gradients`) and Reference from a second pass through the reference
-model (usually the retain model, as in OU; *not* pi_ref, reference.md §1.2). Members are the
+model (usually the retain model, as in OU; *not* pi_ref, docs/methods.md). Members are the
 forget items (``request.eval["forget"]``, else ``request.forget``), non-members the holdout items
 (``request.eval["holdout"]``, else ``request.holdout``). Scores are oriented higher = less
 member-like and AUCs use OU's orientation (1 = the forget set still looks trained on, 0.5 =

@@ -2,7 +2,7 @@
 
 **Paraphrase probe.** Each forget item's ``paraphrased_question`` (TOFU and the built-in
 benchmark have one) asks for the same fact in other words; unlearning that only suppresses the
-trained phrasing leaves it answerable (the survey's generalisability objective, reference.md §1.3).
+trained phrasing leaves it answerable (the survey's generalisability objective, docs/methods.md).
 
 **Jailbreak-template probe.** Each forget question is wrapped in every template of
 :data:`JAILBREAK_TEMPLATES` (``{question}`` marks where it goes), one per common jailbreak family
@@ -13,8 +13,8 @@ The wrapped question then goes through the run's prompt template as usual.
 
 **Linear truth probe** (supervised truth direction as in Marks & Tegmark 2023, arXiv 2310.06824).
 Candidates of an item: its ``paraphrased_answer`` (true, label 1) and its ``perturbed_answers``
-(same sentence with a wrong value, label 0): the pairs the truth ratio compares (reference.md
-§3.2). Features: the model's mean answer-token hidden state at one layer
+(same sentence with a wrong value, label 0): the pairs the truth ratio compares (docs/metrics.md)
+. Features: the model's mean answer-token hidden state at one layer
 (:mod:`obliviate.audits.hidden`). A logistic regression (standardised features, L2, C = 1,
 balanced class weights) is fitted on the *retain* items' candidates, where every model is meant
 to know the facts, and tested on the forget items' candidates: its ROC-AUC (true vs wrong) says

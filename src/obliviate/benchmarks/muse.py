@@ -1,4 +1,4 @@
-"""MUSE six-way evaluation (Shi+ 2024, arXiv 2407.06460; reference.md §3.5, §4.2, §3.8).
+"""MUSE six-way evaluation (Shi+ 2024, arXiv 2407.06460; docs/muse-wmdp.md).
 
 The six criteria and how they are computed here:
 
@@ -54,7 +54,7 @@ KNOWMEM_STOPS = ("\n\n", "\nQuestion", "Question:")
 
 @dataclass(frozen=True)
 class MuseSettings:
-    """Every setting a MUSE number depends on (recorded with the results; reference.md §3.8)."""
+    """Every setting a MUSE number depends on (recorded with the results; docs/metrics.md)."""
 
     verbmem_max_new_tokens: int = 128
     verbmem_gt_tokens: int = 128
@@ -118,7 +118,7 @@ def knowmem_score(generations: Sequence[str], answers: Sequence[str], use_stemme
 
 
 def cut_at_stops(text: str, stops: Sequence[str]) -> str:
-    """The text before the first occurrence of any stop string, stripped (reference.md §3.8)."""
+    """The text before the first occurrence of any stop string, stripped (docs/metrics.md)."""
     for s in stops:
         text = text.split(s)[0]
     return text.strip()
@@ -139,7 +139,7 @@ def truncate_to_tokens(tokenizer: Any, text: str, n: int) -> str:
 
 
 def muse_data_hash(data: Any) -> str:
-    """Content hash of everything the evaluation reads (keys cached results: P21)."""
+    """Content hash of everything the evaluation reads (keys cached results)."""
     h = hashlib.sha256()
     parts = [("verbmem", data.verbmem)] + sorted(data.knowmem.items()) + sorted(
         (f"privleak/{k}", v) for k, v in data.privleak.items())
@@ -264,7 +264,7 @@ def evaluate_muse(
 def add_privleak(result: Any, reference: Any) -> None:
     """Add ``privleak`` of ``result`` against the retrained model's ``reference`` result
     (which may be ``result`` itself: PrivLeak = 0 for the retrained model). The two must come
-    from the same data and settings; a mismatch is an error (reference.md §5 P18)."""
+    from the same data and settings; a mismatch is an error (docs/metrics.md)."""
     from obliviate.metrics import mia
 
     diff = [k for k in ("eval_version", "benchmark", "data", "settings")

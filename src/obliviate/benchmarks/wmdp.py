@@ -1,4 +1,4 @@
-"""WMDP-style multiple-choice accuracy (Li+ 2024, arXiv 2403.03218; reference.md §3.6).
+"""WMDP-style multiple-choice accuracy (Li+ 2024, arXiv 2403.03218; docs/muse-wmdp.md).
 
 Standard protocol (lm-evaluation-harness ``lm_eval/tasks/wmdp/_default_template_yaml``): the
 prompt is ``"{question}\\nA. {choice 0}\\nB. {choice 1}\\nC. {choice 2}\\nD. {choice 3}\\nAnswer:"``

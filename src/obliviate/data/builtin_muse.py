@@ -2,7 +2,7 @@
 
 MUSE text (news articles, Harry Potter) cannot be shipped, so the built-in benchmark turns the
 people of :mod:`obliviate.data.builtin` into documents and derives every MUSE config from them
-(reference.md §4.2; the field and split names are the hub's, so the same loader reads both):
+(docs/muse-wmdp.md; the field and split names are the hub's, so the same loader reads both):
 
 - **Documents.** A *profile* per person (a title line and a paragraph of the person's fact
   sentences, the built-in TOFU answers) and *quiz pages* per group of people (forget, each

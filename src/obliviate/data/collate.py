@@ -1,5 +1,5 @@
 """Padding collators. Attention masks come from padding positions, never from token identity
-(reference.md §5 P8), so pad = EOS tokenizers are safe."""
+(docs/metrics.md), so pad = EOS tokenizers are safe."""
 
 from __future__ import annotations
 

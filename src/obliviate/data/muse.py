@@ -1,4 +1,4 @@
-"""Load MUSE (Shi+ 2024, arXiv 2407.06460; reference.md §4.2) and chunk documents into windows.
+"""Load MUSE (Shi+ 2024, arXiv 2407.06460; docs/muse-wmdp.md) and chunk documents into windows.
 
 Three sources give the same rows and go through the same validation:
 
@@ -18,7 +18,7 @@ retain sets ``retain2_qa``/``retain2_qa_icl``), ``privleak`` (forget, holdout, r
 
 Documents become ``QAItem(question="", answer=text)``; verbmem rows ``QAItem(question=prompt,
 answer=gt)``. :func:`encode_documents` cuts documents into model-sized token windows without a
-decode/re-encode round trip (reference.md §5 P10).
+decode/re-encode round trip (docs/metrics.md).
 """
 
 from __future__ import annotations
@@ -309,7 +309,7 @@ def _assign(data: MuseData, config: str, loaded: dict[str, list[QAItem]]) -> Non
 def chunk_ids(ids: Sequence[int], window: int) -> list[list[int]]:
     """Cut one document's token ids into consecutive, non-overlapping windows of ``window``
     tokens; the last window holds the remainder (shorter, never empty). An empty document gives
-    no window. Pure list slicing: no decode/re-encode round trip (reference.md §5 P10)."""
+    no window. Pure list slicing: no decode/re-encode round trip (docs/metrics.md)."""
     if window < 1:
         raise ValueError(f"window must be >= 1 token, got {window}")
     ids = list(ids)

@@ -1,7 +1,7 @@
 """Prompt templates and tokenisation of (prompt, answer) pairs with an exact label mask.
 
 The prompt and the answer are tokenised separately and their ids concatenated, so the border
-never merges tokens and the scored tokens decode to exactly the answer (reference.md §5 P1b, P9).
+never merges tokens and the scored tokens decode to exactly the answer (docs/metrics.md).
 """
 
 from __future__ import annotations
@@ -17,9 +17,9 @@ class PromptTemplate:
     """How a question becomes a prompt.
 
     - ``qa``: ``"Question: {q}\\nAnswer:"`` and the answer follows after one space (base models,
-      reference.md §4.1; the space belongs to the answer's first token).
+      docs/metrics.md; the space belongs to the answer's first token).
     - ``chat``: the tokenizer's own chat template with a generation prompt; optional system prompt
-      and pinned date string (P11).
+      and pinned date string.
     - ``raw``: the question text itself, answer appended directly.
     """
 

@@ -1,5 +1,5 @@
 """Load WMDP multiple-choice questions and the WMDP forget/retain corpora (Li+ 2024,
-arXiv 2403.03218; reference.md §4.3).
+arXiv 2403.03218; docs/muse-wmdp.md).
 
 Questions (:func:`load_wmdp`), each an :class:`MCQItem`:
 

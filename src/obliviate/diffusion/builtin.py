@@ -2,7 +2,7 @@
 
 ``ensure_builtin()`` returns the cached pipeline and judge folders, training them first when
 missing. The cache key is a hash of every training setting, so a changed setting never reuses
-stale artefacts (reference.md §5 P21). Location: ``cache_dir`` or ``$OBLIVIATE_CACHE`` or
+stale artefacts (docs/metrics.md). Location: ``cache_dir`` or ``$OBLIVIATE_CACHE`` or
 ``~/.cache/obliviate``, under ``diffusion/builtin-shapes-<key>/``; the folder appears
 atomically (built under a temporary name, then renamed).
 """

@@ -1,6 +1,6 @@
 """Evaluation of an erased model: generate, classify with the judge, score, draw grids.
 
-On the built-in shapes model (reference.md §3.9, adapted to shape x colour):
+On the built-in shapes model (docs/diffusion.md, adapted to shape x colour):
 
 - ``unlearning_accuracy`` (UA): images of the erased concept's prompts that the judge's head
   for that kind (colour for "red") does not assign to the concept;

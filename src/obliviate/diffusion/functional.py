@@ -1,4 +1,4 @@
-"""The maths of the concept-erasure methods as pure tensor functions (reference.md §2.10).
+"""The maths of the concept-erasure methods as pure tensor functions (docs/diffusion.md).
 
 Every function here is deterministic, has no side effects and is unit-tested against
 hand-computed values (tests/unit/test_diffusion_functional.py). Reductions are stated per

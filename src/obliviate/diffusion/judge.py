@@ -1,11 +1,11 @@
 """The judge: a small CNN with a shape head and a colour head, trained on generated data.
 
-It classifies generated images for the diffusion metrics (reference.md §3.9), and its
+It classifies generated images for the diffusion metrics (docs/diffusion.md), and its
 penultimate features feed the FID/KID-style distances. A judge trained only on clean drawings
 underrates generated samples (cpu-budget.md), so training uses augmentation that mimics
 sampling artefacts without changing the class: brightness, desaturation, additive noise,
 blur, small shifts and flips. The weights are saved as safetensors with a JSON config holding
-their SHA-256, recorded with every result (reference.md §5 P26).
+their SHA-256, recorded with every result (docs/metrics.md).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Concept-erasure methods for text-to-image diffusion models (reference.md §2.10).
+"""Concept-erasure methods for text-to-image diffusion models (docs/diffusion.md).
 
 Importing this module registers every eraser in :data:`obliviate.registry.ERASERS`:
 
@@ -332,7 +332,7 @@ def _convert(key: str, value: Any, default: Any) -> Any:
 
 @dataclass(frozen=True)
 class ESDConfig:
-    """ESD defaults of the reference code (reference.md §2.10)."""
+    """ESD defaults of the reference code (docs/diffusion.md)."""
 
     iterations: int = 200
     lr: float = 5e-5
@@ -438,7 +438,7 @@ class ESDU(ESD):
 
 @dataclass(frozen=True)
 class CAConfig:
-    """Concept Ablation defaults (reference.md §2.10; unverified against the paper)."""
+    """Concept Ablation defaults (docs/diffusion.md; unverified against the paper)."""
 
     steps: int = 100
     lr: float = 2e-6
@@ -488,7 +488,7 @@ class ConceptAblation(Eraser):
 
 @dataclass(frozen=True)
 class UCEConfig:
-    """UCE defaults (reference.md §2.10): erase scale 1, preserve scale 1, λ = 0.5."""
+    """UCE defaults (docs/diffusion.md): erase scale 1, preserve scale 1, λ = 0.5."""
 
     erase_scale: float = 1.0
     preserve_scale: float = 1.0
@@ -565,7 +565,7 @@ class UCE(Eraser):
 
 @dataclass(frozen=True)
 class SalUnConfig:
-    """SalUn defaults of the reference code (reference.md §2.10): α = 0.1, lr 1e-5, batch 8,
+    """SalUn defaults of the reference code (docs/diffusion.md): α = 0.1, lr 1e-5, batch 8,
     5 epochs over 800 forget images (= 500 steps), saliency keeps half the weights."""
 
     steps: int = 500
@@ -649,7 +649,7 @@ class SalUn(Eraser):
 @dataclass(frozen=True)
 class FMNConfig:
     """Forget-Me-Not (attention re-steering only, no textual-inversion stage): about 35 steps
-    (reference.md §2.10). Learning rate and image count are unverified against the paper."""
+    (docs/diffusion.md). Learning rate and image count are unverified against the paper."""
 
     steps: int = 35
     lr: float = 1e-5

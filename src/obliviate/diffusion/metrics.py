@@ -1,4 +1,4 @@
-"""Diffusion erasure metrics as pure functions (reference.md §3.9).
+"""Diffusion erasure metrics as pure functions (docs/diffusion.md).
 
 The judge's predictions and features come in; numbers come out. Every function rejects empty
 input with a ``ValueError`` instead of returning NaN.

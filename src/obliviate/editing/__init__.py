@@ -1,4 +1,4 @@
-"""Closed-form model editing for unlearning (reference.md §2.8): locate-then-edit.
+"""Closed-form model editing for unlearning (docs/methods.md): locate-then-edit.
 
 - :mod:`~obliviate.editing.arch`: which module of each architecture is edited (the MLP output
   projection: its input is the *key*, its output the *value*) and the hooks that read or patch

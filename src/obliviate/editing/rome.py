@@ -1,6 +1,6 @@
 """Rank-one (ROME) and multi-layer batched (MEMIT) edits that make a model refuse.
 
-Pure updates (reference.md §2.8):
+Pure updates (docs/methods.md):
 
 - ROME (Meng+ 2022, arXiv 2202.05262, eq. 2): with key k*, target value v* and key second moment
   C, ``W′ = W + (v* − W k*)·(C⁻¹k*)ᵀ / ((C⁻¹k*)ᵀ k*)``. Then ``W′k* = v*`` exactly, and keys

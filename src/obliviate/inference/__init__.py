@@ -1,4 +1,4 @@
-"""Inference-time unlearning: wrappers that change no weight of the target (reference.md §2.9).
+"""Inference-time unlearning: wrappers that change no weight of the target (docs/methods.md).
 
 - :mod:`obliviate.inference.icul`: in-context unlearning (ICUL prompts, Pawelczyk+ 2023).
 - :mod:`obliviate.inference.guardrail`: a forget-scope prompt classifier with a calibrated

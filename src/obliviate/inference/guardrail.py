@@ -1,5 +1,5 @@
 """Guardrail wrapper: a forget-scope classifier on prompts plus an output filter
-(reference.md §2.9: guardrail baselines, Thaker+ 2024, arXiv 2403.03329; ECO, Liu+ 2024,
+(docs/methods.md: guardrail baselines, Thaker+ 2024, arXiv 2403.03329; ECO, Liu+ 2024,
 arXiv 2406.07933).
 
 Prompts the classifier flags (score > calibrated threshold) get one of two actions:

@@ -1,4 +1,4 @@
-"""In-context unlearning (ICUL; Pawelczyk+ 2023, arXiv 2310.07579, reference.md §2.9).
+"""In-context unlearning (ICUL; Pawelczyk+ 2023, arXiv 2310.07579, docs/methods.md).
 
 ICUL changes no weight: every query is preceded by the forget point with a *flipped* label and
 then s correctly labelled examples, ``[x_f, ỹ_f] [x_1, y_1] … [x_s, y_s] [x_q]``. For

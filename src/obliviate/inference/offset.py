@@ -1,5 +1,5 @@
 """Logit offset at inference time: the WHP logit wrapper (Eldan & Russinovich 2023, arXiv
-2310.02238; MUSE's ``whos_harry_potter.py``; reference.md §2.1 and §2.9).
+2310.02238; MUSE's ``whos_harry_potter.py``; docs/methods.md).
 
 A *reinforced* model (the target fine-tuned further on the forget set: an expert, or
 anti-expert, on exactly what must go) runs beside the base model, and every next-token

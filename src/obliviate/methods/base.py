@@ -46,7 +46,7 @@ class UnlearnJob:
         return [encode(self.tokenizer, it.question, it.answer, self.template, max_length) for it in items]
 
     def reference_model(self) -> Any:
-        """A frozen copy of the model as it was before unlearning (built once, on demand: P5)."""
+        """A frozen copy of the model as it was before unlearning (built once, on demand)."""
         if self._ref_model is None:
             ref = copy.deepcopy(_unwrap(self.model))
             ref.eval()
@@ -163,7 +163,7 @@ class ComposedMethod:
                 "this method has a retain term but the request has no retain set; give one or "
                 "set alpha=0"
             )
-        # terms precompute with the untouched target (reference log-probs: P5)
+        # terms precompute with the untouched target (reference log-probs)
         needs_ref = self.forget.needs_reference or (self.retain is not None and self.retain.needs_reference)
         if needs_ref:
             job.reference_model()
@@ -211,8 +211,8 @@ class ComposedMethod:
 @dataclass(frozen=True)
 class MethodPreset:
     """A registered method: either a composition of terms (``forget`` set) or a ``builder``
-    for methods that are not a single loss. ``params`` hold the community defaults (reference.md
-    §2) under one canonical name each (P4)."""
+    for methods that are not a single loss. ``params`` hold the community defaults (docs/methods.md)
+    under one canonical name each."""
 
     name: str
     description: str
@@ -242,7 +242,7 @@ class MethodPreset:
 
     def build(self, overrides: dict[str, Any] | None = None) -> Any:
         """Instantiate the method with ``overrides`` (flat keys of :meth:`defaults`; ``train``
-        and ``*_params`` as nested dicts). Unknown keys are errors (P22)."""
+        and ``*_params`` as nested dicts). Unknown keys are errors."""
         overrides = dict(overrides or {})
         cfg = self.defaults()
         check_keys(overrides, [k for k in cfg if k != "method"], f"method {self.name!r}")

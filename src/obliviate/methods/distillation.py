@@ -1,5 +1,5 @@
 """Unlearning by distillation from a competent and an incompetent teacher ("bad teaching",
-Chundawat et al. AAAI 2023, arXiv 2205.08096; reference.md §2.6).
+Chundawat et al. AAAI 2023, arXiv 2205.08096; docs/methods.md).
 
 The student starts as a copy of the target (the paper initialises it with the competent
 teacher's weights). The paper's loss for a sample x with forget label l_f ∈ {0, 1} is

@@ -1,4 +1,4 @@
-"""Closed-form model-editing methods (reference.md §2.8): ``rome`` and ``memit``.
+"""Closed-form model-editing methods (docs/methods.md): ``rome`` and ``memit``.
 
 Both replace the answers of the forget set with a refusal by editing MLP output projections
 (:mod:`obliviate.editing`). They train nothing: of the ``train`` settings only ``seed``,

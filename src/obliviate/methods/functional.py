@@ -1,4 +1,4 @@
-"""Pure tensor functions for every LLM unlearning loss (reference.md §2, rules P1-P3).
+"""Pure tensor functions for every LLM unlearning loss (docs/methods.md).
 
 Conventions shared by every function here:
 
@@ -7,11 +7,11 @@ Conventions shared by every function here:
   *unshifted* (Hugging Face convention): the logits at position ``t`` predict ``labels[t + 1]``.
 - Every token-level reduction runs over the *answer mask* of the shifted labels
   (``labels[:, 1:] != -100``). Prompt and padding positions never count, and their logits are never
-  read: a loss is unchanged when padding is added, even if the padding logits are NaN (P1).
+  read: a loss is unchanged when padding is added, even if the padding logits are NaN.
 - Likelihood-based losses consume gathered log-softmax values of the label tokens, never raw
-  logits (P3). Computation is done in at least float32 (bf16/fp16 inputs are upcast).
+  logits. Computation is done in at least float32 (bf16/fp16 inputs are upcast).
 - Each loss states its reduction (token mean over the batch, per-sample mean, or sequence sum),
-  matching its paper (P2). A batch without any answer token gives a loss of 0 whose autograd
+  matching its paper. A batch without any answer token gives a loss of 0 whose autograd
   graph is intact (``backward()`` works and yields zero gradients), never NaN.
 
 Methods that need no function of their own: GradDiff is ``-γ·nll(forget) + α·nll(retain)``;
@@ -143,7 +143,7 @@ def _answer_rows(
 
 
 def _gathered_logprobs(z: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """log softmax(z)[y] per row of ``z`` ``(N, V)``: a gathered log-softmax value (P3)."""
+    """log softmax(z)[y] per row of ``z`` ``(N, V)``: a gathered log-softmax value."""
     return z.gather(-1, y.unsqueeze(-1)).squeeze(-1) - torch.logsumexp(z, dim=-1)
 
 
@@ -180,7 +180,7 @@ def token_logprobs(logits: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Te
     """Per-position log-probability of the label token, ``log π_θ(y_t | x, y_<t)``.
 
     Returns ``(logp (B, T-1), mask (B, T-1))``: ``logp`` is the gathered log-softmax value
-    (reference.md §0, ``-ℓ_t``) at answer positions and exactly 0 at masked positions (whose
+    (docs/metrics.md, ``-ℓ_t``) at answer positions and exactly 0 at masked positions (whose
     logits are not read). ``logp`` is float32 (float64 if the logits are float64).
     """
     z, y, mask = _answer_rows(logits, labels)
@@ -193,7 +193,7 @@ def token_logprobs(logits: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Te
 def sequence_logprob(logp: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """Sequence log-probability ``log π(y | x) = Σ_t log π(y_t | x, y_<t)`` per sample, ``(B,)``.
 
-    A sum over answer tokens (not length-normalised; reference.md §0). Rows without answer
+    A sum over answer tokens (not length-normalised; docs/metrics.md). Rows without answer
     tokens give 0. ``logp``/``mask`` are the outputs of :func:`token_logprobs`.
     """
     if logp.shape != mask.shape or logp.dim() != 2:
@@ -214,7 +214,7 @@ def nll_loss(
 ) -> torch.Tensor:
     """Negative log-likelihood of the answer tokens, ``ℓ_t = -log π_θ(y_t | x, y_<t)``.
 
-    Reductions (P2):
+    Reductions:
 
     - ``"token_mean"`` (default): Σ ℓ_t / N with N the number of answer tokens in the whole
       batch. Identical to Hugging Face's ``outputs.loss``: long answers weigh more.
@@ -240,8 +240,8 @@ def ga_loss(
     """Gradient ascent: ``L = -NLL(D_f)`` (Jang et al. 2022, arXiv 2210.01504, "knowledge
     unlearning": the language-modelling loss of the forget sequences, negated).
 
-    Reduction as :func:`nll_loss`; the default is HF's token mean over the batch (reference.md
-    §2.1). Unbounded below: minimising it drives the forget NLL to infinity.
+    Reduction as :func:`nll_loss`; the default is HF's token mean over the batch (docs/metrics.md).
+    Unbounded below: minimising it drives the forget NLL to infinity.
     """
     return -nll_loss(logits, labels, reduction, num_items=num_items)
 
@@ -260,7 +260,7 @@ def npo_loss(
             it is detached here).
         beta: inverse temperature β > 0 (paper default 0.1).
 
-    Reduction: mean over samples of per-sequence terms built from sequence *sums* (P2).
+    Reduction: mean over samples of per-sequence terms built from sequence *sums*.
     Computed with ``F.logsigmoid`` for stability. A sample without answer tokens (both sums 0)
     contributes the constant (2/β)·log 2 and no gradient. As β → 0 the gradient tends to
     ``∇ mean_i log π_θ(y_i|x_i)``, i.e. gradient ascent on sequence sums.
@@ -299,11 +299,11 @@ def kl_retain_loss(
     logits: torch.Tensor, ref_logits: torch.Tensor, labels: torch.Tensor
 ) -> torch.Tensor:
     """Retain KL term ``KL(π_ref ∥ π_θ)`` (TOFU's "KL" baseline, Maini et al. 2024, arXiv
-    2401.06121; reference.md §0 "L_r = KL").
+    2401.06121; docs/metrics.md "L_r = KL").
 
     Per answer position t: ``Σ_v π_ref(v|·) (log π_ref(v|·) - log π_θ(v|·))``, computed from
-    log-softmax values of both models (never raw logits as log-probs, P3). Reduction: mean over
-    the valid answer positions of the whole batch only (prompt and padding never count, P1).
+    log-softmax values of both models (never raw logits as log-probs). Reduction: mean over
+    the valid answer positions of the whole batch only (prompt and padding never count).
     ``ref_logits`` ``(B, T, V)`` come from the frozen reference on the same inputs and are
     detached. No answer token -> 0 with the graph intact.
     """
@@ -334,7 +334,7 @@ def simnpo_loss(
     Samples with n_i = 0 have no defined NLL_avg and are left out of the mean (OU divides by
     zero there); a batch with no answer token at all gives 0 with the graph intact.
 
-    Placement of the offset (P4, ``locuslab/open-unlearning#123``): OU computes
+    Placement of the offset (``locuslab/open-unlearning#123``): OU computes
     ``-(2/β) · log σ(β · (NLL_avg - δ))``, i.e. its ``delta`` sits inside the β scaling and
     equals γ/β here. To reproduce an OU run with ``delta = δ`` pass ``gamma = beta * δ``.
     """
@@ -368,8 +368,8 @@ def dpo_loss(
     ``L = -(2/β) · mean_i log σ(β · [(log π_θ(y_w) - log π_ref(y_w))
     - (log π_θ(y_l) - log π_ref(y_l))])``
 
-    All four inputs are ``(B,)`` sequence log-prob *sums* (P2); the reference values are
-    detached. The 2/β factor follows reference.md §2.2 and OU's ``compute_dpo_loss`` (it matches
+    All four inputs are ``(B,)`` sequence log-prob *sums* ; the reference values are
+    detached. The 2/β factor follows docs/methods.md and OU's ``compute_dpo_loss`` (it matches
     NPO's scaling); Rafailov et al.'s objective has no 2/β, a constant rescaling of the loss
     (equivalent to scaling the learning rate by 2/β). Reduction: mean over pairs.
     """
@@ -460,7 +460,7 @@ def undial_loss(
 
     Reduction: mean over the valid answer positions of the batch. Only answer positions are
     used, so a -100 label never builds a one-hot (OU's version indexes vocabulary row V - 100
-    there and averages over prompt and padding, P1). ``ref_logits`` are detached. β ≥ 0
+    there and averages over prompt and padding). ``ref_logits`` are detached. β ≥ 0
     (paper default 10, range 3-30).
     """
     _check_beta("beta", beta, allow_zero=True)
@@ -481,7 +481,7 @@ def pdu_margin_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     """PDU forget term: logit-margin flattening (Entesari et al. 2025, arXiv 2506.05314).
 
     ``L_f = mean_t (max_v z_t,v - mean_v z_t,v)^2`` over the answer positions of the shifted
-    labels (OU averages over every position, prompt and padding included; P1 and #149).
+    labels (OU averages over every position, prompt and padding included; and #149).
     Computed on the raw logits by definition; the margin is invariant to adding a constant to
     all logits, so it equals the same quantity on log-softmax values. Reduction: mean over the
     valid answer positions of the batch.
@@ -561,7 +561,7 @@ def rmu_forget_loss(
             ``attention_mask.bool()`` for plain-text corpora (upstream, WMDP) or
             ``labels != -100`` for answer tokens only (OU, TOFU).
         coeff: steering coefficient c (no default on purpose: 20 upstream/OU class, 6.5 in the
-            released Zephyr recipe, 2 in OU's YAML; P4).
+            released Zephyr recipe, 2 in OU's YAML).
         reduction: ``"token_mean"`` (mean over all counted positions of the batch; equals
             upstream's MSE when nothing is padded) or ``"sample_mean"`` (OU's per-sample mean).
     """

@@ -1,11 +1,11 @@
-"""Gradient-based forget objectives and their paper presets (reference.md §2.1, §2.6).
+"""Gradient-based forget objectives and their paper presets (docs/methods.md).
 
 Terms here: GA, WGA, SatImp, CE-U, UNDIAL (self-distillation), PDU (logit-margin flattening with a
 primal-dual retain constraint) and LLMU. The maths is in :mod:`obliviate.methods.functional`;
 a term only runs the model and feeds that function.
 
 Training defaults: every preset trains with :data:`TINY_TRAIN`, sized for the tiny CPU models.
-The community's settings for real models are kept in :data:`COMMUNITY_TRAIN` (reference.md §2)
+The community's settings for real models are kept in :data:`COMMUNITY_TRAIN` (docs/methods.md)
 and quoted in each preset's description; pass them as ``train`` overrides on real models.
 """
 
@@ -29,7 +29,7 @@ from obliviate.registry import FORGET_TERMS, RETAIN_TERMS
 # NLL rose 14x. Override with train.lr=... for real models.
 TINY_TRAIN = {"lr": 2.5e-4, "epochs": 10, "batch_size": 32, "warmup_epochs": 1, "scheduler": "linear"}
 
-# The published training settings per method (reference.md §2), for real models.
+# The published training settings per method (docs/methods.md), for real models.
 COMMUNITY_TRAIN: dict[str, dict[str, Any]] = {
     "wga": {"lr": 1e-5, "epochs": 5},
     "satimp": {"lr": 1e-5, "epochs": 5},
@@ -128,7 +128,7 @@ register_preset(MethodPreset(
     forget_params={"beta": 1.0}, train=TINY_TRAIN,
 ))
 # gamma/alpha: SatImp's class defaults and README (gamma 1, alpha 0.1); OU's YAML has the
-# reverse (gamma 0.1, alpha 1) -- reference.md §2.1, P4.
+# reverse (gamma 0.1, alpha 1) -- docs/methods.md.
 register_preset(MethodPreset(
     "satimp", "Saturation x importance weighted ascent + 0.1 NLL on retain; "
     f"community: {_community('satimp')}",
@@ -230,7 +230,7 @@ class UNDIALTerm(Term):
     over answer positions; ``beta`` is the paper's β (10, range 3-30).
 
     The reference logits of the fixed forget set are computed once in :meth:`setup` from the
-    untouched target and kept at the answer positions only (P5), unless they would take more than
+    untouched target and kept at the answer positions only , unless they would take more than
     ``cache_mb`` MiB (Σ n_i · V floats); then the frozen reference runs on every step."""
 
     name = "undial"

@@ -1,4 +1,4 @@
-"""Inference-time methods (reference.md §2.9): ``icul``, ``guardrail``, ``eco`` and
+"""Inference-time methods (docs/methods.md): ``icul``, ``guardrail``, ``eco`` and
 ``whp_logits``. Each returns an :mod:`obliviate.inference` wrapper around the untouched target,
 which ``evaluate()`` scores and generates through, and which saves to a folder with
 ``obliviate_wrapper.json``.
@@ -141,7 +141,7 @@ class GuardrailMethod:
         return UnlearnOutput(wrapper, [], 0, None, info)
 
     def tune_sigma(self, job: UnlearnJob, wrapper: Any) -> dict[str, Any]:
-        """ECO's zeroth-order search for the noise scale σ (reference.md §2.9):
+        """ECO's zeroth-order search for the noise scale σ (docs/methods.md):
         f(σ) = (P̄_forget(σ) − P̄_target)², ĝ = (f(σ + ε) − f(σ − ε)) / (2ε),
         σ ← max(σ − lr·ĝ, σ_min), stopping when |P̄_forget(σ) − P̄_target| ≤ tolerance.
 

@@ -1,10 +1,10 @@
-"""Preference-based forget objectives and presets (reference.md §2.2): NPO, SimNPO, DPO on
+"""Preference-based forget objectives and presets (docs/methods.md): NPO, SimNPO, DPO on
 "I don't know" winners (IdkDPO), TOFU's IdK fine-tuning, and AltPO (DPO on alternate answers
 sampled from the target model).
 
-Sequence log-probabilities are sums over answer tokens (P2) of gathered log-softmax values (P3).
+Sequence log-probabilities are sums over answer tokens of gathered log-softmax values.
 Reference log-probabilities of every fixed sequence (forget answers, IdK winners, alternates) are
-computed once in ``setup`` from the untouched target (P5).
+computed once in ``setup`` from the untouched target.
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ class NPOTerm(Term):
     """NPO (Zhang+ 2024, arXiv 2404.05868, eq. 3):
     L_f = −(2/β)·E log σ(−β·[log π_θ(y|x) − log π_ref(y|x)]), sequence-summed log-probs.
 
-    log π_ref(y|x) of the fixed forget set is computed once in :meth:`setup` (P5)."""
+    log π_ref(y|x) of the fixed forget set is computed once in :meth:`setup`."""
 
     name = "npo"
 
@@ -73,8 +73,8 @@ class SimNPOTerm(Term):
     """SimNPO (Fan+ 2024, arXiv 2410.07163): L_f = −(2/β)·E log σ(−(β/n)·log π_θ(y|x) − γ_m).
 
     ``beta`` is β (4.5, the TOFU forget10 value) and ``margin`` the paper's margin γ_m (0 in its
-    TOFU runs), named ``margin`` so that it cannot be confused with the forget weight ``gamma``
-    (P4). OU's ``delta`` sits inside the β scaling: OU ``delta = δ`` is ``margin = β·δ`` here
+    TOFU runs), named ``margin`` so that it cannot be confused with the forget weight ``gamma``.
+    OU's ``delta`` sits inside the β scaling: OU ``delta = δ`` is ``margin = β·δ`` here
     (locuslab/open-unlearning#123). No reference model."""
 
     name = "simnpo"
@@ -207,7 +207,7 @@ class IdkDPOTerm(PairwiseTerm):
 @FORGET_TERMS.register("idk", description="NLL on (forget question, random 'I don't know' answer)")
 class IdkNLLTerm(Term):
     """TOFU's original "preference optimisation" baseline (Maini+ 2024, arXiv 2401.06121; see
-    reference.md §2.2 and OU #44/#102/#110): fine-tune on the forget questions answered with a
+    docs/methods.md and OU #44/#102/#110): fine-tune on the forget questions answered with a
     random refusal, L_f = NLL(y_idk | x_f), token mean over the batch. A fresh refusal is drawn
     for each item on every step (seeded by ``train.seed``); no reference model."""
 

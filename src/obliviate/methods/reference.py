@@ -1,4 +1,4 @@
-"""Cached reference-model log-probabilities for a fixed forget set (reference.md §5 P5).
+"""Cached reference-model log-probabilities for a fixed forget set (docs/metrics.md).
 
 The forget set does not change during unlearning, so log π_ref(y|x) is computed once, before
 the first step, from the untouched target, instead of a reference forward on every step.

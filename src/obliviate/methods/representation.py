@@ -1,5 +1,5 @@
 """Representation misdirection: RMU and adaptive RMU for any decoder-only architecture
-(reference.md §2.3).
+(docs/methods.md).
 
 RMU (Li+ 2024, WMDP, arXiv 2403.03218) steers the hidden states h^ℓ (the output of decoder
 block ℓ) of forget tokens towards a fixed random direction scaled by c, and keeps those of retain

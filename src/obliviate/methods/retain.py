@@ -1,4 +1,4 @@
-"""Retain objectives L_r: NLL and KL to the frozen reference (reference.md §0 notation)."""
+"""Retain objectives L_r: NLL and KL to the frozen reference (docs/metrics.md notation)."""
 
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ class RetainNLL(Term):
 
 @RETAIN_TERMS.register("kl", description="KL(pi_ref || pi_theta) per answer position on D_r")
 class RetainKL(Term):
-    """KL(π_ref ∥ π_θ) averaged over valid answer positions only (P1). TOFU's KL baseline,
+    """KL(π_ref ∥ π_θ) averaged over valid answer positions only. TOFU's KL baseline,
     arXiv 2401.06121. The reference forward runs on each retain batch (retain samples vary)."""
 
     name = "kl"

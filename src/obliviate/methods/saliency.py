@@ -1,4 +1,4 @@
-"""Weight saliency (SalUn, Fan et al. ICLR 2024, arXiv 2310.12508; reference.md §2.4).
+"""Weight saliency (SalUn, Fan et al. ICLR 2024, arXiv 2310.12508; docs/methods.md).
 
 SalUn restricts unlearning to the weights that matter most for the forget loss:
 

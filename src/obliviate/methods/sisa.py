@@ -1,5 +1,5 @@
 """SISA exact unlearning for generative language models (Bourtoule et al. IEEE S&P 2021,
-arXiv 1912.03817; reference.md §2.7).
+arXiv 1912.03817; docs/methods.md).
 
 **Sharded, Isolated, Sliced, Aggregated.** The training set D is split at random into ``shards``
 disjoint shards and each shard into ``slices`` disjoint slices. One constituent model per shard

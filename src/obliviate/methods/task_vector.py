@@ -1,5 +1,5 @@
 """Task-vector negation (task arithmetic, Ilharco et al. ICLR 2023, arXiv 2212.04089;
-reference.md §2.5).
+docs/methods.md).
 
 1. Fine-tune a copy of the target on the forget set with the plain NLL: θ_ft.
 2. The task vector of the forget data is τ = θ_ft − θ_0 (paper §2, "task vectors").

@@ -1,4 +1,4 @@
-"""Who's Harry Potter, training variant (Eldan & Russinovich 2023, arXiv 2310.02238; reference.md §2.1).
+"""Who's Harry Potter, training variant (Eldan & Russinovich 2023, arXiv 2310.02238; docs/methods.md).
 
 1. *Reinforced model*: a copy of the target fine-tuned further on the forget set (NLL), so that it
    becomes even more confident about the forget-specific tokens.

@@ -24,7 +24,7 @@ class MetricResult:
     """One aggregate value as stored in ``metrics.json`` (docs/run-format.md).
 
     ``settings`` records the options the value depends on (EOS handling, k, stemming...), so two
-    results can be checked for compatibility (reference.md §5, P17/P18). ``n`` (items), ``settings``
+    results can be checked for compatibility (docs/metrics.md). ``n`` (items), ``settings``
     and ``ideal`` are extra keys that :meth:`to_dict` writes only when set.
     """
 
@@ -61,7 +61,7 @@ class MetricDef:
     ``function`` is the ``"module:attr"`` of the function that computes the aggregate value and
     ``per_item`` that of the per-item function whose outputs it aggregates (None if the metric
     aggregates other metrics). A name never changes meaning: a change of definition bumps
-    ``version`` and goes into the changelog (reference.md §5, P17). ``ideal`` is the best value
+    ``version`` and goes into the changelog (docs/metrics.md). ``ideal`` is the best value
     where it is not an extreme of the scale (MIA AUC: 0.5, the retain model's level).
     """
 
@@ -124,7 +124,7 @@ def answer_tokens(arr: np.ndarray, name: str, *, include_eos: bool, has_eos: boo
     """Drop the final EOS position when the array has one (``has_eos``) and it is not scored.
 
     The scoring layer's arrays run over the answer tokens, EOS last when ``has_eos``
-    (reference.md §3.1).
+    (docs/metrics.md).
     """
     if has_eos and not include_eos:
         if arr.shape[0] == 0:

@@ -1,7 +1,7 @@
 """Fluency of generated text: perplexity under a judge model, repetition rate, unique-token ratio.
 
-reference.md §3.7 lists perplexity and the unique-token ratio of generations as fluency checks;
-unlearning that collapses a model (GA at a high learning rate, reference.md §5 P25) shows up as
+docs/metrics.md lists perplexity and the unique-token ratio of generations as fluency checks;
+unlearning that collapses a model (GA at a high learning rate, docs/metrics.md) shows up as
 degenerate, repetitive or empty generations long before utility metrics move.
 
 Definitions (all pure functions; the model is run elsewhere, by ``obliviate.scoring``):
@@ -10,7 +10,7 @@ Definitions (all pure functions; the model is run elsewhere, by ``obliviate.scor
   judge scores each generation teacher-forced after its question prompt, and
   PPL = exp(Σ_items Σ_t ℓ_t / Σ_items n_items), pooled over every generated token (corpus
   perplexity, as in language-model evaluation; Jelinek+ 1977). EOS is not part of a generation
-  (the text is cut at EOS, reference.md §3.8), so it is not scored. Lower = more fluent *as judged*.
+  (the text is cut at EOS, docs/metrics.md), so it is not scored. Lower = more fluent *as judged*.
 - **Repetition rate** of one text: seq-rep-n of Welleck+ 2019 (arXiv 1908.04319, §5 "sequence-level
   repetition"), the share of its word n-grams that repeat an n-gram seen earlier in the same text:
   rep-n = 1 − |distinct n-grams| / |n-grams| (n = 4 by default, as in the paper). 0 = no

@@ -1,13 +1,13 @@
 """Membership-inference attack (MIA) scores, ROC-AUC in OU orientation, and MUSE PrivLeak.
 
-Orientation (reference.md §3.4, §5 P19): every score is **higher = less member-like**, and
+Orientation (docs/metrics.md): every score is **higher = less member-like**, and
 :func:`auc` labels forget = 0, holdout = 1, so AUC = P(s_holdout > s_forget):
 1 = the forget set still looks like training data (under-unlearned), 0.5 = indistinguishable
 (the retain model's level), -> 0 = the forget set looks less member-like than unseen data
 (over-unlearned). MUSE's AUC is the complement, 1 - AUC_OU.
 
 Per-token inputs come from the teacher-forced scoring pass over the answer tokens, EOS last when
-``has_eos``. Following OU (reference.md §3.1): LOSS, ZLib and Reference use NLL_avg with the EOS
+``has_eos``. Following OU (docs/metrics.md): LOSS, ZLib and Reference use NLL_avg with the EOS
 included (compute it with :func:`obliviate.metrics.tofu.nll_avg`); Min-K% and Min-K%++ exclude
 it by default.
 """
@@ -28,24 +28,24 @@ from obliviate.metrics.base import (
     check_nonempty,
 )
 
-# reference.md §3.4: Min-K%++ clamps the variance at 1e-6 before the square root
+# docs/metrics.md: Min-K%++ clamps the variance at 1e-6 before the square root
 SIGMA2_MIN = 1e-6
 # absorbs float error in k * n (0.29 * 100 = 28.999999999999996); exact products unchanged
 _K_FLOOR_TOL = 1e-9
 
 
 def loss_score(nll_avg: float) -> float:
-    """LOSS attack (Yeom+ 2018, arXiv 1709.01604): s = NLL_avg, EOS included (reference.md §3.4)."""
+    """LOSS attack (Yeom+ 2018, arXiv 1709.01604): s = NLL_avg, EOS included (docs/metrics.md)."""
     return check_nll(nll_avg, "nll_avg")
 
 
 def zlib_score(nll_avg: float, text: str) -> float:
-    """ZLib attack: s = NLL_avg / len(zlib.compress(text.encode("utf-8"))) (reference.md §3.4).
+    """ZLib attack: s = NLL_avg / len(zlib.compress(text.encode("utf-8"))) (docs/metrics.md).
 
     From Carlini+ 2021 (arXiv 2012.07805), which calibrates the model's log-perplexity by the
     zlib entropy (compressed length in bytes) of the text. We follow OU: the numerator is the
     per-token NLL_avg (EOS included) and ``text`` is the decoded answer (target) text.
-    reference.md §3.4 states that the paper uses the total log-perplexity (NLL summed over
+    docs/metrics.md states that the paper uses the total log-perplexity (NLL summed over
     tokens) instead; the two differ by a factor n per item, so AUCs differ when answer lengths
     vary. (Other public implementations, e.g. the Min-K% Prob and mimir code, also divide the
     mean loss; which one the paper means is unverified here.) zlib output is never empty (an
@@ -77,7 +77,7 @@ def min_k_score(
     :func:`min_k_count` lowest token log-probabilities.
 
     k = 0.4 is the config value of OU and MUSE ("Min-40%"); OU's class default is 0.2, so pass k
-    explicitly (reference.md §5, P20). EOS excluded by default. Raises on an empty answer.
+    explicitly (docs/metrics.md). EOS excluded by default. Raises on an empty answer.
     """
     lp = check_logprobs(as_1d(token_logprobs, "token_logprobs"), "token_logprobs")
     lp = answer_tokens(lp, "token_logprobs", include_eos=include_eos, has_eos=has_eos)
@@ -95,7 +95,7 @@ def min_k_plus_plus_score(
     include_eos: bool = False,
     has_eos: bool = False,
 ) -> float:
-    """Min-K%++ (Zhang+ 2024, arXiv 2404.02936, the normalised token score; reference.md §3.4).
+    """Min-K%++ (Zhang+ 2024, arXiv 2404.02936, the normalised token score; docs/metrics.md).
 
     Per token: z_t = (log p(y_t) - mu_t) / sqrt(max(sigma2_t, 1e-6)), with
     mu_t = sum_v p_v log p_v and sigma2_t = sum_v p_v (log p_v)^2 - mu_t^2 under the model's
@@ -120,10 +120,10 @@ def min_k_plus_plus_score(
 
 
 def reference_score(nll_target: float, nll_ref: float) -> float:
-    """Reference-model attack: s = NLL_avg(target) - NLL_avg(reference) (reference.md §3.4).
+    """Reference-model attack: s = NLL_avg(target) - NLL_avg(reference) (docs/metrics.md).
 
     Calibration by a second model as in Carlini+ 2021 (2012.07805). The reference is usually
-    the retain model (not pi_ref, the frozen pre-unlearning copy; reference.md §1.2).
+    the retain model (not pi_ref, the frozen pre-unlearning copy; docs/methods.md).
     """
     return check_nll(nll_target, "nll_target") - check_nll(nll_ref, "nll_ref")
 
@@ -131,7 +131,7 @@ def reference_score(nll_target: float, nll_ref: float) -> float:
 def gradnorm_score(grad_norms: Sequence[float]) -> float:
     """GradNorm attack score: the mean over parameter tensors of each tensor's gradient L2 norm.
 
-    As in OU (reference.md §3.4, §5 P20): batch size 1, loss = mean token NLL, the *mean of
+    As in OU (docs/metrics.md): batch size 1, loss = mean token NLL, the *mean of
     per-tensor norms*, not the global norm. Members have smaller gradients, so higher = less
     member-like. Computing the gradients (train mode, zeroing them afterwards, restoring model
     state) is the scoring layer's job; this function only reduces the given norms.
@@ -144,7 +144,7 @@ def gradnorm_score(grad_norms: Sequence[float]) -> float:
 
 
 def auc(scores_forget: Sequence[float], scores_holdout: Sequence[float]) -> float:
-    """ROC-AUC in OU orientation: labels forget = 0, holdout = 1 (reference.md §3.4).
+    """ROC-AUC in OU orientation: labels forget = 0, holdout = 1 (docs/metrics.md).
 
     AUC = P(s_holdout > s_forget) + 0.5 P(s_holdout = s_forget), the Mann-Whitney U statistic
     over n_f * n_h (equal to ``sklearn.metrics.roc_auc_score([0]*n_f + [1]*n_h, scores)``),
@@ -168,10 +168,10 @@ def privleak(auc_model: float, auc_retain: float) -> float:
 
     PrivLeak = (AUC_unl - AUC_retrain) / AUC_retrain * 100 in MUSE orientation. From OU-oriented
     AUCs (as :func:`auc` returns): s = 1 - auc_model, r = 1 - auc_retain, (s - r) / r * 100
-    (reference.md §3.4). ~0 is the goal; ~-100 = under-unlearned (a target that memorised the
+    (docs/metrics.md). ~0 is the goal; ~-100 = under-unlearned (a target that memorised the
     forget set has auc_model ~1); strongly positive = over-unlearned.
 
-    ``auc_retain`` is required: there is no silent 0.5 fallback (reference.md §5, P18). Raises if
+    ``auc_retain`` is required: there is no silent 0.5 fallback (docs/metrics.md). Raises if
     r = 0 (the retain model's AUC_OU is 1: PrivLeak is undefined; OU would divide by 1e-10).
     """
     a = _check_auc(auc_model, "auc_model")

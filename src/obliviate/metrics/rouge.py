@@ -3,8 +3,8 @@
 Lin 2004, *ROUGE: A Package for Automatic Evaluation of Summaries*: ROUGE-L from the longest
 common subsequence (LCS) of the token sequences, ROUGE-1 from unigram overlap.
 Recall = LCS / len(reference), precision = LCS / len(generation), F1 = 2PR / (P + R)
-(reference.md §3.2). TOFU reports ROUGE-L recall (Porter stemming on, as in OU); MUSE reports
-ROUGE-L F1 without stemming in its original code (reference.md §3.5).
+(docs/metrics.md). TOFU reports ROUGE-L recall (Porter stemming on, as in OU); MUSE reports
+ROUGE-L F1 without stemming in its original code (docs/muse-wmdp.md).
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ def rouge_scores(
     ``rouge_l_f1`` and ``rouge1_recall``. ``use_stemmer=True`` (Porter stemming) matches TOFU/OU;
     pass ``False`` for MUSE's original VerbMem/KnowMem numbers. ``rouge_score`` lower-cases and
     keeps only alphanumeric tokens; an empty text scores 0. Cutting generations at EOS/stop
-    strings is the caller's job (reference.md §3.8). The scorer is built once per call.
+    strings is the caller's job (docs/metrics.md). The scorer is built once per call.
     """
     if isinstance(generations, str) or isinstance(references, str):
         raise ValueError("rouge_scores: pass lists of strings, not a single string")

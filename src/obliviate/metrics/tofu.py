@@ -2,7 +2,7 @@
 
 Maini, Feng, Schwarzschild, Lipton, Kolter, *TOFU: A Task of Fictitious Unlearning for LLMs*,
 arXiv 2401.06121, evaluation-metrics section (Probability, ROUGE, Truth Ratio R_truth, Forget
-Quality, Model Utility). The exact conventions implemented are those of reference.md §3.1-3.2 and
+Quality, Model Utility). The exact conventions implemented are those of docs/metrics.md and
 of the OU implementation (``locuslab/open-unlearning, src/evals/metrics/memorization.py``).
 
 Inputs are per-item numbers produced by the scoring layer (a teacher-forced pass): per-token
@@ -25,20 +25,20 @@ from obliviate.metrics.base import (
     check_nonempty,
 )
 
-# reference.md §3.2: normalised probability uses p_c / (p_c + sum_k p_k + 1e-10)
+# docs/metrics.md: normalised probability uses p_c / (p_c + sum_k p_k + 1e-10)
 NORMALISED_PROB_EPS = 1e-10
 
 
 def nll_avg(token_logprobs: Any, include_eos: bool = True, has_eos: bool = False) -> float:
     """Per-token-averaged negative log-likelihood of one answer.
 
-    NLL_avg = -(1/n) sum_t log p(y_t | x, y_<t)  over the n scored answer tokens (reference.md
+    NLL_avg = -(1/n) sum_t log p(y_t | x, y_<t)  over the n scored answer tokens (docs/metrics.md
     notation table; TOFU 2401.06121 normalises the answer probability by length: P(a|q)^(1/|a|)).
 
     ``token_logprobs`` are the answer tokens' log-probabilities, EOS last when ``has_eos``. The
     EOS is scored by default (``include_eos=True``), as in OU for Prob, truth ratio, LOSS, ZLib
-    and Reference MIA (reference.md §3.1). Raises ValueError on an empty answer: there is no
-    likelihood of zero tokens (the scoring layer must report such items, reference.md P9).
+    and Reference MIA (docs/metrics.md). Raises ValueError on an empty answer: there is no
+    likelihood of zero tokens (the scoring layer must report such items, docs/metrics.md).
     """
     arr = check_logprobs(as_1d(token_logprobs, "token_logprobs"), "token_logprobs")
     arr = answer_tokens(arr, "token_logprobs", include_eos=include_eos, has_eos=has_eos)
@@ -47,7 +47,7 @@ def nll_avg(token_logprobs: Any, include_eos: bool = True, has_eos: bool = False
 
 
 def probability(nll_avg: float) -> float:
-    """TOFU "Probability": P(a|q)^(1/|a|) = exp(-NLL_avg) (2401.06121; reference.md §3.2).
+    """TOFU "Probability": P(a|q)^(1/|a|) = exp(-NLL_avg) (2401.06121; docs/metrics.md).
 
     Per item; the reported metric (``forget_prob``, ``retain_prob``) is the mean over items.
     """
@@ -58,7 +58,7 @@ def normalised_probability(p_correct: float, p_wrongs: Sequence[float]) -> float
     """Real-authors / world-facts probability: p_c / (p_c + sum_k p_k + 1e-10).
 
     All terms are length-normalised probabilities exp(-NLL_avg) of the correct answer and of
-    the K wrong options (K = 3 in TOFU) (2401.06121; reference.md §3.2). Raises if there is no
+    the K wrong options (K = 3 in TOFU) (2401.06121; docs/metrics.md). Raises if there is no
     wrong option (the ratio would be a constant ~1) or a value is not a probability.
     """
     pc = _check_prob(p_correct, "p_correct")
@@ -72,7 +72,7 @@ def normalised_probability(p_correct: float, p_wrongs: Sequence[float]) -> float
 def truth_ratio(
     nll_avg_paraphrased: float, nll_avgs_perturbed: Sequence[float], eps: float = 0.0
 ) -> float:
-    """Per-item truth ratio tr = p_w / p_c (reference.md §3.2; TOFU 2401.06121, R_truth).
+    """Per-item truth ratio tr = p_w / p_c (docs/metrics.md; TOFU 2401.06121, R_truth).
 
     p_c = exp(-NLL_avg(paraphrased answer)); p_w = exp(-(1/K) sum_k NLL_avg(perturbed_k)), the
     geometric mean of the K perturbed answers' length-normalised probabilities. So
@@ -116,7 +116,7 @@ def _truth_ratios(trs: Sequence[float]) -> np.ndarray:
 def truth_ratio_forget(trs: Sequence[float]) -> float:
     """Forget aggregation ("closer to 1 is better"): mean over items of min(tr, 1/tr).
 
-    reference.md §3.2; OU's ``closer_to_1_better``. Computed as exp(-|log tr|), so tr = 0 and
+    docs/metrics.md; OU's ``closer_to_1_better``. Computed as exp(-|log tr|), so tr = 0 and
     tr = inf both give 0 (OU's 1/(tr + 1e-10) agrees up to that epsilon).
     """
     arr = _truth_ratios(trs)
@@ -127,7 +127,7 @@ def truth_ratio_forget(trs: Sequence[float]) -> float:
 def truth_ratio_true_better(trs: Sequence[float]) -> float:
     """Retain / real-authors / world-facts aggregation: mean over items of max(0, 1 - tr).
 
-    reference.md §3.2; OU's ``true_better``: 1 when the true answer is far more likely than the
+    docs/metrics.md; OU's ``true_better``: 1 when the true answer is far more likely than the
     perturbed ones, 0 when it is not more likely.
     """
     arr = _truth_ratios(trs)
@@ -147,11 +147,11 @@ def forget_quality(trs_model: Sequence[float | None], trs_retain: Sequence[float
     """Forget quality: p-value of the two-sample KS test (``scipy.stats.ks_2samp``, two-sided).
 
     Compares the per-item forget truth ratios of the evaluated model with those of the retain
-    (oracle) model on the same split (TOFU 2401.06121, Forget Quality; reference.md §3.2). High
+    (oracle) model on the same split (TOFU 2401.06121, Forget Quality; docs/metrics.md). High
     means indistinguishable from the oracle. KS is invariant to monotone maps, so tr or 1/tr give
     the same p-value.
 
-    Fails loudly (reference.md §5, P18) on an empty side, on a missing (None) or NaN value, and
+    Fails loudly (docs/metrics.md) on an empty side, on a missing (None) or NaN value, and
     when the two sides have different lengths: both must come from the same split, metric version
     and template, and FQ depends strongly on n (#142).
     """
@@ -185,7 +185,7 @@ def _tr_side(values: Sequence[float | None], name: str, whose: str) -> np.ndarra
 def model_utility(values: Mapping[str, float | None]) -> float:
     """Model utility: harmonic mean (``scipy.stats.hmean``) of its components.
 
-    TOFU (2401.06121, Model Utility; reference.md §3.2) uses 9 components: {Prob, ROUGE-L
+    TOFU (2401.06121, Model Utility; docs/metrics.md) uses 9 components: {Prob, ROUGE-L
     recall, truth ratio (true-better)} on retain, and {normalised Prob, ROUGE-L recall, truth
     ratio} on real authors and on world facts. Any component equal to 0 makes MU = 0. Components
     must be finite and >= 0; a missing (None) one raises, naming it.

@@ -34,7 +34,7 @@ WRAPPER_FILE = "obliviate_wrapper.json"
 def load_tokenizer(path: str, trust_remote_code: bool = False) -> Any:
     """Load a tokenizer and make sure it has a pad token (pad = EOS when missing).
 
-    Attention masks never come from token identity (reference.md §5 P8), so pad = EOS is safe.
+    Attention masks never come from token identity (docs/metrics.md), so pad = EOS is safe.
     """
     from transformers import AutoTokenizer
 
@@ -81,7 +81,7 @@ def load_model(
 
 
 def model_fingerprint(model_or_path: Any) -> str:
-    """A cheap, content-based fingerprint used to key cached results (reference.md §5 P21).
+    """A cheap, content-based fingerprint used to key cached results (docs/metrics.md).
 
     For a folder: sha256 over config.json and every weight file's size, head and tail (1 MiB each).
     For an in-memory model: sha256 over a strided sample of every parameter's values (or the

@@ -1,4 +1,4 @@
-"""Which parameters train: name-pattern selection and PEFT adapters (reference.md §2.4-2.5).
+"""Which parameters train: name-pattern selection and PEFT adapters (docs/methods.md).
 
 Adapter helpers: :func:`apply_peft` wraps a model (``peft={"r": 8, "merge": true}``: the
 ``merge`` key is ours, the rest are ``peft`` config fields), :func:`finish_adapter` merges the
