@@ -1,5 +1,5 @@
 """Two gloo processes on CPU (torchrun): parameters stay in sync, ranks draw different retain
-samples (reference.md §5 P6), the world size is recorded (P12), only rank 0 writes."""
+samples (docs/metrics.md), the world size is recorded, only rank 0 writes."""
 
 from __future__ import annotations
 
@@ -50,7 +50,7 @@ def test_two_process_unlearning(random_tiny_model: str, tmp_path: Path) -> None:
     # DDP keeps replicas identical after every step
     assert ranks[0]["checksum"] == pytest.approx(ranks[1]["checksum"], rel=0, abs=1e-6)
     assert ranks[0]["steps"] == ranks[1]["steps"] == 3
-    # each rank draws its own retain samples (P6)
+    # each rank draws its own retain samples
     assert ranks[0]["retain_indices"] != ranks[1]["retain_indices"]
     # rank 0 alone wrote the run folder, once
     run = tmp_path / "run"

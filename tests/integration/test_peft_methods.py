@@ -3,7 +3,7 @@ method (adapter saved, loaded back, evaluated; merge option), and the issue-3 pa
 (salun, saliency, distill, task_vector, sisa) forgetting clearly more than they lose on retain.
 
 Forgetting is measured as the mean per-token-normalised probability P̄(y|x) = exp(−NLL_avg)
-of the answers (reference.md §0), on the forget set and on the first 60 retain items."""
+of the answers (docs/metrics.md), on the forget set and on the first 60 retain items."""
 
 from __future__ import annotations
 

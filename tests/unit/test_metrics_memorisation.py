@@ -1,4 +1,4 @@
-"""Exact memorisation and extraction strength against hand-computed values (reference.md §3.3)."""
+"""Exact memorisation and extraction strength against hand-computed values (docs/metrics.md)."""
 
 from __future__ import annotations
 
@@ -62,7 +62,7 @@ def test_es_empty_is_zero():
 
 
 def _es_by_definition(preds, labels):
-    """Literal reading of reference.md §3.3: smallest k with preds[k:] == labels[k:]."""
+    """Literal reading of docs/metrics.md: smallest k with preds[k:] == labels[k:]."""
     n = len(labels)
     for k in range(n + 1):
         if list(preds[k:]) == list(labels[k:]):

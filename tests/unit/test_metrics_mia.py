@@ -1,4 +1,4 @@
-"""MIA scores, AUC orientation and PrivLeak against hand-computed values (reference.md §3.4)."""
+"""MIA scores, AUC orientation and PrivLeak against hand-computed values (docs/metrics.md)."""
 
 from __future__ import annotations
 

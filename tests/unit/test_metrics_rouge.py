@@ -1,4 +1,4 @@
-"""ROUGE via rouge_score against hand-computed LCS / unigram values (reference.md §3.2)."""
+"""ROUGE via rouge_score against hand-computed LCS / unigram values (docs/metrics.md)."""
 
 from __future__ import annotations
 

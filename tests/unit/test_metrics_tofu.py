@@ -1,4 +1,4 @@
-"""TOFU metrics against hand-computed values (reference.md §3.1-3.2)."""
+"""TOFU metrics against hand-computed values (docs/metrics.md)."""
 
 from __future__ import annotations
 

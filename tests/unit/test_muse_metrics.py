@@ -1,4 +1,4 @@
-"""MUSE metrics against hand-computed values (reference.md §3.5, §3.8).
+"""MUSE metrics against hand-computed values (docs/muse-wmdp.md).
 
 ROUGE-L F1 by hand: rouge_score lower-cases and keeps alphanumeric tokens; P = LCS/len(gen),
 R = LCS/len(ref), F1 = 2PR/(P+R); an empty text scores 0.

@@ -1,5 +1,5 @@
-"""Templates, collation and the scoring pass: exact label boundary (P1b/P9), padding invariance
-(P1/P8), EOS handling, and per-token statistics against a hand computation."""
+"""Templates, collation and the scoring pass: exact label boundary, padding invariance,
+EOS handling, and per-token statistics against a hand computation."""
 
 from __future__ import annotations
 
@@ -58,7 +58,7 @@ def test_truncation_drops_the_answer_tail_and_the_eos(tok) -> None:
 
 def test_pad_batch_masks_come_from_positions_not_token_ids() -> None:
     b = pad_batch([[5, 0, 7], [9]], pad_id=0, labels=[[IGNORE, 0, 7], [9]], side="left")
-    # token id 0 inside a real sequence equals the pad id but is NOT masked (P8)
+    # token id 0 inside a real sequence equals the pad id but is NOT masked
     assert b["attention_mask"].tolist() == [[1, 1, 1], [0, 0, 1]]
     assert b["input_ids"].tolist() == [[5, 0, 7], [0, 0, 9]]
     assert b["labels"].tolist() == [[IGNORE, 0, 7], [IGNORE, IGNORE, 9]]
