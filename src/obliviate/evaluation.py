@@ -24,7 +24,7 @@ import numpy as np
 from obliviate.data.templates import PromptTemplate
 from obliviate.data.types import QAItem, UnlearningRequest
 from obliviate.metrics import memorisation as mem
-from obliviate.metrics import mia
+from obliviate.metrics import metric_result, mia
 from obliviate.metrics import tofu as tm
 from obliviate.metrics.rouge import rouge_scores
 
@@ -32,7 +32,7 @@ from obliviate.metrics.rouge import rouge_scores
 # never reused (docs/metrics.md).
 EVAL_VERSION = 1
 
-MIA_ATTACKS = ("loss", "zlib", "min_k", "min_k_plus_plus")
+MIA_ATTACKS = mia.TOKEN_ATTACKS
 
 
 @dataclass(frozen=True)
@@ -63,30 +63,6 @@ class EvalResult:
 
     def column(self, split: str, key: str) -> list[Any]:
         return [s.get(key) for s in self.samples if s["split"] == split]
-
-
-DIRECTIONS = {
-    "forget_quality": "higher",
-    "model_utility": "higher",
-    "forget_prob": "lower",
-    "forget_paraphrased_prob": "lower",
-    "forget_rouge": "lower",
-    "forget_paraphrased_rouge": "lower",
-    "forget_truth_ratio": "higher",
-    "forget_exact_memorisation": "lower",
-    "forget_extraction_strength": "lower",
-    "privleak": "zero",
-}
-
-
-def _direction(name: str) -> str:
-    if name in DIRECTIONS:
-        return DIRECTIONS[name]
-    if name.startswith("mia_"):
-        return "lower"  # with ideal 0.5: the retain model's level (docs/metrics.md)
-    if name.startswith("privleak"):
-        return "zero"
-    return "higher"  # retain / real_authors / world_facts quantities
 
 
 def data_hash(request: UnlearningRequest) -> str:
@@ -184,11 +160,10 @@ def evaluate_model(
 
 
 def _set_metrics(result: EvalResult, values: dict[str, float]) -> None:
+    """Record values with the direction, version and ideal of their catalogue entries
+    (:mod:`obliviate.metrics.catalogue`); an unregistered name raises."""
     for k, v in values.items():
-        entry = {"value": float(v), "direction": _direction(k), "version": EVAL_VERSION}
-        if k.startswith("mia_") and k.endswith("_auc"):
-            entry["ideal"] = 0.5
-        result.metrics[k] = entry
+        result.metrics[k] = metric_result(k, v).to_dict()
 
 
 def add_reference_metrics(result: EvalResult, reference: EvalResult) -> None:
@@ -205,12 +180,15 @@ def add_reference_metrics(result: EvalResult, reference: EvalResult) -> None:
     ref_tr = [t for t in reference.column("forget", "truth_ratio") if t is not None]
     if f_tr and ref_tr:
         out["forget_quality"] = tm.forget_quality(f_tr, ref_tr)
-    for attack in MIA_ATTACKS:
-        k = f"mia_{attack}_auc"
-        if k in result.metrics and k in reference.metrics:
-            pl = mia.privleak(result.metrics[k]["value"], reference.metrics[k]["value"])
-            out["privleak" if attack == "min_k" else f"privleak_{attack}"] = pl
+    pls = mia.privleak_by_attack(_aucs(result), _aucs(reference))
+    out.update({mia.privleak_name(a): pl for a, pl in pls.items() if pl is not None})
     _set_metrics(result, out)
+
+
+def _aucs(result: EvalResult) -> dict[str, float]:
+    """The MIA AUCs of an evaluation, ``{attack: AUC}``."""
+    return {a: result.metrics[f"mia_{a}_auc"]["value"] for a in MIA_ATTACKS
+            if f"mia_{a}_auc" in result.metrics}
 
 
 def _sample_row(split: str, index: int, it: QAItem, scores: dict, gens: dict[str, str],
@@ -224,11 +202,9 @@ def _sample_row(split: str, index: int, it: QAItem, scores: dict, gens: dict[str
     if split in ("forget", "holdout"):
         row["exact_memorisation"] = mem.exact_memorisation(s.correct, has_eos=s.has_eos)
         row["extraction_strength"] = mem.extraction_strength(s.correct, has_eos=s.has_eos)
-        row["mia_loss"] = mia.loss_score(nll)
-        row["mia_zlib"] = mia.zlib_score(nll, it.answer)
-        row["mia_min_k"] = mia.min_k_score(s.token_logprobs, settings.min_k, has_eos=s.has_eos)
-        row["mia_min_k_plus_plus"] = mia.min_k_plus_plus_score(
-            s.token_logprobs, s.mu, s.sigma2, settings.min_k, has_eos=s.has_eos)
+        attacks = mia.token_attack_scores(nll, it.answer, s.token_logprobs, s.mu, s.sigma2,
+                                          settings.min_k, has_eos=s.has_eos)
+        row.update({f"mia_{a}": v for a, v in attacks.items()})
     if it.perturbed_answers:
         wrong = [scores[(it.question, p)].nll_avg() for p in it.perturbed_answers]
         if split in ("real_authors", "world_facts"):
@@ -300,7 +276,7 @@ def _aggregate(samples: list[dict[str, Any]], settings: EvalSettings) -> dict[st
     if utility:
         out["model_utility"] = tm.model_utility(utility)
     if by.get("holdout"):
-        for attack in MIA_ATTACKS:
-            out[f"mia_{attack}_auc"] = mia.auc([r[f"mia_{attack}"] for r in f],
-                                               [r[f"mia_{attack}"] for r in by["holdout"]])
+        rows = f + by["holdout"]
+        aucs = mia.attack_aucs({a: [r[f"mia_{a}"] for r in rows] for a in MIA_ATTACKS}, len(f))
+        out.update({f"mia_{a}_auc": v for a, v in aucs.items()})
     return {k: float(v) for k, v in out.items() if v is not None}

@@ -199,6 +199,6 @@ WRAPPERS: Registry[Any] = Registry(
     catalogues=("obliviate.inference.icul", "obliviate.inference.guardrail",
                 "obliviate.inference.offset", "obliviate.methods.sisa"),
 )
-METRICS: Registry[Any] = Registry("metric", catalogues=("obliviate.metrics",))
+METRICS: Registry[Any] = Registry("metric", catalogues=("obliviate.metrics.catalogue",))
 BENCHMARKS: Registry[Any] = Registry("benchmark", catalogues=("obliviate.benchmarks",))
 ERASERS: Registry[Any] = Registry("diffusion eraser", catalogues=("obliviate.diffusion.methods",))

@@ -32,6 +32,20 @@ RUN_FORMAT_DIRECTIONS = {
     "privleak": "zero",
 }
 MIA_AUCS = ["mia_loss_auc", "mia_zlib_auc", "mia_min_k_auc", "mia_min_k_plus_plus_auc"]
+# every other registration of the catalogue (TOFU extras, audit, MUSE, multiple choice, diffusion)
+OTHER_NAMES = [
+    "forget_paraphrased_prob", "privleak_loss", "privleak_zlib", "privleak_min_k_plus_plus",
+    "mia_gradnorm_auc", "mia_reference_auc", "privleak_gradnorm", "privleak_reference",
+    "audit_{attack}_{metric}_recoverability", "fluency_{split}_perplexity",
+    "fluency_{split}_repetition_rate", "fluency_{split}_unique_token_ratio",
+    "forget_verbmem", "forget_knowmem", "retain_knowmem",
+    *(f"{s}_accuracy{norm}" for s in (
+        "wmdp_bio", "wmdp_cyber", "wmdp_chem", "forget", "retain", "wmdp_forget", "wmdp_retain",
+        "mmlu", "mmlu_{subject}", "{subset}_retain", "retain_{subset}", "{prefix}_retain_{suffix}",
+        "{subset}") for norm in ("", "_norm")),
+    "unlearning_accuracy", "in_domain_retain_accuracy", "cross_domain_retain_accuracy",
+    "cross_domain_accuracy_forget_prompts", "cross_domain_accuracy_retain_prompts", "fid", "kid",
+]
 
 
 def test_every_run_format_metric_is_registered_with_its_direction():
@@ -47,7 +61,7 @@ def test_every_run_format_metric_is_registered_with_its_direction():
 def test_definitions_are_unique_and_their_functions_resolve():
     names = [d.name for d in DEFINITIONS]
     assert len(names) == len(set(names))
-    assert sorted(names) == sorted([*RUN_FORMAT_DIRECTIONS, *MIA_AUCS])
+    assert sorted(names) == sorted([*RUN_FORMAT_DIRECTIONS, *MIA_AUCS, *OTHER_NAMES])
     for d in DEFINITIONS:
         assert METRICS.get(d.name) is d
         for ref in filter(None, (d.function, d.per_item)):

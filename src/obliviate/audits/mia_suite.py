@@ -68,13 +68,9 @@ def mia_suite(
     ts = score_pairs(model, tok, pairs, template, batch_size=batch_size, max_length=max_length,
                      progress=progress, desc="MIA scoring")
     nll = [s.nll_avg(include_eos=True) for s in ts]
-    scores: dict[str, list[float]] = {
-        "loss": [mia.loss_score(x) for x in nll],
-        "zlib": [mia.zlib_score(x, it.answer) for x, it in zip(nll, items)],
-        "min_k": [mia.min_k_score(s.token_logprobs, k, has_eos=s.has_eos) for s in ts],
-        "min_k_plus_plus": [mia.min_k_plus_plus_score(s.token_logprobs, s.mu, s.sigma2, k,
-                                                      has_eos=s.has_eos) for s in ts],
-    }
+    per_item = [mia.token_attack_scores(x, it.answer, s.token_logprobs, s.mu, s.sigma2, k,
+                                        has_eos=s.has_eos) for x, it, s in zip(nll, items, ts)]
+    scores: dict[str, list[float]] = {a: [row[a] for row in per_item] for a in mia.TOKEN_ATTACKS}
     skipped: dict[str, str] = {}
     try:
         norms = per_sample_grad_norms(model, tok, pairs, template, max_length=max_length,
@@ -92,7 +88,7 @@ def mia_suite(
                                for x, r in zip(nll, rts)]
     else:
         skipped["reference"] = "no reference model given (the retain model is the usual choice)"
-    aucs = {a: mia.auc(v[:n_f], v[n_f:]) for a, v in scores.items()}
+    aucs = mia.attack_aucs(scores, n_f)
     out: dict[str, Any] = {
         "auc": aucs,
         "scores": {a: {"forget": v[:n_f], "holdout": v[n_f:]} for a, v in scores.items()},
@@ -103,12 +99,6 @@ def mia_suite(
                      "gradnorm_train_mode": gradnorm_train_mode},
     }
     if retain_aucs is not None:
-        pl: dict[str, float | None] = {}
-        for a, v in aucs.items():
-            if a in retain_aucs:
-                try:
-                    pl[a] = mia.privleak(v, retain_aucs[a])
-                except ValueError:
-                    pl[a] = None  # the retain model's AUC is 1: PrivLeak divides by 0
-        out["privleak"] = pl
+        # None where the retain model's AUC is 1: PrivLeak divides by 0
+        out["privleak"] = mia.privleak_by_attack(aucs, retain_aucs, undefined="none")
     return out

@@ -13,6 +13,8 @@ from pathlib import Path
 from typing import Any
 
 from obliviate.io import atomic_write_text, read_json, write_json
+from obliviate.metrics import metric_result
+from obliviate.metrics.mia import privleak_name
 
 MIA_ORDER = ("loss", "zlib", "min_k", "min_k_plus_plus", "gradnorm", "reference")
 MIA_LABELS = {"loss": "LOSS", "zlib": "ZLib", "min_k": "Min-K% (k=0.4)",
@@ -30,12 +32,10 @@ def attack_label(attack: str) -> str:
     return ATTACK_LABELS.get(attack, attack)
 
 
-def _metric(value: float, direction: str, version: int, **extra: Any) -> dict[str, Any]:
-    return {"value": float(value), "direction": direction, "version": version, **extra}
-
-
 def summary_metrics(result: Any, existing: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Headline values for ``metrics.json["metrics"]`` (name -> {value, direction, version}).
+    """Headline values for ``metrics.json["metrics"]`` (name -> {value, direction, version}),
+    each with the direction, version and ideal of its entry in the metric catalogue
+    (:mod:`obliviate.metrics.catalogue`):
 
     - ``audit_<attack>_<metric>_recoverability`` (lower is better: 0 = nothing recovered);
     - ``mia_gradnorm_auc`` / ``mia_reference_auc`` and ``privleak_gradnorm`` /
@@ -43,29 +43,27 @@ def summary_metrics(result: Any, existing: dict[str, Any] | None = None) -> dict
       the Min-K% one) only when an evaluation has not already stored them;
     - ``fluency_<split>_perplexity`` / ``_repetition_rate`` (lower) / ``_unique_token_ratio``.
     """
-    from obliviate.audits.runner import AUDIT_VERSION
-
     existing = existing or {}
     out: dict[str, Any] = {}
     for row in result.rows:
         if row["recoverability"] is not None:
-            out[f"audit_{row['attack']}_{row['metric']}_recoverability"] = _metric(
-                row["recoverability"], "lower", AUDIT_VERSION, control=row["control"])
+            name = f"audit_{row['attack']}_{row['metric']}_recoverability"
+            out[name] = metric_result(name, row["recoverability"], control=row["control"]).to_dict()
     unl = result.mia.get("unlearned")
     if unl:
         for attack, auc in unl["auc"].items():
             name = f"mia_{attack}_auc"
             if attack in ("gradnorm", "reference") or name not in existing:
-                out[name] = _metric(auc, "lower", AUDIT_VERSION, ideal=0.5)
+                out[name] = metric_result(name, auc).to_dict()
         for attack, pl in (unl.get("privleak") or {}).items():
-            name = "privleak" if attack == "min_k" else f"privleak_{attack}"
+            name = privleak_name(attack)
             if pl is not None and (attack in ("gradnorm", "reference") or name not in existing):
-                out[name] = _metric(pl, "zero", AUDIT_VERSION)
+                out[name] = metric_result(name, pl).to_dict()
     for split, f in (result.fluency.get("unlearned") or {}).items():
-        for key, direction in (("perplexity", "lower"), ("repetition_rate", "lower"),
-                               ("unique_token_ratio", "higher")):
+        for key in ("perplexity", "repetition_rate", "unique_token_ratio"):
             if f.get(key) is not None:
-                out[f"fluency_{split}_{key}"] = _metric(f[key], direction, AUDIT_VERSION)
+                name = f"fluency_{split}_{key}"
+                out[name] = metric_result(name, f[key]).to_dict()
     return out
 
 

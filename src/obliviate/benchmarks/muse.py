@@ -40,15 +40,6 @@ from obliviate.data.types import QAItem
 # Bump when a computation below changes meaning; cached results of another version are stale.
 MUSE_EVAL_VERSION = 1
 
-DIRECTIONS = {
-    "forget_verbmem": "lower",
-    "forget_knowmem": "lower",
-    "retain_knowmem": "higher",
-    "mia_min_k_auc": "zero",  # 0.5 is the retrained model's level (OU orientation)
-    "privleak": "zero",
-    "wmdp_forget_accuracy": "lower",  # built-in extra: chance (0.25) is the goal
-    "wmdp_retain_accuracy": "higher",
-}
 KNOWMEM_STOPS = ("\n\n", "\nQuestion", "Question:")
 
 
@@ -164,9 +155,12 @@ def _model_max_positions(model: Any) -> int | None:
 
 
 def _set(result: Any, values: dict[str, float]) -> None:
+    """Record values with their catalogue direction, version and ideal
+    (:mod:`obliviate.metrics.catalogue`; ``mia_min_k_auc`` and ``privleak`` are TOFU's)."""
+    from obliviate.metrics import metric_result
+
     for k, v in values.items():
-        result.metrics[k] = {"value": float(v), "direction": DIRECTIONS.get(k, "higher"),
-                             "version": MUSE_EVAL_VERSION}
+        result.metrics[k] = metric_result(k, v).to_dict()
 
 
 def evaluate_muse(

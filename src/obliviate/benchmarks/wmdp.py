@@ -129,20 +129,16 @@ def choice_loglikelihoods(model: Any, tokenizer: Any, items: Sequence[Any], mode
     return out
 
 
-def _direction(name: str) -> str:
-    """Forget-type sets (WMDP subsets, built-in ``forget``) aim at chance: lower is better."""
-    keep = ("retain", "mmlu")
-    return "higher" if any(k in name.lower() for k in keep) else "lower"
-
-
 def evaluate_mcq(model: Any, tokenizer: Any, sets: Mapping[str, Sequence[Any]], mode: str = "letters",
                  batch_size: int = 32, max_length: int = 2048, fingerprint: str = "unknown",
-                 progress: bool = False, directions: Mapping[str, str] | None = None) -> Any:
+                 progress: bool = False) -> Any:
     """Accuracy per set as an :class:`obliviate.evaluation.EvalResult`: metrics
     ``<set>_accuracy`` (and ``<set>_accuracy_norm`` in cloze mode), per-question samples with
     every choice's log-likelihood and the prediction. Set names are sanitised (``wmdp-bio`` ->
-    ``wmdp_bio``)."""
+    ``wmdp_bio``). Directions come from the metric catalogue: forget-type sets (WMDP subsets,
+    built-in ``forget``, any other name) aim at chance, retain sets and MMLU higher is better."""
     from obliviate.evaluation import EvalResult
+    from obliviate.metrics import metric_result
 
     t0 = time.perf_counter()
     metrics: dict[str, dict[str, Any]] = {}
@@ -152,13 +148,12 @@ def evaluate_mcq(model: Any, tokenizer: Any, sets: Mapping[str, Sequence[Any]], 
         items = list(items)
         ll = choice_loglikelihoods(model, tokenizer, items, mode, batch_size, max_length, progress)
         answers = [it.answer for it in items]
-        direction = (directions or {}).get(name, _direction(name))
         values = {f"{key}_accuracy": mcq_accuracy(ll, answers)}
         if mode == "cloze":
             lens = [[len(f" {c}".encode()) for c in it.choices] for it in items]
             values[f"{key}_accuracy_norm"] = mcq_accuracy_norm(ll, lens, answers)
         for k, v in values.items():
-            metrics[k] = {"value": v, "direction": direction, "version": MCQ_VERSION, "n": len(items)}
+            metrics[k] = metric_result(k, v, n=len(items)).to_dict()
         preds = predictions(ll)
         samples += [{"split": f"mcq_{key}", "index": i, "question": it.question,
                      "choices": list(it.choices), "answer": it.answer, "loglik": row,

@@ -66,9 +66,12 @@ def generate(model: Any, prompts: list[str], config: EvalConfig) -> torch.Tensor
     return images.view(len(prompts), n, *images.shape[1:])
 
 
-def _metric(value: float | None, direction: str) -> dict[str, Any]:
-    return {"value": None if value is None else float(value), "direction": direction,
-            "version": M.METRIC_VERSION}
+def _metric(name: str, value: float | None) -> dict[str, Any]:
+    """The ``metrics.json`` entry of ``name``: direction and version from the metric catalogue
+    (:mod:`obliviate.metrics.catalogue`)."""
+    from obliviate.metrics import metric_result
+
+    return metric_result(name, value).to_dict()
 
 
 _REAL_FEATURES: dict[tuple, np.ndarray] = {}
@@ -112,17 +115,18 @@ def evaluate_builtin(model: Any, judge: Any, concept: str, config: EvalConfig = 
     ua = M.unlearning_accuracy(p_kind[forget].argmax(1), target)
     ira = M.retain_accuracy(p_kind[retain].argmax(1), labels[kind][retain])
     cra = M.retain_accuracy(p_other.argmax(1), labels[other])
-    metrics = {
-        "unlearning_accuracy": _metric(ua, "higher"),
-        "in_domain_retain_accuracy": _metric(ira, "higher"),
-        "cross_domain_retain_accuracy": _metric(cra, "higher"),
-        "fid": _metric(M.fid_from_features(feats[retain], real["features"][real_keep]), "lower"),
-        "kid": _metric(M.kid_from_features(feats[retain], real["features"][real_keep]), "lower"),
-        "cross_domain_accuracy_forget_prompts": _metric(
-            M.retain_accuracy(p_other[forget].argmax(1), labels[other][forget]), "higher"),
-        "cross_domain_accuracy_retain_prompts": _metric(
-            M.retain_accuracy(p_other[retain].argmax(1), labels[other][retain]), "higher"),
+    values = {
+        "unlearning_accuracy": ua,
+        "in_domain_retain_accuracy": ira,
+        "cross_domain_retain_accuracy": cra,
+        "fid": M.fid_from_features(feats[retain], real["features"][real_keep]),
+        "kid": M.kid_from_features(feats[retain], real["features"][real_keep]),
+        "cross_domain_accuracy_forget_prompts":
+            M.retain_accuracy(p_other[forget].argmax(1), labels[other][forget]),
+        "cross_domain_accuracy_retain_prompts":
+            M.retain_accuracy(p_other[retain].argmax(1), labels[other][retain]),
     }
+    metrics = {k: _metric(k, v) for k, v in values.items()}
     samples = []
     counters = {"forget": 0, "retain": 0}
     for i in range(len(prompts) * n):

@@ -11,8 +11,6 @@ from typing import Sequence
 
 import numpy as np
 
-METRIC_VERSION = 1
-
 
 def _as_1d(x: Sequence[int] | np.ndarray, name: str) -> np.ndarray:
     arr = np.asarray(x)

@@ -23,17 +23,21 @@ _SIGN_TOL = 1e-6
 class MetricResult:
     """One aggregate value as stored in ``metrics.json`` (docs/run-format.md).
 
-    ``settings`` records the options the value depends on (EOS handling, k, stemming...), so two
-    results can be checked for compatibility (docs/metrics.md). ``n`` (items), ``settings``
-    and ``ideal`` are extra keys that :meth:`to_dict` writes only when set.
+    Built by :func:`obliviate.metrics.metric_result` from the catalogue's definition (direction,
+    version, ideal). ``settings`` records the options the value depends on (EOS handling, k,
+    stemming...), so two results can be checked for compatibility (docs/metrics.md). ``n``
+    (items), ``settings``, ``ideal`` and ``extra`` (evaluator-specific keys, e.g. the audit's
+    ``control``) are written by :meth:`to_dict` only when set. ``value`` may be None (not
+    computable on this data), which is stored as JSON null.
     """
 
-    value: float
+    value: float | None
     direction: Direction
     version: int
     n: int | None = None
     settings: dict[str, Any] = field(default_factory=dict)
     ideal: float | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.direction not in DIRECTIONS:
@@ -41,7 +45,7 @@ class MetricResult:
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {
-            "value": float(self.value),
+            "value": None if self.value is None else float(self.value),
             "direction": self.direction,
             "version": self.version,
         }
@@ -51,6 +55,7 @@ class MetricResult:
             out["settings"] = dict(self.settings)
         if self.ideal is not None:
             out["ideal"] = self.ideal
+        out.update(self.extra)
         return out
 
 
@@ -62,7 +67,10 @@ class MetricDef:
     ``per_item`` that of the per-item function whose outputs it aggregates (None if the metric
     aggregates other metrics). A name never changes meaning: a change of definition bumps
     ``version`` and goes into the changelog (docs/metrics.md). ``ideal`` is the best value
-    where it is not an extreme of the scale (MIA AUC: 0.5, the retain model's level).
+    where it is not an extreme of the scale (MIA AUC: 0.5, the retain model's level);
+    direction "zero" already means an ideal of 0. ``inputs`` names what the metric is computed
+    from ("token_scores", "generations", "reference" results, "images"...). The definitions live
+    in :mod:`obliviate.metrics.catalogue`, one registration per metric.
     """
 
     name: str
@@ -73,17 +81,24 @@ class MetricDef:
     per_item: str | None = None
     version: int = 1
     ideal: float | None = None
+    inputs: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if self.direction not in DIRECTIONS:
             raise ValueError(f"{self.name}: direction must be one of {DIRECTIONS}")
 
     def result(
-        self, value: float, *, n: int | None = None, settings: dict[str, Any] | None = None
+        self,
+        value: float | None,
+        *,
+        n: int | None = None,
+        settings: dict[str, Any] | None = None,
+        extra: dict[str, Any] | None = None,
     ) -> MetricResult:
-        """Wrap an aggregate value with this metric's direction and version."""
+        """Wrap an aggregate value with this metric's direction, version and ideal."""
         return MetricResult(
-            float(value), self.direction, self.version, n, dict(settings or {}), self.ideal
+            None if value is None else float(value), self.direction, self.version, n,
+            dict(settings or {}), self.ideal, dict(extra or {}),
         )
 
 

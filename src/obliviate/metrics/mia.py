@@ -16,7 +16,8 @@ from __future__ import annotations
 
 import math
 import zlib
-from typing import Any, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -195,3 +196,72 @@ def _check_auc(value: Any, name: str) -> float:
     if not 0.0 <= x <= 1.0:
         raise ValueError(f"privleak: {name} must be an AUC in [0, 1], got {x}")
     return x
+
+
+# ---------------------------------------------------------------------------------------------
+# the attacks together: used by the TOFU evaluation, the audit's MIA suite and MUSE
+
+TOKEN_ATTACKS = ("loss", "zlib", "min_k", "min_k_plus_plus")
+
+
+def token_attack_scores(
+    nll_avg: float,
+    text: str,
+    token_logprobs: Any,
+    mu: Any,
+    sigma2: Any,
+    k: float = 0.4,
+    *,
+    has_eos: bool = False,
+) -> dict[str, float]:
+    """The four attacks of one teacher-forced pass over one text, ``{attack: score}``.
+
+    ``nll_avg`` is the text's NLL_avg with the EOS included (LOSS, ZLib); Min-K% and Min-K%++
+    exclude the EOS (docs/metrics.md). Keys in :data:`TOKEN_ATTACKS` order; every score is
+    oriented higher = less member-like.
+    """
+    return {
+        "loss": loss_score(nll_avg),
+        "zlib": zlib_score(nll_avg, text),
+        "min_k": min_k_score(token_logprobs, k, has_eos=has_eos),
+        "min_k_plus_plus": min_k_plus_plus_score(token_logprobs, mu, sigma2, k, has_eos=has_eos),
+    }
+
+
+def attack_aucs(scores: Mapping[str, Sequence[float]], n_forget: int) -> dict[str, float]:
+    """:func:`auc` of each attack whose score list holds the ``n_forget`` forget (member)
+    scores first and the holdout (non-member) scores after: ``{attack: AUC_OU}``."""
+    if n_forget < 1:
+        raise ValueError("attack_aucs: n_forget must be >= 1 (the forget scores come first)")
+    return {a: auc(v[:n_forget], v[n_forget:]) for a, v in scores.items()}
+
+
+def privleak_name(attack: str) -> str:
+    """The metric name of an attack's PrivLeak: ``privleak`` for Min-K% (MUSE's C3 attack),
+    ``privleak_<attack>`` for the others."""
+    return "privleak" if attack == "min_k" else f"privleak_{attack}"
+
+
+def privleak_by_attack(
+    aucs: Mapping[str, float], retain_aucs: Mapping[str, float], *, undefined: str = "raise"
+) -> dict[str, float | None]:
+    """:func:`privleak` of every attack that has an AUC in both ``aucs`` (the model) and
+    ``retain_aucs`` (the retain / retrained model), ``{attack: %}`` in ``aucs`` order.
+
+    Where the retain AUC is 1, PrivLeak is undefined: ``undefined="raise"`` raises (the
+    evaluations), ``undefined="none"`` records None (the audit, which reports the other
+    attacks anyway).
+    """
+    if undefined not in ("raise", "none"):
+        raise ValueError(f"undefined must be 'raise' or 'none', got {undefined!r}")
+    out: dict[str, float | None] = {}
+    for attack, value in aucs.items():
+        if attack not in retain_aucs:
+            continue
+        try:
+            out[attack] = privleak(value, retain_aucs[attack])
+        except ValueError:
+            if undefined == "raise" or 1.0 - _check_auc(retain_aucs[attack], "auc_retain") != 0.0:
+                raise
+            out[attack] = None
+    return out

@@ -1,0 +1,285 @@
+"""The metric catalogue: ONE registration per metric that any obliviate evaluator records.
+
+Each entry is a :class:`~obliviate.metrics.base.MetricDef`: name (or family pattern with
+``{placeholders}``), direction, ideal value where the best value is neither an extreme nor 0,
+version, the inputs the metric needs, a one-line description and the paper (with the section
+or equation) it comes from. Importing this module registers them all in
+:data:`obliviate.registry.METRICS`; the direction, ideal and version written to ``metrics.json``
+come from here and nowhere else (:func:`metric_result`, :func:`direction_of`). A name that is
+not registered is an error, never a silent "higher".
+
+Rules (docs/metrics.md):
+
+- one name = one quantity: when two benchmarks compute the same thing (``mia_min_k_auc`` and
+  ``privleak`` in TOFU and MUSE) they share the entry;
+- a change of definition bumps ``version``;
+- exact names win over family patterns; patterns are tried in registration order, so the
+  specific ones are registered before the generic ``{subset}_accuracy``.
+
+Only numpy is imported (through ``base``): ``obliviate ls metrics`` must stay cheap.
+"""
+
+from __future__ import annotations
+
+import difflib
+from typing import Any
+
+from obliviate.metrics.base import MetricDef, MetricResult
+from obliviate.registry import METRICS, UnknownEntryError
+
+__all__ = ["DEFINITIONS", "UnknownMetricError", "direction_of", "metric_def", "metric_result"]
+
+_M = "obliviate.metrics"
+
+# inputs: what a metric is computed from (the evaluator supplies them)
+TOKEN_SCORES = "token_scores"  # teacher-forced per-token log p, argmax hits, Min-K%++ mu/sigma
+GENERATIONS = "generations"  # greedy generations (text)
+REFERENCE = "reference"  # the retain / retrained model's result on the same data and settings
+MCQ = "mcq_logliks"  # per-choice log-likelihoods of multiple-choice questions
+IMAGES = "images"  # generated images, classified by the judge
+FEATURES = "features"  # judge features of generated and real images
+GRADIENTS = "gradients"  # per-sample gradient norms
+ATTACKED = "attacked"  # the audit's three models with and without an attack
+METRICS_IN = "metrics"  # other metrics of the same run
+
+TOFU = "Maini+ 2024, arXiv 2401.06121 (TOFU)"
+MUSE = "Shi+ 2024, arXiv 2407.06460 (MUSE)"
+WMDP = "Li+ 2024, arXiv 2403.03218 (WMDP)"
+CANVAS = "Zhang+ 2024, arXiv 2402.11846 (UnlearnCanvas), evaluation metrics"
+_AUC = ("MIA ROC-AUC in OU orientation, forget = 0 / holdout = 1 (1 = forget set looks "
+        "trained on, 0.5 = the retain model's level, -> 0 = over-unlearned)")
+_PRIVLEAK = "(s - r) / r * 100, s = 1 - AUC(model), r = 1 - AUC(retain model); 0 = retain level"
+
+_DEFS: list[MetricDef] = []
+
+
+def _add(name: str, direction: str, description: str, paper: str, function: str,
+         per_item: str | None = None, inputs: tuple[str, ...] = (TOKEN_SCORES,),
+         ideal: float | None = None, version: int = 1) -> None:
+    """Define one metric; ``function``/``per_item`` are ``"module:attr"`` (relative to
+    ``obliviate.metrics`` when they start with ':')."""
+
+    def ref(target: str | None) -> str | None:
+        if target is None:
+            return None
+        return f"{_M}.{target[1:]}" if target.startswith(":") else target
+
+    _DEFS.append(MetricDef(name, description, paper, direction,  # type: ignore[arg-type]
+                           ref(function) or "", ref(per_item), version, ideal, inputs))
+
+
+# --------------------------------------------------------------------------------- TOFU suite
+# evaluation.py; TOFU's metrics are defined in its "Evaluation Metrics" section
+
+_add("forget_quality", "higher",
+     "KS-test p-value of forget truth ratios against the retain model's", f"{TOFU}, Forget Quality",
+     ":tofu:forget_quality", ":tofu:truth_ratio", (TOKEN_SCORES, REFERENCE))
+_add("model_utility", "higher",
+     "harmonic mean of retain, real-authors and world-facts prob, ROUGE, truth ratio",
+     f"{TOFU}, Model Utility", ":tofu:model_utility", None, (METRICS_IN,))
+for _split, _label, _forget in (("forget", "forget set", True), ("retain", "retain set", False)):
+    _better = "lower" if _forget else "higher"
+    _add(f"{_split}_prob", _better,
+         f"mean per-token-normalised answer probability exp(-NLL_avg), EOS included, {_label}",
+         f"{TOFU}, Probability", ":base:mean_score", ":tofu:probability")
+    _add(f"{_split}_rouge", _better, f"mean ROUGE-L recall of greedy generations, {_label}",
+         f"{TOFU}, ROUGE; Lin 2004 (ROUGE-L)", ":base:mean_score", ":rouge:rouge_scores",
+         (GENERATIONS,))
+_add("forget_paraphrased_prob", "lower",
+     "mean probability exp(-NLL_avg) of the paraphrased forget answers",
+     f"{TOFU}, Probability", ":base:mean_score", ":tofu:probability")
+_add("forget_paraphrased_rouge", "lower",
+     "mean ROUGE-L recall of greedy generations for the paraphrased forget questions",
+     f"{TOFU}, ROUGE", ":base:mean_score", ":rouge:rouge_scores", (GENERATIONS,))
+_add("forget_truth_ratio", "higher",
+     "mean of min(tr, 1/tr), tr = p(perturbed) / p(paraphrased), forget set",
+     f"{TOFU}, Truth Ratio", ":tofu:truth_ratio_forget", ":tofu:truth_ratio")
+_add("retain_truth_ratio", "higher",
+     "mean of max(0, 1 - tr), tr = p(perturbed) / p(paraphrased), retain set",
+     f"{TOFU}, Truth Ratio", ":tofu:truth_ratio_true_better", ":tofu:truth_ratio")
+for _split, _label in (("real_authors", "real authors"), ("world_facts", "world facts")):
+    _add(f"{_split}_prob", "higher", f"mean normalised probability p_c / (p_c + sum_k p_k), {_label}",
+         f"{TOFU}, Probability", ":base:mean_score", ":tofu:normalised_probability")
+    _add(f"{_split}_rouge", "higher", f"mean ROUGE-L recall of greedy generations, {_label}",
+         f"{TOFU}, ROUGE", ":base:mean_score", ":rouge:rouge_scores", (GENERATIONS,))
+    _add(f"{_split}_truth_ratio", "higher", f"mean of max(0, 1 - tr), tr = p(wrong) / p(correct), {_label}",
+         f"{TOFU}, Truth Ratio", ":tofu:truth_ratio_true_better", ":tofu:truth_ratio")
+_add("forget_exact_memorisation", "lower",
+     "mean share of answer tokens the argmax predicts (teacher-forced, EOS excluded)",
+     "Tirumala+ 2022, arXiv 2205.10770, exact memorisation", ":base:mean_score",
+     ":memorisation:exact_memorisation")
+_add("forget_extraction_strength", "lower",
+     "mean 1 - k/n, k the shortest prefix after which the argmax reproduces the answer",
+     "Carlini+ 2021, arXiv 2012.07805 (as used by OpenUnlearning, arXiv 2506.12618)",
+     ":base:mean_score", ":memorisation:extraction_strength")
+
+# ------------------------------------------------------------------- membership inference
+# TOFU evaluation (four attacks), the audit (six), MUSE C3 (Min-K% only): one entry each.
+
+_ATTACKS = (
+    ("loss", "LOSS attack, s = NLL_avg", "Yeom+ 2018, arXiv 1709.01604, the LOSS attack",
+     ":mia:loss_score", (TOKEN_SCORES,)),
+    ("zlib", "ZLib attack, s = NLL_avg / zlib bytes of the text",
+     "Carlini+ 2021, arXiv 2012.07805, zlib-entropy membership metric", ":mia:zlib_score", (TOKEN_SCORES,)),
+    ("min_k", "Min-K% Prob, k = 0.4, over the scored text (TOFU: the answer; MUSE: the document)",
+     "Shi+ 2023, arXiv 2310.16789, Min-K% Prob", ":mia:min_k_score", (TOKEN_SCORES,)),
+    ("min_k_plus_plus", "Min-K%++, k = 0.4, normalised token scores",
+     "Zhang+ 2024, arXiv 2404.02936, Min-K%++ score", ":mia:min_k_plus_plus_score",
+     (TOKEN_SCORES,)),
+    ("gradnorm", "GradNorm attack, mean per-tensor gradient norm (audit)",
+     "OpenUnlearning, arXiv 2506.12618, GradNorm attack", ":mia:gradnorm_score", (GRADIENTS,)),
+    ("reference", "Reference attack, NLL_avg(model) - NLL_avg(retain model) (audit)",
+     "Carlini+ 2021, arXiv 2012.07805, reference-model membership metric", ":mia:reference_score",
+     (TOKEN_SCORES, REFERENCE)),
+)
+for _attack, _what, _paper, _score, _inputs in _ATTACKS:
+    _add(f"mia_{_attack}_auc", "lower", f"{_AUC}; {_what}", _paper, ":mia:auc", _score, _inputs,
+         ideal=0.5)
+    _pl = "privleak" if _attack == "min_k" else f"privleak_{_attack}"
+    _add(_pl, "zero", f"MUSE PrivLeak (%) of the {_attack} attack: {_PRIVLEAK}",
+         f"{MUSE}, §3 C3 (no privacy leakage)", ":mia:privleak", ":mia:auc",
+         (*_inputs, REFERENCE))
+
+# ------------------------------------------------------------------------------ MUSE C1-C4
+# benchmarks/muse.py; mia_min_k_auc and privleak above are the same quantities
+
+_MUSE_FN = "obliviate.benchmarks.muse"
+_add("forget_verbmem", "lower",
+     "C1 VerbMem: mean ROUGE-L F1 of 128-token continuations of forget prompts, 0-1",
+     f"{MUSE}, §3 C1 (no verbatim memorisation)", f"{_MUSE_FN}:verbmem_score",
+     f"{_MUSE_FN}:rouge_l_f1", (GENERATIONS,))
+_add("forget_knowmem", "lower",
+     "C2 KnowMem: mean ROUGE-L F1 of few-shot answers to forget questions, 0-1",
+     f"{MUSE}, §3 C2 (no knowledge memorisation)", f"{_MUSE_FN}:knowmem_score",
+     f"{_MUSE_FN}:rouge_l_f1", (GENERATIONS,))
+_add("retain_knowmem", "higher",
+     "C4 utility: mean ROUGE-L F1 of few-shot answers to retain questions, 0-1",
+     f"{MUSE}, §3 C4 (utility preservation)", f"{_MUSE_FN}:knowmem_score",
+     f"{_MUSE_FN}:rouge_l_f1", (GENERATIONS,))
+
+# --------------------------------------------------------------------- multiple choice (WMDP)
+# benchmarks/wmdp.py: <set>_accuracy (+ _accuracy_norm in cloze mode). Forget-type sets aim at
+# chance (lower is better); retain sets and MMLU keep their accuracy (higher is better).
+
+_WMDP_FN = "obliviate.benchmarks.wmdp"
+
+
+def _mcq(name: str, direction: str, what: str, paper: str = f"{WMDP}, zero-shot multiple-choice accuracy") -> None:
+    _add(f"{name}_accuracy", direction, f"multiple-choice accuracy (argmax log-likelihood), {what}",
+         paper, f"{_WMDP_FN}:mcq_accuracy", f"{_WMDP_FN}:predictions", (MCQ,))
+    _add(f"{name}_accuracy_norm", direction,
+         f"multiple-choice accuracy, log-likelihood per UTF-8 byte of the choice (cloze), {what}",
+         paper, f"{_WMDP_FN}:mcq_accuracy_norm", f"{_WMDP_FN}:predictions", (MCQ,))
+
+
+for _sub in ("bio", "cyber", "chem"):
+    _mcq(f"wmdp_{_sub}", "lower", f"WMDP-{_sub} (forget-type: chance 0.25 is the goal)")
+_mcq("forget", "lower", "built-in forget questions (chance is the goal)")
+_mcq("retain", "higher", "built-in retain questions")
+_mcq("wmdp_forget", "lower", "built-in forget questions, as a MUSE extra column")
+_mcq("wmdp_retain", "higher", "built-in retain questions, as a MUSE extra column")
+_MMLU = "Hendrycks+ 2021, arXiv 2009.03300 (MMLU)"
+_mcq("mmlu", "higher", "MMLU (general knowledge to keep)", _MMLU)
+_mcq("mmlu_{subject}", "higher", "an MMLU subject (general knowledge to keep)", _MMLU)
+_mcq("{subset}_retain", "higher", "a retain-type question set")
+_mcq("retain_{subset}", "higher", "a retain-type question set")
+_mcq("{prefix}_retain_{suffix}", "higher", "a retain-type question set")
+_mcq("{subset}", "lower", "any other question set: forget-type, chance is the goal")
+
+# ------------------------------------------------------------------------ robustness audit
+# audits/report.py: recoverability rows and fluency of greedy answers
+
+_add("audit_{attack}_{metric}_recoverability", "lower",
+     "R = (m_attacked - m_unlearned) / (m_target - m_retain): 0 = the attack recovers nothing",
+     "obliviate's definition (docs/audit.md); attacks from Lynch+ 2024, arXiv 2402.16835, "
+     "Hu+ 2024, arXiv 2406.13356 and Zhang+ 2024, arXiv 2410.16454", "obliviate.audits.scores:recoverability", None, (ATTACKED,))
+_FLUENCY = "obliviate.metrics.fluency"
+_add("fluency_{split}_perplexity", "lower",
+     "pooled perplexity of the unlearned model's greedy answers under the retain model",
+     "Jelinek+ 1977 (perplexity)", f"{_FLUENCY}:perplexity", f"{_FLUENCY}:text_perplexity",
+     (GENERATIONS, REFERENCE))
+_add("fluency_{split}_repetition_rate", "lower",
+     "mean seq-rep-4 of the greedy answers: share of repeated word 4-grams",
+     "Welleck+ 2019, arXiv 1908.04319, §5 (seq-rep-n)", f"{_FLUENCY}:fluency_summary",
+     f"{_FLUENCY}:repetition_rate", (GENERATIONS,))
+_add("fluency_{split}_unique_token_ratio", "higher",
+     "mean distinct-words / words of the greedy answers (type-token ratio)",
+     "Templin 1957 (type-token ratio)", f"{_FLUENCY}:fluency_summary",
+     f"{_FLUENCY}:unique_token_ratio", (GENERATIONS,))
+
+# ------------------------------------------------------------------------- diffusion erasure
+# diffusion/evaluate.py on the built-in shapes benchmark (docs/diffusion.md)
+
+_DIFF = "obliviate.diffusion.metrics"
+_add("unlearning_accuracy", "higher",
+     "UA: share of the erased concept's images the judge does not assign to it", CANVAS,
+     f"{_DIFF}:unlearning_accuracy", None, (IMAGES,))
+_add("in_domain_retain_accuracy", "higher",
+     "IRA: the erased concept's judge head's accuracy on the other concepts' images", CANVAS,
+     f"{_DIFF}:retain_accuracy", None, (IMAGES,))
+_add("cross_domain_retain_accuracy", "higher",
+     "CRA: the other judge head's accuracy on every prompt's images", CANVAS,
+     f"{_DIFF}:retain_accuracy", None, (IMAGES,))
+_add("cross_domain_accuracy_forget_prompts", "higher",
+     "the other judge head's accuracy on the erased concept's prompts only", CANVAS,
+     f"{_DIFF}:retain_accuracy", None, (IMAGES,))
+_add("cross_domain_accuracy_retain_prompts", "higher",
+     "the other judge head's accuracy on the retained prompts only", CANVAS,
+     f"{_DIFF}:retain_accuracy", None, (IMAGES,))
+_add("fid", "lower", "FID-style Fréchet distance of judge features, retained prompts vs real drawings",
+     "Heusel+ 2017, arXiv 1706.08500, FID", f"{_DIFF}:fid_from_features",
+     f"{_DIFF}:frechet_distance", (FEATURES,))
+_add("kid", "lower", "KID (unbiased MMD², cubic kernel) of judge features vs real drawings",
+     "Bińkowski+ 2018, arXiv 1801.01401, KID", f"{_DIFF}:kid_from_features", None, (FEATURES,))
+
+
+DEFINITIONS: tuple[MetricDef, ...] = tuple(_DEFS)
+
+
+# ----------------------------------------------------------------------------------- lookups
+
+
+class UnknownMetricError(UnknownEntryError):
+    """A metric name that the catalogue does not register."""
+
+
+def metric_def(name: str) -> MetricDef:
+    """The catalogue's definition of ``name`` (an exact entry or the family pattern it matches).
+
+    Raises :class:`UnknownMetricError` (a ``KeyError``) for an unregistered name.
+    """
+    entry = METRICS.find(name)
+    if entry is None:
+        close = difflib.get_close_matches(name, METRICS.names(), n=1, cutoff=0.6)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        raise UnknownMetricError(
+            f"metric {name!r} is not registered{hint}: every recorded metric must be registered "
+            "in obliviate/metrics/catalogue.py with its direction, version and paper")
+    return entry.load()
+
+
+def direction_of(name: str) -> str:
+    """The registered direction of metric ``name``: "higher", "lower" or "zero"."""
+    return metric_def(name).direction
+
+
+def metric_result(name: str, value: float | None, *, n: int | None = None,
+                  settings: dict[str, Any] | None = None, **extra: Any) -> MetricResult:
+    """The ``metrics.json`` entry of metric ``name`` (``.to_dict()``): ``value`` with the
+    catalogue's direction, version and ideal, plus ``n``, ``settings`` and any ``extra`` keys."""
+    clash = sorted(set(extra) & {"value", "direction", "version", "ideal"})
+    if clash:
+        raise ValueError(f"metric_result({name!r}): {', '.join(clash)} come from the catalogue")
+    return metric_def(name).result(value, n=n, settings=settings, extra=extra)
+
+
+def _register() -> None:
+    for d in DEFINITIONS:
+        meta: dict[str, Any] = {"direction": d.direction, "version": d.version,
+                                "inputs": d.inputs}
+        if d.ideal is not None:
+            meta["ideal"] = d.ideal
+        METRICS.register(d.name, d, description=d.description, paper=d.paper, **meta)
+
+
+_register()
