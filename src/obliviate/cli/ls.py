@@ -24,6 +24,8 @@ def run(args: argparse.Namespace) -> int:
         entry = regs[args.kind or "methods"].entry(args.name)
         print(f"{entry.name}: {entry.description}\npaper: {entry.paper}")
         obj = entry.load()
+        if args.kind == "metrics":
+            print(_metric_details(obj))
         if hasattr(obj, "defaults"):
             print(yaml.safe_dump(obj.defaults(), sort_keys=False).rstrip())
         return 0
@@ -37,6 +39,27 @@ def run(args: argparse.Namespace) -> int:
         width = max((len(e.name) for e in entries), default=0)
         for e in entries:
             paper = f"  [{e.paper}]" if e.paper else ""
-            print(f"  {e.name:<{width}}  {e.description}{paper}")
+            goal = f"({_goal(e.meta)}) " if kind == "metrics" else ""
+            print(f"  {e.name:<{width}}  {goal}{e.description}{paper}")
         print()
     return 0
+
+
+def _goal(meta: dict) -> str:
+    """A metric's goal as the catalogue registers it: its direction, or its ideal value."""
+    if meta.get("ideal") is not None:
+        return f"{meta['direction']}, ideal {meta['ideal']:g}"
+    return str(meta.get("direction"))
+
+
+def _metric_details(d: object) -> str:
+    """Direction, ideal, version, inputs and functions of one metric definition."""
+    ideal = getattr(d, "ideal", None)
+    lines = [f"direction: {getattr(d, 'direction', None)}"
+             + ("" if ideal is None else f" (ideal {ideal:g})"),
+             f"version: {getattr(d, 'version', None)}",
+             f"inputs: {', '.join(getattr(d, 'inputs', ()) or ()) or '-'}",
+             f"function: {getattr(d, 'function', None)}"]
+    if getattr(d, "per_item", None):
+        lines.append(f"per item: {d.per_item}")  # type: ignore[attr-defined]
+    return "\n".join(lines)

@@ -159,14 +159,25 @@ def headline_metrics(runs: Sequence[Run]) -> list[str]:
     return cols or all_metrics(runs)[:6]
 
 
+def _registered(metric: str) -> Any:
+    """The metric catalogue's definition of ``metric``, or None for a name it does not know
+    (an old or foreign run folder stays readable; obliviate.metrics.catalogue)."""
+    from obliviate.registry import METRICS
+
+    entry = METRICS.find(metric)
+    return None if entry is None else entry.load()
+
+
 def direction_of(runs: Sequence[Run], metric: str) -> str | None:
-    """The metric's direction as the first run that has it records it (timings: lower)."""
+    """The metric's direction as the first run that has it records it, else as the metric
+    catalogue registers it (timings: lower)."""
     if metric in TIMING_KEYS:
         return "lower"
     for r in runs:
         if metric in r.metrics:
             return r.metrics[metric].direction
-    return None
+    d = _registered(metric)
+    return None if d is None else d.direction
 
 
 @dataclass(frozen=True)
@@ -219,16 +230,19 @@ def run_value(run: Run, column: str) -> float | None:
 def goal_of(runs: Sequence[Run], metric: str) -> Goal | None:
     """The metric's goal as the first run that has it records it; timings: lower is better.
 
-    ``None`` for MIA AUCs without an ``ideal`` in metrics.json: their goal is the retain
-    model's level (about 0.5), which no ``direction`` value expresses, so they are not ranked.
+    When the record has no ``ideal`` but the metric catalogue gives one (MIA AUCs: 0.5, the
+    retain model's level), the catalogue's ideal applies if the recorded direction agrees with
+    the catalogue's; otherwise (older runs that recorded an AUC as "zero") the goal is ``None``:
+    no recorded value expresses it, so the metric is not ranked.
     """
     if metric in TIMING_KEYS:
         return Goal("lower")
     for r in runs:
         if metric in r.metrics:
             m = r.metrics[metric]
-            if m.ideal is None and metric.startswith("mia_") and metric.endswith("_auc"):
-                return None
+            d = _registered(metric)
+            if m.ideal is None and d is not None and d.ideal is not None:
+                return Goal(m.direction, d.ideal) if m.direction == d.direction else None
             return Goal(m.direction, m.ideal)
     return None
 
