@@ -49,11 +49,11 @@ class UniformLM(torch.nn.Module):
         self.vocab, self.eos = vocab, eos
         self.anchor = torch.nn.Parameter(torch.zeros(1))
 
-    def forward(self, input_ids, attention_mask=None):  # noqa: ANN001, ANN201
+    def forward(self, input_ids, attention_mask=None):
         b, t = input_ids.shape
         return SimpleNamespace(logits=torch.zeros(b, t, self.vocab))
 
-    def generate(self, input_ids, attention_mask=None, max_new_tokens=1, **kw):  # noqa: ANN001, ANN003, ANN201
+    def generate(self, input_ids, attention_mask=None, max_new_tokens=1, **kw):
         return torch.cat([input_ids, torch.full((input_ids.shape[0], 1), self.eos)], 1)
 
 
@@ -127,19 +127,19 @@ def test_audit_metrics_json_matches_the_catalogue(tofu_run: Path) -> None:
 
 
 class _WordTok:
-    def __call__(self, text, add_special_tokens=False, verbose=False):  # noqa: ANN001, ANN204
+    def __call__(self, text, add_special_tokens=False, verbose=False):
         return {"input_ids": list(range(len(text.split())))}
 
 
 @pytest.fixture
 def fake_scoring(monkeypatch: pytest.MonkeyPatch) -> None:
     """The scoring layer answers from a table: the evaluators' own code does the rest."""
-    import obliviate.scoring as scoring
+    from obliviate import scoring
 
-    def generate(model, tok, questions, template, **kw):  # noqa: ANN001, ANN003, ANN202
+    def generate(model, tok, questions, template, **kw):
         return ["Paris" for _ in questions]
 
-    def score_pairs(model, tok, pairs, template, **kw):  # noqa: ANN001, ANN003, ANN202
+    def score_pairs(model, tok, pairs, template, **kw):
         out = []
         for i, (_, a) in enumerate(pairs):
             lp = np.array([-1.0 - (len(a) + i) % 3, -2.0, -0.5, -9.0])
@@ -158,7 +158,9 @@ def test_muse_metrics_json_matches_the_catalogue(fake_scoring: None, tmp_path: P
     from obliviate.data.wmdp import load_wmdp
     from obliviate.runs import write_eval
 
-    doc = lambda t: QAItem("", t)  # noqa: E731
+    def doc(text: str) -> QAItem:
+        return QAItem("", text)
+
     data = MuseData(
         name="muse", source="test", raw={"forget": [doc("f1")]},
         verbmem=[QAItem("prompt one", "w1 w2 w3")],
