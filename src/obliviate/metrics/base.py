@@ -66,7 +66,7 @@ class MetricDef:
     ``function`` is the ``"module:attr"`` of the function that computes the aggregate value and
     ``per_item`` that of the per-item function whose outputs it aggregates (None if the metric
     aggregates other metrics). A name never changes meaning: a change of definition bumps
-    ``version`` and goes into the changelog (docs/metrics.md). ``ideal`` is the best value
+    ``version`` and goes into the version log (docs/metrics.md). ``ideal`` is the best value
     where it is not an extreme of the scale (MIA AUC: 0.5, the retain model's level);
     direction "zero" already means an ideal of 0. ``inputs`` names what the metric is computed
     from ("token_scores", "generations", "reference" results, "images"...). The definitions live

@@ -1,8 +1,8 @@
 """Memorisation metrics over teacher-forced argmax hits: exact memorisation, extraction strength.
 
 Input: ``correct[t] = (argmax_v z_t == y_t)`` for the answer tokens of one item, EOS last when
-``has_eos``. Both metrics exclude the EOS by default (``include_eos=False``), as OU does since
-its PR #101 (docs/metrics.md); pass ``has_eos`` so the EOS is dropped, or drop it
+``has_eos``. Both metrics exclude the EOS by default (``include_eos=False``), as OpenUnlearning
+(arXiv 2506.12618) does (docs/metrics.md); pass ``has_eos`` so the EOS is dropped, or drop it
 yourself and leave ``has_eos=False``.
 """
 

@@ -135,7 +135,7 @@ def truth_ratio_true_better(trs: Sequence[float]) -> float:
 
 
 def truth_ratio_prob_mean(trs: Sequence[float]) -> float:
-    """OU's ``prob_mean`` aggregation (OU #163, OpenUnlearning 2506.12618): mean of p_c/(p_c + p_w).
+    """OU's ``prob_mean`` aggregation (OpenUnlearning, arXiv 2506.12618): mean of p_c/(p_c + p_w).
 
     With tr = p_w / p_c this is mean(1 / (1 + tr)); tr = inf gives 0.
     """
@@ -153,7 +153,7 @@ def forget_quality(trs_model: Sequence[float | None], trs_retain: Sequence[float
 
     Fails loudly (docs/metrics.md) on an empty side, on a missing (None) or NaN value, and
     when the two sides have different lengths: both must come from the same split, metric version
-    and template, and FQ depends strongly on n (#142).
+    and template, and FQ depends strongly on n (docs/metrics.md, Pitfalls).
     """
     from scipy.stats import ks_2samp
 
