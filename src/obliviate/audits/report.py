@@ -43,7 +43,7 @@ def summary_metrics(result: Any, existing: dict[str, Any] | None = None) -> dict
       the Min-K% one) only when an evaluation has not already stored them;
     - ``fluency_<split>_perplexity`` / ``_repetition_rate`` (lower) / ``_unique_token_ratio``.
     """
-    from obliviate.audits.runner import AUDIT_VERSION
+    from obliviate.audits.settings import AUDIT_VERSION
 
     existing = existing or {}
     out: dict[str, Any] = {}

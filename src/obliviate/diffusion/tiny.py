@@ -30,8 +30,8 @@ import numpy as np
 import torch
 
 from obliviate.diffusion.shapes import ShapesSpec, iterate_batches, make_dataset, training_captions
+from obliviate.diffusion.spec_file import SPEC_FILE
 
-SPEC_FILE = "obliviate_shapes.json"
 SPECIAL_TOKENS = ("<pad>", "<unk>", "<bos>", "<eos>")
 
 

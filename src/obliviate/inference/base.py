@@ -275,16 +275,15 @@ class InferenceWrapper(torch.nn.Module):
     def save_pretrained(self, path: str | Path, safe_serialization: bool = True, **_: Any) -> None:
         """Write the wrapper folder: the base model (copied to ``base/`` or referenced by its
         path), extra files, the tokenizer and, last, ``obliviate_wrapper.json``."""
-        from obliviate import inference
+        from obliviate.inference.wrapper_file import WRAPPER_FILE, WRAPPER_SCHEMA
         from obliviate.io import write_json
-        from obliviate.models.loading import WRAPPER_FILE
 
         if not safe_serialization:
             raise ValueError("wrappers are saved with safetensors only")
         folder = Path(path)
         folder.mkdir(parents=True, exist_ok=True)
         spec: dict[str, Any] = {
-            "schema": inference.WRAPPER_SCHEMA,
+            "schema": WRAPPER_SCHEMA,
             "wrapper": self.kind,
             "template": asdict(self.template),
             "base": save_model(self.base, self.tokenizer, folder, "base", self.save_base, self.base_path),
@@ -297,7 +296,8 @@ class InferenceWrapper(torch.nn.Module):
     @classmethod
     def from_pretrained(cls, folder: str | Path, spec: dict[str, Any] | None = None) -> "InferenceWrapper":
         from obliviate.io import read_json
-        from obliviate.models.loading import WRAPPER_FILE, load_tokenizer
+        from obliviate.inference.wrapper_file import WRAPPER_FILE
+        from obliviate.models.loading import load_tokenizer
 
         folder = Path(folder)
         spec = spec or read_json(folder / WRAPPER_FILE)
