@@ -1,12 +1,12 @@
 """One generic registry for every extension point (methods, metrics, benchmarks, erasers...).
 
 Every built-in entry is registered exactly once, lazily, by module path: either in a table
-``name -> "module:attr"`` at the bottom of this file (code objects: methods, forget/retain terms,
-inference wrappers, diffusion erasers), or by a *catalogue* module listed here whose import
-registers data-like entries (metric definitions, benchmarks). Looking a name up imports only what
-it needs, so nothing depends on which package happened to be imported first, and
-``import obliviate`` stays cheap. An entry's description and paper are read, on first use, from
-the object's ``description``/``paper`` attributes (or its docstring's first line).
+``name -> "module:attr"`` at the bottom of this file (code objects: methods, terms, wrappers,
+erasers, benchmarks), or by a *catalogue* module listed here whose import registers data-like
+entries (metric definitions). Looking a name up imports only what it needs, so nothing depends on
+which package happened to be imported first, and ``import obliviate`` stays cheap. An entry's
+description and paper are read on first use from the object's ``description``/``paper``
+attributes (or its docstring's first line).
 
 Your own entries register the same way, from any module::
 
@@ -16,7 +16,7 @@ Your own entries register the same way, from any module::
 
 A name may be a *family pattern* with ``{placeholders}`` (``fluency_{split}_perplexity``):
 :meth:`Registry.entry` matches concrete names (``fluency_forget_perplexity``) against it when no
-exact entry exists. docs/methods.md ("Adding a method") walks through adding a method.
+exact entry exists. docs/contributing.md walks through adding a method, a metric and a benchmark.
 """
 
 from __future__ import annotations

@@ -13,16 +13,14 @@ import dataclasses
 import pytest
 
 pytest.importorskip("diffusers")
-import torch  # noqa: E402
+import torch
 
-from obliviate.data.types import DataError  # noqa: E402
-from obliviate.diffusion.builtin import builtin_request  # noqa: E402
-from obliviate.diffusion.methods import (EraseResult, ErasureRequest, make_eraser,  # noqa: E402
-                                         select_parameters)
-from obliviate.diffusion.shapes import ShapesSpec  # noqa: E402
-from obliviate.diffusion.testing import (fast_overrides, random_tiny_model,  # noqa: E402
-                                         tiny_sd_pipeline)
-from obliviate.registry import ERASERS  # noqa: E402
+from obliviate.data.types import DataError
+from obliviate.diffusion.builtin import builtin_request
+from obliviate.diffusion.methods import EraseResult, ErasureRequest, make_eraser, select_parameters
+from obliviate.diffusion.shapes import ShapesSpec
+from obliviate.diffusion.testing import fast_overrides, random_tiny_model, tiny_sd_pipeline
+from obliviate.registry import ERASERS
 
 NAMES = ERASERS.names()
 

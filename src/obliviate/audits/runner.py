@@ -26,9 +26,10 @@ from __future__ import annotations
 import copy
 import math
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
@@ -132,13 +133,13 @@ def _probe(model: Any, tok: Any, ctx: _Ctx) -> dict[str, Any]:
     ts = score_pairs(model, tok, test_pairs, ctx.template, batch_size=s.batch_size,
                      max_length=s.max_length, progress=ctx.progress, desc="probe: scoring")
     out_scores = [-t.nll_avg(include_eos=True) for t in ts]  # log of exp(-NLL_avg): same ranking
-    kw = dict(batch_size=s.batch_size, max_length=s.max_length)
+    kw = {"batch_size": s.batch_size, "max_length": s.max_length}
     train_x = answer_hidden_states(model, tok, train_pairs, ctx.template, layer, **kw)
     test_x = answer_hidden_states(model, tok, test_pairs, ctx.template, layer, **kw)
     probe_scores = fit_truth_probe(train_x, train_y, test_x, c=s.probe_c, seed=s.seed)
     return {"output_auc": grouped_auc(out_scores, test_y, test_g),
             "probe_auc": grouped_auc(probe_scores, test_y, test_g), "layer": layer,
-            "n_train": int(len(train_y)), "n_test_items": int(len(set(test_g.tolist())))}
+            "n_train": len(train_y), "n_test_items": len(set(test_g.tolist()))}
 
 
 def _fluency(model: Any, tok: Any, forget_gens: list[str], ctx: _Ctx) -> dict[str, Any]:

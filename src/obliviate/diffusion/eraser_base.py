@@ -123,7 +123,7 @@ def select_parameters(unet: Any, which: str) -> list[tuple[str, torch.nn.Paramet
         keep = (
             (which == "xattn" and in_x)
             or (which == "noxattn" and not in_x)
-            or (which == "xattn-kv" and (mname.endswith("attn2.to_k") or mname.endswith("attn2.to_v")))
+            or (which == "xattn-kv" and (mname.endswith(("attn2.to_k", "attn2.to_v"))))
         )
         if keep:
             out.extend((f"{mname}.{n}", p) for n, p in module.named_parameters(recurse=False))

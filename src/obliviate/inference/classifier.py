@@ -149,7 +149,7 @@ def calibrate_threshold(negative_scores: Sequence[float], target_fpr: float) -> 
     s = np.sort(np.asarray(negative_scores, dtype=np.float64))[::-1]
     if s.size == 0:
         raise ValueError("cannot calibrate a threshold without negative (retain/holdout) prompts")
-    allowed = int(math.floor(target_fpr * s.size + 1e-9))
+    allowed = math.floor(target_fpr * s.size + 1e-9)
     return float(s[allowed]) if allowed < s.size else float(s[-1])
 
 

@@ -2,9 +2,9 @@
 
 Every method registered in :data:`obliviate.registry.METHODS` is a :class:`MethodPreset` whose
 ``build(**overrides)`` returns an object with ``unlearn(job) -> UnlearnOutput``. Gradient
-methods are all ``L = gamma * forget_term + alpha * retain_term`` (design.md "Methods"): the
+methods are all ``L = gamma * forget_term + alpha * retain_term`` (docs/methods.md): the
 terms live in :data:`FORGET_TERMS` / :data:`RETAIN_TERMS`, and a paper method is a preset of
-term names, weights, term parameters and training defaults. Methods that are not losses
+term names, weights, the term parameters it changes and training defaults. Methods that are not losses
 (task vectors, SISA, editing, in-context, guardrails) implement ``unlearn`` directly.
 """
 

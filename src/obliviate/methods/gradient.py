@@ -331,7 +331,7 @@ class PDURetainTerm(Term):
         per_rank = math.ceil(len(job.request.forget) / world)
         steps_per_epoch = max(1, math.ceil(math.ceil(per_rank / cfg.batch_size) / cfg.grad_accum))
         self.grad_accum = cfg.grad_accum
-        self.warmup_steps = int(round(self.warmup_epochs * steps_per_epoch))
+        self.warmup_steps = round(self.warmup_epochs * steps_per_epoch)
 
     def __call__(self, model: Any, batch: dict, job: UnlearnJob) -> Any:
         nll = F.nll_loss(forward(model, batch).logits, batch["labels"])

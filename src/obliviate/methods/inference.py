@@ -108,7 +108,7 @@ class GuardrailMethod:
         if len(retain) < 2:
             raise ValueError("the guardrail classifier needs at least 2 retain questions (negatives)")
         random.Random(self.train.seed).shuffle(retain)
-        n_cal = max(1, int(round(self.calibration_fraction * len(retain))))
+        n_cal = max(1, round(self.calibration_fraction * len(retain)))
         fit_neg, cal_neg = retain[n_cal:], retain[:n_cal]
         holdout = [it.question for it in req.holdout if not it.is_document]
         positives = [it.question for it in req.forget]

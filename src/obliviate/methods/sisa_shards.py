@@ -60,7 +60,7 @@ def planned_steps(n_items: int, cfg: TrainConfig) -> int:
     if n_items <= 0:
         return 0
     per_epoch = max(1, math.ceil(math.ceil(n_items / cfg.batch_size) / cfg.grad_accum))
-    return cfg.max_steps or max(1, int(math.ceil(cfg.epochs * per_epoch)))
+    return cfg.max_steps or max(1, math.ceil(cfg.epochs * per_epoch))
 
 
 def stage_seed(seed: int, shard: int, stage: int) -> int:

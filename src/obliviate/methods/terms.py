@@ -13,8 +13,9 @@ from obliviate.methods.job import UnlearnJob
 
 
 class Term:
-    """A forget or retain objective. Subclasses set ``name``/``paper``, take their
-    hyper-parameters as keyword arguments, and compute ``__call__(model, batch, job)``."""
+    """A forget or retain objective. Subclasses set ``name``/``description``/``paper``, take
+    their hyper-parameters as typed keyword arguments (whose defaults are the method defaults:
+    :func:`term_params`), and compute ``__call__(model, batch, job)``."""
 
     name: ClassVar[str] = ""
     description: ClassVar[str] = ""  # one line, shown by `obliviate ls`
