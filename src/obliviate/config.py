@@ -7,8 +7,9 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
-from typing import Any, Mapping, TypeVar
+from typing import Any, TypeVar
 
 T = TypeVar("T")
 
@@ -33,10 +34,8 @@ class TrainConfig:
     max_steps: int | None = None
     seed: int = 0
     max_length: int = 512
-    log_every: int = 1
     # collapse guard: stop when the retain NLL exceeds this multiple of its initial value
     retain_guard: float | None = None
-    optimizer: str = "adamw"
     # save the training state after every epoch so an interrupted run resumes (run folders only)
     checkpoint: bool = True
 
@@ -77,6 +76,8 @@ def parse_overrides(items: list[str] | None) -> dict[str, Any]:
 
 
 def check_keys(given: Mapping[str, Any], allowed: list[str], what: str) -> None:
+    """Reject a key of ``given`` not in ``allowed``, in one sentence with a did-you-mean hint:
+    ``unknown <what> setting 'lrr'. Did you mean 'lr'? Known: ...``."""
     for key in given:
         if key not in allowed:
             close = difflib.get_close_matches(key, allowed, n=2, cutoff=0.5)
@@ -84,18 +85,40 @@ def check_keys(given: Mapping[str, Any], allowed: list[str], what: str) -> None:
             raise ValueError(f"unknown {what} setting {key!r}.{hint} Known: {', '.join(sorted(allowed))}")
 
 
+_TRUE = ("1", "true", "yes", "on")
+_FALSE = ("0", "false", "no", "off")
+
+
+def coerce(value: Any, kind: type, key: str, what: str) -> Any:
+    """``value`` as ``kind`` (``bool``, ``int`` or ``float``; strings from the CLI are parsed),
+    or a one-sentence error: ``<what> setting iterations='many': expected int``."""
+    try:
+        if kind is bool:
+            if isinstance(value, str) and value.lower() in _TRUE + _FALSE:
+                return value.lower() in _TRUE
+            if isinstance(value, bool):
+                return value
+            raise ValueError(value)
+        if isinstance(value, bool):  # True is an int in Python; not a number here
+            raise TypeError(value)
+        return kind(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{what} setting {key}={value!r}: expected {kind.__name__}") from None
+
+
 def from_dict(cls: type[T], values: Mapping[str, Any], what: str | None = None) -> T:
     """Build a dataclass from a dict, rejecting unknown keys and coercing simple types."""
+    what = what or cls.__name__
     names = [f.name for f in fields(cls)]  # type: ignore[arg-type]
-    check_keys(values, names, what or cls.__name__)
+    check_keys(values, names, what)
     types = {f.name: f.type for f in fields(cls)}  # type: ignore[arg-type]
     coerced = {}
     for k, v in values.items():
         t = str(types[k])
         if v is not None and t.startswith("float"):
-            v = float(v)
+            v = coerce(v, float, k, what)
         elif v is not None and t.startswith("int") and not isinstance(v, bool):
-            v = int(v)
+            v = coerce(v, int, k, what)
         elif isinstance(v, list) and t.startswith("tuple"):
             v = tuple(v)
         coerced[k] = v
@@ -110,4 +133,6 @@ def to_dict(obj: Any) -> dict[str, Any]:
     return dataclasses.asdict(obj)
 
 
-__all__ = ["TrainConfig", "parse_overrides", "from_dict", "check_keys", "to_dict", "replace", "field"]
+__all__ = [
+    "TrainConfig", "check_keys", "coerce", "field", "from_dict", "parse_overrides", "replace", "to_dict",
+]

@@ -5,19 +5,22 @@ log-probabilities of the answer tokens and the statistics every metric needs (ar
 EM/ES, the Min-K%++ mean/variance of log p). Metrics are pure functions over these arrays.
 Generation is batched, left-padded, greedy, with KV cache.
 
-A "model" here is anything with ``model(input_ids=..., attention_mask=...).logits`` and
-``model.generate(...)`` (an HF model, a PEFT model, or an obliviate inference wrapper).
+A "model" here is a :class:`~obliviate.models.protocol.CausalLM` that also has
+``model.generate(...)`` (an HF model, a PEFT model, an obliviate inference wrapper or the SISA
+ensemble, whose ``generate`` is the loop of :mod:`obliviate.decoding`).
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
 from obliviate.data.collate import pad_batch, pad_id_of
 from obliviate.data.templates import IGNORE, PromptTemplate, encode
+from obliviate.models.protocol import CausalLM
 
 
 @dataclass
@@ -34,7 +37,7 @@ class TokenScores:
     def n(self) -> int:
         return int(self.token_logprobs.shape[0])
 
-    def without_eos(self) -> "TokenScores":
+    def without_eos(self) -> TokenScores:
         if not self.has_eos or self.n == 0:
             return self
         return TokenScores(
@@ -49,7 +52,7 @@ class TokenScores:
         return float(-s.token_logprobs.mean())
 
 
-def model_device(model: Any) -> Any:
+def model_device(model: CausalLM) -> Any:
     import torch
 
     try:
@@ -67,7 +70,7 @@ def _progress(iterable: Any, desc: str, total: int | None, show: bool) -> Any:
 
 
 def score_pairs(
-    model: Any,
+    model: CausalLM,
     tokenizer: Any,
     pairs: Sequence[tuple[str, str]],
     template: PromptTemplate,
@@ -126,7 +129,7 @@ def score_pairs(
 
 
 def generate(
-    model: Any,
+    model: CausalLM,
     tokenizer: Any,
     questions: Sequence[str],
     template: PromptTemplate,

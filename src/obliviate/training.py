@@ -10,13 +10,15 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Protocol, Sequence
+from typing import Any, Protocol
 
 from obliviate.config import TrainConfig
 from obliviate.data.collate import pad_batch
 from obliviate.data.templates import Encoded
+from obliviate.models.protocol import CausalLM
 
 
 class TrainingDiverged(RuntimeError):
@@ -31,7 +33,7 @@ class StepHook(Protocol):
     def after_step(self, model: Any) -> None: ...
 
 
-LossFn = Callable[[Any, dict, "dict | None", int], "tuple[Any, dict[str, float]]"]
+LossFn = Callable[["CausalLM", dict, "dict | None", int], "tuple[Any, dict[str, float]]"]
 
 
 @dataclass
@@ -68,14 +70,14 @@ def _has_cuda() -> bool:
 def _scheduler(optimizer: Any, cfg: TrainConfig, total: int, steps_per_epoch: int) -> Any:
     from transformers import get_scheduler
 
-    warmup = int(round(cfg.warmup_epochs * steps_per_epoch))
+    warmup = round(cfg.warmup_epochs * steps_per_epoch)
     warmup = min(warmup, max(total - 1, 0))
     name = {"linear": "linear", "cosine": "cosine", "constant": "constant_with_warmup"}[cfg.scheduler]
     return get_scheduler(name, optimizer, num_warmup_steps=warmup, num_training_steps=total)
 
 
 def train_loop(
-    model: Any,
+    model: CausalLM,
     loss_fn: LossFn,
     main_set: Sequence[Encoded],
     cfg: TrainConfig,
@@ -121,7 +123,7 @@ def train_loop(
     )
     model, optimizer, loader = acc.prepare(model, optimizer, loader)
     steps_per_epoch = max(1, math.ceil(len(loader) / cfg.grad_accum))
-    total = cfg.max_steps or max(1, int(math.ceil(cfg.epochs * steps_per_epoch)))
+    total = cfg.max_steps or max(1, math.ceil(cfg.epochs * steps_per_epoch))
     scheduler = _scheduler(optimizer, cfg, total, steps_per_epoch)
     # per-rank retain stream: the seed differs by process index
     retain_gen = torch.Generator().manual_seed(cfg.seed * 1_000_003 + 7919 * (acc.process_index + 1))

@@ -12,12 +12,12 @@ import torch
 from obliviate.data.types import QAItem, UnlearningRequest
 from obliviate.methods.base import UnlearnJob, build_method
 from obliviate.methods.saliency import (
-    RandomAnswerTerm,
     build_saliency_hook,
     forget_gradient_scores,
     global_threshold,
     saliency_masks,
 )
+from obliviate.methods.salun import RandomAnswerTerm
 
 SCORES = [torch.tensor([0.5, 0.1]), torch.tensor([[0.3, 0.9], [0.0, 0.3]])]
 # all six values, descending: 0.9 0.5 0.3 0.3 0.1 0.0

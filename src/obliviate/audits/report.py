@@ -130,12 +130,12 @@ def audit_markdown(result: Any) -> str:
         lines.append(f"- {role}: `{m.get('path') or 'in memory'}` ({m.get('fingerprint')})")
     s = result.settings
     lines += ["",
-              f"Recoverability R = (unlearned+attack − unlearned) / (target − retain), on the same "
+              (f"Recoverability R = (unlearned+attack − unlearned) / (target − retain), on the same "
               f"items; control = the same for the retain model. relearning: {s['relearn_steps']} "
               f"steps at lr {s['relearn_lr']} on {info.get('relearn_items')} forget items, measured "
               f"on the other {info.get('measured_items')}; quantisation: simulated symmetric "
               f"round-to-nearest, per {'group of ' + str(s['quant_group_size']) if s['quant_group_size'] else 'output channel'}. "
-              "See docs/audit.md.", ""]
+              "See docs/audit.md."), ""]
     if result.rows:
         heads = ["attack", "metric", "n", "target", "retain", "unlearned", "unlearned+attack",
                  "retain+attack", "R", "control"]
@@ -158,8 +158,8 @@ def audit_markdown(result: Any) -> str:
             row = [MIA_LABELS[a]] + [_f(result.mia[r]["auc"].get(a)) for r in roles]
             row += [_f((result.mia[r].get("privleak") or {}).get(a), 1) for r in roles if r != "retain"]
             body.append(row)
-        lines += ["## Membership inference (AUC in OU orientation: 1 = forget set looks trained "
-                  "on, 0.5 = retain level)", "", *_table(heads, body), ""]
+        lines += [("## Membership inference (AUC in OU orientation: 1 = forget set looks trained "
+                  "on, 0.5 = retain level)"), "", *_table(heads, body), ""]
         skipped = {a: why for r in roles for a, why in result.mia[r].get("skipped", {}).items()}
         lines += [f"- {a} skipped: {why}" for a, why in skipped.items()]
         if skipped:

@@ -24,125 +24,28 @@ memory at once.
 from __future__ import annotations
 
 import copy
-import importlib.util
 import math
 import time
-from dataclasses import asdict, dataclass, field
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
-from obliviate.audits.probes import JAILBREAK_TEMPLATES
+from obliviate.audits.settings import (  # noqa: F401  (re-exported: the public audit API)
+    ALL,
+    ATTACKS,
+    AUDIT_VERSION,
+    SECTIONS,
+    WEIGHT_ATTACKS,
+    AuditResult,
+    AuditSettings,
+    _forget_items,
+    plan_attacks,
+)
 from obliviate.data.templates import PromptTemplate
 from obliviate.data.types import QAItem, UnlearningRequest
-
-AUDIT_VERSION = 1
-ATTACKS = ("relearn", "quantise", "paraphrase", "jailbreak", "probe")
-SECTIONS = ("mia", "fluency")
-ALL = ATTACKS + SECTIONS
-WEIGHT_ATTACKS = ("relearn", "quantise")  # need a model with weights; not run on the target
-
-
-@dataclass(frozen=True)
-class AuditSettings:
-    """Every setting an audit's numbers depend on (all recorded in the results).
-
-    ``attacks``: names from :data:`ALL`; ``None`` runs every one whose data the request has
-    (the others are listed as skipped with the reason), while a name given explicitly whose
-    data is missing is an error.
-    """
-
-    attacks: tuple[str, ...] | None = None
-    batch_size: int = 32
-    max_new_tokens: int = 200
-    max_length: int = 512
-    seed: int = 0
-    use_stemmer: bool = True
-    relearn_fraction: float = 0.5
-    relearn_steps: int = 10
-    relearn_lr: float = 1e-4
-    relearn_batch_size: int = 8
-    quant_bits: tuple[int, ...] = (8, 4)
-    quant_group_size: int | None = None
-    jailbreak_templates: tuple[str, ...] = JAILBREAK_TEMPLATES
-    probe_layer: int | None = None  # None = the middle block, num_hidden_layers // 2
-    probe_c: float = 1.0
-    min_k: float = 0.4
-    gradnorm_train_mode: bool = False
-    fluency_ngram: int = 4
-
-    def __post_init__(self) -> None:
-        for name in ("attacks", "quant_bits", "jailbreak_templates"):
-            v = getattr(self, name)
-            if isinstance(v, (list, str)):
-                object.__setattr__(self, name, tuple([v] if isinstance(v, str) else v))
-        if self.attacks is not None:
-            bad = [a for a in self.attacks if a not in ALL]
-            if bad or not self.attacks:
-                raise ValueError(f"unknown audit attack(s) {bad}; choose from {', '.join(ALL)}")
-        if not self.quant_bits or any(not isinstance(b, int) or not 2 <= b <= 16 for b in self.quant_bits):
-            raise ValueError(f"quant_bits must be integers in [2, 16], got {self.quant_bits}")
-        if self.relearn_steps < 1 or self.relearn_lr <= 0 or self.relearn_batch_size < 1:
-            raise ValueError("relearn_steps, relearn_lr and relearn_batch_size must be positive")
-        if not self.jailbreak_templates:
-            raise ValueError("jailbreak_templates must not be empty")
-
-
-@dataclass
-class AuditResult:
-    """``rows`` (one per attack and metric), ``mia`` and ``fluency`` (by model role), ``skipped``
-    (attack -> reason), ``settings``, ``info`` (models, data) and ``timing``."""
-
-    rows: list[dict[str, Any]]
-    mia: dict[str, Any] = field(default_factory=dict)
-    fluency: dict[str, Any] = field(default_factory=dict)
-    jailbreak_templates: dict[str, Any] = field(default_factory=dict)
-    skipped: dict[str, str] = field(default_factory=dict)
-    settings: dict[str, Any] = field(default_factory=dict)
-    info: dict[str, Any] = field(default_factory=dict)
-    timing: dict[str, float] = field(default_factory=dict)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"version": AUDIT_VERSION, **asdict(self)}
-
-
-# ----------------------------------------------------------------------------- what can run
-
-
-def plan_attacks(request: UnlearningRequest, settings: AuditSettings,
-                 has_weights: bool = True) -> tuple[list[str], dict[str, str]]:
-    """The attacks to run and the reasons the others are skipped (see :class:`AuditSettings`)."""
-    forget = _forget_items(request)
-    missing: dict[str, str] = {}
-    if len(forget) < 2:
-        missing["relearn"] = "needs at least 2 forget items"
-    if not any(it.paraphrased_question for it in forget):
-        missing["paraphrase"] = "no forget item has a paraphrased_question"
-    if not any(it.paraphrased_answer and it.perturbed_answers for it in forget):
-        missing["probe"] = "forget items have no paraphrased_answer + perturbed_answer"
-    elif not any(it.paraphrased_answer and it.perturbed_answers for it in request.eval.get("retain", [])):
-        missing["probe"] = "no eval 'retain' items with paraphrased_answer + perturbed_answer to train on"
-    if "probe" not in missing and importlib.util.find_spec("sklearn") is None:
-        missing["probe"] = "scikit-learn is not installed (pip install 'obliviate[audit]')"
-    if not (request.eval.get("holdout") or request.holdout):
-        missing["mia"] = "no holdout items (MIA non-members)"
-    if not has_weights:
-        for a in WEIGHT_ATTACKS + ("probe",):
-            missing.setdefault(a, "the unlearned model has no weights (an inference-time wrapper)")
-    if settings.attacks is None:
-        return [a for a in ALL if a not in missing], missing
-    asked = [a for a in ALL if a in settings.attacks]
-    errors = [f"{a}: {missing[a]}" for a in asked if a in missing]
-    if errors:
-        raise ValueError("cannot run the requested audit attacks: " + "; ".join(errors)
-                         + " (leave them out of --attacks)")
-    return asked, {a: "not requested" for a in ALL if a not in asked}
-
-
-def _forget_items(request: UnlearningRequest) -> list[QAItem]:
-    return list(request.eval.get("forget") or request.forget)
-
 
 # ----------------------------------------------------------------------------- measuring
 
@@ -230,13 +133,13 @@ def _probe(model: Any, tok: Any, ctx: _Ctx) -> dict[str, Any]:
     ts = score_pairs(model, tok, test_pairs, ctx.template, batch_size=s.batch_size,
                      max_length=s.max_length, progress=ctx.progress, desc="probe: scoring")
     out_scores = [-t.nll_avg(include_eos=True) for t in ts]  # log of exp(-NLL_avg): same ranking
-    kw = dict(batch_size=s.batch_size, max_length=s.max_length)
+    kw = {"batch_size": s.batch_size, "max_length": s.max_length}
     train_x = answer_hidden_states(model, tok, train_pairs, ctx.template, layer, **kw)
     test_x = answer_hidden_states(model, tok, test_pairs, ctx.template, layer, **kw)
     probe_scores = fit_truth_probe(train_x, train_y, test_x, c=s.probe_c, seed=s.seed)
     return {"output_auc": grouped_auc(out_scores, test_y, test_g),
             "probe_auc": grouped_auc(probe_scores, test_y, test_g), "layer": layer,
-            "n_train": int(len(train_y)), "n_test_items": int(len(set(test_g.tolist())))}
+            "n_train": len(train_y), "n_test_items": len(set(test_g.tolist()))}
 
 
 def _fluency(model: Any, tok: Any, forget_gens: list[str], ctx: _Ctx) -> dict[str, Any]:

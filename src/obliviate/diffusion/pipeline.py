@@ -16,8 +16,9 @@ for Stable Diffusion.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any
 
 import torch
 from diffusers import DDIMScheduler, DDPMScheduler, DiffusionPipeline, ImagePipelineOutput
@@ -256,7 +257,7 @@ class DiffusionModel:
         with quiet_loading():
             self.pipe.save_pretrained(path, safe_serialization=True)
         if self.shapes_info is not None:
-            from obliviate.diffusion.tiny import SPEC_FILE
+            from obliviate.diffusion.spec_file import SPEC_FILE
             from obliviate.io import write_json
 
             write_json(path / SPEC_FILE, self.shapes_info)
@@ -299,7 +300,7 @@ def load_model(name_or_path: str | Path, device: str | torch.device = "cpu",
     pipe.to(device)
     pipe.set_progress_bar_config(disable=True)
     model = DiffusionModel(pipe, source=str(name_or_path))
-    from obliviate.diffusion.tiny import SPEC_FILE
+    from obliviate.diffusion.spec_file import SPEC_FILE
 
     if path.exists() and (path / SPEC_FILE).is_file():
         from obliviate.io import read_json

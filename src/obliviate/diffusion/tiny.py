@@ -22,16 +22,17 @@ from __future__ import annotations
 import copy
 import math
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import torch
 
 from obliviate.diffusion.shapes import ShapesSpec, iterate_batches, make_dataset, training_captions
+from obliviate.diffusion.spec_file import SPEC_FILE
 
-SPEC_FILE = "obliviate_shapes.json"
 SPECIAL_TOKENS = ("<pad>", "<unk>", "<bos>", "<eos>")
 
 

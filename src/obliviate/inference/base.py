@@ -1,5 +1,5 @@
 """What every inference wrapper shares: the model-like interface scoring uses, greedy generation
-with KV cache, finding the prompt/answer border in a token sequence, and saving/loading.
+(the one loop of :mod:`obliviate.decoding`), finding the prompt/answer border in a token sequence, and saving/loading.
 
 A wrapper sees only token ids (``obliviate.scoring`` renders the prompt with the template and,
 for teacher-forced scoring, appends the answer). Wrappers that act on the *prompt* (guardrails,
@@ -11,19 +11,27 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any, Callable, ClassVar, Sequence
+from typing import Any, ClassVar
 
 import torch
 
 from obliviate.data.templates import PromptTemplate
+from obliviate.decoding import (  # noqa: F401  (re-exported: the wrappers decode with these)
+    StepFn,
+    cache_argument,
+    eos_ids,
+    greedy_generate,
+    hf_step,
+    positions,
+)
 
 # The non-answer every refusing method outputs unless told otherwise (KnowEdit "Sanitation"
 # and TOFU's IdK answers use the same kind of string).
 REFUSAL = "I don't know."
 
-StepFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor, Any], tuple[torch.Tensor, Any]]
 
 
 # ----------------------------------------------------------------------------- prompt border
@@ -132,66 +140,6 @@ def pad_rows(rows: Sequence[Sequence[int]], pad_id: int, side: str, device: Any)
 # ----------------------------------------------------------------------------- generation
 
 
-def positions(attention_mask: torch.Tensor) -> torch.Tensor:
-    """Position ids that count only real tokens (left padding does not shift positions)."""
-    return (attention_mask.long().cumsum(-1) - 1).clamp_min(0)
-
-
-def cache_argument(model: Any) -> str:
-    """The name of the KV-cache argument of ``model.forward`` (and of its output field):
-    ``cache`` in recent transformers, ``past_key_values`` before."""
-    import inspect
-
-    params = inspect.signature(model.forward).parameters
-    return "cache" if "cache" in params else "past_key_values"
-
-
-def hf_step(model: Any) -> StepFn:
-    """A one-step function over an HF causal LM with its KV cache."""
-    name = cache_argument(model)
-
-    def step(ids: torch.Tensor, mask: torch.Tensor, pos: torch.Tensor, past: Any) -> tuple[torch.Tensor, Any]:
-        out = model(input_ids=ids, attention_mask=mask, position_ids=pos, use_cache=True, **{name: past})
-        return out.logits[:, -1, :], getattr(out, name)
-
-    return step
-
-
-def _eos_set(eos_token_id: Any) -> list[int]:
-    if eos_token_id is None:
-        return []
-    if isinstance(eos_token_id, (list, tuple)):
-        return [int(e) for e in eos_token_id]
-    return [int(eos_token_id)]
-
-
-def greedy_generate(step: StepFn, input_ids: torch.Tensor, attention_mask: torch.Tensor,
-                    max_new_tokens: int, pad_token_id: int | None, eos_token_id: Any) -> torch.Tensor:
-    """Greedy decoding with a KV cache through ``step``; returns prompt + new tokens like
-    ``generate`` (finished rows are filled with ``pad_token_id``)."""
-    eos = _eos_set(eos_token_id)
-    pad = pad_token_id if pad_token_id is not None else (eos[0] if eos else 0)
-    mask = attention_mask.long()
-    logits, past = step(input_ids, mask, positions(mask), None)
-    last_pos = positions(mask)[:, -1:]
-    done = torch.zeros(input_ids.shape[0], dtype=torch.bool, device=input_ids.device)
-    new: list[torch.Tensor] = []
-    for t in range(max_new_tokens):
-        nxt = logits.argmax(-1)
-        nxt = torch.where(done, torch.full_like(nxt, pad), nxt)
-        new.append(nxt)
-        for e in eos:
-            done |= nxt == e
-        if bool(done.all()) or t == max_new_tokens - 1:
-            break
-        mask = torch.cat([mask, torch.ones_like(mask[:, :1])], dim=1)
-        last_pos = last_pos + 1
-        logits, past = step(nxt[:, None], mask, last_pos, past)
-    if not new:
-        return input_ids
-    return torch.cat([input_ids, torch.stack(new, dim=1)], dim=1)
-
-
 def check_generate_args(do_sample: bool, num_beams: int = 1) -> None:
     if do_sample or num_beams != 1:
         raise ValueError("inference wrappers decode greedily only (do_sample=False, num_beams=1)")
@@ -217,6 +165,8 @@ class InferenceWrapper(torch.nn.Module):
     """
 
     kind: ClassVar[str] = ""
+    description: ClassVar[str] = ""  # one line, shown by the registry
+    paper: ClassVar[str] = ""
 
     def __init__(self, base: Any, tokenizer: Any, template: PromptTemplate | None = None,
                  base_path: str | None = None, save_base: str = "copy") -> None:
@@ -246,7 +196,7 @@ class InferenceWrapper(torch.nn.Module):
 
     @classmethod
     def _build(cls, base: Any, tokenizer: Any, template: PromptTemplate, spec: dict[str, Any],
-               folder: Path, base_path: str | None, save_base: str) -> "InferenceWrapper":
+               folder: Path, base_path: str | None, save_base: str) -> InferenceWrapper:
         raise NotImplementedError
 
     def _fingerprint_extra(self) -> dict[str, Any]:
@@ -275,16 +225,15 @@ class InferenceWrapper(torch.nn.Module):
     def save_pretrained(self, path: str | Path, safe_serialization: bool = True, **_: Any) -> None:
         """Write the wrapper folder: the base model (copied to ``base/`` or referenced by its
         path), extra files, the tokenizer and, last, ``obliviate_wrapper.json``."""
-        from obliviate import inference
+        from obliviate.inference.wrapper_file import WRAPPER_FILE, WRAPPER_SCHEMA
         from obliviate.io import write_json
-        from obliviate.models.loading import WRAPPER_FILE
 
         if not safe_serialization:
             raise ValueError("wrappers are saved with safetensors only")
         folder = Path(path)
         folder.mkdir(parents=True, exist_ok=True)
         spec: dict[str, Any] = {
-            "schema": inference.WRAPPER_SCHEMA,
+            "schema": WRAPPER_SCHEMA,
             "wrapper": self.kind,
             "template": asdict(self.template),
             "base": save_model(self.base, self.tokenizer, folder, "base", self.save_base, self.base_path),
@@ -295,9 +244,10 @@ class InferenceWrapper(torch.nn.Module):
         write_json(folder / WRAPPER_FILE, spec)
 
     @classmethod
-    def from_pretrained(cls, folder: str | Path, spec: dict[str, Any] | None = None) -> "InferenceWrapper":
+    def from_pretrained(cls, folder: str | Path, spec: dict[str, Any] | None = None) -> InferenceWrapper:
+        from obliviate.inference.wrapper_file import WRAPPER_FILE
         from obliviate.io import read_json
-        from obliviate.models.loading import WRAPPER_FILE, load_tokenizer
+        from obliviate.models.loading import load_tokenizer
 
         folder = Path(folder)
         spec = spec or read_json(folder / WRAPPER_FILE)

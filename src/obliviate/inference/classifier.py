@@ -16,9 +16,10 @@ Everything is saved without pickle: JSON for settings and vocabulary, safetensor
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -89,10 +90,10 @@ class TextEncoder:
     _vectorizer: Any = None
 
     @classmethod
-    def create(cls, name: str = "auto") -> "TextEncoder":
+    def create(cls, name: str = "auto") -> TextEncoder:
         return cls(resolve_encoder(name))
 
-    def fit(self, texts: Sequence[str]) -> "TextEncoder":
+    def fit(self, texts: Sequence[str]) -> TextEncoder:
         if self.kind == "tfidf":
             from sklearn.feature_extraction.text import TfidfVectorizer
 
@@ -131,7 +132,7 @@ class TextEncoder:
         return meta, arrays
 
     @classmethod
-    def from_state(cls, meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> "TextEncoder":
+    def from_state(cls, meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> TextEncoder:
         kind = resolve_encoder(meta["kind"])
         if kind == "tfidf":
             return cls(kind, {k: int(v) for k, v in meta["vocabulary"].items()}, arrays["idf"],
@@ -148,7 +149,7 @@ def calibrate_threshold(negative_scores: Sequence[float], target_fpr: float) -> 
     s = np.sort(np.asarray(negative_scores, dtype=np.float64))[::-1]
     if s.size == 0:
         raise ValueError("cannot calibrate a threshold without negative (retain/holdout) prompts")
-    allowed = int(math.floor(target_fpr * s.size + 1e-9))
+    allowed = math.floor(target_fpr * s.size + 1e-9)
     return float(s[allowed]) if allowed < s.size else float(s[-1])
 
 
@@ -168,7 +169,7 @@ class ForgetScopeClassifier:
     C: float = 10.0
     calibration: dict[str, Any] = field(default_factory=dict)
 
-    def fit(self, positives: Sequence[str], negatives: Sequence[str], seed: int = 0) -> "ForgetScopeClassifier":
+    def fit(self, positives: Sequence[str], negatives: Sequence[str], seed: int = 0) -> ForgetScopeClassifier:
         from sklearn.linear_model import LogisticRegression
 
         if not positives or not negatives:
@@ -216,7 +217,7 @@ class ForgetScopeClassifier:
                 "threshold": self.threshold, "C": self.C, "calibration": self.calibration}
 
     @classmethod
-    def load(cls, folder: Path, meta: dict[str, Any]) -> "ForgetScopeClassifier":
+    def load(cls, folder: Path, meta: dict[str, Any]) -> ForgetScopeClassifier:
         from safetensors.numpy import load_file
 
         arrays = load_file(str(folder / meta["file"]))

@@ -26,22 +26,22 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any
 
 import torch
 
 from obliviate.data.templates import PromptTemplate
-from obliviate.inference import WRAPPERS
 from obliviate.inference.base import (
     REFUSAL,
     InferenceWrapper,
     PromptSplitter,
     WrapperOutput,
-    _eos_set,
     cache_argument,
     check_generate_args,
+    eos_ids,
     greedy_generate,
     hf_step,
     real_rows,
@@ -69,7 +69,7 @@ class AnswerSpanFilter:
     n: int = 3
 
     @classmethod
-    def build(cls, forget_answers: Iterable[str], allowed_texts: Iterable[str], n: int = 3) -> "AnswerSpanFilter":
+    def build(cls, forget_answers: Iterable[str], allowed_texts: Iterable[str], n: int = 3) -> AnswerSpanFilter:
         if n < 1:
             raise ValueError(f"span length n must be >= 1, got {n}")
         allowed: set[str] = set()
@@ -102,10 +102,10 @@ def _row_seed(seed: int, ids: Sequence[int]) -> int:
     return int.from_bytes(h[:8], "little") & ((1 << 63) - 1)
 
 
-@WRAPPERS.register("guardrail", description="prompt classifier + refuse/ECO corruption + output filter")
 class GuardrailWrapper(InferenceWrapper):
     """A base model behind a forget-scope classifier and an output filter (module docstring)."""
 
+    description = "prompt classifier + refuse/ECO corruption + output filter"
     kind = "guardrail"
 
     def __init__(
@@ -232,7 +232,7 @@ class GuardrailWrapper(InferenceWrapper):
         check_generate_args(do_sample, num_beams)
         mask = attention_mask if attention_mask is not None else torch.ones_like(input_ids)
         pad = pad_token_id if pad_token_id is not None else self.pad_id
-        eos_list = _eos_set(eos_token_id if eos_token_id is not None else self.tokenizer.eos_token_id)
+        eos_list = eos_ids(eos_token_id if eos_token_id is not None else self.tokenizer.eos_token_id)
         rows = real_rows(input_ids, mask)
         flagged = self.flag([self.splitter.question(ids) for _, ids in rows])
         refusal_new = (self.refusal_ids + eos_list[:1])[:max_new_tokens]
@@ -295,7 +295,7 @@ class GuardrailWrapper(InferenceWrapper):
 
     @classmethod
     def _build(cls, base: Any, tokenizer: Any, template: PromptTemplate, spec: dict[str, Any],
-               folder: Path, base_path: str | None, save_base: str) -> "GuardrailWrapper":
+               folder: Path, base_path: str | None, save_base: str) -> GuardrailWrapper:
         clf = ForgetScopeClassifier.load(folder, spec["classifier"]) if spec.get("classifier") else None
         filt = None
         if spec.get("output_filter"):

@@ -18,30 +18,30 @@ context followed by the question — what the deployed system would assign.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import torch
 
 from obliviate.data.templates import PromptTemplate, encode
-from obliviate.inference import WRAPPERS
 from obliviate.inference.base import (
     InferenceWrapper,
     PromptSplitter,
     WrapperOutput,
-    _eos_set,
     check_generate_args,
+    eos_ids,
     pad_rows,
     real_rows,
 )
 from obliviate.inference.classifier import TextEncoder
 
 
-@WRAPPERS.register("icul", description="in-context unlearning: flipped forget examples + context examples")
 class ICULWrapper(InferenceWrapper):
     """Prepends an ICUL context to every query (module docstring)."""
 
+    description = "in-context unlearning: flipped forget examples + context examples"
     kind = "icul"
 
     def __init__(
@@ -127,7 +127,7 @@ class ICULWrapper(InferenceWrapper):
         check_generate_args(do_sample, num_beams)
         mask = attention_mask if attention_mask is not None else torch.ones_like(input_ids)
         pad = pad_token_id if pad_token_id is not None else self.pad_id
-        eos = _eos_set(eos_token_id if eos_token_id is not None else self.tokenizer.eos_token_id)
+        eos = eos_ids(eos_token_id if eos_token_id is not None else self.tokenizer.eos_token_id)
         full = self._with_context(real_rows(input_ids, mask), prompt_only=True)
         ids, m = pad_rows(full, pad, "left", input_ids.device)
         gen = self.base.generate(input_ids=ids, attention_mask=m, max_new_tokens=max_new_tokens,
@@ -155,7 +155,7 @@ class ICULWrapper(InferenceWrapper):
 
     @classmethod
     def _build(cls, base: Any, tokenizer: Any, template: PromptTemplate, spec: dict[str, Any],
-               folder: Path, base_path: str | None, save_base: str) -> "ICULWrapper":
+               folder: Path, base_path: str | None, save_base: str) -> ICULWrapper:
         from safetensors.numpy import load_file
 
         arrays = load_file(str(folder / spec["encoder_file"])) if spec.get("encoder_file") else {}

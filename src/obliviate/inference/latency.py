@@ -11,7 +11,8 @@ model that answers briefly look slower per token.
 from __future__ import annotations
 
 import time
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from obliviate.data.templates import PromptTemplate
 

@@ -21,12 +21,11 @@ from typing import Any
 import torch
 
 from obliviate.data.templates import PromptTemplate
-from obliviate.inference import WRAPPERS
 from obliviate.inference.base import (
     InferenceWrapper,
     WrapperOutput,
-    _eos_set,
     check_generate_args,
+    eos_ids,
     greedy_generate,
     hf_step,
     load_saved_model,
@@ -35,10 +34,10 @@ from obliviate.inference.base import (
 )
 
 
-@WRAPPERS.register("logit_offset", description="WHP generic logits: base − α·ReLU(reinforced − base)")
 class LogitOffsetWrapper(InferenceWrapper):
     """Combines the base model's logits with a reinforced model's (module docstring)."""
 
+    description = "WHP generic logits: base − α·ReLU(reinforced − base)"
     kind = "logit_offset"
 
     def __init__(
@@ -86,7 +85,7 @@ class LogitOffsetWrapper(InferenceWrapper):
         check_generate_args(do_sample, num_beams)
         mask = attention_mask if attention_mask is not None else torch.ones_like(input_ids)
         pad = pad_token_id if pad_token_id is not None else self.pad_id
-        eos = _eos_set(eos_token_id if eos_token_id is not None else self.tokenizer.eos_token_id)
+        eos = eos_ids(eos_token_id if eos_token_id is not None else self.tokenizer.eos_token_id)
         sb, sr = hf_step(self.base), hf_step(self.reinforced)
 
         def step(ids: torch.Tensor, m: torch.Tensor, pos: torch.Tensor, past: Any) -> tuple[torch.Tensor, Any]:
@@ -113,7 +112,7 @@ class LogitOffsetWrapper(InferenceWrapper):
 
     @classmethod
     def _build(cls, base: Any, tokenizer: Any, template: PromptTemplate, spec: dict[str, Any],
-               folder: Path, base_path: str | None, save_base: str) -> "LogitOffsetWrapper":
+               folder: Path, base_path: str | None, save_base: str) -> LogitOffsetWrapper:
         reinforced, rpath = load_saved_model(folder, spec["reinforced"], "reinforced")
         return cls(base, tokenizer, template, reinforced, reinforced_path=rpath,
                    base_path=base_path, save_base=save_base, **spec.get("options", {}))

@@ -1,8 +1,7 @@
-"""Unlearning methods. Importing this package registers every method family.
+"""Unlearning methods (docs/methods.md). Importing this package imports no method family.
 
-Each family is one module; a new method is one file (or one preset) plus its registration.
+Every built-in method, forget/retain term and wrapper is listed once, as a ``"module:attr"``
+string, in :mod:`obliviate.registry`; a lookup imports only the module it names. A method is a
+:class:`~obliviate.methods.base.MethodPreset` (its defaults) in its family module; docs/methods.md
+walks through adding one.
 """
-
-from obliviate.methods import gradient, preference, representation, retain, whp  # noqa: F401  (registration)
-from obliviate.methods import distillation, saliency, sisa, task_vector  # noqa: F401,E402  (issue 3 part B)
-from obliviate.methods import editing, inference  # noqa: F401,E402  (issue 4: editing, inference-time)

@@ -2,111 +2,28 @@
 
 Every method registered in :data:`obliviate.registry.METHODS` is a :class:`MethodPreset` whose
 ``build(**overrides)`` returns an object with ``unlearn(job) -> UnlearnOutput``. Gradient
-methods are all ``L = gamma * forget_term + alpha * retain_term`` (design.md "Methods"): the
+methods are all ``L = gamma * forget_term + alpha * retain_term`` (docs/methods.md): the
 terms live in :data:`FORGET_TERMS` / :data:`RETAIN_TERMS`, and a paper method is a preset of
-term names, weights, term parameters and training defaults. Methods that are not losses
+term names, weights, the term parameters it changes and training defaults. Methods that are not losses
 (task vectors, SISA, editing, in-context, guardrails) implement ``unlearn`` directly.
 """
 
 from __future__ import annotations
 
-import copy
-import inspect
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any, Callable, ClassVar
+from typing import Any
 
 from obliviate.config import TrainConfig, check_keys, from_dict, to_dict
 from obliviate.data.collate import pad_id_of
-from obliviate.data.templates import Encoded, PromptTemplate, encode
-from obliviate.data.types import QAItem, UnlearningRequest
+from obliviate.methods.job import UnlearnJob, UnlearnOutput, forward
+from obliviate.methods.terms import Term, make_term, term_params
 from obliviate.registry import FORGET_TERMS, METHODS, RETAIN_TERMS
 
-
-# ----------------------------------------------------------------------------- the job
-
-
-@dataclass
-class UnlearnJob:
-    """Everything a method needs: the model to change, its tokenizer, the request and where to
-    write. ``model`` is changed in place by gradient methods."""
-
-    model: Any
-    tokenizer: Any
-    request: UnlearningRequest
-    template: PromptTemplate = field(default_factory=PromptTemplate)
-    run_dir: Path | None = None
-    accelerator: Any = None
-    progress: bool = True
-    model_path: str | None = None  # where the target came from, when loaded from disk
-
-    _ref_model: Any = None
-
-    def encode_items(self, items: list[QAItem], max_length: int = 512) -> list[Encoded]:
-        return [encode(self.tokenizer, it.question, it.answer, self.template, max_length) for it in items]
-
-    def reference_model(self) -> Any:
-        """A frozen copy of the model as it was before unlearning (built once, on demand)."""
-        if self._ref_model is None:
-            ref = copy.deepcopy(_unwrap(self.model))
-            ref.eval()
-            for p in ref.parameters():
-                p.requires_grad_(False)
-            self._ref_model = ref
-        return self._ref_model
-
-
-@dataclass
-class UnlearnOutput:
-    """What a method returns: a model-like object ``evaluate()`` accepts, plus bookkeeping."""
-
-    model: Any
-    train_log: list[dict[str, float]] = field(default_factory=list)
-    trainable_params: int = 0
-    stopped: str | None = None
-    info: dict[str, Any] = field(default_factory=dict)
-
-
-def _unwrap(model: Any) -> Any:
-    return getattr(model, "module", model)
-
-
-def forward(model: Any, batch: dict[str, Any], **kwargs: Any) -> Any:
-    return model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], **kwargs)
-
-
-# ----------------------------------------------------------------------------- terms
-
-
-class Term:
-    """A forget or retain objective. Subclasses set ``name``/``paper``, take their
-    hyper-parameters as keyword arguments, and compute ``__call__(model, batch, job)``."""
-
-    name: ClassVar[str] = ""
-    paper: ClassVar[str] = ""
-    needs_reference: ClassVar[bool] = False  # needs the frozen reference model at every step
-
-    def setup(self, job: UnlearnJob, forget: list[Encoded], cfg: TrainConfig) -> None:
-        """Precompute what is fixed for the whole run (e.g. reference log-probs of D_f)."""
-
-    def __call__(self, model: Any, batch: dict[str, Any], job: UnlearnJob) -> Any:
-        raise NotImplementedError
-
-
-def term_params(cls: type) -> dict[str, Any]:
-    """The keyword hyper-parameters (and defaults) a term class accepts."""
-    sig = inspect.signature(cls.__init__)
-    return {
-        k: p.default
-        for k, p in sig.parameters.items()
-        if k != "self" and p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)
-    }
-
-
-def make_term(registry: Any, name: str, params: dict[str, Any]) -> Term:
-    cls = registry.get(name)
-    check_keys(params, list(term_params(cls)), f"{registry.kind} {name!r}")
-    return cls(**params)
+__all__ = [
+    "ComposedMethod", "MethodPreset", "Term", "UnlearnJob", "UnlearnOutput", "build_method",
+    "forward", "make_term", "term_params",
+]
 
 
 # ----------------------------------------------------------------------------- composition
@@ -130,7 +47,6 @@ class ComposedMethod:
         train: TrainConfig,
         trainable: str | None = None,
         peft: dict[str, Any] | None = None,
-        hooks_factory: Callable[[UnlearnJob, list[Encoded], TrainConfig], list[Any]] | None = None,
         saliency: float | None = None,
     ) -> None:
         self.forget, self.retain = forget, retain
@@ -138,7 +54,6 @@ class ComposedMethod:
         self.train = train
         self.trainable = trainable
         self.peft = peft
-        self.hooks_factory = hooks_factory
         self.saliency = saliency
 
     def loss(self, model: Any, fb: dict, rb: dict | None, job: UnlearnJob) -> tuple[Any, dict[str, float]]:
@@ -175,7 +90,7 @@ class ComposedMethod:
         if self.trainable:
             select_trainable(job.model, self.trainable)
         n_train = sum(p.numel() for p in job.model.parameters() if p.requires_grad)
-        hooks = self.hooks_factory(job, forget, cfg) if self.hooks_factory else []
+        hooks: list[Any] = []
         if self.saliency:
             from obliviate.methods.saliency import saliency_hooks
 
@@ -210,9 +125,13 @@ class ComposedMethod:
 
 @dataclass(frozen=True)
 class MethodPreset:
-    """A registered method: either a composition of terms (``forget`` set) or a ``builder``
-    for methods that are not a single loss. ``params`` hold the community defaults (docs/methods.md)
-    under one canonical name each."""
+    """A registered method, declared once in its family module and listed once in
+    :data:`obliviate.registry.METHODS`: either a composition of terms (``forget`` set) or a
+    ``builder`` for methods that are not a single loss (its defaults in ``options``).
+
+    A term's hyper-parameter defaults are its ``__init__`` keyword defaults (typed, in one place);
+    ``forget_params``/``retain_params`` hold only the values a method changes, and
+    :meth:`defaults` shows the resolved set (docs/methods.md)."""
 
     name: str
     description: str
@@ -227,15 +146,19 @@ class MethodPreset:
     builder: Callable[..., Any] | None = None
     options: dict[str, Any] = field(default_factory=dict)  # builder defaults
     kind: str = "trainer"
-    hooks_factory: Callable[..., list[Any]] | None = None
+    saliency: float | None = None  # default SalUn mask fraction of a composed method
+
+    def _params(self, registry: Any, term: str | None, given: dict[str, Any]) -> dict[str, Any]:
+        return {**term_params(registry.get(term)), **given} if term else dict(given)
 
     def defaults(self) -> dict[str, Any]:
         """The full resolved default configuration (what `obliviate ls` and config.yaml show)."""
         out: dict[str, Any] = {"method": self.name}
         if self.forget:
             out.update(forget=self.forget, retain=self.retain, gamma=self.gamma, alpha=self.alpha,
-                       forget_params=dict(self.forget_params), retain_params=dict(self.retain_params),
-                       trainable=None, peft=None, saliency=None)
+                       forget_params=self._params(FORGET_TERMS, self.forget, self.forget_params),
+                       retain_params=self._params(RETAIN_TERMS, self.retain, self.retain_params),
+                       trainable=None, peft=None, saliency=self.saliency)
         out.update(self.options)
         out["train"] = to_dict(from_dict(TrainConfig, self.train))
         return out
@@ -252,10 +175,14 @@ class MethodPreset:
         if self.builder is not None:
             opts = {**self.options, **overrides}
             return self.builder(train=train_cfg, **opts)
-        fp = {**self.forget_params, **(overrides.pop("forget_params", {}) or {})}
-        rp = {**self.retain_params, **(overrides.pop("retain_params", {}) or {})}
         forget_name = overrides.pop("forget", self.forget)
         retain_name = overrides.pop("retain", self.retain)
+        # the method's own term values apply to its own terms; a replaced term starts from its
+        # defaults
+        fp = {**(self.forget_params if forget_name == self.forget else {}),
+              **(overrides.pop("forget_params", {}) or {})}
+        rp = {**(self.retain_params if retain_name == self.retain else {}),
+              **(overrides.pop("retain_params", {}) or {})}
         forget = make_term(FORGET_TERMS, forget_name, fp)
         retain = make_term(RETAIN_TERMS, retain_name, rp) if retain_name else None
         return ComposedMethod(
@@ -265,15 +192,8 @@ class MethodPreset:
             train=train_cfg,
             trainable=overrides.pop("trainable", None),
             peft=overrides.pop("peft", None),
-            hooks_factory=self.hooks_factory,
-            saliency=overrides.pop("saliency", None),
+            saliency=overrides.pop("saliency", self.saliency),
         )
-
-
-def register_preset(preset: MethodPreset) -> MethodPreset:
-    METHODS.register(preset.name, preset, description=preset.description, paper=preset.paper,
-                     kind=preset.kind)
-    return preset
 
 
 def build_method(name: str, overrides: dict[str, Any] | None = None) -> Any:

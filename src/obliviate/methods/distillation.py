@@ -30,8 +30,8 @@ from typing import Any
 from obliviate.config import TrainConfig
 from obliviate.data.templates import Encoded
 from obliviate.methods import functional as F
-from obliviate.methods.base import MethodPreset, Term, UnlearnJob, _unwrap, forward, register_preset
-from obliviate.registry import FORGET_TERMS, RETAIN_TERMS
+from obliviate.methods.base import MethodPreset, Term, UnlearnJob, forward
+from obliviate.methods.job import _unwrap
 
 BAD_TEACHER_PAPER = "Chundawat+ AAAI 2023 (bad teaching), arXiv 2205.08096"
 
@@ -56,7 +56,6 @@ def random_teacher(model: Any, seed: int = 0) -> Any:
     return teacher
 
 
-@FORGET_TERMS.register("bad_teacher", description="KL(incompetent teacher || student) on D_f")
 class BadTeacherTerm(Term):
     """KL(T_d ∥ S) per answer position on a forget batch (Chundawat+ 2023, arXiv 2205.08096,
     eq. 2 with l_f = 1), mean over valid answer positions, temperature τ (τ² scaled).
@@ -64,6 +63,7 @@ class BadTeacherTerm(Term):
     ``teacher``: ``"random"`` (a randomly initialised copy of the architecture, seeded by
     ``seed``; the paper's choice) or ``"uniform"`` (uniform next-token distribution)."""
 
+    description = "KL(incompetent teacher || student) on D_f"
     name = "bad_teacher"
 
     def __init__(self, temperature: float = 1.0, teacher: str = "random", seed: int = 0) -> None:
@@ -90,12 +90,12 @@ class BadTeacherTerm(Term):
         return F.distillation_loss(logits, target, batch["labels"], self.temperature)
 
 
-@RETAIN_TERMS.register("kd", description="KL(original model || student) on D_r, temperature tau")
 class DistillRetainTerm(Term):
     """KL(T_s ∥ S) per answer position on a retain batch, T_s = the frozen original model
     (Chundawat+ 2023, eq. 2 with l_f = 0); mean over valid answer positions, τ² scaled. With
     τ = 1 it equals the ``kl`` retain term."""
 
+    description = "KL(original model || student) on D_r, temperature tau"
     name = "kd"
     needs_reference = True
 
@@ -118,10 +118,9 @@ class DistillRetainTerm(Term):
 DISTILL_TINY_TRAIN = {"lr": 1e-3, "epochs": 5, "batch_size": 32, "warmup_epochs": 0,
                       "scheduler": "constant"}
 
-register_preset(MethodPreset(
+DISTILL = MethodPreset(
     "distill",
     "Bad-teacher distillation: student matches a random teacher on forget, the target on retain",
     BAD_TEACHER_PAPER, forget="bad_teacher", retain="kd", gamma=1.0, alpha=1.0,
-    forget_params={"temperature": 1.0, "teacher": "random", "seed": 0},
-    retain_params={"temperature": 1.0}, train=DISTILL_TINY_TRAIN,
-))
+    train=DISTILL_TINY_TRAIN,
+)

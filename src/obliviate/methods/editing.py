@@ -13,10 +13,11 @@ docs/inference-methods.md).
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from obliviate.config import TrainConfig
-from obliviate.methods.base import MethodPreset, UnlearnJob, UnlearnOutput, register_preset
+from obliviate.methods.base import MethodPreset, UnlearnJob, UnlearnOutput
 
 REFUSAL = "I don't know."
 
@@ -112,7 +113,7 @@ class EditingMethod:
         if ie is None:
             start = max(0, min(best - width // 2, top + 1 - width))
         else:
-            sums = [float(np.sum(ie[s : s + width])) for s in range(0, top + 2 - width)]
+            sums = [float(np.sum(ie[s : s + width])) for s in range(top + 2 - width)]
             start = int(np.argmax(sums))
         return list(range(start, start + width)), None if ie is None else [float(x) for x in ie]
 
@@ -172,12 +173,12 @@ def _memit(train: TrainConfig, **opts: Any) -> EditingMethod:
     return EditingMethod(train, "memit", **opts)
 
 
-register_preset(MethodPreset(
+ROME = MethodPreset(
     "rome", "Rank-one MLP edit per forget subject (located by causal tracing) to a refusal",
     "Meng+ 2022, arXiv 2202.05262", builder=_rome, options=dict(_COMMON), kind="editing",
-))
-register_preset(MethodPreset(
+)
+MEMIT = MethodPreset(
     "memit", "Multi-layer batched MLP edit of the whole forget set to a refusal",
     "Meng+ 2023, arXiv 2210.07229", builder=_memit,
     options={**_COMMON, "n_layers": 2, "update_weight": 1.0}, kind="editing",
-))
+)

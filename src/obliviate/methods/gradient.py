@@ -13,14 +13,14 @@ from __future__ import annotations
 
 import math
 import random
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 from obliviate.config import TrainConfig
 from obliviate.data.collate import pad_batch, pad_id_of
 from obliviate.data.templates import Encoded, encode
 from obliviate.methods import functional as F
-from obliviate.methods.base import MethodPreset, Term, UnlearnJob, forward, register_preset
-from obliviate.registry import FORGET_TERMS, RETAIN_TERMS
+from obliviate.methods.base import MethodPreset, Term, UnlearnJob, forward
 
 # Training defaults for the tiny CPU models: the community's lr 1e-5 / 10 epochs is tuned for
 # 7B models; tiny models trained from scratch need larger steps. Measured on the demo's target
@@ -51,39 +51,39 @@ def _community(name: str) -> str:
 # ----------------------------------------------------------------------------- GA
 
 
-@FORGET_TERMS.register("ga", description="gradient ascent: -NLL on D_f")
 class GradientAscentTerm(Term):
     """L_f = −NLL(D_f), HF token mean over the batch (Jang+ 2022, arXiv 2210.01504)."""
 
+    description = "gradient ascent: -NLL on D_f"
     name = "ga"
 
     def __call__(self, model: Any, batch: dict, job: UnlearnJob) -> Any:
         return F.ga_loss(forward(model, batch).logits, batch["labels"])
 
 
-register_preset(MethodPreset(
+GA = MethodPreset(
     "ga", "Gradient ascent on the forget set, no retain term", "Jang+ 2022, arXiv 2210.01504",
     forget="ga", retain=None, train=TINY_TRAIN,
-))
-register_preset(MethodPreset(
+)
+GRADDIFF = MethodPreset(
     "graddiff", "Gradient difference: ascent on forget + descent on retain (GDR)",
     "Maini+ 2024 (TOFU), arXiv 2401.06121", forget="ga", retain="nll", train=TINY_TRAIN,
-))
-register_preset(MethodPreset(
+)
+GA_KL = MethodPreset(
     "ga_kl", "Gradient ascent + KL(pi_ref || pi_theta) on retain (KLR)",
     "Maini+ 2024 (TOFU), arXiv 2401.06121", forget="ga", retain="kl", train=TINY_TRAIN,
-))
+)
 
 
 # ----------------------------------------------------------------------------- WGA, SatImp, CE-U
 
 
-@FORGET_TERMS.register("wga", description="weighted gradient ascent, w_t = sg(p_t)^beta")
 class WGATerm(Term):
     """WGA (Wang+ 2025, arXiv 2502.19301): L_f = −(1/N)·Σ_t sg(p_t)^β·ℓ_t over answer tokens.
 
     ``beta`` is the paper's β (1 by default; β = 0 is plain GA)."""
 
+    description = "weighted gradient ascent, w_t = sg(p_t)^beta"
     name = "wga"
 
     def __init__(self, beta: float = 1.0) -> None:
@@ -93,12 +93,12 @@ class WGATerm(Term):
         return F.wga_loss(forward(model, batch).logits, batch["labels"], beta=self.beta)
 
 
-@FORGET_TERMS.register("satimp", description="SatImp: ascent weighted by sg(p^b1 (1-p)^b2)")
 class SatImpTerm(Term):
     """SatImp (Yang+ 2025, arXiv 2505.11953): L_f = −(1/N)·Σ_t sg(p_t^β1·(1−p_t)^β2)·ℓ_t.
 
     ``beta1``/``beta2`` are the paper's β1 = 5 and β2 = 1."""
 
+    description = "SatImp: ascent weighted by sg(p^b1 (1-p)^b2)"
     name = "satimp"
 
     def __init__(self, beta1: float = 5.0, beta2: float = 1.0) -> None:
@@ -108,10 +108,11 @@ class SatImpTerm(Term):
         return F.satimp_loss(forward(model, batch).logits, batch["labels"], self.beta1, self.beta2)
 
 
-@FORGET_TERMS.register("ceu", description="CE-U: cross-entropy to the model's own distribution without y_t")
 class CEUTerm(Term):
     """CE-U (Yang 2025, arXiv 2503.01224): per answer position CE(z_t, sg(softmax(z̃_t))), z̃_t =
     z_t with the true label's logit at −∞; the first ``ignore_first_n`` (1) answer tokens skipped."""
+
+    description = "CE-U: cross-entropy to the model's own distribution without y_t"
 
     name = "ceu"
 
@@ -122,25 +123,25 @@ class CEUTerm(Term):
         return F.ceu_loss(forward(model, batch).logits, batch["labels"], self.ignore_first_n)
 
 
-register_preset(MethodPreset(
+WGA = MethodPreset(
     "wga", f"Weighted gradient ascent (w_t = p_t^beta) + NLL on retain; community: {_community('wga')}",
     "Wang+ 2025, arXiv 2502.19301", forget="wga", retain="nll", gamma=1.0, alpha=1.0,
-    forget_params={"beta": 1.0}, train=TINY_TRAIN,
-))
+    train=TINY_TRAIN,
+)
 # gamma/alpha: SatImp's class defaults and README (gamma 1, alpha 0.1); OU's YAML has the
 # reverse (gamma 0.1, alpha 1) -- docs/methods.md.
-register_preset(MethodPreset(
+SATIMP = MethodPreset(
     "satimp", "Saturation x importance weighted ascent + 0.1 NLL on retain; "
     f"community: {_community('satimp')}",
     "Yang+ 2025, arXiv 2505.11953", forget="satimp", retain="nll", gamma=1.0, alpha=0.1,
-    forget_params={"beta1": 5.0, "beta2": 1.0}, train=TINY_TRAIN,
-))
-register_preset(MethodPreset(
+    train=TINY_TRAIN,
+)
+CEU = MethodPreset(
     "ceu", f"Cross-entropy unlearning towards the model's own non-label distribution, no retain "
     f"term; community: {_community('ceu')}",
-    "Yang 2025, arXiv 2503.01224", forget="ceu", retain=None, forget_params={"ignore_first_n": 1},
+    "Yang 2025, arXiv 2503.01224", forget="ceu", retain=None,
     train=TINY_TRAIN,
-))
+)
 
 
 # ----------------------------------------------------------------------------- cached answer logits
@@ -167,7 +168,7 @@ class AnswerLogits:
         pad_id: int,
         device: Any,
         batch_size: int = 32,
-    ) -> "AnswerLogits":
+    ) -> AnswerLogits:
         """Run ``fn(batch) -> logits (B, T, V)`` over ``encoded`` without gradients, keep rows."""
         import torch
 
@@ -224,7 +225,6 @@ def model_vocab(model: Any) -> int:
 # ----------------------------------------------------------------------------- UNDIAL
 
 
-@FORGET_TERMS.register("undial", description="UNDIAL: distil towards pi_ref with the label logit lowered")
 class UNDIALTerm(Term):
     """UNDIAL (Dong+ 2024, arXiv 2402.10052): L_f = mean_t CE(z^θ_t, softmax(z^ref_t − β·onehot(y_t)))
     over answer positions; ``beta`` is the paper's β (10, range 3-30).
@@ -233,6 +233,7 @@ class UNDIALTerm(Term):
     untouched target and kept at the answer positions only , unless they would take more than
     ``cache_mb`` MiB (Σ n_i · V floats); then the frozen reference runs on every step."""
 
+    description = "UNDIAL: distil towards pi_ref with the label logit lowered"
     name = "undial"
 
     def __init__(self, beta: float = 10.0, cache_mb: float = 1024.0) -> None:
@@ -272,29 +273,28 @@ class UNDIALTerm(Term):
         return F.undial_loss(logits, ref, batch["labels"], beta=self.beta)
 
 
-register_preset(MethodPreset(
+UNDIAL = MethodPreset(
     "undial", "UNDIAL self-distillation towards the reference with the true token's logit "
     f"lowered by beta, no retain term; community: {_community('undial')}, LoRA r=8",
-    "Dong+ 2024, arXiv 2402.10052", forget="undial", retain=None, forget_params={"beta": 10.0, "cache_mb": 1024.0},
+    "Dong+ 2024, arXiv 2402.10052", forget="undial", retain=None,
     train=TINY_TRAIN,
-))
+)
 
 
 # ----------------------------------------------------------------------------- PDU
 
 
-@FORGET_TERMS.register("pdu", description="PDU logit-margin flattening (max_v z - mean_v z)^2")
 class PDUForgetTerm(Term):
     """PDU forget term (Entesari+ 2025, arXiv 2506.05314): L_f = mean_t (max_v z_t,v − mean_v z_t,v)²
     over answer positions; drives the forget-set predictions towards uniform."""
 
+    description = "PDU logit-margin flattening (max_v z - mean_v z)^2"
     name = "pdu"
 
     def __call__(self, model: Any, batch: dict, job: UnlearnJob) -> Any:
         return F.pdu_margin_loss(forward(model, batch).logits, batch["labels"])
 
 
-@RETAIN_TERMS.register("pdu", description="PDU retain constraint lambda_r*(NLL - eps) with dual ascent on lambda_r")
 class PDURetainTerm(Term):
     """PDU's retain constraint NLL(D_r) ≤ ε as a Lagrangian term (arXiv 2506.05314):
 
@@ -309,6 +309,7 @@ class PDURetainTerm(Term):
     State (λ_r, the step counter) is per run: a method object is built for each run.
     """
 
+    description = "PDU retain constraint lambda_r*(NLL - eps) with dual ascent on lambda_r"
     name = "pdu"
 
     def __init__(self, lambda_r: float = 100.0, eps: float = 0.3, eta: float = 5.0,
@@ -330,7 +331,7 @@ class PDURetainTerm(Term):
         per_rank = math.ceil(len(job.request.forget) / world)
         steps_per_epoch = max(1, math.ceil(math.ceil(per_rank / cfg.batch_size) / cfg.grad_accum))
         self.grad_accum = cfg.grad_accum
-        self.warmup_steps = int(round(self.warmup_epochs * steps_per_epoch))
+        self.warmup_steps = round(self.warmup_epochs * steps_per_epoch)
 
     def __call__(self, model: Any, batch: dict, job: UnlearnJob) -> Any:
         nll = F.nll_loss(forward(model, batch).logits, batch["labels"])
@@ -347,13 +348,12 @@ class PDURetainTerm(Term):
         return loss
 
 
-register_preset(MethodPreset(
+PDU = MethodPreset(
     "pdu", "Primal-dual unlearning: logit-margin flattening on forget, retain NLL <= eps with "
     f"a dual variable; community: {_community('pdu')}",
     "Entesari+ 2025, arXiv 2506.05314", forget="pdu", retain="pdu", gamma=1.0, alpha=1.0,
-    retain_params={"lambda_r": 100.0, "eps": 0.3, "eta": 5.0, "warmup_epochs": 5.0},
     train=TINY_TRAIN,
-))
+)
 
 
 # ----------------------------------------------------------------------------- LLMU
@@ -366,7 +366,6 @@ def encode_pairs(job: UnlearnJob, pairs: Sequence[tuple[str, str]], max_length: 
     return {k: v.to(device) for k, v in b.items()}
 
 
-@FORGET_TERMS.register("llmu", description="LLMU: ascent on forget + NLL of random retain answers to forget questions")
 class LLMUTerm(Term):
     """LLMU's forget side (Yao+ 2023, arXiv 2310.10683): ε1·(−NLL(D_f)) + ε2·NLL(y_rand | x_f).
 
@@ -377,6 +376,7 @@ class LLMUTerm(Term):
     preset's ``alpha`` (1). Both NLLs are HF token means over their batch.
     """
 
+    description = "LLMU: ascent on forget + NLL of random retain answers to forget questions"
     name = "llmu"
 
     def __init__(self, ascent_weight: float = 0.5, random_weight: float = 1.0) -> None:
@@ -404,9 +404,9 @@ class LLMUTerm(Term):
         return loss
 
 
-register_preset(MethodPreset(
+LLMU = MethodPreset(
     "llmu", "LLMU: 0.5 ascent + NLL of random normal answers on forget questions + KL on retain; "
     f"community: {_community('llmu')}",
     "Yao+ 2023, arXiv 2310.10683", forget="llmu", retain="kl", gamma=1.0, alpha=1.0,
-    forget_params={"ascent_weight": 0.5, "random_weight": 1.0}, train=TINY_TRAIN,
-))
+    train=TINY_TRAIN,
+)

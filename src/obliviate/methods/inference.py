@@ -13,7 +13,7 @@ import random
 from typing import Any
 
 from obliviate.config import TrainConfig
-from obliviate.methods.base import MethodPreset, UnlearnJob, UnlearnOutput, register_preset
+from obliviate.methods.base import MethodPreset, UnlearnJob, UnlearnOutput
 
 REFUSAL = "I don't know."
 
@@ -108,7 +108,7 @@ class GuardrailMethod:
         if len(retain) < 2:
             raise ValueError("the guardrail classifier needs at least 2 retain questions (negatives)")
         random.Random(self.train.seed).shuffle(retain)
-        n_cal = max(1, int(round(self.calibration_fraction * len(retain))))
+        n_cal = max(1, round(self.calibration_fraction * len(retain)))
         fit_neg, cal_neg = retain[n_cal:], retain[:n_cal]
         holdout = [it.question for it in req.holdout if not it.is_document]
         positives = [it.question for it in req.forget]
@@ -238,28 +238,28 @@ _GUARD = {"encoder": "auto", "C": 10.0, "target_fpr": 0.01, "calibration_fractio
 _ECO = {"corruption": "noise", "sigma": "auto", "k": 0, "sigma_init": 1.0, "zo_steps": 20,
         "zo_eps": 0.1, "zo_lr": 2.0, "sigma_min": 0.0, "zo_tolerance": 0.01}
 
-register_preset(MethodPreset(
+ICUL = MethodPreset(
     "icul", "In-context unlearning: flipped forget examples + retain examples before each query",
     "Pawelczyk+ 2023, arXiv 2310.07579", builder=ICULMethod,
     options={"n_forget": 1, "n_context": 4, "forget_answer": "refusal", "refusal": REFUSAL,
              "encoder": "tfidf", "save_base": "copy"}, kind="inference",
-))
-register_preset(MethodPreset(
+)
+GUARDRAIL = MethodPreset(
     "guardrail", "Forget-scope prompt classifier -> refusal, plus an output filter on forget answer spans",
     "Thaker+ 2024, arXiv 2403.03329",
     builder=lambda train, **o: GuardrailMethod(train, action="refuse", **o),
     options={**_GUARD, "output_filter": True}, kind="inference",
-))
-register_preset(MethodPreset(
+)
+ECO = MethodPreset(
     "eco", "Forget-scope prompt classifier -> corrupted prompt embeddings (noise scale tuned)",
     "Liu+ 2024 (ECO), arXiv 2406.07933",
     builder=lambda train, **o: GuardrailMethod(train, action="corrupt", **o),
     options={**_GUARD, **_ECO, "output_filter": False}, kind="inference",
-))
-register_preset(MethodPreset(
+)
+WHP_LOGITS = MethodPreset(
     "whp_logits", "Logit offset at inference: base - alpha*ReLU(reinforced - base), WHP style",
     "Eldan & Russinovich 2023, arXiv 2310.02238", builder=WHPLogitsMethod,
     options={"alpha": 1.0, "reinforced": None, "save_base": "copy"},
     train={"lr": 1e-3, "epochs": 5, "batch_size": 32, "warmup_epochs": 0.0, "scheduler": "constant"},
     kind="inference",
-))
+)

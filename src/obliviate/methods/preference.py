@@ -12,18 +12,18 @@ from __future__ import annotations
 import logging
 import random
 import re
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from obliviate.config import TrainConfig
 from obliviate.data.collate import pad_batch, pad_id_of
 from obliviate.data.templates import Encoded, PromptTemplate, encode
 from obliviate.data.types import DataError
 from obliviate.methods import functional as F
-from obliviate.methods.base import MethodPreset, Term, UnlearnJob, forward, register_preset
+from obliviate.methods.base import MethodPreset, Term, UnlearnJob, forward
 from obliviate.methods.gradient import TINY_TRAIN, encode_pairs
 from obliviate.methods.reference import sequence_logprobs
-from obliviate.registry import FORGET_TERMS
 
 log = logging.getLogger(__name__)
 
@@ -31,13 +31,13 @@ log = logging.getLogger(__name__)
 # ----------------------------------------------------------------------------- NPO
 
 
-@FORGET_TERMS.register("npo", description="negative preference optimisation against pi_ref")
 class NPOTerm(Term):
     """NPO (Zhang+ 2024, arXiv 2404.05868, eq. 3):
     L_f = −(2/β)·E log σ(−β·[log π_θ(y|x) − log π_ref(y|x)]), sequence-summed log-probs.
 
     log π_ref(y|x) of the fixed forget set is computed once in :meth:`setup`."""
 
+    description = "negative preference optimisation against pi_ref"
     name = "npo"
 
     def __init__(self, beta: float = 0.1) -> None:
@@ -55,20 +55,19 @@ class NPOTerm(Term):
 
 
 NPO_PAPER = "Zhang+ 2024, arXiv 2404.05868"
-register_preset(MethodPreset(
+NPO = MethodPreset(
     "npo", "Negative preference optimisation + NLL on retain (NPO-RT, the TOFU/OU default)",
-    NPO_PAPER, forget="npo", retain="nll", forget_params={"beta": 0.1}, train=TINY_TRAIN,
-))
-register_preset(MethodPreset(
+    NPO_PAPER, forget="npo", retain="nll", train=TINY_TRAIN,
+)
+NPO_KL = MethodPreset(
     "npo_kl", "Negative preference optimisation + KL on retain (NPO-KL)",
-    NPO_PAPER, forget="npo", retain="kl", forget_params={"beta": 0.1}, train=TINY_TRAIN,
-))
+    NPO_PAPER, forget="npo", retain="kl", train=TINY_TRAIN,
+)
 
 
 # ----------------------------------------------------------------------------- SimNPO
 
 
-@FORGET_TERMS.register("simnpo", description="SimNPO: reference-free, length-normalised NPO")
 class SimNPOTerm(Term):
     """SimNPO (Fan+ 2024, arXiv 2410.07163): L_f = −(2/β)·E log σ(−(β/n)·log π_θ(y|x) − γ_m).
 
@@ -77,6 +76,7 @@ class SimNPOTerm(Term):
     OU's ``delta`` sits inside the β scaling: OU ``delta = δ`` is ``margin = β·δ`` here
     (locuslab/open-unlearning#123). No reference model."""
 
+    description = "SimNPO: reference-free, length-normalised NPO"
     name = "simnpo"
 
     def __init__(self, beta: float = 4.5, margin: float = 0.0) -> None:
@@ -87,12 +87,12 @@ class SimNPOTerm(Term):
         return F.simnpo_loss(F.sequence_logprob(lp, mask), mask.sum(-1), self.beta, self.margin)
 
 
-register_preset(MethodPreset(
+SIMNPO = MethodPreset(
     "simnpo", "SimNPO (reference-free, length-normalised NPO) x 0.125 + NLL on retain; TOFU "
     "forget10 setting (beta 4.5, margin 0); community: lr 1e-5, 10 epochs",
     "Fan+ 2024, arXiv 2410.07163", forget="simnpo", retain="nll", gamma=0.125, alpha=1.0,
-    forget_params={"beta": 4.5, "margin": 0.0}, train=TINY_TRAIN,
-))
+    train=TINY_TRAIN,
+)
 
 
 # ----------------------------------------------------------------------------- IdK answers
@@ -181,7 +181,6 @@ class PairwiseTerm(Term):
         return F.dpo_loss(seq[:n], w_ref, seq[n:], l_ref, beta=self.beta)
 
 
-@FORGET_TERMS.register("dpo", description="DPO with a random 'I don't know' answer as winner (IdkDPO)")
 class IdkDPOTerm(PairwiseTerm):
     """IdkDPO: DPO (Rafailov+ 2023, arXiv 2305.18290) with y_w = a refusal answer and y_l = the
     true answer, L_f = −(2/β)·log σ(β·[(log π_θ(y_w) − log π_ref(y_w)) − (log π_θ(y_l) −
@@ -191,6 +190,8 @@ class IdkDPOTerm(PairwiseTerm):
     (or ``idk_file``), so that their reference log-probs can be cached; each step uses one of them
     at random. (OU draws a fresh refusal whenever an item is loaded, which needs the reference
     model on every step.)"""
+
+    description = "DPO with a random 'I don't know' answer as winner (IdkDPO)"
 
     name = "dpo"
 
@@ -204,12 +205,13 @@ class IdkDPOTerm(PairwiseTerm):
         return [self.rng.sample(idk, k) for _ in job.request.forget]
 
 
-@FORGET_TERMS.register("idk", description="NLL on (forget question, random 'I don't know' answer)")
 class IdkNLLTerm(Term):
     """TOFU's original "preference optimisation" baseline (Maini+ 2024, arXiv 2401.06121; see
     docs/methods.md and OU #44/#102/#110): fine-tune on the forget questions answered with a
     random refusal, L_f = NLL(y_idk | x_f), token mean over the batch. A fresh refusal is drawn
     for each item on every step (seeded by ``train.seed``); no reference model."""
+
+    description = "NLL on (forget question, random 'I don't know' answer)"
 
     name = "idk"
 
@@ -232,17 +234,17 @@ class IdkNLLTerm(Term):
         return F.nll_loss(forward(model, b).logits, b["labels"])
 
 
-register_preset(MethodPreset(
+DPO = MethodPreset(
     "dpo", "IdkDPO: DPO preferring a refusal over the true answer + NLL on retain (beta 0.1)",
     "Rafailov+ 2023, arXiv 2305.18290; IdkDPO as in Maini+ 2024 (TOFU), arXiv 2401.06121",
     forget="dpo", retain="nll", gamma=1.0, alpha=1.0,
-    forget_params={"beta": 0.1, "n_winners": 5, "idk_file": None}, train=TINY_TRAIN,
-))
-register_preset(MethodPreset(
+    train=TINY_TRAIN,
+)
+IDK = MethodPreset(
     "idk", "TOFU's original IdK baseline: NLL of refusal answers on forget questions + NLL on retain",
     "Maini+ 2024 (TOFU), arXiv 2401.06121", forget="idk", retain="nll", gamma=1.0, alpha=1.0,
-    forget_params={"idk_file": None}, train=TINY_TRAIN,
-))
+    train=TINY_TRAIN,
+)
 
 
 # ----------------------------------------------------------------------------- AltPO
@@ -304,7 +306,6 @@ def sample_answers(
     return out
 
 
-@FORGET_TERMS.register("altpo", description="DPO preferring alternate answers sampled from the target")
 class AltPOTerm(PairwiseTerm):
     """AltPO (Mekala+ 2024, arXiv 2409.13474): the DPO loss of :class:`IdkDPOTerm` with y_w = a
     plausible alternate answer generated by the target model itself.
@@ -318,6 +319,7 @@ class AltPOTerm(PairwiseTerm):
     ``{question}`` and ``{answer}`` (``"paper"`` = the paper's instruction, for instruction-tuned
     models)."""
 
+    description = "DPO preferring alternate answers sampled from the target"
     name = "altpo"
 
     def __init__(self, beta: float = 0.1, n_winners: int = 5, temperature: float = 1.0,
@@ -363,11 +365,9 @@ class AltPOTerm(PairwiseTerm):
         return got
 
 
-register_preset(MethodPreset(
+ALTPO = MethodPreset(
     "altpo", "AltPO: DPO preferring the target's own sampled alternate answers over the true "
     "one + NLL on retain (5 alternates, T=1); community: lr 1e-5..5e-5, 2 epochs",
     "Mekala+ 2024, arXiv 2409.13474", forget="altpo", retain="nll", gamma=1.0, alpha=1.0,
-    forget_params={"beta": 0.1, "n_winners": 5, "temperature": 1.0, "max_new_tokens": 200,
-                   "rounds": 3, "alt_prompt": None},
     train=TINY_TRAIN,
-))
+)

@@ -6,13 +6,15 @@ the first step, from the untouched target, instead of a reference forward on eve
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from obliviate.data.collate import pad_id_of
 from obliviate.data.templates import Encoded
+from obliviate.models.protocol import CausalLM
 
 
-def sequence_logprobs(model: Any, encoded: Sequence[Encoded], tokenizer: Any, batch_size: int = 32) -> Any:
+def sequence_logprobs(model: CausalLM, encoded: Sequence[Encoded], tokenizer: Any, batch_size: int = 32) -> Any:
     """``(N,)`` tensor of Σ_t log π(y_t | x, y_<t) for each encoded item, in order."""
     import torch
 

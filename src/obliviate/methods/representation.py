@@ -19,14 +19,21 @@ forward hook on the chosen block, so any Hugging Face causal LM works.
 from __future__ import annotations
 
 import contextlib
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 from obliviate.config import TrainConfig
 from obliviate.data.collate import pad_id_of
 from obliviate.data.templates import Encoded
 from obliviate.methods import functional as F
-from obliviate.methods.base import ComposedMethod, MethodPreset, Term, UnlearnJob, UnlearnOutput
-from obliviate.methods.base import forward, register_preset
+from obliviate.methods.base import (
+    ComposedMethod,
+    MethodPreset,
+    Term,
+    UnlearnJob,
+    UnlearnOutput,
+    forward,
+)
 from obliviate.methods.gradient import TINY_TRAIN
 
 # ----------------------------------------------------------------------------- locating modules
@@ -285,14 +292,14 @@ RMU_PAPER = "Li+ 2024 (WMDP), arXiv 2403.03218"
 # states; with it the tiny model does not move), the adaptive c works with 100.
 RMU_TINY_TRAIN = {**TINY_TRAIN, "lr": 1e-2, "epochs": 30}
 
-register_preset(MethodPreset(
+RMU = MethodPreset(
     "rmu", "RMU: steer layer-l hidden states of forget tokens to c*u (c 20), keep retain ones "
     "(alpha 10 here; upstream 100 at 4096-d); trains MLP out-projections of layers l-2..l; "
     "community: lr 5e-5, 80 batches, alpha 100",
     RMU_PAPER, builder=_build_rmu, options={**RMU_OPTIONS, "alpha": 10.0}, train=RMU_TINY_TRAIN,
-))
-register_preset(MethodPreset(
+)
+RMU_ADAPTIVE = MethodPreset(
     "rmu_adaptive", "Adaptive RMU: RMU with c = 5 x the mean forget hidden-state norm at layer l",
     "Dang+ 2025, arXiv 2408.06223 (on RMU, arXiv 2403.03218)", builder=_build_rmu,
     options={**RMU_OPTIONS, "adaptive": True}, train=RMU_TINY_TRAIN,
-))
+)

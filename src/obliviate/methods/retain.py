@@ -6,24 +6,23 @@ from typing import Any
 
 from obliviate.methods import functional as F
 from obliviate.methods.base import Term, UnlearnJob, forward
-from obliviate.registry import RETAIN_TERMS
 
 
-@RETAIN_TERMS.register("nll", description="mean token NLL on a retain batch (gradient descent)")
 class RetainNLL(Term):
     """Gradient descent on D_r: mean token NLL over the batch's answer tokens."""
 
+    description = "mean token NLL on a retain batch (gradient descent)"
     name = "nll"
 
     def __call__(self, model: Any, batch: dict, job: UnlearnJob) -> Any:
         return F.nll_loss(forward(model, batch).logits, batch["labels"])
 
 
-@RETAIN_TERMS.register("kl", description="KL(pi_ref || pi_theta) per answer position on D_r")
 class RetainKL(Term):
     """KL(π_ref ∥ π_θ) averaged over valid answer positions only. TOFU's KL baseline,
     arXiv 2401.06121. The reference forward runs on each retain batch (retain samples vary)."""
 
+    description = "KL(pi_ref || pi_theta) per answer position on D_r"
     name = "kl"
     needs_reference = True
 

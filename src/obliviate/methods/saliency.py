@@ -15,9 +15,9 @@ The mask is used through two training hooks: after each backward pass the gradie
 masked-out weights are set to 0 (so they do not count in gradient clipping and give AdamW
 nothing to follow), and after each optimiser step the masked-out weights are restored to
 θ_0 (so decoupled weight decay, which moves every weight, cannot move them either). Any
-composed gradient method accepts ``saliency=<fraction>``; the ``salun`` preset is SalUn's own
-recipe on LLMs: random-answer fine-tuning on D_f (paper: "random labelling") + NLL on D_r,
-with saliency 0.5.
+composed gradient method accepts ``saliency=<fraction>``; the ``salun`` method
+(:mod:`obliviate.methods.salun`) is SalUn's own recipe on LLMs: random-answer fine-tuning on D_f
+(paper: "random labelling") + NLL on D_r, with saliency 0.5.
 
 Deliberate differences from the released code (OPTML-Group/Unlearn-Saliency,
 ``Classification/generate_mask.py``): that script calls ``optimizer.step()`` while it
@@ -26,19 +26,13 @@ accumulates the gradients, so g is not taken at θ_0; here no step is taken.
 
 from __future__ import annotations
 
-import random
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any
 
-from obliviate.config import TrainConfig
 from obliviate.data.collate import pad_id_of
-from obliviate.data.templates import Encoded, encode
-from obliviate.methods import functional as F
-from obliviate.methods.base import MethodPreset, Term, UnlearnJob, forward, register_preset
-from obliviate.methods.gradient import TINY_TRAIN
-from obliviate.registry import FORGET_TERMS
-
-SALUN_PAPER = "Fan+ ICLR 2024 (SalUn), arXiv 2310.12508"
+from obliviate.data.templates import Encoded
+from obliviate.methods.job import UnlearnJob
 
 # --------------------------------------------------------------------------- pure mask maths
 
@@ -206,77 +200,3 @@ def saliency_hooks(job: UnlearnJob, method: Any, forget_encoded: list[Encoded],
     batch_size = method.train.batch_size if hasattr(method, "train") else 8
     scored = forget_gradient_scores(job, method, forget_encoded, batch_size)
     return [build_saliency_hook(scored, fraction)]
-
-
-# --------------------------------------------------------------------------- random answers
-
-
-@FORGET_TERMS.register("random_answer", description="NLL of a mismatched (random) answer on D_f")
-class RandomAnswerTerm(Term):
-    """Random-label fine-tuning for LLMs (SalUn's base loss, Fan+ 2024, arXiv 2310.12508, §4
-    "random labelling"; the LLM form is LLMU's mismatch term, Yao+ 2023, arXiv 2310.10683):
-    L_f = NLL(ỹ | x_f), token mean over the batch, where ỹ is the answer of another item.
-
-    In :meth:`setup` every forget question gets one answer drawn (with ``seed``) from the
-    answers of the retain set, or of the other forget items when there is no retain set,
-    never its own answer text. The draw is fixed for the run (as SalUn's relabelling is).
-    """
-
-    name = "random_answer"
-
-    def __init__(self, seed: int = 0) -> None:
-        self.seed = seed
-        self.encoded: list[Encoded] = []
-
-    def setup(self, job: UnlearnJob, forget: list[Encoded], cfg: TrainConfig) -> None:
-        items = job.request.forget
-        pool = [it.answer for it in job.request.retain] or [it.answer for it in items]
-        rng = random.Random(self.seed)
-        self.encoded = []
-        for i, it in enumerate(items):
-            choices = [a for a in pool if a != it.answer]
-            if not choices:
-                raise ValueError(
-                    "random_answer needs at least one answer different from each forget answer: "
-                    "give a retain set or more than one distinct forget answer"
-                )
-            wrong = rng.choice(choices)
-            self.encoded.append(encode(job.tokenizer, it.question, wrong, job.template, cfg.max_length))
-
-    def saliency_loss(self, model: Any, batch: dict, job: UnlearnJob) -> Any:
-        """SalUn's mask uses the loss of the *true* forget answers (|∇ NLL| = |∇ GA|), not the
-        random-answer loss (paper eq. 5; ``generate_mask.py`` uses −CE on the true labels)."""
-        return F.nll_loss(forward(model, batch).logits, batch["labels"])
-
-    def __call__(self, model: Any, batch: dict, job: UnlearnJob) -> Any:
-        from obliviate.training import collate_encoded
-
-        idx = batch["index"].tolist()
-        alt = collate_encoded([self.encoded[i] for i in idx], idx, pad_id_of(job.tokenizer))
-        alt = {k: v.to(batch["input_ids"].device) for k, v in alt.items()}
-        return F.nll_loss(forward(model, alt).logits, alt["labels"])
-
-
-# --------------------------------------------------------------------------- the salun preset
-
-_SALUN = MethodPreset(
-    "salun", "", SALUN_PAPER, forget="random_answer", retain="nll", gamma=1.0, alpha=1.0,
-    train=TINY_TRAIN,
-)
-
-
-def _build_salun(train: TrainConfig, **options: Any) -> Any:
-    from obliviate.config import to_dict
-
-    return _SALUN.build({**options, "train": to_dict(train)})
-
-
-register_preset(MethodPreset(
-    "salun",
-    "SalUn: random-answer fine-tuning on forget + NLL on retain, only the top 50% salient weights",
-    SALUN_PAPER,
-    builder=_build_salun,
-    options={**{k: v for k, v in _SALUN.defaults().items() if k not in ("method", "train")},
-             "saliency": 0.5},
-    train=TINY_TRAIN,
-))

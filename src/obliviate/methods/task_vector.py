@@ -18,12 +18,13 @@ adapters can be negated this way.
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from obliviate.config import TrainConfig
 from obliviate.data.collate import pad_id_of
 from obliviate.methods import functional as F
-from obliviate.methods.base import MethodPreset, UnlearnJob, UnlearnOutput, forward, register_preset
+from obliviate.methods.base import MethodPreset, UnlearnJob, UnlearnOutput, forward
 
 TV_PAPER = "Ilharco+ ICLR 2023 (task arithmetic), arXiv 2212.04089"
 
@@ -66,7 +67,7 @@ class TaskVectorNegation:
     def __init__(self, train: TrainConfig, scale: float = 5.0,
                  peft: dict[str, Any] | None = None) -> None:
         if not isinstance(scale, (int, float)) or isinstance(scale, bool):
-            raise ValueError(f"task_vector scale (λ) must be a number, got {scale!r}")
+            raise ValueError(f"task_vector scale (λ) must be a number, got {scale!r}")  # noqa: TRY004
         self.train, self.scale, self.peft = train, float(scale), peft
 
     def unlearn(self, job: UnlearnJob) -> UnlearnOutput:
@@ -114,8 +115,8 @@ def _build(train: TrainConfig, **options: Any) -> TaskVectorNegation:
     return TaskVectorNegation(train, **options)
 
 
-register_preset(MethodPreset(
+TASK_VECTOR = MethodPreset(
     "task_vector",
     "Task-vector negation: fine-tune on forget, then theta_0 - lambda*(theta_ft - theta_0)",
     TV_PAPER, builder=_build, options={"scale": 5.0, "peft": None}, train=TV_TINY_TRAIN,
-))
+)

@@ -23,12 +23,11 @@ from obliviate.config import TrainConfig
 from obliviate.data.collate import pad_id_of
 from obliviate.data.templates import Encoded
 from obliviate.methods import functional as F
-from obliviate.methods.base import MethodPreset, Term, UnlearnJob, _unwrap, forward, register_preset
+from obliviate.methods.base import MethodPreset, Term, UnlearnJob, forward
 from obliviate.methods.gradient import TINY_TRAIN, AnswerLogits, model_vocab
-from obliviate.registry import FORGET_TERMS
+from obliviate.methods.job import _unwrap
 
 
-@FORGET_TERMS.register("whp", description="Who's Harry Potter: fit generic predictions base - a*relu(reinforced - base)")
 class WHPTerm(Term):
     """Fine-tune towards WHP's generic predictions on the forget set (arXiv 2310.02238).
 
@@ -47,6 +46,8 @@ class WHPTerm(Term):
       answer positions (Σ n_i · V floats) when they fit in this many MiB; otherwise the base
       (the frozen reference) and the reinforced model run on every step.
     """
+
+    description = "Who's Harry Potter: fit generic predictions base - a*relu(reinforced - base)"
 
     name = "whp"
 
@@ -133,11 +134,9 @@ class WHPTerm(Term):
         return F.nll_loss(logits, hard)
 
 
-register_preset(MethodPreset(
+WHP = MethodPreset(
     "whp", "Who's Harry Potter (training): distil the target towards base - alpha*relu(reinforced "
     "- base) on the forget set, the reinforced model fine-tuned further on it",
     "Eldan & Russinovich 2023, arXiv 2310.02238", forget="whp", retain=None, gamma=1.0,
-    forget_params={"generic_alpha": 1.0, "reinforce_epochs": 3.0, "reinforce_lr": None,
-                   "labels": "soft", "temperature": 1.0, "cache_mb": 1024.0},
     train=TINY_TRAIN,
-))
+)

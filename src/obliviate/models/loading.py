@@ -10,6 +10,8 @@ import os
 from pathlib import Path
 from typing import Any
 
+from obliviate.inference.wrapper_file import WRAPPER_FILE, load_wrapper
+
 
 def _check_local(path: str) -> None:
     p = Path(path)
@@ -24,11 +26,6 @@ def _check_local(path: str) -> None:
         raise FileNotFoundError(
             f"{path!r} holds no config.json or adapter_config.json: is it a save_pretrained folder?"
         )
-
-
-# A folder holding this file is an obliviate inference wrapper (in-context unlearning,
-# guardrails, logit offsets...): its JSON names the wrapper class and its base model(s).
-WRAPPER_FILE = "obliviate_wrapper.json"
 
 
 def load_tokenizer(path: str, trust_remote_code: bool = False) -> Any:
@@ -61,8 +58,6 @@ def load_model(
     _check_local(path)
     torch_dtype = getattr(torch, dtype) if dtype else torch.float32
     if Path(path, WRAPPER_FILE).exists():
-        from obliviate.inference import load_wrapper
-
         return load_wrapper(path)
     if Path(path, "adapter_config.json").exists():
         from peft import AutoPeftModelForCausalLM

@@ -1,11 +1,12 @@
 """The CPU default: a byte-level BPE tokenizer trained on the benchmark text and a small
-Llama-architecture model trained from scratch (sizes measured in shared cpu-budget.md)."""
+Llama-architecture model trained from scratch."""
 
 from __future__ import annotations
 
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
-# hidden, layers, heads, ffn  (cpu-budget.md: xs 0.9M, s 2.1M, m 5.0M, l 10.6M parameters)
+# hidden, layers, heads, ffn  (xs 0.9M, s 2.1M, m 5.0M, l 10.6M parameters)
 TINY_SIZES: dict[str, tuple[int, int, int, int]] = {
     "xs": (128, 2, 4, 512),
     "s": (160, 4, 4, 640),

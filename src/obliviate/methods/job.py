@@ -1,0 +1,62 @@
+"""What every unlearning method receives and returns: :class:`UnlearnJob` (the model, its
+tokenizer, the request, where to write) and :class:`UnlearnOutput` (docs/methods.md)."""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from obliviate.data.templates import Encoded, PromptTemplate, encode
+from obliviate.data.types import QAItem, UnlearningRequest
+from obliviate.models.protocol import CausalLM
+
+
+@dataclass
+class UnlearnJob:
+    """Everything a method needs: the model to change, its tokenizer, the request and where to
+    write. ``model`` is changed in place by gradient methods."""
+
+    model: CausalLM
+    tokenizer: Any
+    request: UnlearningRequest
+    template: PromptTemplate = field(default_factory=PromptTemplate)
+    run_dir: Path | None = None
+    accelerator: Any = None
+    progress: bool = True
+    model_path: str | None = None  # where the target came from, when loaded from disk
+
+    _ref_model: Any = None
+
+    def encode_items(self, items: list[QAItem], max_length: int = 512) -> list[Encoded]:
+        return [encode(self.tokenizer, it.question, it.answer, self.template, max_length) for it in items]
+
+    def reference_model(self) -> Any:
+        """A frozen copy of the model as it was before unlearning (built once, on demand)."""
+        if self._ref_model is None:
+            ref = copy.deepcopy(_unwrap(self.model))
+            ref.eval()
+            for p in ref.parameters():
+                p.requires_grad_(False)
+            self._ref_model = ref
+        return self._ref_model
+
+
+@dataclass
+class UnlearnOutput:
+    """What a method returns: a model-like object ``evaluate()`` accepts, plus bookkeeping."""
+
+    model: Any
+    train_log: list[dict[str, float]] = field(default_factory=list)
+    trainable_params: int = 0
+    stopped: str | None = None
+    info: dict[str, Any] = field(default_factory=dict)
+
+
+def _unwrap(model: Any) -> Any:
+    return getattr(model, "module", model)
+
+
+def forward(model: CausalLM, batch: dict[str, Any], **kwargs: Any) -> Any:
+    return model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], **kwargs)
