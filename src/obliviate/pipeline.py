@@ -8,11 +8,11 @@ exists with the same configuration, so an interrupted benchmark resumes where it
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
-from obliviate.io import read_json, write_json
-from obliviate.io import atomic_write_text
+from obliviate.io import atomic_write_text, read_json, write_json
 
 COLUMNS = [
     ("forget_quality", "FQ", "higher"),
@@ -32,8 +32,8 @@ def _say(log: Callable[[str], None] | None, msg: str) -> None:
 def run_benchmark(
     out: str | Path,
     methods: Sequence[str] = ("graddiff", "npo"),
-    data: str = "builtin",
-    split: str = "forget10",
+    data: str | None = None,
+    split: str | None = None,
     target: str | None = None,
     retain: str | None = None,
     size: str = "s",
@@ -44,20 +44,39 @@ def run_benchmark(
     template: str = "qa",
     progress: bool = True,
     log: Callable[[str], None] | None = print,
+    benchmark: str | None = None,
+    forget: Any = None,
+    retain_data: Any = None,
+    holdout: Any = None,
+    revision: str | None = None,
 ) -> dict[str, Any]:
     """Run the whole comparison and return the comparison document (also written to
     ``out/comparison.json`` and ``out/comparison.md``).
 
     Without ``target``/``retain`` the tiny default is trained from scratch: a tokenizer on the
     benchmark text, the target on ``full`` and the retain model on ``retainNN`` (the split's
-    complement), both from the same initialisation.
+    complement), both from the same initialisation (TOFU only). ``benchmark`` names any other
+    registered entry (``obliviate ls benchmarks``) evaluated through :mod:`obliviate.api`, with
+    the user's ``forget`` / ``retain_data`` / ``holdout`` files for ``qa`` and ``documents``;
+    those need ``target`` and ``retain`` models.
     """
     from obliviate import api
     from obliviate.data.tofu import normalize_split
 
     out = Path(out)
-    split = normalize_split(split)
-    retain_split = f"retain{100 - int(split[-2:])}"
+    is_tofu = benchmark in (None, "tofu")
+    columns = columns_for(benchmark)
+    if is_tofu:
+        data = data or "builtin"
+        split = normalize_split(split or "forget10")
+        retain_split = f"retain{100 - int(split[-2:])}"
+    elif target is None or retain is None:
+        raise ValueError(f"benchmark {benchmark!r} has no training set to train the tiny models "
+                         "on; give the target and retain models (--target, --retain)")
+    else:
+        from obliviate.benchmarks import get_benchmark
+
+        split = split or get_benchmark(benchmark).split
     times: dict[str, float] = {}
     ft = finetune_train or {}
 
@@ -93,6 +112,11 @@ def run_benchmark(
 
     common = dict(data=data, split=split, template=template, settings=eval_settings,
                   builtin=builtin, progress=progress)
+    if not is_tofu:
+        common.update(benchmark=benchmark, forget=forget, retain=retain_data, holdout=holdout,
+                      revision=revision)
+    request_kw = {k: common[k] for k in ("data", "split", "template", "builtin", "benchmark",
+                                         "forget", "retain", "holdout", "revision") if k in common}
     _say(log, "[retain] evaluating the retain model (the gold standard)")
     results: dict[str, Any] = {}
     roles: dict[str, str] = {}
@@ -120,8 +144,8 @@ def run_benchmark(
                 continue
         _say(log, f"[{method}] unlearning {split}")
         t0 = time.perf_counter()
-        res = api.unlearn(target, method=method, data=data, split=split, out=run,
-                          overrides=overrides, template=template, builtin=builtin, progress=progress)
+        res = api.unlearn(target, method=method, out=run, overrides=overrides, progress=progress,
+                          **request_kw)
         times[method] = round(time.perf_counter() - t0, 2)
         params[method] = res.trainable_params
         if res.stopped:
@@ -135,16 +159,16 @@ def run_benchmark(
                   "model": {"path": str(res.path)}},
             **common)
         roles[method] = "unlearned"
-    doc = comparison_doc(results, roles, times, params, data, split)
+    label = data if is_tofu else f"{benchmark}" + (f" ({data})" if data else "")
+    doc = comparison_doc(results, roles, times, params, label, split, columns)
     write_json(out / "comparison.json", doc)
     atomic_write_text(out / "comparison.md", comparison_markdown(doc))
     return doc
 
 
 def _config_for(method: str, overrides: dict[str, Any]) -> dict[str, Any]:
-    from obliviate.registry import METHODS
-
     from obliviate.api import _merge
+    from obliviate.registry import METHODS
 
     return _merge(METHODS.get(method).defaults(), overrides)
 
@@ -155,18 +179,32 @@ def _metric(result: Any, name: str) -> float | None:
     return None if m is None else m["value"]
 
 
+def columns_for(benchmark: str | None) -> list[tuple[str, str, str]]:
+    """The comparison columns (key, label, direction): TOFU's, or a benchmark entry's metrics."""
+    if benchmark in (None, "tofu"):
+        return list(COLUMNS)
+    from obliviate.benchmarks import get_benchmark
+
+    return [(k, k, d) for k, d in get_benchmark(benchmark).metrics.items()]
+
+
 def comparison_doc(results: dict[str, Any], roles: dict[str, str], times: dict[str, float],
-                   params: dict[str, int], data: str, split: str) -> dict[str, Any]:
+                   params: dict[str, int], data: str, split: str,
+                   columns: list[tuple[str, str, str]] | None = None) -> dict[str, Any]:
+    columns = columns or list(COLUMNS)
     rows = []
     for name, res in results.items():
         row: dict[str, Any] = {"name": name, "role": roles[name]}
-        for key, _, _ in COLUMNS:
+        for key, _, _ in columns:
             row[key] = _metric(res, key)
         row["train_s"] = times.get(name)
         row["trainable_params"] = params.get(name)
         rows.append(row)
-    return {"schema": 1, "benchmark": data, "split": split, "runs": list(results),
-            "columns": [c[0] for c in COLUMNS] + ["train_s", "trainable_params"], "rows": rows}
+    doc = {"schema": 1, "benchmark": data, "split": split, "runs": list(results),
+           "columns": [c[0] for c in columns] + ["train_s", "trainable_params"], "rows": rows}
+    if columns != COLUMNS:
+        doc["labels"] = {k: [label, d] for k, label, d in columns}
+    return doc
 
 
 def _fmt(v: Any) -> str:
@@ -180,11 +218,13 @@ def _fmt(v: Any) -> str:
 
 
 def comparison_markdown(doc: dict[str, Any]) -> str:
-    heads = ["run", "role"] + [label for _, label, _ in COLUMNS] + ["time (s)", "trainable"]
+    labels = doc.get("labels")
+    columns = COLUMNS if not labels else [(k, v[0], v[1]) for k, v in labels.items()]
+    heads = ["run", "role"] + [label for _, label, _ in columns] + ["time (s)", "trainable"]
     lines = [f"benchmark: {doc['benchmark']}  split: {doc['split']}", "",
              "| " + " | ".join(heads) + " |", "|" + "---|" * len(heads)]
     for r in doc["rows"]:
-        cells = [r["name"], r["role"]] + [_fmt(r.get(k)) for k, _, _ in COLUMNS]
+        cells = [r["name"], r["role"]] + [_fmt(r.get(k)) for k, _, _ in columns]
         cells += [_fmt(r.get("train_s")), _fmt(r.get("trainable_params"))]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"

@@ -29,9 +29,10 @@ import hashlib
 import json
 import math
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -282,21 +283,38 @@ def add_privleak(result: Any, reference: Any) -> None:
 # ----------------------------------------------------------------------------- unlearning
 
 
-def document_job(model: Any, tokenizer: Any, request: Any, run_dir: Path | None = None,
-                 progress: bool = False, accelerator: Any = None) -> Any:
-    """An :class:`~obliviate.methods.base.UnlearnJob` whose items are encoded with
-    :func:`obliviate.data.muse.encode_documents`: documents longer than the training
-    ``max_length`` are cut into windows instead of being truncated."""
-    from obliviate.data.templates import PromptTemplate
+def _document_job_class() -> type:
     from obliviate.methods.base import UnlearnJob
 
     class DocumentJob(UnlearnJob):
+        """An :class:`~obliviate.methods.base.UnlearnJob` whose items are encoded with
+        :func:`obliviate.data.muse.encode_documents`: documents longer than the training
+        ``max_length`` are cut into windows instead of being truncated."""
+
         def encode_items(self, items: list[QAItem], max_length: int = 512) -> list[Any]:
             from obliviate.data.muse import encode_documents
 
             return encode_documents(self.tokenizer, items, max_length, self.template)
 
-    return DocumentJob(model, tokenizer, request, PromptTemplate("qa"), run_dir, accelerator, progress)
+    return DocumentJob
+
+
+def __getattr__(name: str) -> Any:
+    # DocumentJob subclasses UnlearnJob (torch); built on first use so importing stays light
+    if name == "DocumentJob":
+        cls = _document_job_class()
+        globals()["DocumentJob"] = cls
+        return cls
+    raise AttributeError(name)
+
+
+def document_job(model: Any, tokenizer: Any, request: Any, run_dir: Path | None = None,
+                 progress: bool = False, accelerator: Any = None) -> Any:
+    """A :class:`DocumentJob` (documents cut into windows) with the ``qa`` template."""
+    from obliviate.data.templates import PromptTemplate
+
+    job_class = globals().get("DocumentJob") or __getattr__("DocumentJob")
+    return job_class(model, tokenizer, request, PromptTemplate("qa"), run_dir, accelerator, progress)
 
 
 def unlearn_documents(model: Any, tokenizer: Any, method: str, request: Any,

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import argparse
 
-KINDS = ("methods", "metrics", "erasers")
+KINDS = ("methods", "metrics", "benchmarks", "erasers")
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("ls", help="list methods, metrics and erasers (with their papers)")
+    p = sub.add_parser("ls", help="list methods, metrics, benchmarks and erasers (with their papers)")
     p.add_argument("kind", nargs="?", choices=KINDS, help="what to list (default: all)")
     p.add_argument("name", nargs="?", help="show one entry's defaults")
     p.set_defaults(func=run)
@@ -17,7 +17,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from obliviate import registry
 
-    regs = {"methods": registry.METHODS, "metrics": registry.METRICS, "erasers": registry.ERASERS}
+    regs = {"methods": registry.METHODS, "metrics": registry.METRICS,
+            "benchmarks": registry.BENCHMARKS, "erasers": registry.ERASERS}
     if args.name:
         import yaml
 
@@ -26,6 +27,8 @@ def run(args: argparse.Namespace) -> int:
         obj = entry.load()
         if hasattr(obj, "defaults"):
             print(yaml.safe_dump(obj.defaults(), sort_keys=False).rstrip())
+        if args.kind == "benchmarks":
+            _show_benchmark(obj)
         return 0
     for kind in [args.kind] if args.kind else KINDS:
         try:
@@ -40,3 +43,10 @@ def run(args: argparse.Namespace) -> int:
             print(f"  {e.name:<{width}}  {e.description}{paper}")
         print()
     return 0
+
+
+def _show_benchmark(spec) -> None:
+    print(f"data: {spec.data or 'your files (--forget, --retain, --holdout)'}"
+          f"{' (fixed)' if spec.fixed_data else ''}\nsplit: {spec.split}")
+    print("metrics: " + ", ".join(f"{k} ({v})" for k, v in spec.metrics.items()))
+    print(f"example: {spec.command}")

@@ -102,28 +102,24 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _eval(args: argparse.Namespace, settings: dict) -> int:
-    from obliviate.benchmarks.muse import MuseSettings, evaluate_muse
-    from obliviate.cli.eval import print_metrics
-    from obliviate.config import from_dict
-    from obliviate.data.muse import load_muse
-    from obliviate.models.loading import load_model, load_tokenizer, model_fingerprint
-    from obliviate.runs import resolve_model_dir, write_eval
+def muse_entry(data: str) -> str:
+    """The registered benchmark a MUSE ``--data`` value belongs to."""
+    from obliviate.data.muse import HUB_NAMES
 
-    mset = from_dict(MuseSettings, settings, "MUSE evaluation")
-    data = load_muse(args.data, revision=args.revision, **(_builtin(args) or {}))
-    progress = not args.no_progress
-    ref = None
-    if args.retrain_model:
-        rpath = resolve_model_dir(args.retrain_model)
-        ref = evaluate_muse(load_model(rpath), load_tokenizer(rpath), data, mset,
-                            fingerprint=model_fingerprint(rpath), progress=progress)
-    path = resolve_model_dir(args.model)
-    result = evaluate_muse(load_model(path), load_tokenizer(path), data, mset, ref,
-                           model_fingerprint(path), progress)
-    if args.out:
-        write_eval(args.out, result, {"name": "muse-eval", "role": "unlearned", "benchmark": data.name,
-                                      "split": "forget", "revision": data.revision,
-                                      "model": {"path": path, "fingerprint": result.key["model"]}})
+    if data == "builtin":
+        return "builtin-muse"
+    return "muse-books" if data.lower() in ("books", HUB_NAMES["books"].lower()) else "muse-news"
+
+
+def _eval(args: argparse.Namespace, settings: dict) -> int:
+    """``obliviate muse eval`` = ``obliviate eval --benchmark <muse entry>``."""
+    from obliviate import api
+    from obliviate.cli.eval import print_metrics
+
+    result = api.evaluate(args.model, benchmark=muse_entry(args.data), data=args.data,
+                          retain_model=args.retrain_model, out=args.out, settings=settings,
+                          builtin=_builtin(args), revision=args.revision,
+                          meta={"name": "muse-eval", "role": "unlearned"},
+                          progress=not args.no_progress)
     print_metrics(result.metrics)
     return 0
