@@ -40,6 +40,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                                      "available one of retain, real_authors, world_facts); tiny models "
                                      "trained from scratch cannot know real authors: use --utility retain")
     add_set_arg(p, "evaluation")
+    p.add_argument("--overwrite", action="store_true",
+                   help="re-run finished stages whose configuration differs (default: an error)")
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=run)
 
@@ -65,16 +67,17 @@ def run(args: argparse.Namespace) -> int:
         METHODS.entry(m)  # fail fast on a typo, with did-you-mean
     finetune = {"epochs": args.epochs} if args.epochs else None
     if name in MUSE_ENTRIES:
-        from obliviate.benchmarks.muse import muse_markdown, run_muse
+        from obliviate.recipes.muse import run_muse
+        from obliviate.reporting.render import muse_markdown
 
         doc = run_muse(args.out, methods=methods, data=get_benchmark(name).resolve_data(args.data),
                        target=args.target, retrain=args.retain, size=args.size or "xs",
                        builtin=builtin_kwargs(args), finetune_train=finetune,
                        settings=_eval_settings(args, False), progress=not args.no_progress,
-                       revision=args.revision)
+                       revision=args.revision, overwrite=args.overwrite)
         print(muse_markdown(doc))
         return 0
-    from obliviate.pipeline import comparison_markdown, run_benchmark
+    from obliviate.recipes.tofu import comparison_markdown, run_benchmark
 
     doc = run_benchmark(
         args.out, methods=methods, data=args.data, split=args.split, target=args.target,
@@ -82,7 +85,8 @@ def run(args: argparse.Namespace) -> int:
         finetune_train=finetune, eval_settings=_eval_settings(args, name in ("tofu", "qa")),
         template=args.template, progress=not args.no_progress,
         benchmark=None if name == "tofu" else name, forget=args.forget,
-        retain_data=args.retain_data, holdout=args.holdout, revision=args.revision)
+        retain_data=args.retain_data, holdout=args.holdout, revision=args.revision,
+        overwrite=args.overwrite)
     print(comparison_markdown(doc))
     try:
         from obliviate.reporting import write_leaderboard, write_report  # noqa: F401

@@ -35,6 +35,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     r.add_argument("--epochs", type=float, help="fine-tuning epochs of the tiny models")
     r.add_argument("--no-scal", action="store_true", help="skip C5 (scalability)")
     r.add_argument("--no-sust", action="store_true", help="skip C6 (sustainability)")
+    r.add_argument("--overwrite", action="store_true",
+                   help="re-run finished stages whose configuration differs (default: an error)")
     r.add_argument("--method-set", dest="method_overrides", action="append", default=[],
                    metavar="METHOD.KEY=VALUE",
                    help="override a method setting, e.g. npo.train.lr=5e-4 (repeatable)")
@@ -82,8 +84,9 @@ def run(args: argparse.Namespace) -> int:
         return 0
     if args.verb == "eval":
         return _eval(args, parse_overrides(args.overrides))
-    from obliviate.benchmarks.muse import muse_markdown, run_muse
+    from obliviate.recipes.muse import run_muse
     from obliviate.registry import METHODS
+    from obliviate.reporting.render import muse_markdown
 
     methods = [m for m in args.methods.split(",") if m]
     for m in methods:
@@ -97,7 +100,8 @@ def run(args: argparse.Namespace) -> int:
                    finetune_train={"epochs": args.epochs} if args.epochs else None,
                    method_overrides=overrides or None, settings=parse_overrides(args.overrides),
                    scalability=not args.no_scal, sustainability=not args.no_sust,
-                   progress=not args.no_progress, revision=args.revision)
+                   progress=not args.no_progress, revision=args.revision,
+                   overwrite=args.overwrite)
     print(muse_markdown(doc))
     return 0
 
