@@ -133,3 +133,18 @@ def test_api_tofu_default_is_unchanged(tiny_models: dict) -> None:
     a = api.evaluate(tiny_models["target"], **kw)
     b = api.evaluate(tiny_models["target"], benchmark="tofu", **kw)
     assert a.values() == b.values() and a.key == b.key
+
+
+def test_hub_entries_read_a_local_copy_in_the_hub_layout(tmp_path: Path) -> None:
+    """muse-news / muse-books / wmdp take --data FOLDER (a snapshot of the hub data) offline."""
+    from obliviate.api import load_suite
+
+    assert main(["muse", "export", "--out", str(tmp_path / "news"), "--people", "5"]) == 0
+    news = load_suite("muse-news", data=str(tmp_path / "news"))
+    assert news.request.forget and news.data.verbmem and news.split == "forget"
+    rows = [{"question": "2 + 2?", "choices": ["3", "4", "5", "6"], "answer": 1}]
+    (tmp_path / "mcq.jsonl").write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    mcq = load_suite("wmdp", data=str(tmp_path / "mcq.jsonl"))
+    assert list(mcq.sets) == ["mcq"] and mcq.mode == "letters"
+    with pytest.raises(ValueError, match="needs the forget corpus"):
+        mcq.request  # noqa: B018
