@@ -3,8 +3,8 @@
 The public API is small and imports nothing heavy until called::
 
     import obliviate
-    result = obliviate.unlearn(model="runs/target", method="npo", benchmark="builtin", split="forget10")
-    metrics = obliviate.evaluate(model=result.model_path, benchmark="builtin", split="forget10")
+    result = obliviate.unlearn(model="runs/target", method="npo", benchmark="tofu", split="forget10")
+    metrics = obliviate.evaluate(model=result.model_path, benchmark="tofu", split="forget10")
 """
 
 from __future__ import annotations

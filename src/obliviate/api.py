@@ -35,22 +35,42 @@ TOFU_CONFIGS = (
 
 
 def load_request(
-    data: str = "builtin",
-    split: str = "forget10",
+    data: str | None = None,
+    split: str | None = None,
     forget: Any = None,
     retain: Any = None,
     holdout: Any = None,
     builtin: dict[str, Any] | None = None,
+    benchmark: str | None = None,
+    revision: str | None = None,
 ) -> UnlearningRequest:
-    """A benchmark split (``data`` = "builtin", a TOFU folder or "locuslab/TOFU") or, when
-    ``forget`` is given, the user's own forget/retain/holdout files."""
-    if forget is not None:
-        from obliviate.data.files import make_request
+    """The forget/retain/holdout request of a registered benchmark (``obliviate ls
+    benchmarks``): ``tofu`` (``data`` = "builtin", a TOFU folder or "locuslab/TOFU"; the
+    default), ``builtin-muse``, ``muse-news``... or, when ``forget`` is given, the user's own
+    files (``qa``, or ``documents`` for plain text)."""
+    return load_suite(benchmark, data, split, forget, retain, holdout, builtin,
+                      revision=revision).request
 
-        return make_request(forget, retain, holdout)
-    from obliviate.data.tofu import load_tofu
 
-    return load_tofu(data, split, **(builtin or {}))
+def load_suite(
+    benchmark: str | None = None,
+    data: str | None = None,
+    split: str | None = None,
+    forget: Any = None,
+    retain: Any = None,
+    holdout: Any = None,
+    builtin: dict[str, Any] | None = None,
+    settings: dict[str, Any] | None = None,
+    template: str = "qa",
+    revision: str | None = None,
+) -> Any:
+    """A benchmark entry's loaded :class:`~obliviate.benchmarks.suites.Suite` (its request and
+    metric suite). Without ``benchmark``: ``qa`` when ``forget`` is given, else ``tofu``."""
+    from obliviate.benchmarks import default_benchmark, get_benchmark
+
+    spec = get_benchmark(benchmark or default_benchmark(forget))
+    return spec.build(data, split, forget=forget, retain=retain, holdout=holdout, builtin=builtin,
+                      settings=settings, template=template, revision=revision)
 
 
 def training_items(data: str, split: str, builtin: dict[str, Any] | None = None) -> list[QAItem]:
@@ -186,8 +206,8 @@ class UnlearnResult:
 def unlearn(
     model: str,
     method: str = "npo",
-    data: str = "builtin",
-    split: str = "forget10",
+    data: str | None = None,
+    split: str | None = None,
     forget: Any = None,
     retain: Any = None,
     holdout: Any = None,
@@ -198,32 +218,45 @@ def unlearn(
     accelerator: Any = None,
     progress: bool = True,
     trust_remote_code: bool = False,
+    benchmark: str | None = None,
+    revision: str | None = None,
 ) -> UnlearnResult:
     """Unlearn a forget set from ``model`` (hub name, model folder or run folder) with a
     registered ``method`` (``obliviate ls methods``) and save the result under ``out/model``.
 
     ``overrides`` follow the method's defaults (``obliviate ls methods NAME``), e.g.
-    ``{"alpha": 2.0, "train": {"lr": 1e-4}, "peft": {"r": 8}}``.
+    ``{"alpha": 2.0, "train": {"lr": 1e-4}, "peft": {"r": 8}}``. ``benchmark`` names the
+    registered entry whose request is unlearnt (:func:`load_suite`); document benchmarks
+    (MUSE, WMDP corpora, plain documents) cut long documents into token windows.
     """
     from obliviate.methods.base import UnlearnJob
     from obliviate.models.loading import load_model, load_tokenizer
-    from obliviate.registry import METHODS
+    from obliviate.registry import BENCHMARKS, METHODS
     from obliviate.runs import resolve_model_dir, write_config
     from obliviate.training import get_accelerator
 
     preset = METHODS.get(method)
+    if benchmark is not None:
+        BENCHMARKS.entry(benchmark)  # unknown name: did-you-mean before any loading
     overrides = dict(overrides or {})
     method_obj = preset.build(overrides)
-    request = load_request(data, split, forget, retain, holdout, builtin)
+    suite = load_suite(benchmark, data, split, forget, retain, holdout, builtin, revision=revision)
+    request = suite.request
     path = resolve_model_dir(model)
     tok = load_tokenizer(path, trust_remote_code)
     net = load_model(path, trust_remote_code=trust_remote_code)
     acc = get_accelerator(accelerator)
     run_dir = Path(out) if out else None
-    job = UnlearnJob(net, tok, request, PromptTemplate(template), run_dir, acc, progress, path)
+    job_class = UnlearnJob
+    if suite.documents:
+        from obliviate.benchmarks.muse import DocumentJob as job_class
+    job = job_class(net, tok, request, PromptTemplate(template), run_dir, acc, progress, path)
     config = _merge(preset.defaults(), overrides)
     config.update({"model": str(model), "data": data if forget is None else "custom",
-                   "split": split, "template": template, "world_size": acc.num_processes})
+                   "split": split if split is not None else suite.split, "template": template,
+                   "world_size": acc.num_processes})
+    if benchmark is not None:
+        config["benchmark"] = benchmark
     t0 = time.perf_counter()
     output = method_obj.unlearn(job)
     wall = time.perf_counter() - t0
@@ -257,8 +290,8 @@ def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
 
 def evaluate(
     model: Any,
-    data: str = "builtin",
-    split: str = "forget10",
+    data: str | None = None,
+    split: str | None = None,
     retain_model: Any = None,
     out: str | Path | None = None,
     tokenizer: Any = None,
@@ -272,8 +305,12 @@ def evaluate(
     progress: bool = True,
     reuse: bool = True,
     trust_remote_code: bool = False,
+    benchmark: str | None = None,
+    revision: str | None = None,
 ) -> Any:
-    """Evaluate ``model`` (a path, or an in-memory model with ``tokenizer``) on a benchmark split.
+    """Evaluate ``model`` (a path, or an in-memory model with ``tokenizer``) with a registered
+    benchmark's metric suite (``benchmark``, default ``tofu``, or ``qa`` for the user's files;
+    ``obliviate ls benchmarks``).
 
     ``retain_model`` (the gold-standard model's folder) enables forget quality and privleak: its
     evaluation is computed once and cached in ``<retain run>/evals/``, keyed by its fingerprint,
@@ -281,14 +318,11 @@ def evaluate(
     Results go to ``out`` (``metrics.json``, ``samples.jsonl``); an existing evaluation with the
     same key is reused (resume), a stale one never.
     """
-    from obliviate.config import from_dict
-    from obliviate.evaluation import EvalSettings, add_reference_metrics, evaluate_model, eval_key
     from obliviate.models.loading import load_model, load_tokenizer, model_fingerprint
     from obliviate.runs import load_eval, resolve_model_dir, write_eval
 
-    request = load_request(data, split, forget, retain, holdout, builtin)
-    es = from_dict(EvalSettings, settings or {}, "evaluation")
-    tmpl = PromptTemplate(template)
+    suite = load_suite(benchmark, data, split, forget, retain, holdout, builtin, settings,
+                       template, revision)
     if isinstance(model, (str, Path)):
         path = resolve_model_dir(model)
         fp = model_fingerprint(path)
@@ -297,16 +331,16 @@ def evaluate(
         path, net, fp = None, model, model_fingerprint(model)
         if tokenizer is None:
             raise ValueError("evaluate(): pass tokenizer= with an in-memory model")
-    key = eval_key(request, tmpl, es, fp)
+    key = suite.key(fp)
     out_dir = Path(out) if out else None
     reference = None
     if retain_model is not None:
-        reference = _retain_reference(retain_model, request, tmpl, es, data, split, progress, reuse)
+        reference = _retain_reference(retain_model, suite, progress, reuse)
     if out_dir is not None and reuse:
         cached = load_eval(out_dir)
         if cached is not None and cached.key == key:
             if reference is not None:
-                add_reference_metrics(cached, reference)
+                suite.add_reference(cached, reference)
             return cached
     if net is None:
         tok = load_tokenizer(path, trust_remote_code)
@@ -314,20 +348,21 @@ def evaluate(
     else:
         tok = tokenizer if not isinstance(tokenizer, (str, Path)) else load_tokenizer(str(tokenizer))
     t0 = time.perf_counter()
-    result = evaluate_model(net, tok, request, tmpl, es, reference, fp, progress)
+    result = suite.evaluate(net, tok, reference, fp, progress)
     result.timing["eval_s"] = round(time.perf_counter() - t0, 3)
     if out_dir is not None:
-        info = {"name": out_dir.name, "benchmark": request.name, "split": split,
+        info = {"name": out_dir.name, "benchmark": suite.name, "split": suite.split,
                 "model": {"path": str(path) if path else None, "fingerprint": fp}}
+        if revision:
+            info["revision"] = revision
         info.update(meta or {})
         write_eval(out_dir, result, info)
     return result
 
 
-def _retain_reference(retain_model: Any, request: UnlearningRequest, tmpl: PromptTemplate,
-                      es: Any, data: str, split: str, progress: bool, reuse: bool) -> Any:
+def _retain_reference(retain_model: Any, suite: Any, progress: bool, reuse: bool) -> Any:
     """The retain model's evaluation on the same data and settings, cached next to it."""
-    from obliviate.evaluation import EvalResult, add_reference_metrics, evaluate_model, eval_key
+    from obliviate.evaluation import EvalResult
     from obliviate.models.loading import load_model, load_tokenizer, model_fingerprint
     from obliviate.runs import load_eval, resolve_model_dir, write_eval
 
@@ -335,19 +370,19 @@ def _retain_reference(retain_model: Any, request: UnlearningRequest, tmpl: Promp
         return retain_model
     path = resolve_model_dir(retain_model)
     fp = model_fingerprint(path)
-    key = eval_key(request, tmpl, es, fp)
+    key = suite.key(fp)
     tag = key["data"].split(":")[1][:8] + "-" + _short_hash(key)
-    cache = Path(path).parent / "evals" / f"{request.name}-{split}-{tag}"
+    cache = Path(path).parent / "evals" / f"{suite.name}-{suite.split}-{tag}"
     if reuse:
         cached = load_eval(cache)
         if cached is not None and cached.key == key:
             return cached
     tok = load_tokenizer(path)
     net = load_model(path)
-    result = evaluate_model(net, tok, request, tmpl, es, None, fp, progress)
-    add_reference_metrics(result, result)
-    write_eval(cache, result, {"name": "retain", "role": "retain", "benchmark": request.name,
-                               "split": split, "model": {"path": path, "fingerprint": fp}})
+    result = suite.evaluate(net, tok, None, fp, progress)
+    suite.add_reference(result, result)
+    write_eval(cache, result, {"name": "retain", "role": "retain", "benchmark": suite.name,
+                               "split": suite.split, "model": {"path": path, "fingerprint": fp}})
     return result
 
 

@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 
 from obliviate.reporting import write_comparison, write_leaderboard, write_report
-from obliviate.reporting.runs import load_run
+from obliviate.runs import load_run
 
 CHROMIUM = Path("/usr/bin/chromium")
 REPO = Path(__file__).resolve().parents[2]
@@ -96,7 +96,7 @@ def _chromium(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
            "--disable-component-update", "--disable-sync", "--no-first-run",
            "--hide-scrollbars", "--enable-logging=stderr", "--v=0",
            f"--user-data-dir={profile}", *args]
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=180)
+    proc = subprocess.run(cmd, check=False, capture_output=True, text=True, timeout=180)
     shutil.rmtree(profile, ignore_errors=True)
     return proc
 

@@ -19,7 +19,7 @@ import pytest
 
 from obliviate.cli import main
 from obliviate.reporting import write_comparison, write_report
-from obliviate.reporting.runs import load_run
+from obliviate.runs import load_run
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "runs"
 DEMO = FIXTURES / "demo"
@@ -46,7 +46,7 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> dict:
     demo_copy = Path(shutil.copytree(DEMO, tmp / "demo"))
     shapes_copy = Path(shutil.copytree(FIXTURES / "shapes", tmp / "shapes"))
     out = tmp / "out"
-    proc = subprocess.run(
+    proc = subprocess.run(  # noqa: PLW1510 (the return code is asserted below)
         [sys.executable, "-c", BUILD, str(DEMO), str(out), str(demo_copy / "npo"),
          str(shapes_copy)],
         capture_output=True, text=True, timeout=300,
@@ -66,9 +66,9 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> dict:
 
 
 def _rows(page: str, table_id: str) -> list[str]:
-    m = re.search(rf'<table id="{table_id}"[^>]*>.*?<tbody>(.*?)</tbody>', page, re.S)
+    m = re.search(rf'<table id="{table_id}"[^>]*>.*?<tbody>(.*?)</tbody>', page, re.DOTALL)
     assert m, f"no table {table_id}"
-    return re.findall(r"<tr[^>]*>.*?</tr>", m.group(1), re.S)
+    return re.findall(r"<tr[^>]*>.*?</tr>", m.group(1), re.DOTALL)
 
 
 def _sections(page: str) -> list[str]:

@@ -9,8 +9,8 @@ import pytest
 
 pytest.importorskip("diffusers")
 
-from obliviate.cli import main  # noqa: E402
-from obliviate.diffusion.testing import tiny_builtin_folders  # noqa: E402
+from obliviate.cli import main
+from obliviate.diffusion.testing import tiny_builtin_folders
 
 
 @pytest.fixture(scope="module")
@@ -54,7 +54,7 @@ def test_erase_writes_a_diffusion_run_folder(folders, tmp_path, capsys):
     assert sum(r["split"] == "forget" for r in rows) == 3 * 3  # the three red prompts
     assert {"prompt", "shape_pred", "colour_pred", "p_concept"} <= set(rows[0])
     try:
-        from obliviate.reporting.runs import load_run
+        from obliviate.runs import load_run
     except ImportError:  # reporting not built yet
         return
     run = load_run(out)

@@ -21,8 +21,8 @@ import pytest
 
 pytest.importorskip("diffusers")
 
-from obliviate.diffusion.evaluate import EvalConfig  # noqa: E402
-from obliviate.registry import ERASERS  # noqa: E402
+from obliviate.diffusion.evaluate import EvalConfig
+from obliviate.registry import ERASERS
 
 pytestmark = pytest.mark.slow
 
@@ -65,7 +65,7 @@ def test_the_original_model_draws_recognisable_concepts(before, concept):
 
 # Forget-Me-Not erasing square misses the cross-domain margin: colour accuracy 0.78 < 0.80 with
 # UA 0.94 and IRA 1.00 (24 images per prompt). With no shape token attended, the model draws
-# squares (benchmarks/diffusion_hidden_tokens.py), so FMN (no anchor) erases square by
+# squares (perf/diffusion_hidden_tokens.py), so FMN (no anchor) erases square by
 # collapsing the erased prompts onto red triangles; the variants tried are in
 # docs/diffusion.md. Every other margin, and colour on the retained prompts, is still asserted;
 # the case fails if it ever meets the CRA margin, so that this entry is removed.
@@ -80,8 +80,8 @@ def test_method_erases_the_concept_and_keeps_the_others(setup, snapshot, before,
     from obliviate.diffusion.run import erase_run
 
     setup.model.restore(snapshot)
-    doc, after = erase_run(tmp_path / method, concept, method, setup=setup,
-                           before=before[concept], eval_config=EVAL, save_model=False)
+    _doc, after = erase_run(tmp_path / method, concept, method, setup=setup,
+                            before=before[concept], eval_config=EVAL, save_model=False)
     setup.model.restore(snapshot)
     v = after.values()
     msg = f"{method} erasing {concept}: {v}"
@@ -129,7 +129,7 @@ def test_uce_keeps_preserved_cross_attention_outputs_on_the_trained_model(setup,
 
 
 def test_quick_demo_writes_a_group_folder(tmp_path):
-    from obliviate.diffusion.demo import run_demo
+    from obliviate.recipes.diffusion import run_demo
 
     cache = os.environ.get("OBLIVIATE_TEST_CACHE") or tmp_path / "cache"
     doc = run_demo(tmp_path / "demo", quick=True, methods=["uce", "esd-x"], cache_dir=cache,

@@ -20,11 +20,11 @@ N_PEOPLE = 5  # 1 forget person, 3 retain2, 1 retain1, 1 holdout
 def tiny(tmp_path_factory):
     import torch
 
-    from obliviate.benchmarks.muse import train_on_documents
     from obliviate.data.builtin_muse import builtin_muse_corpus_text
     from obliviate.data.muse import load_muse
     from obliviate.models.loading import load_model
     from obliviate.models.tiny import train_tokenizer
+    from obliviate.recipes.muse import train_on_documents
 
     torch.set_num_threads(2)
     data = load_muse("builtin", n_people=N_PEOPLE)
@@ -94,7 +94,7 @@ def test_unlearning_uses_document_windows(tiny):
 @pytest.mark.slow
 def test_six_way_evaluation_end_to_end(tmp_path):
     """The whole pipeline on a small built-in corpus (about 3 minutes on 2 free cores)."""
-    from obliviate.benchmarks.muse import run_muse
+    from obliviate.recipes.muse import run_muse
 
     out = tmp_path / "muse"
     doc = run_muse(out, methods=("graddiff", "npo"), builtin={"n_people": 30}, size="xs",

@@ -1,4 +1,4 @@
-"""benchmarks/diffusion_hidden_tokens.py: its masked sampler is the library's sampler when
+"""perf/diffusion_hidden_tokens.py: its masked sampler is the library's sampler when
 nothing is hidden, and hiding the prompt's tokens changes the images."""
 
 from __future__ import annotations
@@ -9,11 +9,11 @@ from pathlib import Path
 import pytest
 
 pytest.importorskip("diffusers")
-import torch  # noqa: E402
+import torch
 
-from obliviate.diffusion.testing import random_tiny_model  # noqa: E402
+from obliviate.diffusion.testing import random_tiny_model
 
-SCRIPT = Path(__file__).parents[2] / "benchmarks" / "diffusion_hidden_tokens.py"
+SCRIPT = Path(__file__).parents[2] / "perf" / "diffusion_hidden_tokens.py"
 
 
 def _script():

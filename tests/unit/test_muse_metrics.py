@@ -15,7 +15,6 @@ from obliviate.data.types import QAItem
 from obliviate.evaluation import EvalResult
 from obliviate.scoring import TokenScores
 
-
 # ----------------------------------------------------------------------------- pure functions
 
 
@@ -104,7 +103,7 @@ def test_settings_validate():
 
 
 def _data() -> MuseData:
-    doc = lambda t: QAItem("", t)  # noqa: E731
+    doc = lambda t: QAItem("", t)
     return MuseData(
         name="muse", source="test",
         raw={"forget": [doc("f1"), doc("f2")], "retain1": [doc("r1")]},
@@ -124,7 +123,7 @@ def _scores(logprobs):
 @pytest.fixture
 def fake_model(monkeypatch):
     """generate/score_pairs replaced by table look-ups; records the calls."""
-    import obliviate.scoring as scoring
+    from obliviate import scoring
 
     calls = {"generate": [], "score": []}
     gens = {
@@ -220,6 +219,8 @@ def test_markdown_table():
                      "retain_knowmem": 0.7}],
            "scalability": {"npo": [{"fold": 1, "n_docs": 6, "metrics": {"forget_knowmem": 0.1}}]},
            "sustainability": {}}
-    md = M.muse_markdown(doc)
+    from obliviate.reporting.render import muse_markdown
+
+    md = muse_markdown(doc)
     assert "| target | 0.900 | 0.800 | -99.500 | 0.700 |" in md
     assert "| npo | 1 | 6 | - | 0.100 | - | - |" in md

@@ -95,7 +95,7 @@ def test_training_section_keeps_fine_tuning_logs_apart():
     from pathlib import Path
 
     from obliviate.reporting.report import training_section
-    from obliviate.reporting.runs import Run
+    from obliviate.runs import Run
 
     def run(name: str, role: str, steps: int) -> Run:
         log = [{"step": s, "loss": 1.0 / s, "lr": 1e-4} for s in range(1, steps + 1)]

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from obliviate.data.types import DataError
-from obliviate.reporting.runs import (
+from obliviate.runs import (
     find_references,
     group_images,
     load_group,
@@ -136,8 +136,8 @@ def test_null_and_nan_metric_values_are_missing(demo: Path):
     ("[1, 2]", r"samples.jsonl, line 3: expected a JSON object, got list"),
     ('{"split": "forget", "index": "7"}', r"line 3: 'index' must be an integer"),
     ('{"index": 7}', r"line 3: 'split' must be a non-empty string"),
-    ('{"split": "forget", "index": 0}', r"line 3: duplicate sample split='forget' index=0 "
-                                        r"\(first on line 1\)"),
+    ('{"split": "forget", "index": 0}', (r"line 3: duplicate sample split='forget' index=0 "
+                                         r"\(first on line 1\)")),
     ('{"split": "x", "index": 0, "generation": 5}', r"line 3: 'generation' must be a string"),
 ])
 def test_bad_samples_line(demo: Path, line: str, message: str):

@@ -6,7 +6,6 @@ from pathlib import Path
 
 import pytest
 
-from obliviate.reporting.runs import Metric, Run
 from obliviate.reporting.tables import (
     Goal,
     best_cells,
@@ -26,6 +25,7 @@ from obliviate.reporting.tables import (
     to_csv,
     to_markdown,
 )
+from obliviate.runs import Metric, Run
 
 
 def run(name: str, role: str = "unlearned", group: str | None = "g", timing=None,
@@ -133,8 +133,8 @@ def test_leaderboard_markdown_and_csv_exact():
     board = leaderboard(_board_runs()[:3])  # npo, retain, ga
     md = to_markdown(board)
     assert md.splitlines() == [
-        "| run | role | method | Forget quality | PrivLeak (%) | Train time (s) "
-        "| trainable_params | seed |",
+        ("| run | role | method | Forget quality | PrivLeak (%) | Train time (s) "
+         "| trainable_params | seed |"),
         "| --- | --- | --- | ---: | ---: | ---: | --- | --- |",
         "| retain | retain |  | 1 | 0 | — | — | 0 |",
         "| npo | unlearned | npo | **0.4** | **-5** | 30 | — | 0 |",

@@ -1,17 +1,22 @@
 """Benchmarks: importing this package registers each one in :data:`obliviate.registry.BENCHMARKS`.
 
-An entry is a :class:`BenchmarkSpec`: what to load (``loader``, a lazy ``"module:function"``
-plus its keyword arguments), how to evaluate a model on it (``evaluator``), the metric names it
-reports with their directions, and the command that runs it. Nothing heavy is imported here:
-the loaders and evaluators are resolved on use (:meth:`BenchmarkSpec.load`,
-:meth:`BenchmarkSpec.evaluator_fn`).
+An entry is a :class:`BenchmarkSpec`: where its data comes from by default (``data``: a hub
+name, ``"builtin"`` for a generator, or the user's files), its default forget split, the
+*suite* that loads a request and evaluates a model on it
+(:mod:`obliviate.benchmarks.suites`: TOFU's metric suite, MUSE's, multiple choice), the metric
+names it reports with their directions, and the command that runs it. ``obliviate eval``,
+``obliviate unlearn``, ``obliviate benchmark`` and :mod:`obliviate.api` take ``--benchmark NAME``
+and go through :meth:`BenchmarkSpec.build`, so adding a benchmark is one entry here (plus its
+suite builder when no existing family fits). Nothing heavy is imported here: loaders, suites
+and evaluators are resolved on use.
 """
 
 from __future__ import annotations
 
 import importlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 from obliviate.registry import BENCHMARKS
 
@@ -27,6 +32,27 @@ class BenchmarkSpec:
     metrics: dict[str, str] = field(default_factory=dict)  # name -> direction
     command: str = ""
     needs_network: bool = False
+    suite: str = ""  # "module:function" building the Suite (obliviate.benchmarks.suites)
+    data: str | None = "builtin"  # default source; None: the user's files (--forget ...)
+    split: str = "forget"  # default forget split
+    fixed_data: bool = False  # the source cannot be changed (a built-in generator)
+
+    def resolve_data(self, data: str | None) -> str | None:
+        """``data`` or this entry's default source; a fixed source cannot be replaced."""
+        if data is None or data == self.data:
+            return self.data
+        if self.fixed_data:
+            raise ValueError(f"benchmark {self.name!r} is generated (--data {self.data}); it "
+                             f"cannot read {data!r}: choose another benchmark for that source "
+                             "(obliviate ls benchmarks)")
+        return data
+
+    def build(self, data: str | None = None, split: str | None = None, **kwargs: Any) -> Any:
+        """The loaded :class:`~obliviate.benchmarks.suites.Suite` (request + metric suite).
+
+        ``kwargs``: ``forget``, ``retain``, ``holdout`` (the user's files), ``builtin``
+        (generator options), ``settings`` (evaluation settings), ``template``, ``revision``."""
+        return _resolve(self.suite)(self, self.resolve_data(data), split or self.split, **kwargs)
 
     def load(self, **kwargs: Any) -> Any:
         """The benchmark's data (``loader(**loader_kwargs, **kwargs)``)."""
@@ -41,16 +67,41 @@ def _resolve(target: str) -> Any:
     return getattr(importlib.import_module(module), attr)
 
 
+_TOFU_PAPER = "Maini+ 2024, arXiv 2401.06121 (TOFU)"
 _MUSE_PAPER = "Shi+ 2024, arXiv 2407.06460 (MUSE)"
 _WMDP_PAPER = "Li+ 2024, arXiv 2403.03218 (WMDP)"
 _MUSE_METRICS = {"forget_verbmem": "lower", "forget_knowmem": "lower", "privleak": "zero",
                  "retain_knowmem": "higher", "mia_min_k_auc": "zero"}
+_TOFU_METRICS = {"forget_quality": "higher", "model_utility": "higher", "forget_rouge": "lower",
+                 "forget_prob": "lower", "retain_rouge": "higher", "privleak": "zero"}
+_SUITES = "obliviate.benchmarks.suites"
 
 
 def _register(spec: BenchmarkSpec) -> None:
     BENCHMARKS.register(spec.name, spec, description=spec.description, paper=spec.paper,
                         metrics=dict(spec.metrics), needs_network=spec.needs_network)
 
+
+_register(BenchmarkSpec(
+    "tofu", "TOFU fictitious authors QA: built-in generator (default), a folder of <config>.jsonl "
+    "files or locuslab/TOFU", _TOFU_PAPER, "obliviate.data.tofu:load_tofu", {"source": "builtin"},
+    "obliviate.evaluation:evaluate_model", _TOFU_METRICS,
+    "obliviate benchmark --benchmark tofu --data locuslab/TOFU --split forget10",
+    suite=f"{_SUITES}:build_tofu", split="forget10"))
+_register(BenchmarkSpec(
+    "qa", "your own QA files (--forget, --retain, --holdout: JSON, JSONL, CSV), TOFU metrics",
+    _TOFU_PAPER, "obliviate.data.files:make_request", {}, "obliviate.evaluation:evaluate_model",
+    {"forget_rouge": "lower", "forget_prob": "lower", "retain_rouge": "higher"},
+    "obliviate eval --benchmark qa --forget forget.jsonl --retain retain.jsonl --model RUN",
+    suite=f"{_SUITES}:build_qa", data=None))
+_register(BenchmarkSpec(
+    "documents", "your own plain documents (.txt files or a jsonl with 'text'): VerbMem, "
+    "PrivLeak, perplexity", _MUSE_PAPER, "obliviate.benchmarks.suites:build_documents", {},
+    "obliviate.benchmarks.muse:evaluate_muse",
+    {"forget_verbmem": "lower", "forget_perplexity": "higher", "retain_perplexity": "lower",
+     "mia_min_k_auc": "zero", "privleak": "zero"},
+    "obliviate eval --benchmark documents --forget docs/ --retain keep/ --model RUN",
+    suite=f"{_SUITES}:build_documents", data=None))
 
 for _name, _source, _what in (
     ("builtin-muse", "builtin", "MUSE-shaped corpus about the built-in fictitious people (offline)"),
@@ -60,17 +111,30 @@ for _name, _source, _what in (
     _register(BenchmarkSpec(
         _name, _what, _MUSE_PAPER, "obliviate.data.muse:load_muse", {"source": _source},
         "obliviate.benchmarks.muse:evaluate_muse", _MUSE_METRICS,
-        f"obliviate muse run --data {_source}", needs_network=_source != "builtin"))
+        f"obliviate benchmark --benchmark {_name}", needs_network=_source != "builtin",
+        suite=f"{_SUITES}:build_muse", data=_source, fixed_data=_source == "builtin"))
 
 _register(BenchmarkSpec(
     "builtin-wmdp", "WMDP-style multiple choice about the built-in people (forget / retain)",
     _WMDP_PAPER, "obliviate.data.wmdp:load_wmdp", {"source": "builtin"},
     "obliviate.benchmarks.wmdp:evaluate_mcq",
     {"forget_accuracy": "lower", "retain_accuracy": "higher"},
-    "obliviate wmdp --data builtin --mode cloze --model RUN"))
+    "obliviate eval --benchmark builtin-wmdp --model RUN",
+    suite=f"{_SUITES}:build_mcq", fixed_data=True))
 _register(BenchmarkSpec(
-    "wmdp", "WMDP hazardous-knowledge multiple choice (bio, cyber, chem); chance is 0.25",
-    _WMDP_PAPER, "obliviate.data.wmdp:load_wmdp", {"source": "cais/wmdp"},
+    "wmdp", "WMDP hazardous-knowledge multiple choice (bio, cyber, chem) or your MCQ file; "
+    "chance is 0.25", _WMDP_PAPER, "obliviate.data.wmdp:load_wmdp", {"source": "cais/wmdp"},
     "obliviate.benchmarks.wmdp:evaluate_mcq",
     {"wmdp_bio_accuracy": "lower", "wmdp_cyber_accuracy": "lower", "wmdp_chem_accuracy": "lower"},
-    "obliviate wmdp --data cais/wmdp --model MODEL", needs_network=True))
+    "obliviate eval --benchmark wmdp --data cais/wmdp --model MODEL", needs_network=True,
+    suite=f"{_SUITES}:build_mcq", data="cais/wmdp", split="test"))
+
+
+def get_benchmark(name: str) -> BenchmarkSpec:
+    """The registered entry ``name`` (an unknown name is one sentence with did-you-mean)."""
+    return BENCHMARKS.get(name)
+
+
+def default_benchmark(forget: Any = None) -> str:
+    """The entry used when none is named: ``qa`` for the user's files, else ``tofu``."""
+    return "qa" if forget is not None else "tofu"

@@ -23,6 +23,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="a much smaller run (20 people, xs model) for smoke tests")
     p.add_argument("--diffusion", action="store_true",
                    help="run the diffusion concept-erasure demo instead")
+    p.add_argument("--overwrite", action="store_true",
+                   help="re-run finished stages whose configuration differs (default: an error)")
     p.add_argument("--no-progress", action="store_true", help="hide progress bars")
     p.set_defaults(func=run)
 
@@ -31,11 +33,11 @@ def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     if args.diffusion:
-        from obliviate.diffusion.demo import run_demo
+        from obliviate.recipes.diffusion import run_demo
 
         run_demo(Path(args.out), quick=args.quick)
         return 0
-    from obliviate.pipeline import comparison_markdown, run_benchmark
+    from obliviate.recipes.tofu import comparison_markdown, run_benchmark
 
     builtin = {"n_people": args.people}
     size = args.size
@@ -50,7 +52,8 @@ def run(args: argparse.Namespace) -> int:
     doc = run_benchmark(args.out, methods=[m for m in args.methods.split(",") if m],
                         split=args.split, size=size, builtin=builtin,
                         finetune_train={"epochs": args.epochs},
-                        eval_settings=eval_settings, progress=not args.no_progress)
+                        eval_settings=eval_settings, progress=not args.no_progress,
+                        overwrite=args.overwrite)
     print()
     print(comparison_markdown(doc))
     print(f"wall time: {time.perf_counter() - t0:.0f} s; results in {args.out}/ (comparison.md, "
@@ -59,7 +62,7 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _report(out) -> None:  # noqa: ANN001
+def _report(out) -> None:
     try:
         from obliviate.reporting import write_report
     except ImportError:

@@ -78,7 +78,7 @@ def run(args: argparse.Namespace) -> int:
             print(f"{e.name:8s} {e.description}  [{e.paper}]")
         return 0
     if args.demo:
-        from obliviate.diffusion.demo import DEMO_CONCEPT, run_demo
+        from obliviate.recipes.diffusion import DEMO_CONCEPT, run_demo
 
         run_demo(Path(args.out or "runs/demo-diffusion"), quick=args.quick,
                  concept=args.concept or DEMO_CONCEPT, cache_dir=args.cache_dir, seed=args.seed)

@@ -5,12 +5,14 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from obliviate.cli._common import add_data_args, add_set_arg, builtin_kwargs
+from obliviate.cli._common import add_data_args, add_set_arg, data_kwargs
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("eval", help="evaluate a model (TOFU metric suite)",
-                       description="Writes metrics.json and samples.jsonl to --out. With "
+    p = sub.add_parser("eval", help="evaluate a model with a benchmark's metric suite",
+                       description="Any registered benchmark (--benchmark NAME, see `obliviate ls "
+                                   "benchmarks`; default tofu). Writes metrics.json and "
+                                   "samples.jsonl to --out. With "
                                    "--retain-model, forget quality and privleak are computed "
                                    "against it (its evaluation is cached next to it).")
     p.add_argument("--model", required=True, help="model folder, run folder or hub name")
@@ -34,10 +36,8 @@ def run(args: argparse.Namespace) -> int:
     from obliviate import api
     from obliviate.config import parse_overrides
 
-    result = api.evaluate(args.model, data=args.data, split=args.split, forget=args.forget,
-                          retain=args.retain, holdout=args.holdout, retain_model=args.retain_model,
-                          out=args.out, template=args.template,
-                          settings=parse_overrides(args.overrides), builtin=builtin_kwargs(args),
-                          progress=not args.no_progress, reuse=not args.no_reuse)
+    result = api.evaluate(args.model, retain_model=args.retain_model, out=args.out,
+                          settings=parse_overrides(args.overrides), progress=not args.no_progress,
+                          reuse=not args.no_reuse, **data_kwargs(args))
     print_metrics(result.metrics)
     return 0

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import argparse
 
-KINDS = ("methods", "metrics", "erasers")
+KINDS = ("methods", "metrics", "benchmarks", "erasers")
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("ls", help="list methods, metrics and erasers (with their papers)")
+    p = sub.add_parser("ls", help="list methods, metrics, benchmarks and erasers (with their papers)")
     p.add_argument("kind", nargs="?", choices=KINDS, help="what to list (default: all)")
     p.add_argument("name", nargs="?", help="show one entry's defaults")
     p.set_defaults(func=run)
@@ -17,7 +17,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from obliviate import registry
 
-    regs = {"methods": registry.METHODS, "metrics": registry.METRICS, "erasers": registry.ERASERS}
+    regs = {"methods": registry.METHODS, "metrics": registry.METRICS,
+            "benchmarks": registry.BENCHMARKS, "erasers": registry.ERASERS}
     if args.name:
         import yaml
 
@@ -28,6 +29,8 @@ def run(args: argparse.Namespace) -> int:
             print(_metric_details(obj))
         if hasattr(obj, "defaults"):
             print(yaml.safe_dump(obj.defaults(), sort_keys=False).rstrip())
+        if args.kind == "benchmarks":
+            _show_benchmark(obj)
         return 0
     for kind in [args.kind] if args.kind else KINDS:
         try:
@@ -63,3 +66,10 @@ def _metric_details(d: object) -> str:
     if getattr(d, "per_item", None):
         lines.append(f"per item: {d.per_item}")  # type: ignore[attr-defined]
     return "\n".join(lines)
+
+
+def _show_benchmark(spec) -> None:
+    print(f"data: {spec.data or 'your files (--forget, --retain, --holdout)'}"
+          f"{' (fixed)' if spec.fixed_data else ''}\nsplit: {spec.split}")
+    print("metrics: " + ", ".join(f"{k} ({v})" for k, v in spec.metrics.items()))
+    print(f"example: {spec.command}")

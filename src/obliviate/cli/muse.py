@@ -35,6 +35,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     r.add_argument("--epochs", type=float, help="fine-tuning epochs of the tiny models")
     r.add_argument("--no-scal", action="store_true", help="skip C5 (scalability)")
     r.add_argument("--no-sust", action="store_true", help="skip C6 (sustainability)")
+    r.add_argument("--overwrite", action="store_true",
+                   help="re-run finished stages whose configuration differs (default: an error)")
     r.add_argument("--method-set", dest="method_overrides", action="append", default=[],
                    metavar="METHOD.KEY=VALUE",
                    help="override a method setting, e.g. npo.train.lr=5e-4 (repeatable)")
@@ -82,8 +84,9 @@ def run(args: argparse.Namespace) -> int:
         return 0
     if args.verb == "eval":
         return _eval(args, parse_overrides(args.overrides))
-    from obliviate.benchmarks.muse import muse_markdown, run_muse
+    from obliviate.recipes.muse import run_muse
     from obliviate.registry import METHODS
+    from obliviate.reporting.render import muse_markdown
 
     methods = [m for m in args.methods.split(",") if m]
     for m in methods:
@@ -97,33 +100,30 @@ def run(args: argparse.Namespace) -> int:
                    finetune_train={"epochs": args.epochs} if args.epochs else None,
                    method_overrides=overrides or None, settings=parse_overrides(args.overrides),
                    scalability=not args.no_scal, sustainability=not args.no_sust,
-                   progress=not args.no_progress, revision=args.revision)
+                   progress=not args.no_progress, revision=args.revision,
+                   overwrite=args.overwrite)
     print(muse_markdown(doc))
     return 0
 
 
-def _eval(args: argparse.Namespace, settings: dict) -> int:
-    from obliviate.benchmarks.muse import MuseSettings, evaluate_muse
-    from obliviate.cli.eval import print_metrics
-    from obliviate.config import from_dict
-    from obliviate.data.muse import load_muse
-    from obliviate.models.loading import load_model, load_tokenizer, model_fingerprint
-    from obliviate.runs import resolve_model_dir, write_eval
+def muse_entry(data: str) -> str:
+    """The registered benchmark a MUSE ``--data`` value belongs to."""
+    from obliviate.data.muse import HUB_NAMES
 
-    mset = from_dict(MuseSettings, settings, "MUSE evaluation")
-    data = load_muse(args.data, revision=args.revision, **(_builtin(args) or {}))
-    progress = not args.no_progress
-    ref = None
-    if args.retrain_model:
-        rpath = resolve_model_dir(args.retrain_model)
-        ref = evaluate_muse(load_model(rpath), load_tokenizer(rpath), data, mset,
-                            fingerprint=model_fingerprint(rpath), progress=progress)
-    path = resolve_model_dir(args.model)
-    result = evaluate_muse(load_model(path), load_tokenizer(path), data, mset, ref,
-                           model_fingerprint(path), progress)
-    if args.out:
-        write_eval(args.out, result, {"name": "muse-eval", "role": "unlearned", "benchmark": data.name,
-                                      "split": "forget", "revision": data.revision,
-                                      "model": {"path": path, "fingerprint": result.key["model"]}})
+    if data == "builtin":
+        return "builtin-muse"
+    return "muse-books" if data.lower() in ("books", HUB_NAMES["books"].lower()) else "muse-news"
+
+
+def _eval(args: argparse.Namespace, settings: dict) -> int:
+    """``obliviate muse eval`` = ``obliviate eval --benchmark <muse entry>``."""
+    from obliviate import api
+    from obliviate.cli.eval import print_metrics
+
+    result = api.evaluate(args.model, benchmark=muse_entry(args.data), data=args.data,
+                          retain_model=args.retrain_model, out=args.out, settings=settings,
+                          builtin=_builtin(args), revision=args.revision,
+                          meta={"name": "muse-eval", "role": "unlearned"},
+                          progress=not args.no_progress)
     print_metrics(result.metrics)
     return 0

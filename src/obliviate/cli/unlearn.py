@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from obliviate.cli._common import add_data_args, add_set_arg, builtin_kwargs
+from obliviate.cli._common import add_data_args, add_set_arg, data_kwargs
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -28,22 +28,19 @@ def run(args: argparse.Namespace) -> int:
     from obliviate.registry import METHODS
 
     METHODS.entry(args.method)  # unknown method: clear error before any loading
-    res = api.unlearn(args.model, method=args.method, data=args.data, split=args.split,
-                      forget=args.forget, retain=args.retain, holdout=args.holdout, out=args.out,
-                      overrides=parse_overrides(args.overrides), template=args.template,
-                      builtin=builtin_kwargs(args), progress=not args.no_progress,
-                      trust_remote_code=args.trust_remote_code)
+    data = data_kwargs(args)
+    res = api.unlearn(args.model, method=args.method, out=args.out,
+                      overrides=parse_overrides(args.overrides), progress=not args.no_progress,
+                      trust_remote_code=args.trust_remote_code, **data)
     if res.stopped:
         print(f"stopped early: {res.stopped}")
     print(f"saved {res.path} ({res.trainable_params:,} trainable parameters, {res.wall_s:.0f} s)")
     if args.eval:
         from obliviate.cli.eval import print_metrics
 
-        result = api.evaluate(res.model, tokenizer=res.tokenizer, data=args.data, split=args.split,
-                              forget=args.forget, retain=args.retain, holdout=args.holdout,
-                              retain_model=args.retain_model, out=args.out, reuse=False,
-                              template=args.template, builtin=builtin_kwargs(args),
+        result = api.evaluate(res.model, tokenizer=res.tokenizer, retain_model=args.retain_model,
+                              out=args.out, reuse=False,
                               meta={"role": "unlearned", "method": args.method},
-                              progress=not args.no_progress)
+                              progress=not args.no_progress, **data)
         print_metrics(result.metrics)
     return 0

@@ -33,28 +33,29 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from obliviate.benchmarks.wmdp import evaluate_mcq, run_lm_eval
+    """``obliviate wmdp`` = ``obliviate eval --benchmark wmdp`` (or ``builtin-wmdp``) plus the
+    optional lm-evaluation-harness tasks."""
+    from obliviate import api
+    from obliviate.benchmarks.wmdp import run_lm_eval
     from obliviate.cli.eval import print_metrics
-    from obliviate.data.wmdp import load_wmdp
-    from obliviate.models.loading import load_model, load_tokenizer, model_fingerprint
-    from obliviate.runs import resolve_model_dir, write_eval
+    from obliviate.runs import resolve_model_dir
 
-    builtin = {"n_people": args.people} if args.data == "builtin" and args.people else {}
-    subsets = [s for s in args.subsets.split(",") if s] if args.subsets else None
-    sets = load_wmdp(args.data, subsets, args.split, revision=args.revision, **builtin)
+    is_builtin = args.data == "builtin"
+    builtin = {"n_people": args.people} if is_builtin and args.people else None
+    settings = {"mode": args.mode, "batch_size": args.batch_size, "max_length": args.max_length}
+    if args.subsets:
+        settings["subsets"] = args.subsets
     path = resolve_model_dir(args.model)
-    result = evaluate_mcq(load_model(path), load_tokenizer(path), sets, args.mode,
-                          args.batch_size, args.max_length, model_fingerprint(path),
-                          progress=not args.no_progress)
     extra = {}
     if args.lm_eval_tasks:
         tasks = [t for t in args.lm_eval_tasks.split(",") if t]
         extra = run_lm_eval(path, tasks, args.batch_size, args.lm_eval_limit)
-    if args.out:
-        write_eval(args.out, result, {"name": "wmdp", "role": "unlearned", "benchmark": "wmdp",
-                                      "data": args.data, "revision": args.revision, "mode": args.mode,
-                                      "model": {"path": path, "fingerprint": result.key["model"]},
-                                      "lm_eval": extra})
+    meta = {"name": "wmdp", "role": "unlearned", "data": args.data, "mode": args.mode,
+            "lm_eval": extra}
+    result = api.evaluate(args.model, benchmark="builtin-wmdp" if is_builtin else "wmdp",
+                          data=args.data, split=args.split, settings=settings, builtin=builtin,
+                          revision=args.revision, out=args.out, meta=meta,
+                          progress=not args.no_progress)
     print_metrics(result.metrics)
     for task, values in extra.items():
         print(f"lm-eval {task}: " + ", ".join(f"{k} {v:.4g}" for k, v in sorted(values.items())))

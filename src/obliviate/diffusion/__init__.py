@@ -11,7 +11,7 @@ Nothing here is imported by ``import obliviate``; submodules import diffusers on
 - :mod:`~obliviate.diffusion.methods`: the erasers, registered in ``obliviate.registry.ERASERS``;
 - :mod:`~obliviate.diffusion.judge`, :mod:`~obliviate.diffusion.metrics`,
   :mod:`~obliviate.diffusion.evaluate`: the judge classifier, UA/IRA/CRA/FID/KID, grids;
-- :mod:`~obliviate.diffusion.run`, :mod:`~obliviate.diffusion.demo`: run folders and the demo.
+- :mod:`~obliviate.diffusion.run`: run folders; the demo is :mod:`obliviate.recipes.diffusion`.
 
 Quick use::
 

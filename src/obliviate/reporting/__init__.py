@@ -14,7 +14,14 @@ from __future__ import annotations
 from obliviate.reporting.compare import write_comparison
 from obliviate.reporting.leaderboard import write_leaderboard
 from obliviate.reporting.report import write_report
-from obliviate.reporting.runs import Metric, Run, load_run, load_runs
+from obliviate.runs import Metric, Run, load_run, load_runs
 
-__all__ = ["write_report", "write_comparison", "write_leaderboard", "load_run", "load_runs",
-           "Run", "Metric"]
+__all__ = [
+           "Metric",
+           "Run",
+           "load_run",
+           "load_runs",
+           "write_comparison",
+           "write_leaderboard",
+           "write_report",
+]

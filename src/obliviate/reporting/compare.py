@@ -4,8 +4,8 @@ deltas, and the samples whose behaviour changed most."""
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 from obliviate.data.types import DataError
 from obliviate.io import atomic_write_text
@@ -21,7 +21,6 @@ from obliviate.reporting.report import (
     task_warning,
     training_section,
 )
-from obliviate.reporting.runs import Run, is_run_dir, load_run
 from obliviate.reporting.tables import (
     NO_GOAL_TEXT,
     SampleComparison,
@@ -35,6 +34,7 @@ from obliviate.reporting.tables import (
     sample_deltas,
     split_means,
 )
+from obliviate.runs import Run, is_run_dir, load_run
 
 TOP_N = 10
 

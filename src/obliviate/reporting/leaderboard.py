@@ -4,14 +4,13 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 from obliviate.io import atomic_write_text
 from obliviate.reporting import html as H
 from obliviate.reporting import plots
 from obliviate.reporting.report import now_utc, runs_section, tradeoff_section
-from obliviate.reporting.runs import Run, load_runs
 from obliviate.reporting.tables import (
     TIMING_KEYS,
     Leaderboard,
@@ -23,6 +22,7 @@ from obliviate.reporting.tables import (
     to_csv,
     to_markdown,
 )
+from obliviate.runs import Run, load_runs
 
 FILES = {"html": "leaderboard.html", "md": "leaderboard.md", "csv": "leaderboard.csv"}
 

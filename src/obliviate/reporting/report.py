@@ -8,14 +8,13 @@ search, diffusion image grids, and run metadata. Sections without data are left 
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Sequence
 
 from obliviate.io import atomic_write_text
 from obliviate.reporting import html as H
 from obliviate.reporting import plots
-from obliviate.reporting.runs import Run, find_references, group_images, load_runs
 from obliviate.reporting.tables import (
     TIMING_KEYS,
     all_metrics,
@@ -28,6 +27,7 @@ from obliviate.reporting.tables import (
     headline_metrics,
     label,
 )
+from obliviate.runs import Run, find_references, group_images, load_runs
 
 SPLIT_ORDER = ("forget", "forget_paraphrased", "retain", "holdout", "real_authors", "world_facts")
 MIA_ORDER = ("mia_loss", "mia_zlib", "mia_min_k", "mia_min_k_plus_plus")

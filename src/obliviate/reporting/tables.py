@@ -1,6 +1,6 @@
 """Tables as data: headline and leaderboard rows, Markdown/CSV export, run and sample deltas.
 
-Pure functions over :class:`~obliviate.reporting.runs.Run` objects and sample dicts; the HTML
+Pure functions over :class:`~obliviate.runs.Run` objects and sample dicts; the HTML
 and the plots are built from their output.
 """
 
@@ -12,7 +12,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Sequence
 
-from obliviate.reporting.runs import Run
+from obliviate.runs import Run
 
 # The headline table: TOFU-style text runs, and diffusion runs (docs/run-format.md).
 TEXT_HEADLINE = ("forget_quality", "model_utility", "privleak", "forget_rouge")

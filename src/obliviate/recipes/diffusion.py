@@ -1,4 +1,4 @@
-"""The diffusion demo: erase one concept from the tiny shapes model with every method.
+"""The diffusion recipe: erase one concept from the tiny shapes model with every method.
 
 ``run_demo(out_dir)`` trains (or loads from the cache) the tiny model and its judge, evaluates
 the original, runs every registered eraser from the same starting weights, and writes a group
@@ -10,28 +10,17 @@ from __future__ import annotations
 
 import dataclasses
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
+
+from obliviate.reporting.render import DIFFUSION_SHORT, diffusion_markdown
 
 DEMO_CONCEPT = "red"
 COLUMNS = ["unlearning_accuracy", "in_domain_retain_accuracy", "cross_domain_retain_accuracy",
            "fid", "kid"]
-SHORT = {"unlearning_accuracy": "UA", "in_domain_retain_accuracy": "IRA",
-         "cross_domain_retain_accuracy": "CRA", "fid": "FID", "kid": "KID"}
-
-
-def comparison_markdown(doc: dict[str, Any]) -> str:
-    """The comparison table in Markdown (UA/IRA/CRA higher is better, FID/KID lower)."""
-    head = ["model"] + [SHORT.get(c, c) for c in doc["columns"]] + ["erase s"]
-    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    for row in doc["rows"]:
-        cells = [row["name"]]
-        for c in doc["columns"]:
-            v = row.get(c)
-            cells.append("-" if v is None else (f"{v:.2f}" if c not in ("kid",) else f"{v:.3f}"))
-        cells.append("-" if row.get("train_s") is None else f"{row['train_s']:.0f}")
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines) + "\n"
+SHORT = DIFFUSION_SHORT
+comparison_markdown = diffusion_markdown  # the table, rendered by obliviate.reporting.render
 
 
 def run_demo(out_dir: Path, quick: bool = False, concept: str = DEMO_CONCEPT,

@@ -5,7 +5,7 @@ retain2) and counts exact answers to the forget KnowMem questions, with the bare
 the few-shot (ICL) prompt MUSE uses. This is what decides whether the built-in KnowMem columns
 can separate a target from a retrained model.
 
-    .venv/bin/python benchmarks/muse_knowmem_recall.py --people 30 --size xs --epochs 20
+    .venv/bin/python perf/muse_knowmem_recall.py --people 30 --size xs --epochs 20
 """
 
 from __future__ import annotations
@@ -18,12 +18,13 @@ from pathlib import Path
 def main() -> None:
     import torch
 
-    from obliviate.benchmarks.muse import KNOWMEM_STOPS, knowmem_prompt, train_on_documents
+    from obliviate.benchmarks.muse import KNOWMEM_STOPS, knowmem_prompt
     from obliviate.data.builtin_muse import builtin_muse_corpus_text
     from obliviate.data.muse import load_muse
     from obliviate.data.templates import PromptTemplate
     from obliviate.models.loading import load_model, load_tokenizer
     from obliviate.models.tiny import train_tokenizer
+    from obliviate.recipes.muse import train_on_documents
     from obliviate.scoring import generate
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])

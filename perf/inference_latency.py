@@ -10,8 +10,8 @@ prints milliseconds per generated token (one decoding step of one row,
 :func:`obliviate.inference.latency.generation_latency`), the added milliseconds against the
 target and the ratio.
 
-    .venv/bin/python benchmarks/inference_latency.py runs/bench            # every method there
-    .venv/bin/python benchmarks/inference_latency.py runs/bench --methods icul,guardrail
+    .venv/bin/python perf/inference_latency.py runs/bench            # every method there
+    .venv/bin/python perf/inference_latency.py runs/bench --methods icul,guardrail
 """
 
 from __future__ import annotations

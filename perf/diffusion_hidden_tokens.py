@@ -6,7 +6,7 @@ later token (in the causal CLIP text encoder those all carry the concept), and p
 judge recognises. It explains why an attention-only method such as Forget-Me-Not cannot erase
 the model's prior shape (docs/diffusion.md, "Results").
 
-    python benchmarks/diffusion_hidden_tokens.py --concept square --cache runs/cache
+    python perf/diffusion_hidden_tokens.py --concept square --cache runs/cache
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from collections import Counter
 import torch
 
 
-def sample_hidden(model, prompts: list[str], keep: torch.Tensor, n: int, steps: int,  # noqa: ANN001
+def sample_hidden(model, prompts: list[str], keep: torch.Tensor, n: int, steps: int,
                   guidance: float, seed: int) -> torch.Tensor:
     """``n`` images per prompt whose conditional branch attends only to the ``keep`` tokens."""
     rows = [p for p in prompts for _ in range(n)]

@@ -7,8 +7,8 @@ each metric runs its own forward passes, one sample at a time, and generation ha
 at a time. Both compute the same numbers (checked below); the script prints wall times and the
 ratio.
 
-    .venv/bin/python benchmarks/eval_speed.py                 # trains a tiny model first (~1-2 min)
-    .venv/bin/python benchmarks/eval_speed.py --model runs/demo/target/model
+    .venv/bin/python perf/eval_speed.py                 # trains a tiny model first (~1-2 min)
+    .venv/bin/python perf/eval_speed.py --model runs/demo/target/model
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ import time
 import numpy as np
 
 
-def naive_eval(model, tok, request, template, max_new_tokens: int) -> dict[str, float]:  # noqa: ANN001
+def naive_eval(model, tok, request, template, max_new_tokens: int) -> dict[str, float]:
     """Each metric on its own, batch size 1, its own forward passes."""
     from obliviate.metrics import memorisation as mem
     from obliviate.metrics import mia
@@ -52,7 +52,7 @@ def naive_eval(model, tok, request, template, max_new_tokens: int) -> dict[str, 
         ess.append(mem.extraction_strength(s.correct, has_eos=s.has_eos))
     out["forget_exact_memorisation"], out["forget_extraction_strength"] = float(np.mean(ems)), float(np.mean(ess))
     for attack in ("loss", "zlib", "min_k", "min_k_plus_plus"):
-        def score(i):  # noqa: ANN001, ANN202
+        def score(i, attack=attack):
             s = one(i.question, i.answer)
             if attack == "loss":
                 return mia.loss_score(s.nll_avg())

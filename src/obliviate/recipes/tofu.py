@@ -1,27 +1,21 @@
-"""Benchmark pipeline: target and retain models, many methods, one comparison table.
+"""The QA benchmark recipe (TOFU, Maini+ 2024, arXiv 2401.06121): target and retain models,
+many methods, one comparison table.
 
 ``obliviate demo`` and ``obliviate benchmark`` are thin layers over :func:`run_benchmark`.
-Each stage writes a run folder (docs/run-format.md) and is skipped on a re-run when its output
-exists with the same configuration, so an interrupted benchmark resumes where it stopped.
+Each stage writes a run folder (docs/run-format.md) and is reused on a re-run when it finished
+with the same configuration (:mod:`obliviate.recipes.resume`), so an interrupted benchmark
+resumes where it stopped.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
-from obliviate.io import read_json, write_json
-from obliviate.io import atomic_write_text
-
-COLUMNS = [
-    ("forget_quality", "FQ", "higher"),
-    ("model_utility", "MU", "higher"),
-    ("forget_rouge", "forget ROUGE", "lower"),
-    ("forget_prob", "forget prob", "lower"),
-    ("retain_rouge", "retain ROUGE", "higher"),
-    ("privleak", "privleak", "zero"),
-]
+from obliviate.io import atomic_write_text, read_json, write_json
+from obliviate.reporting.render import COLUMNS, comparison_markdown
 
 
 def _say(log: Callable[[str], None] | None, msg: str) -> None:
@@ -32,8 +26,8 @@ def _say(log: Callable[[str], None] | None, msg: str) -> None:
 def run_benchmark(
     out: str | Path,
     methods: Sequence[str] = ("graddiff", "npo"),
-    data: str = "builtin",
-    split: str = "forget10",
+    data: str | None = None,
+    split: str | None = None,
     target: str | None = None,
     retain: str | None = None,
     size: str = "s",
@@ -44,42 +38,61 @@ def run_benchmark(
     template: str = "qa",
     progress: bool = True,
     log: Callable[[str], None] | None = print,
+    benchmark: str | None = None,
+    forget: Any = None,
+    retain_data: Any = None,
+    holdout: Any = None,
+    revision: str | None = None,
+    overwrite: bool = False,
 ) -> dict[str, Any]:
     """Run the whole comparison and return the comparison document (also written to
     ``out/comparison.json`` and ``out/comparison.md``).
 
     Without ``target``/``retain`` the tiny default is trained from scratch: a tokenizer on the
     benchmark text, the target on ``full`` and the retain model on ``retainNN`` (the split's
-    complement), both from the same initialisation.
+    complement), both from the same initialisation (TOFU only). ``benchmark`` names any other
+    registered entry (``obliviate ls benchmarks``) evaluated through :mod:`obliviate.api`, with
+    the user's ``forget`` / ``retain_data`` / ``holdout`` files for ``qa`` and ``documents``;
+    those need ``target`` and ``retain`` models. A finished stage with another configuration
+    in ``out`` is an error unless ``overwrite``.
     """
     from obliviate import api
     from obliviate.data.tofu import normalize_split
+    from obliviate.recipes import resume
 
     out = Path(out)
-    split = normalize_split(split)
-    retain_split = f"retain{100 - int(split[-2:])}"
+    is_tofu = benchmark in (None, "tofu")
+    columns = columns_for(benchmark)
+    if is_tofu:
+        data = data or "builtin"
+        split = normalize_split(split or "forget10")
+        retain_split = f"retain{100 - int(split[-2:])}"
+    elif target is None or retain is None:
+        raise ValueError(f"benchmark {benchmark!r} has no training set to train the tiny models "
+                         "on; give the target and retain models (--target, --retain)")
+    else:
+        from obliviate.benchmarks import get_benchmark
+
+        split = split or get_benchmark(benchmark).split
     times: dict[str, float] = {}
     ft = finetune_train or {}
 
     def finetune_stage(name: str, cfg_split: str, tokenizer: str | None) -> str:
         run = out / name
         t0 = time.perf_counter()
-        expected = {"command": "finetune", "data": data, "split": cfg_split}
-        if (run / "model" / "config.json").exists() and (run / "config.yaml").exists():
-            import yaml
-
-            saved = yaml.safe_load((run / "config.yaml").read_text())
-            same_train = all((saved.get("train") or {}).get(k) == v for k, v in ft.items())
-            if (all(saved.get(k) == v for k, v in expected.items()) and same_train
-                    and saved.get("builtin") == (builtin or {}) and saved.get("model") == f"tiny-llama-{size}"):
-                _say(log, f"[{name}] reusing the trained model in {run / 'model'}")
-                times[name] = read_json(run / "timing.json")["train_s"] if (run / "timing.json").exists() else 0.0
-                return str(run / "model")
+        config = {"command": "finetune", "data": data, "split": cfg_split, "train": ft,
+                  "builtin": builtin or {}, "model": f"tiny-llama-{size}", "template": template}
+        done = resume.stage(run, config, ("model/config.json",), overwrite)
+        if done is not None:
+            _say(log, f"[{name}] reusing the trained model in {run / 'model'}")
+            times[name] = done.get("train_s", 0.0)
+            return str(run / "model")
         _say(log, f"[{name}] fine-tuning a tiny Llama ({size}) on {data}:{cfg_split}")
         res = api.finetune(data=data, split=cfg_split, out=run, size=size, tokenizer=tokenizer,
                            train=ft, builtin=builtin, progress=progress, template=template)
         times[name] = round(time.perf_counter() - t0, 2)
         write_json(run / "timing.json", {"train_s": times[name]})
+        resume.finish(run, config, train_s=times[name])
         return str(res.path)
 
     if target is None:
@@ -91,8 +104,13 @@ def run_benchmark(
     else:
         times["retain"] = 0.0
 
-    common = dict(data=data, split=split, template=template, settings=eval_settings,
-                  builtin=builtin, progress=progress)
+    common = {"data": data, "split": split, "template": template, "settings": eval_settings,
+              "builtin": builtin, "progress": progress}
+    if not is_tofu:
+        common.update(benchmark=benchmark, forget=forget, retain=retain_data, holdout=holdout,
+                      revision=revision)
+    request_kw = {k: common[k] for k in ("data", "split", "template", "builtin", "benchmark",
+                                         "forget", "retain", "holdout", "revision") if k in common}
     _say(log, "[retain] evaluating the retain model (the gold standard)")
     results: dict[str, Any] = {}
     roles: dict[str, str] = {}
@@ -109,19 +127,21 @@ def run_benchmark(
     for method in methods:
         run = out / method
         overrides = (method_overrides or {}).get(method, {})
-        if (run / "metrics.json").exists() and (run / "model").exists():
+        config = {"method_config": _config_for(method, overrides), "target": str(target),
+                  "request": {k: str(v) if isinstance(v, Path) else v for k, v in request_kw.items()},
+                  "eval": eval_settings or {}}
+        if resume.stage(run, config, ("metrics.json", "model"), overwrite) is not None:
             done = read_json(run / "metrics.json")
-            if done.get("method_config") == _config_for(method, overrides):
-                _say(log, f"[{method}] reusing finished run {run}")
-                results[method] = done
-                roles[method] = "unlearned"
-                times[method] = done.get("timing", {}).get("train_s", 0.0)
-                params[method] = done.get("trainable_params", 0)
-                continue
+            _say(log, f"[{method}] reusing finished run {run}")
+            results[method] = done
+            roles[method] = "unlearned"
+            times[method] = done.get("timing", {}).get("train_s", 0.0)
+            params[method] = done.get("trainable_params", 0)
+            continue
         _say(log, f"[{method}] unlearning {split}")
         t0 = time.perf_counter()
-        res = api.unlearn(target, method=method, data=data, split=split, out=run,
-                          overrides=overrides, template=template, builtin=builtin, progress=progress)
+        res = api.unlearn(target, method=method, out=run, overrides=overrides, progress=progress,
+                          **request_kw)
         times[method] = round(time.perf_counter() - t0, 2)
         params[method] = res.trainable_params
         if res.stopped:
@@ -135,16 +155,17 @@ def run_benchmark(
                   "model": {"path": str(res.path)}},
             **common)
         roles[method] = "unlearned"
-    doc = comparison_doc(results, roles, times, params, data, split)
+        resume.finish(run, config)
+    label = data if is_tofu else f"{benchmark}" + (f" ({data})" if data else "")
+    doc = comparison_doc(results, roles, times, params, label, split, columns)
     write_json(out / "comparison.json", doc)
     atomic_write_text(out / "comparison.md", comparison_markdown(doc))
     return doc
 
 
 def _config_for(method: str, overrides: dict[str, Any]) -> dict[str, Any]:
-    from obliviate.registry import METHODS
-
     from obliviate.api import _merge
+    from obliviate.registry import METHODS
 
     return _merge(METHODS.get(method).defaults(), overrides)
 
@@ -155,36 +176,29 @@ def _metric(result: Any, name: str) -> float | None:
     return None if m is None else m["value"]
 
 
+def columns_for(benchmark: str | None) -> list[tuple[str, str, str]]:
+    """The comparison columns (key, label, direction): TOFU's, or a benchmark entry's metrics."""
+    if benchmark in (None, "tofu"):
+        return list(COLUMNS)
+    from obliviate.benchmarks import get_benchmark
+
+    return [(k, k, d) for k, d in get_benchmark(benchmark).metrics.items()]
+
+
 def comparison_doc(results: dict[str, Any], roles: dict[str, str], times: dict[str, float],
-                   params: dict[str, int], data: str, split: str) -> dict[str, Any]:
+                   params: dict[str, int], data: str, split: str,
+                   columns: list[tuple[str, str, str]] | None = None) -> dict[str, Any]:
+    columns = columns or list(COLUMNS)
     rows = []
     for name, res in results.items():
         row: dict[str, Any] = {"name": name, "role": roles[name]}
-        for key, _, _ in COLUMNS:
+        for key, _, _ in columns:
             row[key] = _metric(res, key)
         row["train_s"] = times.get(name)
         row["trainable_params"] = params.get(name)
         rows.append(row)
-    return {"schema": 1, "benchmark": data, "split": split, "runs": list(results),
-            "columns": [c[0] for c in COLUMNS] + ["train_s", "trainable_params"], "rows": rows}
-
-
-def _fmt(v: Any) -> str:
-    if v is None:
-        return "-"
-    if isinstance(v, float):
-        if v != 0 and (abs(v) < 1e-3 or abs(v) >= 1e4):
-            return f"{v:.2e}"
-        return f"{v:.3f}" if abs(v) < 100 else f"{v:.1f}"
-    return str(v)
-
-
-def comparison_markdown(doc: dict[str, Any]) -> str:
-    heads = ["run", "role"] + [label for _, label, _ in COLUMNS] + ["time (s)", "trainable"]
-    lines = [f"benchmark: {doc['benchmark']}  split: {doc['split']}", "",
-             "| " + " | ".join(heads) + " |", "|" + "---|" * len(heads)]
-    for r in doc["rows"]:
-        cells = [r["name"], r["role"]] + [_fmt(r.get(k)) for k, _, _ in COLUMNS]
-        cells += [_fmt(r.get("train_s")), _fmt(r.get("trainable_params"))]
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines) + "\n"
+    doc = {"schema": 1, "benchmark": data, "split": split, "runs": list(results),
+           "columns": [c[0] for c in columns] + ["train_s", "trainable_params"], "rows": rows}
+    if columns != COLUMNS:
+        doc["labels"] = {k: [label, d] for k, label, d in columns}
+    return doc

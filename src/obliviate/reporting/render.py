@@ -1,0 +1,115 @@
+"""Every comparison table of the recipes, rendered once (Markdown): the QA/TOFU comparison
+(Maini+ 2024, arXiv 2401.06121), the MUSE six-way table (Shi+ 2024, arXiv 2407.06460) and the
+diffusion erasure table (UA/IRA/CRA as in Fan+ 2024, arXiv 2310.12508, SalUn).
+
+Each renderer takes the recipe's ``comparison.json`` document; all share :func:`markdown_table`.
+Pure functions over plain dicts: nothing is imported beyond the standard library.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+
+def markdown_table(head: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
+    """The lines of a Markdown table: the header, the ``|---|`` rule, one line per row."""
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    lines += ["| " + " | ".join(cells) + " |" for cells in rows]
+    return lines
+
+
+# ----------------------------------------------------------------------------- QA / TOFU
+
+COLUMNS = [
+    ("forget_quality", "FQ", "higher"),
+    ("model_utility", "MU", "higher"),
+    ("forget_rouge", "forget ROUGE", "lower"),
+    ("forget_prob", "forget prob", "lower"),
+    ("retain_rouge", "retain ROUGE", "higher"),
+    ("privleak", "privleak", "zero"),
+]
+
+
+def fmt_number(v: Any) -> str:
+    """A table cell of the QA comparison: ``-`` for missing, 3 decimals, scientific when tiny."""
+    if v is None:
+        return "-"
+    if isinstance(v, float):
+        if v != 0 and (abs(v) < 1e-3 or abs(v) >= 1e4):
+            return f"{v:.2e}"
+        return f"{v:.3f}" if abs(v) < 100 else f"{v:.1f}"
+    return str(v)
+
+
+def comparison_markdown(doc: dict[str, Any]) -> str:
+    """The QA benchmark comparison (TOFU's columns, or the entry's own metrics in ``labels``)."""
+    labels = doc.get("labels")
+    columns = COLUMNS if not labels else [(k, v[0], v[1]) for k, v in labels.items()]
+    heads = ["run", "role"] + [label for _, label, _ in columns] + ["time (s)", "trainable"]
+    rows = []
+    for r in doc["rows"]:
+        cells = [r["name"], r["role"]] + [fmt_number(r.get(k)) for k, _, _ in columns]
+        rows.append(cells + [fmt_number(r.get("train_s")), fmt_number(r.get("trainable_params"))])
+    lines = [f"benchmark: {doc['benchmark']}  split: {doc['split']}", "", *markdown_table(heads, rows)]
+    return "\n".join(lines) + "\n"
+
+
+# ----------------------------------------------------------------------------- MUSE
+
+MAIN_COLUMNS = [
+    ("forget_verbmem", "C1 VerbMem(f) ↓"),
+    ("forget_knowmem", "C2 KnowMem(f) ↓"),
+    ("privleak", "C3 PrivLeak →0"),
+    ("retain_knowmem", "C4 KnowMem(r) ↑"),
+]
+EXTRA_COLUMNS = [("wmdp_forget_accuracy", "MCQ acc(f) →0.25"), ("wmdp_retain_accuracy", "MCQ acc(r) ↑")]
+
+
+def _fmt_muse(v: Any) -> str:
+    if v is None:
+        return "-"
+    if isinstance(v, float):
+        if math.isnan(v):
+            return "nan"
+        return f"{v:.3f}" if abs(v) < 100 else f"{v:.1f}"
+    return str(v)
+
+
+def muse_markdown(doc: dict[str, Any]) -> str:
+    """The six-way table (C1-C4 per model; C5/C6 per fold) as Markdown."""
+    cols = [c for c in MAIN_COLUMNS + EXTRA_COLUMNS if any(r.get(c[0]) is not None for r in doc["rows"])]
+    labels = [label for _, label in cols]
+    rows = [[r["name"]] + [_fmt_muse(r.get(k)) for k, _ in cols] for r in doc["rows"]]
+    lines = [f"benchmark: {doc['benchmark']}", "", *markdown_table(["model", *labels], rows)]
+    for key, title in (("scalability", "C5 scalability: each fold unlearned from the target"),
+                       ("sustainability", "C6 sustainability: folds unlearned one after another")):
+        runs = doc.get(key) or {}
+        if not runs:
+            continue
+        fold_rows = [[method, str(f["fold"]), str(f["n_docs"])]
+                     + [_fmt_muse(f["metrics"].get(k)) for k, _ in cols]
+                     for method, folds in runs.items() for f in folds]
+        lines += ["", f"{title}", "", *markdown_table(["method", "fold", "docs", *labels], fold_rows)]
+    return "\n".join(lines) + "\n"
+
+
+# ----------------------------------------------------------------------------- diffusion
+
+DIFFUSION_SHORT = {"unlearning_accuracy": "UA", "in_domain_retain_accuracy": "IRA",
+                   "cross_domain_retain_accuracy": "CRA", "fid": "FID", "kid": "KID"}
+
+
+def diffusion_markdown(doc: dict[str, Any]) -> str:
+    """The erasure comparison (UA/IRA/CRA higher is better, FID/KID lower)."""
+    head = ["model"] + [DIFFUSION_SHORT.get(c, c) for c in doc["columns"]] + ["erase s"]
+    rows = []
+    for row in doc["rows"]:
+        cells = [row["name"]]
+        for c in doc["columns"]:
+            v = row.get(c)
+            cells.append("-" if v is None else (f"{v:.2f}" if c not in ("kid",) else f"{v:.3f}"))
+        cells.append("-" if row.get("train_s") is None else f"{row['train_s']:.0f}")
+        rows.append(cells)
+    return "\n".join(markdown_table(head, rows)) + "\n"
