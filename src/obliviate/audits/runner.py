@@ -409,13 +409,8 @@ def run_audit(
 def _with_privleak(mia_result: dict[str, Any], retain_aucs: dict[str, float]) -> dict[str, Any]:
     from obliviate.metrics import mia
 
-    pl: dict[str, float | None] = {}
-    for a, v in mia_result["auc"].items():
-        try:
-            pl[a] = mia.privleak(v, retain_aucs[a])
-        except ValueError:
-            pl[a] = None
-    return {**mia_result, "privleak": pl}
+    return {**mia_result,
+            "privleak": mia.privleak_by_attack(mia_result["auc"], retain_aucs, undefined="none")}
 
 
 def _strip_scores(mia_result: dict[str, Any]) -> dict[str, Any]:

@@ -29,7 +29,7 @@ class BenchmarkSpec:
     loader: str  # "module:function"
     loader_kwargs: dict[str, Any] = field(default_factory=dict)
     evaluator: str = ""  # "module:function"
-    metrics: dict[str, str] = field(default_factory=dict)  # name -> direction
+    metrics: tuple[str, ...] = ()  # headline metric names (directions: the catalogue)
     command: str = ""
     needs_network: bool = False
     suite: str = ""  # "module:function" building the Suite (obliviate.benchmarks.suites)
@@ -70,16 +70,15 @@ def _resolve(target: str) -> Any:
 _TOFU_PAPER = "Maini+ 2024, arXiv 2401.06121 (TOFU)"
 _MUSE_PAPER = "Shi+ 2024, arXiv 2407.06460 (MUSE)"
 _WMDP_PAPER = "Li+ 2024, arXiv 2403.03218 (WMDP)"
-_MUSE_METRICS = {"forget_verbmem": "lower", "forget_knowmem": "lower", "privleak": "zero",
-                 "retain_knowmem": "higher", "mia_min_k_auc": "zero"}
-_TOFU_METRICS = {"forget_quality": "higher", "model_utility": "higher", "forget_rouge": "lower",
-                 "forget_prob": "lower", "retain_rouge": "higher", "privleak": "zero"}
+_MUSE_METRICS = ("forget_verbmem", "forget_knowmem", "privleak", "retain_knowmem", "mia_min_k_auc")
+_TOFU_METRICS = ("forget_quality", "model_utility", "forget_rouge", "forget_prob", "retain_rouge",
+                 "privleak")
 _SUITES = "obliviate.benchmarks.suites"
 
 
 def _register(spec: BenchmarkSpec) -> None:
     BENCHMARKS.register(spec.name, spec, description=spec.description, paper=spec.paper,
-                        metrics=dict(spec.metrics), needs_network=spec.needs_network)
+                        metrics=spec.metrics, needs_network=spec.needs_network)
 
 
 _register(BenchmarkSpec(
@@ -91,15 +90,14 @@ _register(BenchmarkSpec(
 _register(BenchmarkSpec(
     "qa", "your own QA files (--forget, --retain, --holdout: JSON, JSONL, CSV), TOFU metrics",
     _TOFU_PAPER, "obliviate.data.files:make_request", {}, "obliviate.evaluation:evaluate_model",
-    {"forget_rouge": "lower", "forget_prob": "lower", "retain_rouge": "higher"},
+    ("forget_rouge", "forget_prob", "retain_rouge"),
     "obliviate eval --benchmark qa --forget forget.jsonl --retain retain.jsonl --model RUN",
     suite=f"{_SUITES}:build_qa", data=None))
 _register(BenchmarkSpec(
     "documents", "your own plain documents (.txt files or a jsonl with 'text'): VerbMem, "
     "PrivLeak, perplexity", _MUSE_PAPER, "obliviate.benchmarks.suites:build_documents", {},
     "obliviate.benchmarks.muse:evaluate_muse",
-    {"forget_verbmem": "lower", "forget_perplexity": "higher", "retain_perplexity": "lower",
-     "mia_min_k_auc": "zero", "privleak": "zero"},
+    ("forget_verbmem", "forget_perplexity", "retain_perplexity", "mia_min_k_auc", "privleak"),
     "obliviate eval --benchmark documents --forget docs/ --retain keep/ --model RUN",
     suite=f"{_SUITES}:build_documents", data=None))
 
@@ -118,14 +116,14 @@ _register(BenchmarkSpec(
     "builtin-wmdp", "WMDP-style multiple choice about the built-in people (forget / retain)",
     _WMDP_PAPER, "obliviate.data.wmdp:load_wmdp", {"source": "builtin"},
     "obliviate.benchmarks.wmdp:evaluate_mcq",
-    {"forget_accuracy": "lower", "retain_accuracy": "higher"},
+    ("forget_accuracy", "retain_accuracy"),
     "obliviate eval --benchmark builtin-wmdp --model RUN",
     suite=f"{_SUITES}:build_mcq", fixed_data=True))
 _register(BenchmarkSpec(
     "wmdp", "WMDP hazardous-knowledge multiple choice (bio, cyber, chem) or your MCQ file; "
     "chance is 0.25", _WMDP_PAPER, "obliviate.data.wmdp:load_wmdp", {"source": "cais/wmdp"},
     "obliviate.benchmarks.wmdp:evaluate_mcq",
-    {"wmdp_bio_accuracy": "lower", "wmdp_cyber_accuracy": "lower", "wmdp_chem_accuracy": "lower"},
+    ("wmdp_bio_accuracy", "wmdp_cyber_accuracy", "wmdp_chem_accuracy"),
     "obliviate eval --benchmark wmdp --data cais/wmdp --model MODEL", needs_network=True,
     suite=f"{_SUITES}:build_mcq", data="cais/wmdp", split="test"))
 

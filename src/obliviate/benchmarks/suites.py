@@ -196,7 +196,9 @@ def _add_perplexity(result: Any, model: Any, tokenizer: Any, data: Any, settings
     from obliviate.metrics.fluency import perplexity
     from obliviate.scoring import score_pairs
 
-    for side, items, direction in (("forget", data.forget, "higher"), ("retain", data.retain, "lower")):
+    from obliviate.metrics import metric_result
+
+    for side, items in (("forget", data.forget), ("retain", data.retain)):
         items = items if settings.max_items is None else items[: settings.max_items]
         if not items:
             continue
@@ -204,8 +206,8 @@ def _add_perplexity(result: Any, model: Any, tokenizer: Any, data: Any, settings
                              batch_size=settings.score_batch_size, max_length=settings.max_length,
                              progress=progress, desc=f"perplexity {side}")
         value = perplexity([s.without_eos().token_logprobs for s in scored])
-        result.metrics[f"{side}_perplexity"] = {"value": float(value), "direction": direction,
-                                                "version": 1}
+        result.metrics[f"{side}_perplexity"] = metric_result(f"{side}_perplexity", float(value),
+                                                             n=len(items)).to_dict()
 
 
 def _muse_settings(settings: dict[str, Any] | None) -> Any:
@@ -297,7 +299,6 @@ class MCQSuite(Suite):
     batch_size: int = 16
     max_length: int = 2048
     forget_docs: Any = None  # a callable giving the unlearning request
-    directions: dict[str, str] | None = None
 
     @property
     def request(self) -> UnlearningRequest:
@@ -312,7 +313,7 @@ class MCQSuite(Suite):
         from obliviate.benchmarks.wmdp import evaluate_mcq
 
         result = evaluate_mcq(model, tokenizer, self.sets, self.mode, self.batch_size,
-                              self.max_length, fingerprint, progress, self.directions)
+                              self.max_length, fingerprint, progress)
         result.key = self.key(fingerprint)
         return result
 
@@ -369,5 +370,4 @@ def build_mcq(spec: Any, data: str, split: str, forget: Any = None, retain: Any 
     mode = opts.get("mode", "cloze" if is_builtin else "letters")
     return MCQSuite(spec.name, "forget" if is_builtin else hub_split, documents=True, sets=sets,
                     mode=mode, batch_size=int(opts.get("batch_size", 16)),
-                    max_length=int(opts.get("max_length", 2048)), forget_docs=request,
-                    directions={"forget": "lower", "retain": "higher"} if is_builtin else None)
+                    max_length=int(opts.get("max_length", 2048)), forget_docs=request)

@@ -71,5 +71,7 @@ def _metric_details(d: object) -> str:
 def _show_benchmark(spec) -> None:
     print(f"data: {spec.data or 'your files (--forget, --retain, --holdout)'}"
           f"{' (fixed)' if spec.fixed_data else ''}\nsplit: {spec.split}")
-    print("metrics: " + ", ".join(f"{k} ({v})" for k, v in spec.metrics.items()))
+    from obliviate.metrics.catalogue import direction_of
+
+    print("metrics: " + ", ".join(f"{k} ({direction_of(k)})" for k in spec.metrics))
     print(f"example: {spec.command}")

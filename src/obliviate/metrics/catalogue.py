@@ -194,6 +194,14 @@ _add("audit_{attack}_{metric}_recoverability", "lower",
      "obliviate's definition (docs/audit.md); attacks from Lynch+ 2024, arXiv 2402.16835, "
      "Hu+ 2024, arXiv 2406.13356 and Zhang+ 2024, arXiv 2410.16454", "obliviate.audits.scores:recoverability", None, (ATTACKED,))
 _FLUENCY = "obliviate.metrics.fluency"
+_add("forget_perplexity", "higher",
+     "pooled perplexity exp(mean NLL) of the forget documents (higher = less memorised)",
+     "Jelinek+ 1977 (perplexity); the documents benchmark, docs/muse-wmdp.md",
+     f"{_FLUENCY}:perplexity")
+_add("retain_perplexity", "lower",
+     "pooled perplexity exp(mean NLL) of the retain documents (lower = fluency kept)",
+     "Jelinek+ 1977 (perplexity); the documents benchmark, docs/muse-wmdp.md",
+     f"{_FLUENCY}:perplexity")
 _add("fluency_{split}_perplexity", "lower",
      "pooled perplexity of the unlearned model's greedy answers under the retain model",
      "Jelinek+ 1977 (perplexity)", f"{_FLUENCY}:perplexity", f"{_FLUENCY}:text_perplexity",

@@ -182,7 +182,9 @@ def columns_for(benchmark: str | None) -> list[tuple[str, str, str]]:
         return list(COLUMNS)
     from obliviate.benchmarks import get_benchmark
 
-    return [(k, k, d) for k, d in get_benchmark(benchmark).metrics.items()]
+    from obliviate.metrics.catalogue import direction_of
+
+    return [(k, k, direction_of(k)) for k in get_benchmark(benchmark).metrics]
 
 
 def comparison_doc(results: dict[str, Any], roles: dict[str, str], times: dict[str, float],

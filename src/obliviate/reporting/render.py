@@ -3,7 +3,7 @@
 diffusion erasure table (UA/IRA/CRA as in Fan+ 2024, arXiv 2310.12508, SalUn).
 
 Each renderer takes the recipe's ``comparison.json`` document; all share :func:`markdown_table`.
-Pure functions over plain dicts: nothing is imported beyond the standard library.
+Pure functions over plain dicts; column directions come from the metric catalogue.
 """
 
 from __future__ import annotations
@@ -11,6 +11,8 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from typing import Any
+
+from obliviate.metrics.catalogue import direction_of
 
 
 def markdown_table(head: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
@@ -22,14 +24,15 @@ def markdown_table(head: Sequence[str], rows: Sequence[Sequence[str]]) -> list[s
 
 # ----------------------------------------------------------------------------- QA / TOFU
 
-COLUMNS = [
-    ("forget_quality", "FQ", "higher"),
-    ("model_utility", "MU", "higher"),
-    ("forget_rouge", "forget ROUGE", "lower"),
-    ("forget_prob", "forget prob", "lower"),
-    ("retain_rouge", "retain ROUGE", "higher"),
-    ("privleak", "privleak", "zero"),
-]
+# (key, label, direction); the direction is the metric catalogue's
+COLUMNS = [(key, label, direction_of(key)) for key, label in (
+    ("forget_quality", "FQ"),
+    ("model_utility", "MU"),
+    ("forget_rouge", "forget ROUGE"),
+    ("forget_prob", "forget prob"),
+    ("retain_rouge", "retain ROUGE"),
+    ("privleak", "privleak"),
+)]
 
 
 def fmt_number(v: Any) -> str:
