@@ -88,7 +88,7 @@ def test_catalogue_import_is_cheap():
 
 
 def test_reports_take_a_missing_ideal_from_the_catalogue():
-    from obliviate.reporting.runs import Metric, Run
+    from obliviate.runs import Metric, Run
     from obliviate.reporting.tables import Goal, goal_of
     from obliviate.reporting.tables import direction_of as table_direction
 

@@ -160,8 +160,7 @@ def headline_metrics(runs: Sequence[Run]) -> list[str]:
 
 
 def _registered(metric: str) -> Any:
-    """The metric catalogue's definition of ``metric``, or None for a name it does not know
-    (an old or foreign run folder stays readable; obliviate.metrics.catalogue)."""
+    """The catalogue's definition of ``metric``; None for an old or foreign name."""
     from obliviate.registry import METRICS
 
     entry = METRICS.find(metric)
