@@ -17,8 +17,9 @@ from collections import Counter
 import torch
 
 
-def sample_hidden(model, prompts: list[str], keep: torch.Tensor, n: int, steps: int,
-                  guidance: float, seed: int) -> torch.Tensor:
+def sample_hidden(
+    model, prompts: list[str], keep: torch.Tensor, n: int, steps: int, guidance: float, seed: int
+) -> torch.Tensor:
     """``n`` images per prompt whose conditional branch attends only to the ``keep`` tokens."""
     rows = [p for p in prompts for _ in range(n)]
     noise = model.initial_noise(len(rows), torch.Generator().manual_seed(seed))
@@ -34,7 +35,9 @@ def main() -> None:
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--concept", default="square", help="a shape or colour of the built-in model")
-    ap.add_argument("--cache", default=None, help="cache folder of the built-in model (trained if absent)")
+    ap.add_argument(
+        "--cache", default=None, help="cache folder of the built-in model (trained if absent)"
+    )
     ap.add_argument("--images", type=int, default=24, help="images per prompt")
     ap.add_argument("--steps", type=int, default=25)
     ap.add_argument("--guidance", type=float, default=3.0)
@@ -46,17 +49,23 @@ def main() -> None:
     model, judge, spec = setup.model, setup.judge, setup.spec
     prompts = [p for p in builtin_request(spec, args.concept).prompts if len(p.split()) == 3]
     concept = concept_token_mask(model, prompts, args.concept)
-    for label, hidden in (("nothing hidden", torch.zeros_like(concept)),
-                          ("concept hidden", concept),
-                          ("concept and later tokens hidden", concept.cumsum(1) > 0)):
-        images = sample_hidden(model, prompts, ~hidden, args.images, args.steps, args.guidance, args.seed)
+    for label, hidden in (
+        ("nothing hidden", torch.zeros_like(concept)),
+        ("concept hidden", concept),
+        ("concept and later tokens hidden", concept.cumsum(1) > 0),
+    ):
+        images = sample_hidden(
+            model, prompts, ~hidden, args.images, args.steps, args.guidance, args.seed
+        )
         pred = judge.predict(images)
         shapes = [spec.shapes[int(i)] for i in pred["shape"].argmax(1)]
         colours = [spec.colours[int(i)] for i in pred["colour"].argmax(1)]
         print(label)
         for k, p in enumerate(prompts):
             part = slice(k * args.images, (k + 1) * args.images)
-            print(f"  {p:18s} shapes {dict(Counter(shapes[part]))}  colours {dict(Counter(colours[part]))}")
+            print(
+                f"  {p:18s} shapes {dict(Counter(shapes[part]))}  colours {dict(Counter(colours[part]))}"
+            )
 
 
 if __name__ == "__main__":

@@ -49,11 +49,20 @@ def main() -> None:
     icl = [(x.question, x.answer) for x in data.knowmem["forget_qa_icl"]]
     for name, shots in (("bare prompt", []), (f"{len(icl)}-shot prompt", icl)):
         prompts = [knowmem_prompt(shots, it.question) for it in qa]
-        gens = generate(model, tok, prompts, PromptTemplate("raw"), max_new_tokens=16,
-                        progress=False, stop_strings=KNOWMEM_STOPS)
+        gens = generate(
+            model,
+            tok,
+            prompts,
+            PromptTemplate("raw"),
+            max_new_tokens=16,
+            progress=False,
+            stop_strings=KNOWMEM_STOPS,
+        )
         hits = sum(g.strip() == it.answer.strip() for g, it in zip(gens, qa))
-        print(f"{name}: {hits} of {len(qa)} forget KnowMem answers exact; e.g. "
-              f"{[(g, it.answer) for g, it in list(zip(gens, qa))[:3]]}")
+        print(
+            f"{name}: {hits} of {len(qa)} forget KnowMem answers exact; e.g. "
+            f"{[(g, it.answer) for g, it in list(zip(gens, qa))[:3]]}"
+        )
 
 
 if __name__ == "__main__":

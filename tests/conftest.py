@@ -13,7 +13,12 @@ os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-TOFU_DIR = Path(os.environ.get("OBLIVIATE_TOFU_DIR", Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "tofu"))
+TOFU_DIR = Path(
+    os.environ.get(
+        "OBLIVIATE_TOFU_DIR",
+        Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "tofu",
+    )
+)
 
 # the tiny benchmark every model-level test uses
 TINY_BUILTIN = {"n_people": 20, "qa_per_person": 10, "n_world_facts": 20}
@@ -46,10 +51,29 @@ def tiny_models(tmp_path_factory: pytest.TempPathFactory) -> dict:
     torch.set_num_threads(2)
     root = tmp_path_factory.mktemp("tiny_models")
     train = {"epochs": 15, "lr": 3e-3, "batch_size": 32}
-    target = api.finetune(data="builtin", split="full", out=root / "target", size="xs",
-                          train=train, builtin=TINY_BUILTIN, progress=False)
-    retain = api.finetune(data="builtin", split="retain90", out=root / "retain", size="xs",
-                          tokenizer=str(target.path), train=train, builtin=TINY_BUILTIN,
-                          progress=False)
-    return {"target": str(target.path), "retain": str(retain.path), "root": root,
-            "builtin": dict(TINY_BUILTIN), "split": TINY_SPLIT}
+    target = api.finetune(
+        data="builtin",
+        split="full",
+        out=root / "target",
+        size="xs",
+        train=train,
+        builtin=TINY_BUILTIN,
+        progress=False,
+    )
+    retain = api.finetune(
+        data="builtin",
+        split="retain90",
+        out=root / "retain",
+        size="xs",
+        tokenizer=str(target.path),
+        train=train,
+        builtin=TINY_BUILTIN,
+        progress=False,
+    )
+    return {
+        "target": str(target.path),
+        "retain": str(retain.path),
+        "root": root,
+        "builtin": dict(TINY_BUILTIN),
+        "split": TINY_SPLIT,
+    }

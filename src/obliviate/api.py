@@ -19,18 +19,44 @@ from obliviate.data.types import QAItem, UnlearningRequest
 
 # Fine-tuning defaults. Real models: TOFU's target recipe (docs/methods.md, lr 1e-5, 5 epochs,
 # warm-up 1 epoch). Tiny models trained from scratch: cpu-budget.md's measured recipe.
-REAL_FINETUNE = {"lr": 1e-5, "epochs": 5, "batch_size": 32, "warmup_epochs": 1.0, "weight_decay": 0.01}
-TINY_FINETUNE = {"lr": 3e-3, "epochs": 15, "batch_size": 32, "warmup_epochs": 0.5,
-                 "scheduler": "cosine", "weight_decay": 0.01}
+REAL_FINETUNE = {
+    "lr": 1e-5,
+    "epochs": 5,
+    "batch_size": 32,
+    "warmup_epochs": 1.0,
+    "weight_decay": 0.01,
+}
+TINY_FINETUNE = {
+    "lr": 3e-3,
+    "epochs": 15,
+    "batch_size": 32,
+    "warmup_epochs": 0.5,
+    "scheduler": "cosine",
+    "weight_decay": 0.01,
+}
 
 
 # ----------------------------------------------------------------------------- data
 
 TOFU_CONFIGS = (
-    "full", "forget01", "forget05", "forget10", "retain99", "retain95", "retain90",
-    "forget01_perturbed", "forget05_perturbed", "forget10_perturbed", "retain_perturbed",
-    "holdout01", "holdout05", "holdout10", "real_authors", "real_authors_perturbed",
-    "world_facts", "world_facts_perturbed",
+    "full",
+    "forget01",
+    "forget05",
+    "forget10",
+    "retain99",
+    "retain95",
+    "retain90",
+    "forget01_perturbed",
+    "forget05_perturbed",
+    "forget10_perturbed",
+    "retain_perturbed",
+    "holdout01",
+    "holdout05",
+    "holdout10",
+    "real_authors",
+    "real_authors_perturbed",
+    "world_facts",
+    "world_facts_perturbed",
 )
 
 
@@ -48,8 +74,9 @@ def load_request(
     benchmarks``): ``tofu`` (``data`` = "builtin", a TOFU folder or "locuslab/TOFU"; the
     default), ``builtin-muse``, ``muse-news``... or, when ``forget`` is given, the user's own
     files (``qa``, or ``documents`` for plain text)."""
-    return load_suite(benchmark, data, split, forget, retain, holdout, builtin,
-                      revision=revision).request
+    return load_suite(
+        benchmark, data, split, forget, retain, holdout, builtin, revision=revision
+    ).request
 
 
 def load_suite(
@@ -69,8 +96,17 @@ def load_suite(
     from obliviate.benchmarks import default_benchmark, get_benchmark
 
     spec = get_benchmark(benchmark or default_benchmark(forget))
-    return spec.build(data, split, forget=forget, retain=retain, holdout=holdout, builtin=builtin,
-                      settings=settings, template=template, revision=revision)
+    return spec.build(
+        data,
+        split,
+        forget=forget,
+        retain=retain,
+        holdout=holdout,
+        builtin=builtin,
+        settings=settings,
+        template=template,
+        revision=revision,
+    )
 
 
 def training_items(data: str, split: str, builtin: dict[str, Any] | None = None) -> list[QAItem]:
@@ -155,7 +191,9 @@ def finetune(
     acc = get_accelerator(accelerator)
     items = training_items(data, split, builtin)
     if model is None:
-        tok = load_tokenizer(tokenizer) if tokenizer else train_tokenizer(corpus_text(data, builtin))
+        tok = (
+            load_tokenizer(tokenizer) if tokenizer else train_tokenizer(corpus_text(data, builtin))
+        )
         net = build_tiny_llama(tok, size=size, seed=seed)
         defaults = TINY_FINETUNE
     else:
@@ -174,15 +212,33 @@ def finetune(
         return F.nll_loss(logits, batch["labels"]), {}
 
     t0 = time.perf_counter()
-    result = train_loop(net, loss_fn, enc, cfg, pad_id_of(tok), accelerator=acc,
-                        log_path=out / "train_log.jsonl", desc=f"finetune {split}", progress=progress,
-                        checkpoint_dir=out / "checkpoint" if cfg.checkpoint else None)
+    result = train_loop(
+        net,
+        loss_fn,
+        enc,
+        cfg,
+        pad_id_of(tok),
+        accelerator=acc,
+        log_path=out / "train_log.jsonl",
+        desc=f"finetune {split}",
+        progress=progress,
+        checkpoint_dir=out / "checkpoint" if cfg.checkpoint else None,
+    )
     if acc.is_main_process:
         acc.unwrap_model(net).save_pretrained(out / "model", safe_serialization=True)
         tok.save_pretrained(out / "model")
-        write_config(out, {"command": "finetune", "data": data, "split": split,
-                           "model": model or f"tiny-llama-{size}", "template": template,
-                           "builtin": builtin or {}, "train": to_dict(cfg)})
+        write_config(
+            out,
+            {
+                "command": "finetune",
+                "data": data,
+                "split": split,
+                "model": model or f"tiny-llama-{size}",
+                "template": template,
+                "builtin": builtin or {},
+                "train": to_dict(cfg),
+            },
+        )
     acc.wait_for_everyone()
     params = sum(p.numel() for p in net.parameters())
     return FinetuneResult(out / "model", result.log, time.perf_counter() - t0, params)
@@ -252,9 +308,15 @@ def unlearn(
         from obliviate.benchmarks.muse import DocumentJob as job_class
     job = job_class(net, tok, request, PromptTemplate(template), run_dir, acc, progress, path)
     config = _merge(preset.defaults(), overrides)
-    config.update({"model": str(model), "data": data if forget is None else "custom",
-                   "split": split if split is not None else suite.split, "template": template,
-                   "world_size": acc.num_processes})
+    config.update(
+        {
+            "model": str(model),
+            "data": data if forget is None else "custom",
+            "split": split if split is not None else suite.split,
+            "template": template,
+            "world_size": acc.num_processes,
+        }
+    )
     if benchmark is not None:
         config["benchmark"] = benchmark
     t0 = time.perf_counter()
@@ -264,8 +326,16 @@ def unlearn(
         save_unlearned(output.model, tok, run_dir / "model")
         write_config(run_dir, config)
     acc.wait_for_everyone()
-    return UnlearnResult(run_dir / "model" if run_dir else None, output.model, tok, config,
-                         output.train_log, output.trainable_params, wall, output.stopped)
+    return UnlearnResult(
+        run_dir / "model" if run_dir else None,
+        output.model,
+        tok,
+        config,
+        output.train_log,
+        output.trainable_params,
+        wall,
+        output.stopped,
+    )
 
 
 def save_unlearned(model: Any, tokenizer: Any, path: Path) -> None:
@@ -321,8 +391,9 @@ def evaluate(
     from obliviate.models.loading import load_model, load_tokenizer, model_fingerprint
     from obliviate.runs import load_eval, resolve_model_dir, write_eval
 
-    suite = load_suite(benchmark, data, split, forget, retain, holdout, builtin, settings,
-                       template, revision)
+    suite = load_suite(
+        benchmark, data, split, forget, retain, holdout, builtin, settings, template, revision
+    )
     if isinstance(model, (str, Path)):
         path = resolve_model_dir(model)
         fp = model_fingerprint(path)
@@ -346,13 +417,19 @@ def evaluate(
         tok = load_tokenizer(path, trust_remote_code)
         net = load_model(path, trust_remote_code=trust_remote_code)
     else:
-        tok = tokenizer if not isinstance(tokenizer, (str, Path)) else load_tokenizer(str(tokenizer))
+        tok = (
+            tokenizer if not isinstance(tokenizer, (str, Path)) else load_tokenizer(str(tokenizer))
+        )
     t0 = time.perf_counter()
     result = suite.evaluate(net, tok, reference, fp, progress)
     result.timing["eval_s"] = round(time.perf_counter() - t0, 3)
     if out_dir is not None:
-        info = {"name": out_dir.name, "benchmark": suite.name, "split": suite.split,
-                "model": {"path": str(path) if path else None, "fingerprint": fp}}
+        info = {
+            "name": out_dir.name,
+            "benchmark": suite.name,
+            "split": suite.split,
+            "model": {"path": str(path) if path else None, "fingerprint": fp},
+        }
         if revision:
             info["revision"] = revision
         info.update(meta or {})
@@ -381,8 +458,17 @@ def _retain_reference(retain_model: Any, suite: Any, progress: bool, reuse: bool
     net = load_model(path)
     result = suite.evaluate(net, tok, None, fp, progress)
     suite.add_reference(result, result)
-    write_eval(cache, result, {"name": "retain", "role": "retain", "benchmark": suite.name,
-                               "split": suite.split, "model": {"path": path, "fingerprint": fp}})
+    write_eval(
+        cache,
+        result,
+        {
+            "name": "retain",
+            "role": "retain",
+            "benchmark": suite.name,
+            "split": suite.split,
+            "model": {"path": path, "fingerprint": fp},
+        },
+    )
     return result
 
 

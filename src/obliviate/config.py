@@ -47,7 +47,9 @@ class TrainConfig:
         if self.batch_size < 1 or self.grad_accum < 1:
             raise ValueError("batch_size and grad_accum must be >= 1")
         if self.scheduler not in ("linear", "cosine", "constant"):
-            raise ValueError(f"scheduler must be linear, cosine or constant, not {self.scheduler!r}")
+            raise ValueError(
+                f"scheduler must be linear, cosine or constant, not {self.scheduler!r}"
+            )
 
 
 def parse_value(text: str) -> Any:
@@ -82,7 +84,9 @@ def check_keys(given: Mapping[str, Any], allowed: list[str], what: str) -> None:
         if key not in allowed:
             close = difflib.get_close_matches(key, allowed, n=2, cutoff=0.5)
             hint = f" Did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
-            raise ValueError(f"unknown {what} setting {key!r}.{hint} Known: {', '.join(sorted(allowed))}")
+            raise ValueError(
+                f"unknown {what} setting {key!r}.{hint} Known: {', '.join(sorted(allowed))}"
+            )
 
 
 _TRUE = ("1", "true", "yes", "on")
@@ -134,5 +138,12 @@ def to_dict(obj: Any) -> dict[str, Any]:
 
 
 __all__ = [
-    "TrainConfig", "check_keys", "coerce", "field", "from_dict", "parse_overrides", "replace", "to_dict",
+    "TrainConfig",
+    "check_keys",
+    "coerce",
+    "field",
+    "from_dict",
+    "parse_overrides",
+    "replace",
+    "to_dict",
 ]

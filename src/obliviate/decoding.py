@@ -41,8 +41,12 @@ def hf_step(model: CausalLM) -> StepFn:
     """A one-step function over an HF causal LM with its KV cache."""
     name = cache_argument(model)
 
-    def step(ids: torch.Tensor, mask: torch.Tensor, pos: torch.Tensor, past: Any) -> tuple[torch.Tensor, Any]:
-        out = model(input_ids=ids, attention_mask=mask, position_ids=pos, use_cache=True, **{name: past})
+    def step(
+        ids: torch.Tensor, mask: torch.Tensor, pos: torch.Tensor, past: Any
+    ) -> tuple[torch.Tensor, Any]:
+        out = model(
+            input_ids=ids, attention_mask=mask, position_ids=pos, use_cache=True, **{name: past}
+        )
         return out.logits[:, -1, :], getattr(out, name)
 
     return step
@@ -57,8 +61,14 @@ def eos_ids(eos_token_id: Any) -> list[int]:
     return [int(eos_token_id)]
 
 
-def greedy_generate(step: StepFn, input_ids: torch.Tensor, attention_mask: torch.Tensor,
-                    max_new_tokens: int, pad_token_id: int | None, eos_token_id: Any) -> torch.Tensor:
+def greedy_generate(
+    step: StepFn,
+    input_ids: torch.Tensor,
+    attention_mask: torch.Tensor,
+    max_new_tokens: int,
+    pad_token_id: int | None,
+    eos_token_id: Any,
+) -> torch.Tensor:
     """Greedy decoding through ``step``; returns prompt + new tokens like ``generate`` (rows
     that finished are filled with ``pad_token_id``, else the first EOS id, else 0)."""
     import torch

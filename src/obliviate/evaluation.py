@@ -70,13 +70,24 @@ def data_hash(request: UnlearningRequest) -> str:
     h = hashlib.sha256()
     for split in sorted(request.eval):
         for it in request.eval[split]:
-            h.update(json.dumps([split, it.question, it.answer, it.paraphrased_answer,
-                                 list(it.perturbed_answers), it.paraphrased_question]).encode())
+            h.update(
+                json.dumps(
+                    [
+                        split,
+                        it.question,
+                        it.answer,
+                        it.paraphrased_answer,
+                        list(it.perturbed_answers),
+                        it.paraphrased_question,
+                    ]
+                ).encode()
+            )
     return "sha256:" + h.hexdigest()[:16]
 
 
-def eval_key(request: UnlearningRequest, template: PromptTemplate, settings: EvalSettings,
-             fingerprint: str) -> dict[str, Any]:
+def eval_key(
+    request: UnlearningRequest, template: PromptTemplate, settings: EvalSettings, fingerprint: str
+) -> dict[str, Any]:
     key = {
         "eval_version": EVAL_VERSION,
         "model": fingerprint,
@@ -130,9 +141,20 @@ def evaluate_model(
     all_pairs: list[tuple[str, str]] = []
     for split, items in splits.items():
         all_pairs.extend(_pairs_for(split, items))
-    scores = dict(zip(all_pairs, score_pairs(
-        model, tokenizer, all_pairs, template, batch_size=settings.batch_size,
-        max_length=settings.max_length, progress=progress)))
+    scores = dict(
+        zip(
+            all_pairs,
+            score_pairs(
+                model,
+                tokenizer,
+                all_pairs,
+                template,
+                batch_size=settings.batch_size,
+                max_length=settings.max_length,
+                progress=progress,
+            ),
+        )
+    )
     t_score = time.perf_counter() - t0
 
     gen_questions: list[str] = []
@@ -143,16 +165,30 @@ def evaluate_model(
                 if split == "forget" and it.paraphrased_question:
                     gen_questions.append(it.paraphrased_question)
     t1 = time.perf_counter()
-    gens = dict(zip(gen_questions, generate(
-        model, tokenizer, gen_questions, template, max_new_tokens=settings.max_new_tokens,
-        batch_size=settings.batch_size, max_length=settings.max_length, progress=progress)))
+    gens = dict(
+        zip(
+            gen_questions,
+            generate(
+                model,
+                tokenizer,
+                gen_questions,
+                template,
+                max_new_tokens=settings.max_new_tokens,
+                batch_size=settings.batch_size,
+                max_length=settings.max_length,
+                progress=progress,
+            ),
+        )
+    )
     t_gen = time.perf_counter() - t1
 
     samples: list[dict[str, Any]] = []
     for split, items in splits.items():
         rows = [_sample_row(split, i, it, scores, gens, settings) for i, it in enumerate(items)]
         samples.extend(rows)
-    result = EvalResult({}, samples, key, {"score_s": round(t_score, 3), "generate_s": round(t_gen, 3)})
+    result = EvalResult(
+        {}, samples, key, {"score_s": round(t_score, 3), "generate_s": round(t_gen, 3)}
+    )
     _set_metrics(result, _aggregate(samples, settings))
     if reference is not None:
         add_reference_metrics(result, reference)
@@ -187,23 +223,34 @@ def add_reference_metrics(result: EvalResult, reference: EvalResult) -> None:
 
 def _aucs(result: EvalResult) -> dict[str, float]:
     """The MIA AUCs of an evaluation, ``{attack: AUC}``."""
-    return {a: result.metrics[f"mia_{a}_auc"]["value"] for a in MIA_ATTACKS
-            if f"mia_{a}_auc" in result.metrics}
+    return {
+        a: result.metrics[f"mia_{a}_auc"]["value"]
+        for a in MIA_ATTACKS
+        if f"mia_{a}_auc" in result.metrics
+    }
 
 
-def _sample_row(split: str, index: int, it: QAItem, scores: dict, gens: dict[str, str],
-                settings: EvalSettings) -> dict[str, Any]:
+def _sample_row(
+    split: str, index: int, it: QAItem, scores: dict, gens: dict[str, str], settings: EvalSettings
+) -> dict[str, Any]:
     s = scores[(it.question, it.answer)]
     nll = s.nll_avg(include_eos=True)
-    row: dict[str, Any] = {"split": split, "index": index, "question": it.question, "answer": it.answer,
-                           "nll": nll, "prob": tm.probability(nll) if math.isfinite(nll) else 0.0}
+    row: dict[str, Any] = {
+        "split": split,
+        "index": index,
+        "question": it.question,
+        "answer": it.answer,
+        "nll": nll,
+        "prob": tm.probability(nll) if math.isfinite(nll) else 0.0,
+    }
     if it.question in gens:
         row["generation"] = gens[it.question]
     if split in ("forget", "holdout"):
         row["exact_memorisation"] = mem.exact_memorisation(s.correct, has_eos=s.has_eos)
         row["extraction_strength"] = mem.extraction_strength(s.correct, has_eos=s.has_eos)
-        attacks = mia.token_attack_scores(nll, it.answer, s.token_logprobs, s.mu, s.sigma2,
-                                          settings.min_k, has_eos=s.has_eos)
+        attacks = mia.token_attack_scores(
+            nll, it.answer, s.token_logprobs, s.mu, s.sigma2, settings.min_k, has_eos=s.has_eos
+        )
         row.update({f"mia_{a}": v for a, v in attacks.items()})
     if it.perturbed_answers:
         wrong = [scores[(it.question, p)].nll_avg() for p in it.perturbed_answers]
@@ -211,7 +258,8 @@ def _sample_row(split: str, index: int, it: QAItem, scores: dict, gens: dict[str
             # TR with the answer itself as the "correct" side; normalised probability
             row["truth_ratio"] = tm.truth_ratio(nll, wrong)
             row["normalised_prob"] = tm.normalised_probability(
-                row["prob"], [math.exp(-w) for w in wrong])
+                row["prob"], [math.exp(-w) for w in wrong]
+            )
         elif it.paraphrased_answer:
             pn = scores[(it.question, it.paraphrased_answer)].nll_avg()
             row["paraphrased_prob"] = math.exp(-pn)
@@ -223,11 +271,18 @@ def _sample_row(split: str, index: int, it: QAItem, scores: dict, gens: dict[str
 
 def _add_rouge(samples: list[dict[str, Any]], settings: EvalSettings) -> None:
     todo = [(r, "generation", "") for r in samples if "generation" in r]
-    todo += [(r, "paraphrased_generation", "paraphrased_") for r in samples if "paraphrased_generation" in r]
+    todo += [
+        (r, "paraphrased_generation", "paraphrased_")
+        for r in samples
+        if "paraphrased_generation" in r
+    ]
     if not todo:
         return
-    scores = rouge_scores([r[k] for r, k, _ in todo], [r["answer"] for r, _, _ in todo],
-                          use_stemmer=settings.use_stemmer)
+    scores = rouge_scores(
+        [r[k] for r, k, _ in todo],
+        [r["answer"] for r, _, _ in todo],
+        use_stemmer=settings.use_stemmer,
+    )
     for (row, _, prefix), sc in zip(todo, scores):
         row[f"{prefix}rouge_l_recall"] = sc["rouge_l_recall"]
         if not prefix:
@@ -248,10 +303,13 @@ def _aggregate(samples: list[dict[str, Any]], settings: EvalSettings) -> dict[st
     out: dict[str, float] = {}
     f = by["forget"]
     out["forget_prob"] = _mean(f, "prob")  # type: ignore[assignment]
-    for key, name in (("paraphrased_prob", "forget_paraphrased_prob"), ("rouge_l_recall", "forget_rouge"),
-                      ("paraphrased_rouge_l_recall", "forget_paraphrased_rouge"),
-                      ("exact_memorisation", "forget_exact_memorisation"),
-                      ("extraction_strength", "forget_extraction_strength")):
+    for key, name in (
+        ("paraphrased_prob", "forget_paraphrased_prob"),
+        ("rouge_l_recall", "forget_rouge"),
+        ("paraphrased_rouge_l_recall", "forget_paraphrased_rouge"),
+        ("exact_memorisation", "forget_exact_memorisation"),
+        ("extraction_strength", "forget_extraction_strength"),
+    ):
         v = _mean(f, key)
         if v is not None:
             out[name] = v

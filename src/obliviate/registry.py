@@ -193,72 +193,87 @@ class Registry(Generic[T]):
 # The extension points and their built-in entries. Each built-in is registered here once: its
 # object lives in its family module and its line is below (docs/methods.md, "Adding a method").
 
-METHODS: Registry[Any] = Registry("method", builtins={
-    "altpo": "obliviate.methods.preference:ALTPO",
-    "ceu": "obliviate.methods.gradient:CEU",
-    "distill": "obliviate.methods.distillation:DISTILL",
-    "dpo": "obliviate.methods.preference:DPO",
-    "eco": "obliviate.methods.inference:ECO",
-    "ga": "obliviate.methods.gradient:GA",
-    "ga_kl": "obliviate.methods.gradient:GA_KL",
-    "graddiff": "obliviate.methods.gradient:GRADDIFF",
-    "guardrail": "obliviate.methods.inference:GUARDRAIL",
-    "icul": "obliviate.methods.inference:ICUL",
-    "idk": "obliviate.methods.preference:IDK",
-    "llmu": "obliviate.methods.gradient:LLMU",
-    "memit": "obliviate.methods.editing:MEMIT",
-    "npo": "obliviate.methods.preference:NPO",
-    "npo_kl": "obliviate.methods.preference:NPO_KL",
-    "pdu": "obliviate.methods.gradient:PDU",
-    "rmu": "obliviate.methods.representation:RMU",
-    "rmu_adaptive": "obliviate.methods.representation:RMU_ADAPTIVE",
-    "rome": "obliviate.methods.editing:ROME",
-    "salun": "obliviate.methods.salun:SALUN",
-    "satimp": "obliviate.methods.gradient:SATIMP",
-    "simnpo": "obliviate.methods.preference:SIMNPO",
-    "sisa": "obliviate.methods.sisa:SISA",
-    "task_vector": "obliviate.methods.task_vector:TASK_VECTOR",
-    "undial": "obliviate.methods.gradient:UNDIAL",
-    "wga": "obliviate.methods.gradient:WGA",
-    "whp": "obliviate.methods.whp:WHP",
-    "whp_logits": "obliviate.methods.inference:WHP_LOGITS",
-})
-FORGET_TERMS: Registry[Any] = Registry("forget objective", builtins={
-    "altpo": "obliviate.methods.preference:AltPOTerm",
-    "bad_teacher": "obliviate.methods.distillation:BadTeacherTerm",
-    "ceu": "obliviate.methods.gradient:CEUTerm",
-    "dpo": "obliviate.methods.preference:IdkDPOTerm",
-    "ga": "obliviate.methods.gradient:GradientAscentTerm",
-    "idk": "obliviate.methods.preference:IdkNLLTerm",
-    "llmu": "obliviate.methods.gradient:LLMUTerm",
-    "npo": "obliviate.methods.preference:NPOTerm",
-    "pdu": "obliviate.methods.gradient:PDUForgetTerm",
-    "random_answer": "obliviate.methods.salun:RandomAnswerTerm",
-    "satimp": "obliviate.methods.gradient:SatImpTerm",
-    "simnpo": "obliviate.methods.preference:SimNPOTerm",
-    "undial": "obliviate.methods.gradient:UNDIALTerm",
-    "wga": "obliviate.methods.gradient:WGATerm",
-    "whp": "obliviate.methods.whp:WHPTerm",
-})
-RETAIN_TERMS: Registry[Any] = Registry("retain objective", builtins={
-    "kd": "obliviate.methods.distillation:DistillRetainTerm",
-    "kl": "obliviate.methods.retain:RetainKL",
-    "nll": "obliviate.methods.retain:RetainNLL",
-    "pdu": "obliviate.methods.gradient:PDURetainTerm",
-})
-WRAPPERS: Registry[Any] = Registry("inference wrapper", builtins={
-    "guardrail": "obliviate.inference.guardrail:GuardrailWrapper",
-    "icul": "obliviate.inference.icul:ICULWrapper",
-    "logit_offset": "obliviate.inference.offset:LogitOffsetWrapper",
-    "sisa": "obliviate.methods.sisa_ensemble:SISAEnsemble",
-})
+METHODS: Registry[Any] = Registry(
+    "method",
+    builtins={
+        "altpo": "obliviate.methods.preference:ALTPO",
+        "ceu": "obliviate.methods.gradient:CEU",
+        "distill": "obliviate.methods.distillation:DISTILL",
+        "dpo": "obliviate.methods.preference:DPO",
+        "eco": "obliviate.methods.inference:ECO",
+        "ga": "obliviate.methods.gradient:GA",
+        "ga_kl": "obliviate.methods.gradient:GA_KL",
+        "graddiff": "obliviate.methods.gradient:GRADDIFF",
+        "guardrail": "obliviate.methods.inference:GUARDRAIL",
+        "icul": "obliviate.methods.inference:ICUL",
+        "idk": "obliviate.methods.preference:IDK",
+        "llmu": "obliviate.methods.gradient:LLMU",
+        "memit": "obliviate.methods.editing:MEMIT",
+        "npo": "obliviate.methods.preference:NPO",
+        "npo_kl": "obliviate.methods.preference:NPO_KL",
+        "pdu": "obliviate.methods.gradient:PDU",
+        "rmu": "obliviate.methods.representation:RMU",
+        "rmu_adaptive": "obliviate.methods.representation:RMU_ADAPTIVE",
+        "rome": "obliviate.methods.editing:ROME",
+        "salun": "obliviate.methods.salun:SALUN",
+        "satimp": "obliviate.methods.gradient:SATIMP",
+        "simnpo": "obliviate.methods.preference:SIMNPO",
+        "sisa": "obliviate.methods.sisa:SISA",
+        "task_vector": "obliviate.methods.task_vector:TASK_VECTOR",
+        "undial": "obliviate.methods.gradient:UNDIAL",
+        "wga": "obliviate.methods.gradient:WGA",
+        "whp": "obliviate.methods.whp:WHP",
+        "whp_logits": "obliviate.methods.inference:WHP_LOGITS",
+    },
+)
+FORGET_TERMS: Registry[Any] = Registry(
+    "forget objective",
+    builtins={
+        "altpo": "obliviate.methods.preference:AltPOTerm",
+        "bad_teacher": "obliviate.methods.distillation:BadTeacherTerm",
+        "ceu": "obliviate.methods.gradient:CEUTerm",
+        "dpo": "obliviate.methods.preference:IdkDPOTerm",
+        "ga": "obliviate.methods.gradient:GradientAscentTerm",
+        "idk": "obliviate.methods.preference:IdkNLLTerm",
+        "llmu": "obliviate.methods.gradient:LLMUTerm",
+        "npo": "obliviate.methods.preference:NPOTerm",
+        "pdu": "obliviate.methods.gradient:PDUForgetTerm",
+        "random_answer": "obliviate.methods.salun:RandomAnswerTerm",
+        "satimp": "obliviate.methods.gradient:SatImpTerm",
+        "simnpo": "obliviate.methods.preference:SimNPOTerm",
+        "undial": "obliviate.methods.gradient:UNDIALTerm",
+        "wga": "obliviate.methods.gradient:WGATerm",
+        "whp": "obliviate.methods.whp:WHPTerm",
+    },
+)
+RETAIN_TERMS: Registry[Any] = Registry(
+    "retain objective",
+    builtins={
+        "kd": "obliviate.methods.distillation:DistillRetainTerm",
+        "kl": "obliviate.methods.retain:RetainKL",
+        "nll": "obliviate.methods.retain:RetainNLL",
+        "pdu": "obliviate.methods.gradient:PDURetainTerm",
+    },
+)
+WRAPPERS: Registry[Any] = Registry(
+    "inference wrapper",
+    builtins={
+        "guardrail": "obliviate.inference.guardrail:GuardrailWrapper",
+        "icul": "obliviate.inference.icul:ICULWrapper",
+        "logit_offset": "obliviate.inference.offset:LogitOffsetWrapper",
+        "sisa": "obliviate.methods.sisa_ensemble:SISAEnsemble",
+    },
+)
 METRICS: Registry[Any] = Registry("metric", catalogues=("obliviate.metrics.catalogue",))
 BENCHMARKS: Registry[Any] = Registry("benchmark", catalogues=("obliviate.benchmarks",))
-ERASERS: Registry[Any] = Registry("diffusion eraser", builtins={
-    "ca": "obliviate.diffusion.methods:ConceptAblation",
-    "esd-u": "obliviate.diffusion.methods:ESDU",
-    "esd-x": "obliviate.diffusion.methods:ESD",
-    "fmn": "obliviate.diffusion.methods:ForgetMeNot",
-    "salun": "obliviate.diffusion.methods:SalUn",
-    "uce": "obliviate.diffusion.methods:UCE",
-})
+ERASERS: Registry[Any] = Registry(
+    "diffusion eraser",
+    builtins={
+        "ca": "obliviate.diffusion.methods:ConceptAblation",
+        "esd-u": "obliviate.diffusion.methods:ESDU",
+        "esd-x": "obliviate.diffusion.methods:ESD",
+        "fmn": "obliviate.diffusion.methods:ForgetMeNot",
+        "salun": "obliviate.diffusion.methods:SalUn",
+        "uce": "obliviate.diffusion.methods:UCE",
+    },
+)

@@ -33,8 +33,17 @@ def library_versions() -> dict[str, str]:
     from obliviate import __version__
 
     out = {"obliviate": __version__, "python": platform.python_version()}
-    for name in ("torch", "transformers", "accelerate", "peft", "datasets", "rouge-score", "scipy",
-                 "numpy", "diffusers"):
+    for name in (
+        "torch",
+        "transformers",
+        "accelerate",
+        "peft",
+        "datasets",
+        "rouge-score",
+        "scipy",
+        "numpy",
+        "diffusers",
+    ):
         try:
             out[name] = metadata.version(name)
         except metadata.PackageNotFoundError:
@@ -80,8 +89,12 @@ def load_eval(run_dir: str | Path) -> Any:
     doc = read_json(mpath)
     if "eval_key" not in doc:
         raise ValueError(f"{mpath} has no eval_key: not written by this version of obliviate")
-    return EvalResult(doc["metrics"], read_jsonl(run_dir / "samples.jsonl"), doc["eval_key"],
-                      doc.get("timing", {}))
+    return EvalResult(
+        doc["metrics"],
+        read_jsonl(run_dir / "samples.jsonl"),
+        doc["eval_key"],
+        doc.get("timing", {}),
+    )
 
 
 def resolve_model_dir(path: str | Path) -> str:
@@ -192,8 +205,10 @@ def _parse_metrics(path: Path, raw: Any) -> dict[str, Metric]:
     for name, m in raw.items():
         where = f"{path}: metrics.{name}"
         if not isinstance(m, dict):
-            raise DataError(f"{where} must be an object like {{\"value\": 0.5, \"direction\": "
-                            f"\"higher\"}}, got {json.dumps(m)}")
+            raise DataError(
+                f'{where} must be an object like {{"value": 0.5, "direction": '
+                f'"higher"}}, got {json.dumps(m)}'
+            )
         value = m.get("value")
         if value is not None and not _is_number(value):
             raise DataError(f"{where}.value must be a number or null, got {json.dumps(value)}")
@@ -206,8 +221,12 @@ def _parse_metrics(path: Path, raw: Any) -> dict[str, Metric]:
         ideal = m.get("ideal")
         if ideal is not None and not _is_number(ideal):
             raise DataError(f"{where}.ideal must be a number or absent, got {json.dumps(ideal)}")
-        out[name] = Metric(None if value is None else float(value), direction, m.get("version"),
-                           None if ideal is None else float(ideal))
+        out[name] = Metric(
+            None if value is None else float(value),
+            direction,
+            m.get("version"),
+            None if ideal is None else float(ideal),
+        )
     return out
 
 
@@ -221,8 +240,10 @@ def _parse_images(run_dir: Path, path: Path, raw: Any) -> list[Path]:
     for name in raw:
         img = (run_dir / name).resolve()
         if Path(name).is_absolute() or root not in img.parents:
-            raise DataError(f"{path}: image {name!r} is outside the run folder; "
-                            "list files of the run folder by relative name")
+            raise DataError(
+                f"{path}: image {name!r} is outside the run folder; "
+                "list files of the run folder by relative name"
+            )
         if not img.is_file():
             raise DataError(f"{path}: lists image {name!r}, but {run_dir / name} does not exist")
         with open(img, "rb") as fh:
@@ -238,15 +259,20 @@ def _parse_samples(path: Path) -> list[dict[str, Any]]:
     for lineno, s in _read_jsonl_file(path):
         split, index = s.get("split"), s.get("index")
         if not isinstance(split, str) or not split:
-            raise DataError(f"{path}, line {lineno}: 'split' must be a non-empty string "
-                            f"(forget, retain, holdout...), got {json.dumps(split)}")
+            raise DataError(
+                f"{path}, line {lineno}: 'split' must be a non-empty string "
+                f"(forget, retain, holdout...), got {json.dumps(split)}"
+            )
         if not isinstance(index, int) or isinstance(index, bool):
-            raise DataError(f"{path}, line {lineno}: 'index' must be an integer, "
-                            f"got {json.dumps(index)}")
+            raise DataError(
+                f"{path}, line {lineno}: 'index' must be an integer, got {json.dumps(index)}"
+            )
         key = (split, index)
         if key in seen:
-            raise DataError(f"{path}, line {lineno}: duplicate sample split={split!r} "
-                            f"index={index} (first on line {seen[key]})")
+            raise DataError(
+                f"{path}, line {lineno}: duplicate sample split={split!r} "
+                f"index={index} (first on line {seen[key]})"
+            )
         seen[key] = lineno
         for k in ("question", "answer", "generation"):
             if k in s and s[k] is not None and not isinstance(s[k], str):
@@ -259,8 +285,9 @@ def _parse_train_log(path: Path) -> list[dict[str, Any]]:
     rows = []
     for lineno, r in _read_jsonl_file(path):
         if not _is_number(r.get("step")):
-            raise DataError(f"{path}, line {lineno}: 'step' must be a number, "
-                            f"got {json.dumps(r.get('step'))}")
+            raise DataError(
+                f"{path}, line {lineno}: 'step' must be a number, got {json.dumps(r.get('step'))}"
+            )
         rows.append(r)
     return rows
 
@@ -277,29 +304,31 @@ def load_run(path: str | os.PathLike[str], group: str | None = None) -> Run:
     if not run_dir.is_dir():
         raise DataError(f"{run_dir}: no such run folder")
     if not mpath.is_file():
-        raise DataError(f"{mpath}: file not found; a run folder holds metrics.json "
-                        "(see docs/run-format.md)")
+        raise DataError(
+            f"{mpath}: file not found; a run folder holds metrics.json (see docs/run-format.md)"
+        )
     info = _read_json_file(mpath)
     if not isinstance(info, dict):
         raise DataError(f"{mpath}: expected a JSON object, got {type(info).__name__}")
     if info.get("schema", 1) != 1:
-        raise DataError(f"{mpath}: schema {info.get('schema')!r} is not supported "
-                        "(this version reads schema 1)")
+        raise DataError(
+            f"{mpath}: schema {info.get('schema')!r} is not supported (this version reads schema 1)"
+        )
     for key in ("name", "role", "metrics"):
         if key not in info:
             raise DataError(f"{mpath}: missing required key {key!r}")
     if not isinstance(info["name"], str) or not info["name"]:
         raise DataError(f"{mpath}: 'name' must be a non-empty string")
     if info["role"] not in ROLES:
-        raise DataError(f"{mpath}: 'role' is {json.dumps(info['role'])}; expected one of "
-                        + ", ".join(repr(r) for r in ROLES))
+        raise DataError(
+            f"{mpath}: 'role' is {json.dumps(info['role'])}; expected one of "
+            + ", ".join(repr(r) for r in ROLES)
+        )
     for key in ("method", "benchmark", "split"):
         if info.get(key) is not None and not isinstance(info[key], str):
             raise DataError(f"{mpath}: {key!r} must be a string or null")
     timing = info.get("timing") or {}
-    if not isinstance(timing, dict) or not all(
-        v is None or _is_number(v) for v in timing.values()
-    ):
+    if not isinstance(timing, dict) or not all(v is None or _is_number(v) for v in timing.values()):
         raise DataError(f"{mpath}: 'timing' must be an object of name -> seconds")
     spath, lpath = run_dir / "samples.jsonl", run_dir / "train_log.jsonl"
     return Run(
@@ -337,16 +366,19 @@ def load_group(path: str | os.PathLike[str]) -> list[Run]:
             raise DataError(f"{cpath}: expected an object with 'runs': a list of run folder names")
         for n in names:
             if not is_run_dir(group / n):
-                raise DataError(f"{cpath}: lists run {n!r}, but {group / n / 'metrics.json'} "
-                                "does not exist")
+                raise DataError(
+                    f"{cpath}: lists run {n!r}, but {group / n / 'metrics.json'} does not exist"
+                )
         runs = [load_run(group / n, group=group.name) for n in names]
     else:
         subdirs = sorted(p for p in group.iterdir() if p.is_dir() and is_run_dir(p))
         runs = [load_run(p, group=group.name) for p in subdirs]
         runs.sort(key=lambda r: _ROLE_ORDER[r.role])  # stable: by name within a role
     if not runs:
-        raise DataError(f"{group}: neither a run folder (no metrics.json) nor a group folder "
-                        "(no sub-folder with metrics.json)")
+        raise DataError(
+            f"{group}: neither a run folder (no metrics.json) nor a group folder "
+            "(no sub-folder with metrics.json)"
+        )
     return runs
 
 

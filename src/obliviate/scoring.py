@@ -102,7 +102,9 @@ def score_pairs(
                 [encoded[i].input_ids for i in idx], pad, [encoded[i].labels for i in idx]
             )
             batch = {k: v.to(device) for k, v in batch.items()}
-            logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+            logits = model(
+                input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]
+            ).logits
             targets = batch["labels"][:, 1:]
             mask = targets != IGNORE
             picked = logits[:, :-1][mask].float()  # (N_answer_tokens, V)

@@ -45,7 +45,9 @@ class TrainResult:
     retain_indices: list[int] = field(default_factory=list)  # drawn on this rank (for tests)
 
 
-def collate_encoded(items: Sequence[Encoded], indices: Sequence[int], pad_id: int) -> dict[str, Any]:
+def collate_encoded(
+    items: Sequence[Encoded], indices: Sequence[int], pad_id: int
+) -> dict[str, Any]:
     import torch
 
     batch = pad_batch([e.input_ids for e in items], pad_id, [e.labels for e in items])
@@ -72,7 +74,9 @@ def _scheduler(optimizer: Any, cfg: TrainConfig, total: int, steps_per_epoch: in
 
     warmup = round(cfg.warmup_epochs * steps_per_epoch)
     warmup = min(warmup, max(total - 1, 0))
-    name = {"linear": "linear", "cosine": "cosine", "constant": "constant_with_warmup"}[cfg.scheduler]
+    name = {"linear": "linear", "cosine": "cosine", "constant": "constant_with_warmup"}[
+        cfg.scheduler
+    ]
     return get_scheduler(name, optimizer, num_warmup_steps=warmup, num_training_steps=total)
 
 
@@ -126,14 +130,18 @@ def train_loop(
     total = cfg.max_steps or max(1, math.ceil(cfg.epochs * steps_per_epoch))
     scheduler = _scheduler(optimizer, cfg, total, steps_per_epoch)
     # per-rank retain stream: the seed differs by process index
-    retain_gen = torch.Generator().manual_seed(cfg.seed * 1_000_003 + 7919 * (acc.process_index + 1))
+    retain_gen = torch.Generator().manual_seed(
+        cfg.seed * 1_000_003 + 7919 * (acc.process_index + 1)
+    )
     result = TrainResult(steps=0)
     t0 = time.perf_counter()
     epoch = 0
     ckpt = Path(checkpoint_dir) if checkpoint_dir else None
     run_key = _run_key(cfg, main_set, retain_set, desc, acc.num_processes)
     if ckpt is not None and (ckpt / "state.json").exists():
-        epoch = _load_checkpoint(ckpt, acc, model, optimizer, scheduler, retain_gen, result, run_key)
+        epoch = _load_checkpoint(
+            ckpt, acc, model, optimizer, scheduler, retain_gen, result, run_key
+        )
     model.train()
     bar = None
     if progress and acc.is_main_process:
@@ -175,15 +183,21 @@ def train_loop(
             for h in hooks:
                 h.after_step(model)
             result.steps += 1
-            row = {"step": result.steps, "epoch": round(result.steps / steps_per_epoch, 4),
-                   "loss": float(loss.detach()), "lr": float(scheduler.get_last_lr()[0])}
+            row = {
+                "step": result.steps,
+                "epoch": round(result.steps / steps_per_epoch, 4),
+                "loss": float(loss.detach()),
+                "lr": float(scheduler.get_last_lr()[0]),
+            }
             row.update({k: float(v) for k, v in logs.items()})
             result.log.append(row)
             if bar is not None:
                 bar.update(1)
                 bar.set_postfix(loss=f"{row['loss']:.3f}")
             if cfg.retain_guard and "retain_loss" in row:
-                first_retain = first_retain if first_retain is not None else max(row["retain_loss"], 1e-6)
+                first_retain = (
+                    first_retain if first_retain is not None else max(row["retain_loss"], 1e-6)
+                )
                 if row["retain_loss"] > cfg.retain_guard * first_retain:
                     result.stopped = (
                         f"retain loss {row['retain_loss']:.3f} exceeded {cfg.retain_guard}x its "
@@ -196,7 +210,9 @@ def train_loop(
                 break
         epoch += 1
         if ckpt is not None and not done:
-            _save_checkpoint(ckpt, acc, model, optimizer, scheduler, retain_gen, result, epoch, run_key)
+            _save_checkpoint(
+                ckpt, acc, model, optimizer, scheduler, retain_gen, result, epoch, run_key
+            )
     if bar is not None:
         bar.close()
     if ckpt is not None:
@@ -212,22 +228,34 @@ def train_loop(
     return result
 
 
-def _run_key(cfg: TrainConfig, main_set: Sequence[Encoded], retain_set: Any, desc: str,
-             world_size: int) -> str:
+def _run_key(
+    cfg: TrainConfig, main_set: Sequence[Encoded], retain_set: Any, desc: str, world_size: int
+) -> str:
     """What a checkpoint must match to be resumed: settings, data and the number of processes
     (each rank keeps its own retain stream)."""
     import dataclasses
     import hashlib
     import json
 
-    h = hashlib.sha256(json.dumps([dataclasses.asdict(cfg), desc, world_size], default=str).encode())
+    h = hashlib.sha256(
+        json.dumps([dataclasses.asdict(cfg), desc, world_size], default=str).encode()
+    )
     for e in list(main_set) + list(retain_set or []):
         h.update(bytes(str(e.input_ids), "ascii"))
     return h.hexdigest()[:16]
 
 
-def _save_checkpoint(folder: Path, acc: Any, model: Any, optimizer: Any, scheduler: Any,
-                     retain_gen: Any, result: TrainResult, epoch: int, run_key: str) -> None:
+def _save_checkpoint(
+    folder: Path,
+    acc: Any,
+    model: Any,
+    optimizer: Any,
+    scheduler: Any,
+    retain_gen: Any,
+    result: TrainResult,
+    epoch: int,
+    run_key: str,
+) -> None:
     """Weights as safetensors, optimiser/schedule/RNG as tensors-only torch files, then
     ``state.json`` last (its presence marks a complete checkpoint)."""
     import json
@@ -240,17 +268,28 @@ def _save_checkpoint(folder: Path, acc: Any, model: Any, optimizer: Any, schedul
     acc.wait_for_everyone()
     folder.mkdir(parents=True, exist_ok=True)  # every rank: each writes its own random stream
     if acc.is_main_process:
-        state = {k: v.detach().cpu().contiguous() for k, v in acc.unwrap_model(model).state_dict().items()}
+        state = {
+            k: v.detach().cpu().contiguous()
+            for k, v in acc.unwrap_model(model).state_dict().items()
+        }
         save_file(_dedupe_shared(state), str(folder / "model.safetensors"))
-        torch.save({"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict()},
-                   folder / "optim.pt")
-    torch.save({"retain_gen": retain_gen.get_state(),
-                "retain_indices": torch.tensor(result.retain_indices, dtype=torch.long)},
-               folder / f"rng_{acc.process_index}.pt")
+        torch.save(
+            {"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict()},
+            folder / "optim.pt",
+        )
+    torch.save(
+        {
+            "retain_gen": retain_gen.get_state(),
+            "retain_indices": torch.tensor(result.retain_indices, dtype=torch.long),
+        },
+        folder / f"rng_{acc.process_index}.pt",
+    )
     acc.wait_for_everyone()
     if acc.is_main_process:
-        atomic_write_text(folder / "state.json", json.dumps(
-            {"epoch": epoch, "steps": result.steps, "log": result.log, "key": run_key}))
+        atomic_write_text(
+            folder / "state.json",
+            json.dumps({"epoch": epoch, "steps": result.steps, "log": result.log, "key": run_key}),
+        )
     acc.wait_for_everyone()
 
 
@@ -265,8 +304,16 @@ def _dedupe_shared(state: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _load_checkpoint(folder: Path, acc: Any, model: Any, optimizer: Any, scheduler: Any,
-                     retain_gen: Any, result: TrainResult, run_key: str) -> int:
+def _load_checkpoint(
+    folder: Path,
+    acc: Any,
+    model: Any,
+    optimizer: Any,
+    scheduler: Any,
+    retain_gen: Any,
+    result: TrainResult,
+    run_key: str,
+) -> int:
     """Restore a checkpoint written by :func:`_save_checkpoint`; returns the next epoch.
     Only files this trainer wrote are read, with ``weights_only=True`` (no arbitrary unpickling)."""
     import json
@@ -278,9 +325,13 @@ def _load_checkpoint(folder: Path, acc: Any, model: Any, optimizer: Any, schedul
     if state.get("key") != run_key:
         import warnings
 
-        warnings.warn(f"ignoring checkpoint {folder}: it belongs to other settings or data", stacklevel=3)
+        warnings.warn(
+            f"ignoring checkpoint {folder}: it belongs to other settings or data", stacklevel=3
+        )
         return 0
-    acc.unwrap_model(model).load_state_dict(load_file(str(folder / "model.safetensors")), strict=False)
+    acc.unwrap_model(model).load_state_dict(
+        load_file(str(folder / "model.safetensors")), strict=False
+    )
     opt = torch.load(folder / "optim.pt", weights_only=True)
     optimizer.load_state_dict(opt["optimizer"])
     scheduler.load_state_dict(opt["scheduler"])

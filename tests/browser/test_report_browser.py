@@ -30,8 +30,11 @@ ARTIFACTS = Path(os.environ.get("OBLIVIATE_TEST_ARTIFACTS", REPO / "tests" / "ar
 
 pytestmark = [
     pytest.mark.browser,
-    pytest.mark.skipif(not CHROMIUM.exists(), reason="/usr/bin/chromium is absent: install it "
-                       "with apt-get install -y chromium chromium-driver"),
+    pytest.mark.skipif(
+        not CHROMIUM.exists(),
+        reason="/usr/bin/chromium is absent: install it "
+        "with apt-get install -y chromium chromium-driver",
+    ),
 ]
 
 # Runs after the report's own script, on load: records what rendered, then drives the page.
@@ -91,11 +94,22 @@ window.addEventListener('load', function () {
 
 def _chromium(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
     profile = tmp_path / "chromium-profile"
-    cmd = [str(CHROMIUM), "--headless", "--no-sandbox", "--disable-gpu",
-           "--disable-dev-shm-usage", "--disable-background-networking",
-           "--disable-component-update", "--disable-sync", "--no-first-run",
-           "--hide-scrollbars", "--enable-logging=stderr", "--v=0",
-           f"--user-data-dir={profile}", *args]
+    cmd = [
+        str(CHROMIUM),
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--no-first-run",
+        "--hide-scrollbars",
+        "--enable-logging=stderr",
+        "--v=0",
+        f"--user-data-dir={profile}",
+        *args,
+    ]
     proc = subprocess.run(cmd, check=False, capture_output=True, text=True, timeout=180)
     shutil.rmtree(profile, ignore_errors=True)
     return proc
@@ -104,8 +118,9 @@ def _chromium(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
 def _probe(tmp_path: Path, page: Path, sort_table: str, sort_header: str) -> tuple[dict, str]:
     probed = page.with_name("probe-" + page.name)
     probe = PROBE % {"sort_table": sort_table, "sort_header": sort_header}
-    probed.write_text(page.read_text(encoding="utf-8").replace("</body>", probe + "</body>"),
-                      encoding="utf-8")
+    probed.write_text(
+        page.read_text(encoding="utf-8").replace("</body>", probe + "</body>"), encoding="utf-8"
+    )
     proc = _chromium(tmp_path, "--virtual-time-budget=10000", "--dump-dom", probed.as_uri())
     m = re.search(r'data-probe="([^"]*)"', proc.stdout)
     assert m, f"the probe did not run; chromium said:\n{proc.stderr[-3000:]}"
@@ -137,9 +152,14 @@ def test_group_report_in_chromium(tmp_path: Path, group_report: Path):
     assert result["tables"]["headline"] == 4 and result["tables"]["samples-table"] == 16
     # search: rows whose question, answer or any generation mentions Kazakhstan
     runs = [load_run(DEMO / n) for n in ("target", "retain", "graddiff", "npo")]
-    hits = {(s["split"], s["index"]) for r in runs for s in r.samples
-            if any("kazakhstan" in (s.get(k) or "").lower()
-                   for k in ("question", "answer", "generation"))}
+    hits = {
+        (s["split"], s["index"])
+        for r in runs
+        for s in r.samples
+        if any(
+            "kazakhstan" in (s.get(k) or "").lower() for k in ("question", "answer", "generation")
+        )
+    }
     assert result["search"] == len(hits) > 0
     assert result["count_text"] == f"{len(hits)} of 16 rows"
     assert result["split_retain"] == sum(1 for s in runs[0].samples if s["split"] == "retain")
@@ -163,8 +183,10 @@ def test_comparison_and_leaderboard_in_chromium(tmp_path: Path):
     result, stderr = _probe(tmp_path, files["html"], "leaderboard-table", "Model utility")
     _assert_clean_console(stderr)
     _assert_plots_rendered(result, 1)
-    mu = {n: load_run(DEMO / n).value("model_utility")
-          for n in ("target", "retain", "graddiff", "npo")}
+    mu = {
+        n: load_run(DEMO / n).value("model_utility")
+        for n in ("target", "retain", "graddiff", "npo")
+    }
     assert result["sorted_asc"] == sorted(mu, key=mu.get)
 
 
@@ -175,8 +197,13 @@ def test_screenshot(tmp_path: Path, group_report: Path):
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     shot = ARTIFACTS / "report-screenshot.png"
     shot.unlink(missing_ok=True)
-    proc = _chromium(tmp_path, "--window-size=1400,2000", f"--screenshot={shot}",
-                     "--virtual-time-budget=10000", page.as_uri())
+    proc = _chromium(
+        tmp_path,
+        "--window-size=1400,2000",
+        f"--screenshot={shot}",
+        "--virtual-time-budget=10000",
+        page.as_uri(),
+    )
     assert shot.is_file(), proc.stderr[-3000:]
     with Image.open(shot) as im:
         assert im.size == (1400, 2000)

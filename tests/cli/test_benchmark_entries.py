@@ -10,9 +10,27 @@ import pytest
 
 from obliviate.cli import main
 
-FAST_MUSE = ["--people", "5", "--set", "max_items=2", "--set", "verbmem_max_new_tokens=4",
-             "--set", "knowmem_max_new_tokens=4", "--no-progress"]
-EVERY = ("tofu", "muse-news", "muse-books", "builtin-muse", "wmdp", "builtin-wmdp", "qa", "documents")
+FAST_MUSE = [
+    "--people",
+    "5",
+    "--set",
+    "max_items=2",
+    "--set",
+    "verbmem_max_new_tokens=4",
+    "--set",
+    "knowmem_max_new_tokens=4",
+    "--no-progress",
+]
+EVERY = (
+    "tofu",
+    "muse-news",
+    "muse-books",
+    "builtin-muse",
+    "wmdp",
+    "builtin-wmdp",
+    "qa",
+    "documents",
+)
 
 
 def test_ls_benchmarks_lists_every_entry(capsys: pytest.CaptureFixture[str]) -> None:
@@ -24,20 +42,34 @@ def test_ls_benchmarks_lists_every_entry(capsys: pytest.CaptureFixture[str]) -> 
     assert "forget_verbmem" in capsys.readouterr().out
 
 
-@pytest.mark.parametrize("argv, words", [
-    (["eval", "--benchmark", "muse-new", "--model", "x"], ["unknown benchmark 'muse-new'",
-                                                          "Did you mean 'muse-news'"]),
-    (["eval", "--benchmark", "builtin-muse", "--split", "forget10", "--model", "x"],
-     ["has one forget split"]),
-    (["unlearn", "--benchmark", "qa", "--model", "x", "--out", "o"], ["needs --forget"]),
-    (["eval", "--benchmark", "documents", "--model", "x"], ["needs --forget"]),
-    (["eval", "--benchmark", "tofu", "--data", "/no/such/folder", "--model", "x"], ["no such folder"]),
-    (["eval", "--benchmark", "muse-news", "--data", "/no/such/folder", "--model", "x"], ["no such folder"]),
-    (["eval", "--benchmark", "tofu", "--split", "forget33", "--model", "x"], ["forget33"]),
-    (["benchmark", "--benchmark", "tofuu", "--out", "o"], ["Did you mean 'tofu'"]),
-])
-def test_bad_input_is_one_sentence(argv: list[str], words: list[str],
-                                   capsys: pytest.CaptureFixture[str]) -> None:
+@pytest.mark.parametrize(
+    "argv, words",
+    [
+        (
+            ["eval", "--benchmark", "muse-new", "--model", "x"],
+            ["unknown benchmark 'muse-new'", "Did you mean 'muse-news'"],
+        ),
+        (
+            ["eval", "--benchmark", "builtin-muse", "--split", "forget10", "--model", "x"],
+            ["has one forget split"],
+        ),
+        (["unlearn", "--benchmark", "qa", "--model", "x", "--out", "o"], ["needs --forget"]),
+        (["eval", "--benchmark", "documents", "--model", "x"], ["needs --forget"]),
+        (
+            ["eval", "--benchmark", "tofu", "--data", "/no/such/folder", "--model", "x"],
+            ["no such folder"],
+        ),
+        (
+            ["eval", "--benchmark", "muse-news", "--data", "/no/such/folder", "--model", "x"],
+            ["no such folder"],
+        ),
+        (["eval", "--benchmark", "tofu", "--split", "forget33", "--model", "x"], ["forget33"]),
+        (["benchmark", "--benchmark", "tofuu", "--out", "o"], ["Did you mean 'tofu'"]),
+    ],
+)
+def test_bad_input_is_one_sentence(
+    argv: list[str], words: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert "Traceback" not in err and len(err.strip().splitlines()) == 1, err
@@ -64,7 +96,10 @@ def test_builtin_entries_load_offline() -> None:
     wmdp = load_suite("builtin-wmdp", builtin={"n_people": 5})
     assert set(wmdp.sets) == {"forget", "retain"} and wmdp.request.forget
     tofu = load_request(benchmark="tofu", split="forget05", builtin={"n_people": 20})
-    assert tofu.split == "forget05" and load_request("builtin", "forget05", builtin={"n_people": 20}).forget == tofu.forget
+    assert (
+        tofu.split == "forget05"
+        and load_request("builtin", "forget05", builtin={"n_people": 20}).forget == tofu.forget
+    )
 
 
 def test_documents_entry_reads_txt_files_and_jsonl(tmp_path: Path) -> None:
@@ -73,34 +108,88 @@ def test_documents_entry_reads_txt_files_and_jsonl(tmp_path: Path) -> None:
     (tmp_path / "forget").mkdir()
     (tmp_path / "forget" / "a.txt").write_text("Alice Moreau was born in Lyon and writes poems.")
     (tmp_path / "forget" / "b.txt").write_text("Bruno Diaz keeps bees near the old mill.")
-    (tmp_path / "retain.jsonl").write_text(json.dumps({"text": "Paris is the capital of France."}) + "\n")
+    (tmp_path / "retain.jsonl").write_text(
+        json.dumps({"text": "Paris is the capital of France."}) + "\n"
+    )
     suite = load_suite("documents", forget=tmp_path / "forget", retain=tmp_path / "retain.jsonl")
     req = suite.request
     assert req.forget[0].answer.startswith("Alice") and len(req.retain) == 1
     assert suite.data.verbmem[0].question == "Alice Moreau was born" and suite.documents
 
 
-def test_eval_and_unlearn_on_builtin_muse(tmp_path: Path, tiny_models: dict,
-                                          capsys: pytest.CaptureFixture[str]) -> None:
+def test_eval_and_unlearn_on_builtin_muse(
+    tmp_path: Path, tiny_models: dict, capsys: pytest.CaptureFixture[str]
+) -> None:
     out = tmp_path / "eval"
-    assert main(["eval", "--benchmark", "builtin-muse", "--model", tiny_models["target"],
-                 "--retain-model", tiny_models["retain"], "--out", str(out), *FAST_MUSE]) == 0
+    assert (
+        main(
+            [
+                "eval",
+                "--benchmark",
+                "builtin-muse",
+                "--model",
+                tiny_models["target"],
+                "--retain-model",
+                tiny_models["retain"],
+                "--out",
+                str(out),
+                *FAST_MUSE,
+            ]
+        )
+        == 0
+    )
     printed = capsys.readouterr().out
-    for name in ("forget_verbmem", "forget_knowmem", "retain_knowmem", "privleak",
-                 "wmdp_forget_accuracy"):
+    for name in (
+        "forget_verbmem",
+        "forget_knowmem",
+        "retain_knowmem",
+        "privleak",
+        "wmdp_forget_accuracy",
+    ):
         assert name in printed
     doc = json.loads((out / "metrics.json").read_text())
     assert doc["benchmark"] == "builtin-muse" and doc["split"] == "forget"
     # resume: the same key is reused, not recomputed
     mtime = (out / "metrics.json").stat().st_mtime_ns
-    assert main(["eval", "--benchmark", "builtin-muse", "--model", tiny_models["target"],
-                 "--out", str(out), *FAST_MUSE]) == 0
+    assert (
+        main(
+            [
+                "eval",
+                "--benchmark",
+                "builtin-muse",
+                "--model",
+                tiny_models["target"],
+                "--out",
+                str(out),
+                *FAST_MUSE,
+            ]
+        )
+        == 0
+    )
     assert (out / "metrics.json").stat().st_mtime_ns == mtime
 
     run = tmp_path / "unlearned"
-    assert main(["unlearn", "--benchmark", "builtin-muse", "--model", tiny_models["target"],
-                 "--method", "graddiff", "--out", str(run), "--eval", *FAST_MUSE[:2],
-                 "--set", "train.max_steps=1", "--no-progress"]) == 0
+    assert (
+        main(
+            [
+                "unlearn",
+                "--benchmark",
+                "builtin-muse",
+                "--model",
+                tiny_models["target"],
+                "--method",
+                "graddiff",
+                "--out",
+                str(run),
+                "--eval",
+                *FAST_MUSE[:2],
+                "--set",
+                "train.max_steps=1",
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     assert (run / "model" / "config.json").exists()
     import yaml
 
@@ -108,17 +197,48 @@ def test_eval_and_unlearn_on_builtin_muse(tmp_path: Path, tiny_models: dict,
     assert json.loads((run / "metrics.json").read_text())["benchmark"] == "builtin-muse"
 
 
-def test_eval_builtin_wmdp_and_documents(tmp_path: Path, tiny_models: dict,
-                                         capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["eval", "--benchmark", "builtin-wmdp", "--model", tiny_models["target"],
-                 "--people", "5", "--no-progress"]) == 0
+def test_eval_builtin_wmdp_and_documents(
+    tmp_path: Path, tiny_models: dict, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert (
+        main(
+            [
+                "eval",
+                "--benchmark",
+                "builtin-wmdp",
+                "--model",
+                tiny_models["target"],
+                "--people",
+                "5",
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     assert "forget_accuracy" in capsys.readouterr().out
     (tmp_path / "f.txt").write_text("Question: who wrote the book? Answer: a fictitious author.")
     (tmp_path / "r.txt").write_text("Question: where was she born? Answer: in a small town.")
-    assert main(["eval", "--benchmark", "documents", "--forget", str(tmp_path / "f.txt"),
-                 "--retain", str(tmp_path / "r.txt"), "--holdout", str(tmp_path / "r.txt"),
-                 "--model", tiny_models["target"], "--set", "verbmem_max_new_tokens=4",
-                 "--no-progress"]) == 0
+    assert (
+        main(
+            [
+                "eval",
+                "--benchmark",
+                "documents",
+                "--forget",
+                str(tmp_path / "f.txt"),
+                "--retain",
+                str(tmp_path / "r.txt"),
+                "--holdout",
+                str(tmp_path / "r.txt"),
+                "--model",
+                tiny_models["target"],
+                "--set",
+                "verbmem_max_new_tokens=4",
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     out = capsys.readouterr().out
     for name in ("forget_verbmem", "forget_perplexity", "retain_perplexity", "mia_min_k_auc"):
         assert name in out
@@ -128,8 +248,13 @@ def test_api_tofu_default_is_unchanged(tiny_models: dict) -> None:
     """--benchmark tofu and the former default (no benchmark) give the same numbers."""
     from obliviate import api
 
-    kw = {"data": "builtin", "split": tiny_models["split"], "builtin": tiny_models["builtin"],
-          "settings": {"generate": False}, "progress": False}
+    kw = {
+        "data": "builtin",
+        "split": tiny_models["split"],
+        "builtin": tiny_models["builtin"],
+        "settings": {"generate": False},
+        "progress": False,
+    }
     a = api.evaluate(tiny_models["target"], **kw)
     b = api.evaluate(tiny_models["target"], benchmark="tofu", **kw)
     assert a.values() == b.values() and a.key == b.key

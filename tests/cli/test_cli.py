@@ -26,34 +26,66 @@ def test_ls_one_method_shows_defaults(capsys: pytest.CaptureFixture[str]) -> Non
     assert "beta: 0.1" in out and "lr:" in out
 
 
-def test_unknown_method_is_a_clear_error(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
-    code = main(["unlearn", "--model", str(tmp_path), "--method", "graddif", "--out", str(tmp_path / "o")])
+def test_unknown_method_is_a_clear_error(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    code = main(
+        ["unlearn", "--model", str(tmp_path), "--method", "graddif", "--out", str(tmp_path / "o")]
+    )
     assert code == 2
     err = capsys.readouterr().err
     assert "unknown method 'graddif'" in err and "Did you mean 'graddiff'" in err
 
 
-def test_missing_model_path_is_a_clear_error(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+def test_missing_model_path_is_a_clear_error(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
     code = main(["eval", "--model", str(tmp_path / "nope"), "--split", "forget10"])
     assert code == 2
     assert "does not exist" in capsys.readouterr().err
 
 
-def test_malformed_forget_file_names_file_and_row(capsys: pytest.CaptureFixture[str],
-                                                  tmp_path: Path, tiny_models: dict) -> None:
+def test_malformed_forget_file_names_file_and_row(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, tiny_models: dict
+) -> None:
     bad = tmp_path / "forget.jsonl"
     bad.write_text('{"question": "q1", "answer": "a1"}\n{"question": "q2"}\n')
-    code = main(["unlearn", "--model", tiny_models["target"], "--method", "graddiff",
-                 "--forget", str(bad), "--out", str(tmp_path / "o"), "--no-progress"])
+    code = main(
+        [
+            "unlearn",
+            "--model",
+            tiny_models["target"],
+            "--method",
+            "graddiff",
+            "--forget",
+            str(bad),
+            "--out",
+            str(tmp_path / "o"),
+            "--no-progress",
+        ]
+    )
     assert code == 2
     err = capsys.readouterr().err
     assert "forget.jsonl" in err and "2" in err and "answer" in err
 
 
-def test_unknown_override_is_rejected(capsys: pytest.CaptureFixture[str], tiny_models: dict,
-                                      tmp_path: Path) -> None:
-    code = main(["unlearn", "--model", tiny_models["target"], "--method", "npo", "--set",
-                 "train.lrr=1", "--out", str(tmp_path / "o"), "--no-progress"])
+def test_unknown_override_is_rejected(
+    capsys: pytest.CaptureFixture[str], tiny_models: dict, tmp_path: Path
+) -> None:
+    code = main(
+        [
+            "unlearn",
+            "--model",
+            tiny_models["target"],
+            "--method",
+            "npo",
+            "--set",
+            "train.lrr=1",
+            "--out",
+            str(tmp_path / "o"),
+            "--no-progress",
+        ]
+    )
     assert code == 2
     assert "unknown train setting 'lrr'" in capsys.readouterr().err
 

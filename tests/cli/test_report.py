@@ -47,9 +47,18 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> dict:
     shapes_copy = Path(shutil.copytree(FIXTURES / "shapes", tmp / "shapes"))
     out = tmp / "out"
     proc = subprocess.run(  # noqa: PLW1510 (the return code is asserted below)
-        [sys.executable, "-c", BUILD, str(DEMO), str(out), str(demo_copy / "npo"),
-         str(shapes_copy)],
-        capture_output=True, text=True, timeout=300,
+        [
+            sys.executable,
+            "-c",
+            BUILD,
+            str(DEMO),
+            str(out),
+            str(demo_copy / "npo"),
+            str(shapes_copy),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert proc.returncode == 0, proc.stderr
     *printed, result = proc.stdout.strip().splitlines()
@@ -81,16 +90,24 @@ def test_reporting_never_imports_torch(built: dict):
 
 
 def test_import_is_cheap():
-    code = ("import sys, obliviate.reporting; "
-            "print(sorted(m for m in ('torch', 'matplotlib', 'numpy') if m in sys.modules))")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         check=True).stdout
+    code = (
+        "import sys, obliviate.reporting; "
+        "print(sorted(m for m in ('torch', 'matplotlib', 'numpy') if m in sys.modules))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout
     assert out.strip() == "[]"
 
 
 def test_element_ids_are_unique(built: dict):
-    pages = [built["report"], built["npo"], built["cmp"], built["shapes"],
-             (built["lb"] / "leaderboard.html").read_text()]
+    pages = [
+        built["report"],
+        built["npo"],
+        built["cmp"],
+        built["shapes"],
+        (built["lb"] / "leaderboard.html").read_text(),
+    ]
     for page in pages:
         ids = re.findall(r' id="([^"]+)"', page)
         assert len(ids) == len(set(ids)), sorted(i for i in ids if ids.count(i) > 1)
@@ -101,13 +118,21 @@ def test_cli_prints_written_paths(built: dict):
     assert str(out / "report.html") in built["printed"]
     assert str(out / "cmp.html") in built["printed"]
     assert {str(out / "lb" / f"leaderboard.{e}") for e in ("html", "md", "csv")} <= set(
-        built["printed"])
+        built["printed"]
+    )
 
 
 def test_group_report_sections_and_plots(built: dict):
     page = built["report"]
-    assert _sections(page) == ["summary", "tradeoff", "truth-ratio", "mia", "training",
-                               "samples", "runs"]  # no image grids for a text benchmark
+    assert _sections(page) == [
+        "summary",
+        "tradeoff",
+        "truth-ratio",
+        "mia",
+        "training",
+        "samples",
+        "runs",
+    ]  # no image grids for a text benchmark
     imgs = re.findall(r'<img src="([^"]+)"', page)
     assert len(imgs) == 4 and all(i.startswith("data:image/png;base64,") for i in imgs)
     assert not re.search(r"(src|href)=\"(https?:)?//", page)  # nothing fetched at view time
@@ -126,13 +151,19 @@ def test_group_report_headline(built: dict):
 
 def test_samples_table_before_and_after(built: dict):
     rows = _rows(built["report"], "samples-table")
-    keys = {(s["split"], s["index"]) for r in ("target", "retain", "graddiff", "npo")
-            for s in load_run(DEMO / r).samples}
+    keys = {
+        (s["split"], s["index"])
+        for r in ("target", "retain", "graddiff", "npo")
+        for s in load_run(DEMO / r).samples
+    }
     assert len(rows) == len(keys) == 16
     target = {(s["split"], s["index"]): s for s in load_run(DEMO / "target").samples}
     npo = {(s["split"], s["index"]): s for s in load_run(DEMO / "npo").samples}
-    row = next(r for r in rows if 'data-split="forget"' in r
-               and re.search(r'<td class="num" data-v="1.0">1</td>', r))
+    row = next(
+        r
+        for r in rows
+        if 'data-split="forget"' in r and re.search(r'<td class="num" data-v="1.0">1</td>', r)
+    )
     assert target[("forget", 1)]["generation"] in row  # before
     assert npo[("forget", 1)]["generation"] in row  # after
     assert "(empty generation)" in built["report"]  # graddiff's empty output is shown as such
@@ -157,8 +188,11 @@ def test_comparison(built: dict):
     # changed most: the largest |Δ ROUGE-L recall| first
     a = {(s["split"], s["index"]): s for s in load_run(DEMO / "graddiff").samples}
     b = {(s["split"], s["index"]): s for s in load_run(DEMO / "npo").samples}
-    change = {k: abs(b[k]["rouge_l_recall"] - a[k]["rouge_l_recall"]) for k in a
-              if "rouge_l_recall" in a[k]}
+    change = {
+        k: abs(b[k]["rouge_l_recall"] - a[k]["rouge_l_recall"])
+        for k in a
+        if "rouge_l_recall" in a[k]
+    }
     top_split, top_index = max(change, key=change.get)
     changed = _rows(page, "changed-table")
     assert len(changed) == min(10, len(change))
@@ -184,8 +218,12 @@ def test_leaderboard_files(built: dict):
 def test_diffusion_report_embeds_grids(built: dict):
     page = built["shapes"]
     assert "images" in _sections(page) and "samples" not in _sections(page)
-    for name in ("shapes · grid_comparison.png", "target · grid_before.png",
-                 "esd · grid_before.png", "esd · grid_after.png"):
+    for name in (
+        "shapes · grid_comparison.png",
+        "target · grid_before.png",
+        "esd · grid_before.png",
+        "esd · grid_after.png",
+    ):
         assert f"<figcaption>{name}</figcaption>" in page
     assert "Unlearning accuracy" in page and "FID" in page
 
@@ -235,8 +273,9 @@ def test_out_may_be_a_folder(tmp_path: Path):
     assert path == tmp_path / "compare_target_vs_esd.html" and path.is_file()
 
 
-def test_missing_matplotlib_is_one_clear_line(monkeypatch: pytest.MonkeyPatch,
-                                              capsys: pytest.CaptureFixture[str]):
+def test_missing_matplotlib_is_one_clear_line(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+):
     monkeypatch.setitem(sys.modules, "matplotlib.figure", None)  # import fails
     assert main(["report", str(FIXTURES / "shapes"), "-o", "/nonexistent/never.html"]) == 2
     assert "reports need matplotlib: pip install 'obliviate[report]'" in capsys.readouterr().err

@@ -57,7 +57,9 @@ def test_registry_entry_has_metadata(name):
 
 @pytest.mark.parametrize("name", NAMES)
 def test_unknown_hyperparameter_is_an_error(name):
-    with pytest.raises(ValueError, match=f"unknown eraser '{name}' setting 'no_such_setting'.*Known:"):
+    with pytest.raises(
+        ValueError, match=f"unknown eraser '{name}' setting 'no_such_setting'.*Known:"
+    ):
         make_eraser(name, {"no_such_setting": 1})
     with pytest.raises(ValueError, match="unknown preset"):
         make_eraser(name, preset="nope")
@@ -93,8 +95,9 @@ def test_esd_without_a_pool_samples_fresh_trajectories(tiny, request_red):
     """pool_size=0 is the paper's procedure: a new x_t from the frozen model every iteration."""
     model, snapshot = tiny
     model.restore(snapshot)
-    eraser = make_eraser("esd-x", {"iterations": 2, "batch_size": 1, "pool_size": 0,
-                                   "sample_steps": 3})
+    eraser = make_eraser(
+        "esd-x", {"iterations": 2, "batch_size": 1, "pool_size": 0, "sample_steps": 3}
+    )
     eraser.erase(model, request_red, seed=0)
     assert _changed(snapshot, model)
     model.restore(snapshot)
@@ -161,12 +164,18 @@ def test_erasers_run_on_a_stable_diffusion_pipeline(name, sd_model):
     model, before = sd_model
     model.restore(before)
     assert type(model.pipe).__name__ == "StableDiffusionPipeline" and model.is_latent
-    req = ErasureRequest(concept="van gogh", prompts=["a painting by van gogh", "van gogh"],
-                         preserve=["a painting by monet", "a photo of a dog"], anchor="")
+    req = ErasureRequest(
+        concept="van gogh",
+        prompts=["a painting by van gogh", "van gogh"],
+        preserve=["a painting by monet", "a photo of a dog"],
+        anchor="",
+    )
     eraser = make_eraser(name, fast_overrides(ERASERS.get(name)), preset="paper")
     eraser.erase(model, req, seed=0)
     changed = _changed(before, model)
-    assert changed and changed <= {n for n, _ in select_parameters(model.unet, eraser.parameter_set)}
+    assert changed and changed <= {
+        n for n, _ in select_parameters(model.unet, eraser.parameter_set)
+    }
     images = model.decode(model.sample(["a painting by van gogh"], model.initial_noise(1), steps=2))
     assert images.shape == (1, 3, 16, 16) and torch.isfinite(images).all()
 
@@ -187,8 +196,9 @@ def test_preservation_loss_is_zero_for_the_frozen_model_and_grows_with_an_edit(t
             p.add_(0.05 * torch.randn(p.shape, generator=gen))
     edited = float(preservation_loss(model, unet0, x, t, emb))
     with torch.no_grad():
-        expected = torch.nn.functional.mse_loss(model.eps(model.unet, x, t, emb),
-                                                model.eps(unet0, x, t, emb))
+        expected = torch.nn.functional.mse_loss(
+            model.eps(model.unet, x, t, emb), model.eps(unet0, x, t, emb)
+        )
     assert edited > 0 and edited == pytest.approx(float(expected), rel=1e-6)
     model.restore(snapshot)
 
@@ -202,11 +212,11 @@ def test_preserve_weight_changes_the_edit(name, tiny, request_red):
     for w in (0.0, 10.0):
         model.restore(snapshot)
         make_eraser(name, {**over, "preserve_weight": w}, preset="builtin").erase(
-            model, request_red, seed=0)
+            model, request_red, seed=0
+        )
         results.append(model.state_snapshot())
     model.restore(snapshot)
     assert any(not torch.equal(results[0][k], results[1][k]) for k in results[0])
-
 
 
 @pytest.mark.parametrize("name", ["esd-x", "fmn"])

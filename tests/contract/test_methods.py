@@ -67,8 +67,15 @@ def target(tiny_models):
     probe = pad_batch(enc, tok.pad_token_id)
     with torch.no_grad():
         logits = model(**probe).logits
-    return {"path": path, "tok": tok, "request": request, "checksum": checksum(model),
-            "files": files_checksum(path), "probe": probe, "logits": logits}
+    return {
+        "path": path,
+        "tok": tok,
+        "request": request,
+        "checksum": checksum(model),
+        "files": files_checksum(path),
+        "probe": probe,
+        "logits": logits,
+    }
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -93,8 +100,15 @@ def test_method_runs_moves_the_model_and_keeps_the_reference(name, target, tmp_p
     method = METHODS.get(name).build(overrides(name))
     net = load_model(target["path"])
     before = {n: p.detach().clone() for n, p in net.named_parameters()}
-    job = UnlearnJob(net, target["tok"], target["request"], PromptTemplate("qa"), tmp_path,
-                     progress=False, model_path=target["path"])
+    job = UnlearnJob(
+        net,
+        target["tok"],
+        target["request"],
+        PromptTemplate("qa"),
+        tmp_path,
+        progress=False,
+        model_path=target["path"],
+    )
     out = method.unlearn(job)
 
     for row in out.train_log:
@@ -105,10 +119,13 @@ def test_method_runs_moves_the_model_and_keeps_the_reference(name, target, tmp_p
 
     out_model = out.model
     with torch.no_grad():
-        logits = out_model(input_ids=target["probe"]["input_ids"],
-                           attention_mask=target["probe"]["attention_mask"]).logits
+        logits = out_model(
+            input_ids=target["probe"]["input_ids"], attention_mask=target["probe"]["attention_mask"]
+        ).logits
     assert logits.shape == target["logits"].shape
-    assert not torch.allclose(logits, target["logits"]), f"{name}: the unlearned model's outputs did not change"
+    assert not torch.allclose(logits, target["logits"]), (
+        f"{name}: the unlearned model's outputs did not change"
+    )
 
     if getattr(out_model, "module", out_model) is net:  # trained in place: which weights moved?
         moved = {n for n, p in net.named_parameters() if not torch.equal(p.detach(), before[n])}
@@ -117,5 +134,7 @@ def test_method_runs_moves_the_model_and_keeps_the_reference(name, target, tmp_p
         assert not moved & frozen, f"{name}: frozen parameters moved: {sorted(moved & frozen)[:5]}"
 
     if job._ref_model is not None:
-        assert checksum(job._ref_model) == target["checksum"], f"{name}: the reference model changed"
+        assert checksum(job._ref_model) == target["checksum"], (
+            f"{name}: the reference model changed"
+        )
     assert files_checksum(target["path"]) == target["files"], f"{name}: the target's files changed"

@@ -22,9 +22,16 @@ torch.set_num_threads(1)
 acc = get_accelerator()
 
 # 1) the public API path: rank 0 alone writes the run folder
-res = api.unlearn(model_dir, method="graddiff", split="forget10", out=out_dir / "run", builtin=builtin,
-                  overrides={"train": {"max_steps": 3, "batch_size": 2, "lr": 1e-3}},
-                  accelerator=acc, progress=False)
+res = api.unlearn(
+    model_dir,
+    method="graddiff",
+    split="forget10",
+    out=out_dir / "run",
+    builtin=builtin,
+    overrides={"train": {"max_steps": 3, "batch_size": 2, "lr": 1e-3}},
+    accelerator=acc,
+    progress=False,
+)
 
 # 2) the loop itself, to see what every rank drew
 tok = load_tokenizer(model_dir)
@@ -33,13 +40,26 @@ request = api.load_request("builtin", "forget10", builtin=builtin)
 job = UnlearnJob(model, tok, request, accelerator=acc, progress=False)
 method = build_method("graddiff", {"train": {"max_steps": 3, "batch_size": 2, "lr": 1e-3}})
 forget, retain = job.encode_items(request.forget), job.encode_items(request.retain)
-result = train_loop(model, lambda m, fb, rb, s: method.loss(m, fb, rb, job), forget, method.train,
-                    pad_id_of(tok), retain_set=retain, accelerator=acc, progress=False)
+result = train_loop(
+    model,
+    lambda m, fb, rb, s: method.loss(m, fb, rb, job),
+    forget,
+    method.train,
+    pad_id_of(tok),
+    retain_set=retain,
+    accelerator=acc,
+    progress=False,
+)
 unwrapped = acc.unwrap_model(model)
 checksum = float(sum(p.detach().double().sum() for p in unwrapped.parameters()))
-info = {"rank": acc.process_index, "world": acc.num_processes, "checksum": checksum,
-        "retain_indices": result.retain_indices, "steps": result.steps,
-        "config_world_size": res.config.get("world_size")}
+info = {
+    "rank": acc.process_index,
+    "world": acc.num_processes,
+    "checksum": checksum,
+    "retain_indices": result.retain_indices,
+    "steps": result.steps,
+    "config_world_size": res.config.get("world_size"),
+}
 gathered = [None] * acc.num_processes
 dist.all_gather_object(gathered, info)
 if acc.is_main_process:

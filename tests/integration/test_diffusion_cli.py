@@ -32,19 +32,47 @@ def test_erase_list(capsys):
 def test_erase_writes_a_diffusion_run_folder(folders, tmp_path, capsys):
     pipeline, judge = folders
     out = tmp_path / "run"
-    rc = main(["erase", "--model", str(pipeline), "--judge", str(judge), "--concept", "red",
-               "--method", "uce", "--images-per-prompt", "3", "--sampling-steps", "2",
-               "--out", str(out)])
+    rc = main(
+        [
+            "erase",
+            "--model",
+            str(pipeline),
+            "--judge",
+            str(judge),
+            "--concept",
+            "red",
+            "--method",
+            "uce",
+            "--images-per-prompt",
+            "3",
+            "--sampling-steps",
+            "2",
+            "--out",
+            str(out),
+        ]
+    )
     assert rc == 0, capsys.readouterr().err
-    for f in ("config.yaml", "metrics.json", "samples.jsonl", "grid_before.png", "grid_after.png",
-              "model/model_index.json", "model/obliviate_shapes.json"):
+    for f in (
+        "config.yaml",
+        "metrics.json",
+        "samples.jsonl",
+        "grid_before.png",
+        "grid_after.png",
+        "model/model_index.json",
+        "model/obliviate_shapes.json",
+    ):
         assert (out / f).is_file(), f
     doc = json.loads((out / "metrics.json").read_text())
     assert doc["benchmark"] == "builtin-shapes" and doc["role"] == "unlearned"
     assert doc["method"] == "uce" and doc["concept"] == "red"
     assert doc["images"] == ["grid_before.png", "grid_after.png"]
-    for k in ("unlearning_accuracy", "in_domain_retain_accuracy", "cross_domain_retain_accuracy",
-              "fid", "kid"):
+    for k in (
+        "unlearning_accuracy",
+        "in_domain_retain_accuracy",
+        "cross_domain_retain_accuracy",
+        "fid",
+        "kid",
+    ):
         assert doc["metrics"][k]["direction"] in ("higher", "lower")
         assert 0 <= doc["metrics"][k]["value"] or k == "kid"
         assert k in doc["before"]
@@ -66,24 +94,79 @@ def test_erased_model_folder_can_be_erased_again(folders, tmp_path):
     """The saved model/ is a complete shapes pipeline: erase from it once more."""
     pipeline, judge = folders
     first, second = tmp_path / "a", tmp_path / "b"
-    args = ["--judge", str(judge), "--method", "uce", "--images-per-prompt", "2",
-            "--sampling-steps", "2"]
-    assert main(["erase", "--model", str(pipeline), "--concept", "red", "--out", str(first), *args]) == 0
-    assert main(["erase", "--model", str(first / "model"), "--concept", "circle",
-                 "--out", str(second), "--no-save-model", *args]) == 0
+    args = [
+        "--judge",
+        str(judge),
+        "--method",
+        "uce",
+        "--images-per-prompt",
+        "2",
+        "--sampling-steps",
+        "2",
+    ]
+    assert (
+        main(["erase", "--model", str(pipeline), "--concept", "red", "--out", str(first), *args])
+        == 0
+    )
+    assert (
+        main(
+            [
+                "erase",
+                "--model",
+                str(first / "model"),
+                "--concept",
+                "circle",
+                "--out",
+                str(second),
+                "--no-save-model",
+                *args,
+            ]
+        )
+        == 0
+    )
     assert not (second / "model").exists()
     assert json.loads((second / "metrics.json").read_text())["concept"] == "circle"
 
 
 def test_bad_input_gives_one_clear_error(folders, tmp_path, capsys):
     pipeline, judge = folders
-    assert main(["erase", "--model", str(pipeline), "--judge", str(judge), "--concept", "dog",
-                 "--out", str(tmp_path / "x")]) == 2
+    assert (
+        main(
+            [
+                "erase",
+                "--model",
+                str(pipeline),
+                "--judge",
+                str(judge),
+                "--concept",
+                "dog",
+                "--out",
+                str(tmp_path / "x"),
+            ]
+        )
+        == 2
+    )
     assert "concept 'dog' is not in the built-in shapes model" in capsys.readouterr().err
     assert main(["erase", "--concept", "red", "--method", "esdx"]) == 2
     assert "Did you mean 'esd-x'" in capsys.readouterr().err
-    assert main(["erase", "--model", str(pipeline), "--judge", str(judge), "--concept", "red",
-                 "--set", "lr", "--out", str(tmp_path / "y")]) == 2
+    assert (
+        main(
+            [
+                "erase",
+                "--model",
+                str(pipeline),
+                "--judge",
+                str(judge),
+                "--concept",
+                "red",
+                "--set",
+                "lr",
+                "--out",
+                str(tmp_path / "y"),
+            ]
+        )
+        == 2
+    )
     assert "expected KEY=VALUE" in capsys.readouterr().err
     assert main(["erase", "--model", str(tmp_path / "missing"), "--concept", "red"]) == 2
     assert main(["erase"]) == 2

@@ -69,19 +69,29 @@ def test_the_original_model_draws_recognisable_concepts(before, concept):
 # collapsing the erased prompts onto red triangles; the variants tried are in
 # docs/diffusion.md. Every other margin, and colour on the retained prompts, is still asserted;
 # the case fails if it ever meets the CRA margin, so that this entry is removed.
-KNOWN_SHORTFALLS = {("fmn", "square"): "FMN erasing square (shape prior of the model) keeps "
-                                       "colour accuracy 0.78 < CRA margin 0.80"}
+KNOWN_SHORTFALLS = {
+    ("fmn", "square"): "FMN erasing square (shape prior of the model) keeps "
+    "colour accuracy 0.78 < CRA margin 0.80"
+}
 CASES = [(m, c) for m in ERASERS.names() for c in CONCEPTS]
 
 
 @pytest.mark.parametrize("method,concept", CASES)
-def test_method_erases_the_concept_and_keeps_the_others(setup, snapshot, before, method,
-                                                        concept, tmp_path):
+def test_method_erases_the_concept_and_keeps_the_others(
+    setup, snapshot, before, method, concept, tmp_path
+):
     from obliviate.diffusion.run import erase_run
 
     setup.model.restore(snapshot)
-    _doc, after = erase_run(tmp_path / method, concept, method, setup=setup,
-                            before=before[concept], eval_config=EVAL, save_model=False)
+    _doc, after = erase_run(
+        tmp_path / method,
+        concept,
+        method,
+        setup=setup,
+        before=before[concept],
+        eval_config=EVAL,
+        save_model=False,
+    )
     setup.model.restore(snapshot)
     v = after.values()
     msg = f"{method} erasing {concept}: {v}"
@@ -94,7 +104,9 @@ def test_method_erases_the_concept_and_keeps_the_others(setup, snapshot, before,
         assert v["cross_domain_retain_accuracy"] >= CRA_MIN, msg
         return
     assert v["cross_domain_accuracy_retain_prompts"] >= CRA_MIN, msg
-    assert v["cross_domain_retain_accuracy"] < CRA_MIN, f"now inside the margin, drop the entry: {msg}"
+    assert v["cross_domain_retain_accuracy"] < CRA_MIN, (
+        f"now inside the margin, drop the entry: {msg}"
+    )
     pytest.xfail(shortfall)
 
 
@@ -110,14 +122,19 @@ def test_uce_keeps_preserved_cross_attention_outputs_on_the_trained_model(setup,
         res = {}
         with torch.no_grad():
             for name, attn in setup.model.attention_modules().items():
-                h = torch.randn(len(prompts), 16, attn.to_q.in_features,
-                                generator=torch.Generator().manual_seed(1))
+                h = torch.randn(
+                    len(prompts),
+                    16,
+                    attn.to_q.in_features,
+                    generator=torch.Generator().manual_seed(1),
+                )
                 res[name] = attn(h, encoder_hidden_states=emb)
         return res
 
     def change(a, b):
-        return torch.stack([((b[k] - a[k]).flatten(1).norm(dim=1) / a[k].flatten(1).norm(dim=1))
-                            for k in a])
+        return torch.stack(
+            [((b[k] - a[k]).flatten(1).norm(dim=1) / a[k].flatten(1).norm(dim=1)) for k in a]
+        )
 
     setup.model.restore(snapshot)
     req = builtin_request(setup.spec, "red")
@@ -132,11 +149,18 @@ def test_quick_demo_writes_a_group_folder(tmp_path):
     from obliviate.recipes.diffusion import run_demo
 
     cache = os.environ.get("OBLIVIATE_TEST_CACHE") or tmp_path / "cache"
-    doc = run_demo(tmp_path / "demo", quick=True, methods=["uce", "esd-x"], cache_dir=cache,
-                   log=None)
+    doc = run_demo(
+        tmp_path / "demo", quick=True, methods=["uce", "esd-x"], cache_dir=cache, log=None
+    )
     assert doc["runs"] == ["original", "uce", "esd-x"]
-    for f in ("comparison.json", "comparison.md", "grid_comparison.png",
-              "original/metrics.json", "uce/metrics.json", "esd-x/grid_after.png"):
+    for f in (
+        "comparison.json",
+        "comparison.md",
+        "grid_comparison.png",
+        "original/metrics.json",
+        "uce/metrics.json",
+        "esd-x/grid_after.png",
+    ):
         assert (tmp_path / "demo" / f).is_file(), f
     rows = {r["name"]: r for r in doc["rows"]}
     assert rows["uce"]["unlearning_accuracy"] > rows["original"]["unlearning_accuracy"]

@@ -37,8 +37,18 @@ def random_tiny_model(tmp_path_factory: pytest.TempPathFactory) -> str:
 
 def test_two_process_unlearning(random_tiny_model: str, tmp_path: Path) -> None:
     torchrun = Path(sys.executable).with_name("torchrun")
-    cmd = [str(torchrun), "--nproc_per_node", "2", "--master_addr", "127.0.0.1",
-           "--master_port", str(_free_port()), str(WORKER), random_tiny_model, str(tmp_path)]
+    cmd = [
+        str(torchrun),
+        "--nproc_per_node",
+        "2",
+        "--master_addr",
+        "127.0.0.1",
+        "--master_port",
+        str(_free_port()),
+        str(WORKER),
+        random_tiny_model,
+        str(tmp_path),
+    ]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env)
     # every rank's own error lines first (the launcher's summary hides the crashing rank's traceback)

@@ -28,8 +28,16 @@ SETTINGS: dict[str, dict] = {
     # probabilities both 0.000, measured); 2 epochs is inside the useful window
     # (forget 0.72 -> 0.34, retain 0.62 -> 0.48)
     "ga": {"train": {"epochs": 2}},
-    "graddiff": {}, "ga_kl": {}, "npo": {}, "npo_kl": {},
-    "wga": {}, "undial": {}, "pdu": {}, "llmu": {}, "dpo": {}, "altpo": {},
+    "graddiff": {},
+    "ga_kl": {},
+    "npo": {},
+    "npo_kl": {},
+    "wga": {},
+    "undial": {},
+    "pdu": {},
+    "llmu": {},
+    "dpo": {},
+    "altpo": {},
     # SatImp's weights p^5 (1 - p) are ~0.01 on memorised tokens: a larger step
     "satimp": {"train": {"lr": 3e-3}},
     # CE-U has no retain term; on a 20-person model it forgets everything alike, so it is
@@ -59,8 +67,9 @@ def mean_prob(model, tok, items) -> float:
     from obliviate.data.templates import PromptTemplate
     from obliviate.scoring import score_pairs
 
-    scores = score_pairs(model, tok, [(it.question, it.answer) for it in items], PromptTemplate("qa"),
-                         progress=False)
+    scores = score_pairs(
+        model, tok, [(it.question, it.answer) for it in items], PromptTemplate("qa"), progress=False
+    )
     return sum(math.exp(-s.nll_avg()) for s in scores) / len(scores)
 
 
@@ -76,23 +85,36 @@ def before(tiny_models):
     tok = load_tokenizer(path)
     req = api.load_request("builtin", tiny_models["split"], builtin=tiny_models["builtin"])
     model = load_model(path)
-    return {"tok": tok, "req": req, "forget": mean_prob(model, tok, req.forget),
-            "retain": mean_prob(model, tok, req.retain)}
+    return {
+        "tok": tok,
+        "req": req,
+        "forget": mean_prob(model, tok, req.forget),
+        "retain": mean_prob(model, tok, req.retain),
+    }
 
 
 @pytest.mark.parametrize("name", sorted(SETTINGS))
 def test_short_run_forgets_more_than_it_retains(name, tiny_models, before):
     from obliviate import api
 
-    result = api.unlearn(tiny_models["target"], name, split=tiny_models["split"],
-                         builtin=tiny_models["builtin"], overrides=settings(name), progress=False)
+    result = api.unlearn(
+        tiny_models["target"],
+        name,
+        split=tiny_models["split"],
+        builtin=tiny_models["builtin"],
+        overrides=settings(name),
+        progress=False,
+    )
     tok, req = before["tok"], before["req"]
     forget = mean_prob(result.model, tok, req.forget)
     retain = mean_prob(result.model, tok, req.retain)
     drop_f, drop_r = before["forget"] - forget, before["retain"] - retain
-    print(f"{name}: forget {before['forget']:.3f}->{forget:.3f}, retain {before['retain']:.3f}->"
-          f"{retain:.3f}, margin {drop_f - drop_r:+.3f}, {result.wall_s:.1f}s")
+    print(
+        f"{name}: forget {before['forget']:.3f}->{forget:.3f}, retain {before['retain']:.3f}->"
+        f"{retain:.3f}, margin {drop_f - drop_r:+.3f}, {result.wall_s:.1f}s"
+    )
     assert drop_f - drop_r >= MARGIN, (
         f"{name}: forget prob {before['forget']:.3f} -> {forget:.3f}, retain prob "
         f"{before['retain']:.3f} -> {retain:.3f}: the forget drop exceeds the retain drop by "
-        f"{drop_f - drop_r:.3f} < {MARGIN}")
+        f"{drop_f - drop_r:.3f} < {MARGIN}"
+    )

@@ -30,8 +30,9 @@ def tiny(tmp_path_factory):
     data = load_muse("builtin", n_people=N_PEOPLE)
     tok = train_tokenizer(builtin_muse_corpus_text(N_PEOPLE), vocab_size=800)
     out = tmp_path_factory.mktemp("muse_tiny")
-    path = train_on_documents(tok, data.forget + data.retain, out, "xs",
-                              {"max_steps": 3, "epochs": 1, "batch_size": 2})
+    path = train_on_documents(
+        tok, data.forget + data.retain, out, "xs", {"max_steps": 3, "epochs": 1, "batch_size": 2}
+    )
     return {"data": data, "tok": tok, "path": path, "model": load_model(str(path))}
 
 
@@ -77,6 +78,7 @@ def test_unlearning_uses_document_windows(tiny):
 
     data, tok = tiny["data"], tiny["tok"]
     job = document_job(tiny["model"], tok, data.request())
+
     def n_windows(doc: str) -> int:
         return math.ceil(len(tok(doc, add_special_tokens=False)["input_ids"]) / 63)
 
@@ -85,8 +87,13 @@ def test_unlearning_uses_document_windows(tiny):
     assert len(windows) == sum(n_windows(d.answer) for d in data.forget)  # cut, not truncated
     model = load_model(str(tiny["path"]))
     before = [p.detach().clone() for p in model.parameters()]
-    out = unlearn_documents(model, tok, "npo", data.request(),
-                            {"train": {"max_steps": 1, "batch_size": 2, "max_length": 64}})
+    out = unlearn_documents(
+        model,
+        tok,
+        "npo",
+        data.request(),
+        {"train": {"max_steps": 1, "batch_size": 2, "max_length": 64}},
+    )
     assert out.train_log and math.isfinite(out.train_log[0]["forget_loss"])
     assert any(not torch.equal(a, b) for a, b in zip(before, out.model.parameters()))
 
@@ -97,8 +104,14 @@ def test_six_way_evaluation_end_to_end(tmp_path):
     from obliviate.recipes.muse import run_muse
 
     out = tmp_path / "muse"
-    doc = run_muse(out, methods=("graddiff", "npo"), builtin={"n_people": 30}, size="xs",
-                   settings={"max_items": 40}, log=None)
+    doc = run_muse(
+        out,
+        methods=("graddiff", "npo"),
+        builtin={"n_people": 30},
+        size="xs",
+        settings={"max_items": 40},
+        log=None,
+    )
     rows = {r["name"]: r for r in doc["rows"]}
     target, retrain = rows["target"], rows["retrain"]
     assert retrain["privleak"] == pytest.approx(0.0)
@@ -109,7 +122,9 @@ def test_six_way_evaluation_end_to_end(tmp_path):
     for method in ("graddiff", "npo"):
         assert rows[method]["forget_knowmem"] < target["forget_knowmem"]
         assert [f["fold"] for f in doc["scalability"][method]] == [1, 2, 3, 4]
-        assert [f["n_docs"] for f in doc["sustainability"][method]] == [12] * 4  # 3 people x (profile + 3 pages)
+        assert [f["n_docs"] for f in doc["sustainability"][method]] == [
+            12
+        ] * 4  # 3 people x (profile + 3 pages)
         assert (out / method / "model" / "config.json").exists()
         assert (out / "sust" / method / "forget_4" / "metrics.json").exists()
     saved = json.loads((out / "comparison.json").read_text())

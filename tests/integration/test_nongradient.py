@@ -22,9 +22,15 @@ def target_eval(tiny_models, tmp_path_factory):
     from obliviate import api
 
     out = tmp_path_factory.mktemp("nongradient") / "target"
-    return api.evaluate(tiny_models["target"], split=tiny_models["split"], builtin=tiny_models["builtin"],
-                        retain_model=tiny_models["retain"], out=out, progress=False,
-                        settings={"max_new_tokens": 48})
+    return api.evaluate(
+        tiny_models["target"],
+        split=tiny_models["split"],
+        builtin=tiny_models["builtin"],
+        retain_model=tiny_models["retain"],
+        out=out,
+        progress=False,
+        settings={"max_new_tokens": 48},
+    )
 
 
 @pytest.mark.parametrize("name", sorted(METHODS))
@@ -34,12 +40,24 @@ def test_method_is_evaluated_through_its_saved_folder(name, tiny_models, target_
     from obliviate import api
     from obliviate.io import read_json
 
-    res = api.unlearn(tiny_models["target"], method=name, split=tiny_models["split"],
-                      builtin=tiny_models["builtin"], out=tmp_path / name,
-                      overrides=METHODS[name], progress=False)
-    ev = api.evaluate(str(res.path), split=tiny_models["split"], builtin=tiny_models["builtin"],
-                      retain_model=tiny_models["retain"], out=tmp_path / name, progress=False,
-                      settings={"max_new_tokens": 48})
+    res = api.unlearn(
+        tiny_models["target"],
+        method=name,
+        split=tiny_models["split"],
+        builtin=tiny_models["builtin"],
+        out=tmp_path / name,
+        overrides=METHODS[name],
+        progress=False,
+    )
+    ev = api.evaluate(
+        str(res.path),
+        split=tiny_models["split"],
+        builtin=tiny_models["builtin"],
+        retain_model=tiny_models["retain"],
+        out=tmp_path / name,
+        progress=False,
+        settings={"max_new_tokens": 48},
+    )
     m = ev.values()
     for key in ("forget_quality", "model_utility", "forget_rouge", "forget_prob", "retain_prob"):
         assert key in m and math.isfinite(m[key]), (name, key, m.get(key))
@@ -50,5 +68,15 @@ def test_method_is_evaluated_through_its_saved_folder(name, tiny_models, target_
     if name in ("guardrail", "eco"):
         assert m["forget_rouge"] < t["forget_rouge"]
         assert m["model_utility"] > 0.5 * t["model_utility"]
-    print(name, {k: round(m[k], 4) for k in ("forget_quality", "model_utility", "forget_rouge", "forget_prob")},
-          "target", {k: round(t[k], 4) for k in ("forget_quality", "model_utility", "forget_rouge", "forget_prob")})
+    print(
+        name,
+        {
+            k: round(m[k], 4)
+            for k in ("forget_quality", "model_utility", "forget_rouge", "forget_prob")
+        },
+        "target",
+        {
+            k: round(t[k], 4)
+            for k in ("forget_quality", "model_utility", "forget_rouge", "forget_prob")
+        },
+    )

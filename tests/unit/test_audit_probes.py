@@ -107,6 +107,7 @@ def test_answer_hidden_states_mean_over_answer_tokens_without_eos_or_padding():
 
 def test_truth_probe_learns_a_linear_direction():
     rng = np.random.default_rng(0)
+
     # true candidates have feature 0 shifted by +3 (ideal AUC Phi(3/sqrt 2) = 0.98); the rest is noise
     def make(n):
         y = np.array([1, 0, 0] * n)

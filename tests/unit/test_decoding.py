@@ -45,7 +45,7 @@ def test_loop_equals_a_hand_rolled_decode_with_left_padding_and_eos():
             nxt = pad if done else int(_next_logits(seq, positions(torch.ones_like(seq))).argmax())
             done = done or nxt == eos
             seq = torch.cat([seq, torch.tensor([[nxt]])], 1)
-        assert got[row, 4:].tolist() == seq[0, real.shape[1]:].tolist()
+        assert got[row, 4:].tolist() == seq[0, real.shape[1] :].tolist()
     assert got.shape[1] - 4 <= n and torch.equal(got[:, :4], ids)
 
 
@@ -56,7 +56,9 @@ def test_no_new_tokens_and_eos_id_forms():
 
 
 def test_settings_errors_are_one_sentence_in_one_style():
-    with pytest.raises(ValueError, match=r"^unknown train setting 'lrr'\. Did you mean 'lr'\? Known: "):
+    with pytest.raises(
+        ValueError, match=r"^unknown train setting 'lrr'\. Did you mean 'lr'\? Known: "
+    ):
         from_dict(TrainConfig, {"lrr": 1e-3}, "train")
     with pytest.raises(ValueError, match=r"^train setting lr='fast': expected float$"):
         from_dict(TrainConfig, {"lr": "fast"}, "train")

@@ -125,13 +125,18 @@ def test_uce_closed_form_2d_erase_and_preserve_hand_values():
 def test_uce_closed_form_is_the_least_squares_optimum():
     g = torch.Generator().manual_seed(0)
     W = torch.randn(3, 5, generator=g, dtype=torch.float64)
-    ce, ve = torch.randn(2, 5, generator=g, dtype=torch.float64), torch.randn(2, 3, generator=g,
-                                                                               dtype=torch.float64)
+    ce, ve = (
+        torch.randn(2, 5, generator=g, dtype=torch.float64),
+        torch.randn(2, 3, generator=g, dtype=torch.float64),
+    )
     cp = torch.randn(4, 5, generator=g, dtype=torch.float64)
     se, sp, lam = 1.5, 0.7, 0.3
     new = F.uce_closed_form(W, ce, ve, cp, se, sp, lam).requires_grad_(True)
-    obj = (lam * (new - W).pow(2).sum() + se * (new @ ce.T - ve.T).pow(2).sum()
-           + sp * (new @ cp.T - W @ cp.T).pow(2).sum())
+    obj = (
+        lam * (new - W).pow(2).sum()
+        + se * (new @ ce.T - ve.T).pow(2).sum()
+        + sp * (new @ cp.T - W @ cp.T).pow(2).sum()
+    )
     obj.backward()
     assert new.grad.abs().max().item() < 1e-9
 

@@ -31,15 +31,18 @@ def test_retain_accuracy():
 
 def test_frechet_distance_one_dimensional_hand_value():
     # (0 − 1)² + 1 + 4 − 2·sqrt(1·4) = 2
-    assert M.frechet_distance(np.array([0.0]), np.array([[1.0]]),
-                              np.array([1.0]), np.array([[4.0]])) == pytest.approx(2.0)
+    assert M.frechet_distance(
+        np.array([0.0]), np.array([[1.0]]), np.array([1.0]), np.array([[4.0]])
+    ) == pytest.approx(2.0)
 
 
 def test_frechet_distance_diagonal_hand_value():
     # ‖(1, 1)‖² = 2; traces 5 + 13 − 2·(2 + 6) = 2 -> 4
     d = M.frechet_distance(np.zeros(2), np.diag([1.0, 4.0]), np.ones(2), np.diag([4.0, 9.0]))
     assert d == pytest.approx(4.0)
-    assert M.frechet_distance(np.ones(2), np.eye(2), np.ones(2), np.eye(2)) == pytest.approx(0.0, abs=1e-9)
+    assert M.frechet_distance(np.ones(2), np.eye(2), np.ones(2), np.eye(2)) == pytest.approx(
+        0.0, abs=1e-9
+    )
 
 
 def test_frechet_distance_shape_mismatch():

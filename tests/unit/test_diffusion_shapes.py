@@ -40,8 +40,10 @@ def test_drawn_colour_dominates_its_channel():
 def test_shapes_differ_in_filled_area():
     """Same colour, same random stream: circle, square and triangle cover different areas."""
     rng = [np.random.default_rng(0) for _ in range(3)]
-    areas = [float((shapes.draw(s, "red", r, 16)[..., 0] > 128).sum())
-             for s, r in zip(("circle", "square", "triangle"), rng)]
+    areas = [
+        float((shapes.draw(s, "red", r, 16)[..., 0] > 128).sum())
+        for s, r in zip(("circle", "square", "triangle"), rng)
+    ]
     assert len(set(areas)) == 3
     assert areas[2] < areas[1] < areas[0]  # triangle < square < circle of the same radius
 

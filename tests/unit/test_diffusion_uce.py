@@ -41,8 +41,12 @@ def cross_attention_outputs(model, prompts):
 
 def relative_change(before, after):
     """Per layer and prompt: ‖after − before‖ / ‖before‖."""
-    return torch.stack([((after[k] - before[k]).flatten(1).norm(dim=1)
-                         / before[k].flatten(1).norm(dim=1)) for k in before])
+    return torch.stack(
+        [
+            ((after[k] - before[k]).flatten(1).norm(dim=1) / before[k].flatten(1).norm(dim=1))
+            for k in before
+        ]
+    )
 
 
 @pytest.fixture(scope="module")
@@ -53,22 +57,31 @@ def model():
 
 # removed word ("a red circle" -> "a circle"), generic word ("a circle" -> "a shape"), and the
 # built-in default: the next concept of the kind ("red" -> "green", "circle" -> "square")
-@pytest.mark.parametrize("concept,anchor", [("red", ""), ("circle", "shape"), ("red", None),
-                                            ("circle", None)])
+@pytest.mark.parametrize(
+    "concept,anchor", [("red", ""), ("circle", "shape"), ("red", None), ("circle", None)]
+)
 def test_uce_preserves_preserved_prompts_and_changes_erased_ones(model, concept, anchor):
     snap = model.state_snapshot()
     req = builtin_request(ShapesSpec(), concept, anchor)
-    keep0, gone0 = cross_attention_outputs(model, req.preserve), cross_attention_outputs(model, req.prompts)
+    keep0, gone0 = (
+        cross_attention_outputs(model, req.preserve),
+        cross_attention_outputs(model, req.prompts),
+    )
     guide = cross_attention_outputs(model, req.mapped(req.anchor_or_superclass()))
     result = make_eraser("uce").erase(model, req)
-    keep1, gone1 = cross_attention_outputs(model, req.preserve), cross_attention_outputs(model, req.prompts)
+    keep1, gone1 = (
+        cross_attention_outputs(model, req.preserve),
+        cross_attention_outputs(model, req.prompts),
+    )
     model.restore(snap)
     assert result.info["edited_matrices"] == 2 * len(model.attention_modules())  # K and V
     kept = relative_change(keep0, keep1)
     assert kept.max() < PRESERVE_MAX["generic" if anchor is not None else "sibling"]
     assert kept.mean() < PRESERVE_MEAN
     # relative_change(guide, x) = ‖x − guide‖ / ‖guide‖: distance to the guide's outputs
-    assert relative_change(guide, gone1).mean() < relative_change(guide, gone0).mean() / GUIDE_SHRINK
+    assert (
+        relative_change(guide, gone1).mean() < relative_change(guide, gone0).mean() / GUIDE_SHRINK
+    )
 
 
 def test_uce_moves_erased_keys_towards_the_guide_values(model):
@@ -92,12 +105,16 @@ def test_the_preserve_set_is_what_keeps_preserved_outputs(model):
     req = builtin_request(ShapesSpec(), "red")
     before = cross_attention_outputs(model, req.preserve)
     drift = {}
-    for label, r, over in (("none", dataclasses.replace(req, preserve=[]), {}),
-                           ("scale1", req, {}),
-                           ("scale100", req, {"preserve_scale": 100.0})):
+    for label, r, over in (
+        ("none", dataclasses.replace(req, preserve=[]), {}),
+        ("scale1", req, {}),
+        ("scale100", req, {"preserve_scale": 100.0}),
+    ):
         model.restore(snap)
         make_eraser("uce", over).erase(model, r)
-        drift[label] = float(relative_change(before, cross_attention_outputs(model, req.preserve)).max())
+        drift[label] = float(
+            relative_change(before, cross_attention_outputs(model, req.preserve)).max()
+        )
     model.restore(snap)
     assert drift["none"] > 3 * drift["scale1"]
     assert drift["scale100"] < drift["scale1"]

@@ -35,14 +35,20 @@ def test_uniform_teacher_loss_by_hand_and_unchanged_by_padding():
     z = [[0.0, 1.0, 2.0], [1.0, -1.0, 0.5], [9.0, 9.0, 9.0]]
     logits = torch.tensor([z])
     labels = torch.tensor([[-100, 1, 2]])  # positions 0 and 1 predict the answer tokens
-    batch = {"input_ids": torch.zeros(1, 3, dtype=torch.long), "attention_mask": torch.ones(1, 3),
-             "labels": labels}
+    batch = {
+        "input_ids": torch.zeros(1, 3, dtype=torch.long),
+        "attention_mask": torch.ones(1, 3),
+        "labels": labels,
+    }
     term = BadTeacherTerm(teacher="uniform")
     want = (_kl_uniform(z[0]) + _kl_uniform(z[1])) / 2
     assert float(term(Fixed(logits), batch, None)) == pytest.approx(want, rel=1e-6)
     padded = torch.cat([logits, torch.full((1, 2, 3), float("nan"))], 1)
-    pbatch = {"input_ids": torch.zeros(1, 5, dtype=torch.long), "attention_mask": torch.ones(1, 5),
-              "labels": torch.tensor([[-100, 1, 2, -100, -100]])}
+    pbatch = {
+        "input_ids": torch.zeros(1, 5, dtype=torch.long),
+        "attention_mask": torch.ones(1, 5),
+        "labels": torch.tensor([[-100, 1, 2, -100, -100]]),
+    }
     assert float(term(Fixed(padded), pbatch, None)) == pytest.approx(want, rel=1e-6)
     # temperature: tau^2 * KL(U || softmax(z / tau))
     t2 = BadTeacherTerm(teacher="uniform", temperature=2.0)
@@ -58,14 +64,24 @@ def micro():
 
     from obliviate.models.tiny import train_tokenizer
 
-    items = [QAItem(f"Which song does bird {i} sing?", f"Bird {i} sings {x}.")
-             for i, x in zip(range(8), ["la", "do", "mi", "re"] * 2)]
+    items = [
+        QAItem(f"Which song does bird {i} sing?", f"Bird {i} sings {x}.")
+        for i, x in zip(range(8), ["la", "do", "mi", "re"] * 2)
+    ]
     tok = train_tokenizer([it.question + " " + it.answer for it in items], vocab_size=300)
-    cfg = LlamaConfig(vocab_size=len(tok), hidden_size=32, num_hidden_layers=1,
-                      num_attention_heads=2, num_key_value_heads=2, intermediate_size=64,
-                      max_position_embeddings=128, bos_token_id=tok.bos_token_id,
-                      eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id,
-                      tie_word_embeddings=True)
+    cfg = LlamaConfig(
+        vocab_size=len(tok),
+        hidden_size=32,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        num_key_value_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=128,
+        bos_token_id=tok.bos_token_id,
+        eos_token_id=tok.eos_token_id,
+        pad_token_id=tok.pad_token_id,
+        tie_word_embeddings=True,
+    )
     torch.manual_seed(0)
     model = LlamaForCausalLM(cfg)
     req = UnlearningRequest(forget=items[:4], retain=items[4:])
@@ -76,7 +92,9 @@ def _batch(micro, items):
     from obliviate.training import collate_encoded
 
     job = UnlearnJob(micro["model"], micro["tok"], micro["req"], progress=False)
-    return collate_encoded(job.encode_items(items), list(range(len(items))), micro["tok"].pad_token_id)
+    return collate_encoded(
+        job.encode_items(items), list(range(len(items))), micro["tok"].pad_token_id
+    )
 
 
 def test_random_teacher_is_seeded_frozen_and_not_the_model(micro):
@@ -96,7 +114,9 @@ def test_random_teacher_is_seeded_frozen_and_not_the_model(micro):
     got = term(micro["model"], batch, job)
     with torch.no_grad():
         teacher = a(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
-    student = micro["model"](input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+    student = micro["model"](
+        input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]
+    ).logits
     assert torch.allclose(got, F.distillation_loss(student, teacher, batch["labels"]))
     assert float(got.detach()) > 0
 
@@ -124,7 +144,11 @@ def test_distill_preset_trains_the_student_and_keeps_the_teacher(micro):
     from obliviate.registry import METHODS
 
     d = METHODS.get("distill").defaults()
-    assert (d["forget"], d["retain"], d["forget_params"]["teacher"]) == ("bad_teacher", "kd", "random")
+    assert (d["forget"], d["retain"], d["forget_params"]["teacher"]) == (
+        "bad_teacher",
+        "kd",
+        "random",
+    )
     job = UnlearnJob(copy.deepcopy(micro["model"]), micro["tok"], micro["req"], progress=False)
     theta0 = {n: p.detach().clone() for n, p in job.model.named_parameters()}
     out = build_method("distill", {"train": {"max_steps": 2, "batch_size": 4}}).unlearn(job)

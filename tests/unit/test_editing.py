@@ -65,7 +65,9 @@ def test_memit_update_hand_computed():
 
 def test_second_moment_hand_computed():
     keys = torch.tensor([[1.0, 0.0], [1.0, 2.0]])
-    assert torch.allclose(second_moment(keys), torch.tensor([[1.0, 1.0], [1.0, 2.0]], dtype=torch.float64))
+    assert torch.allclose(
+        second_moment(keys), torch.tensor([[1.0, 1.0], [1.0, 2.0]], dtype=torch.float64)
+    )
     with pytest.raises(ValueError):
         second_moment(torch.zeros(0, 2))
 
@@ -88,17 +90,22 @@ def test_answer_probability_masks_prompt_and_padding():
     assert float(answer_probability(logits, labels)[0]) == pytest.approx(expected, rel=1e-6)
     padded_logits = torch.cat([logits, torch.randn(1, 2, 2)], dim=1)
     padded_labels = torch.tensor([[-100, -100, 1, 0, -100, -100]])
-    assert float(answer_probability(padded_logits, padded_labels)[0]) == pytest.approx(expected, rel=1e-6)
+    assert float(answer_probability(padded_logits, padded_labels)[0]) == pytest.approx(
+        expected, rel=1e-6
+    )
 
 
-@pytest.mark.parametrize("question, subject", [
-    ("In which city was Geamfour Thoufo born?", "Geamfour Thoufo"),
-    ("What is the capital of Kousgunora?", "Kousgunora"),
-    ("Geamfour Thoufo was born where?", "Geamfour Thoufo"),
-    ("Which of Jane Austen's novels came first?", "Jane Austen"),
-    ("what is two plus two?", None),
-    ("", None),
-])
+@pytest.mark.parametrize(
+    "question, subject",
+    [
+        ("In which city was Geamfour Thoufo born?", "Geamfour Thoufo"),
+        ("What is the capital of Kousgunora?", "Kousgunora"),
+        ("Geamfour Thoufo was born where?", "Geamfour Thoufo"),
+        ("Which of Jane Austen's novels came first?", "Jane Austen"),
+        ("what is two plus two?", None),
+        ("", None),
+    ],
+)
 def test_guess_subject(question, subject):
     assert guess_subject(question) == subject
 
@@ -109,15 +116,22 @@ def test_guess_subject(question, subject):
 def _tiny(arch: str):
     import transformers as tf
 
-    common = dict(vocab_size=64, hidden_size=16, num_hidden_layers=2, num_attention_heads=2,
-                  intermediate_size=32, max_position_embeddings=64)
+    common = dict(
+        vocab_size=64,
+        hidden_size=16,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=32,
+        max_position_embeddings=64,
+    )
     if arch == "llama":
         return tf.LlamaForCausalLM(tf.LlamaConfig(**common))
     if arch == "qwen2":
         return tf.Qwen2ForCausalLM(tf.Qwen2Config(**common, num_key_value_heads=2))
     if arch == "gpt2":
-        return tf.GPT2LMHeadModel(tf.GPT2Config(vocab_size=64, n_embd=16, n_layer=2, n_head=2,
-                                                n_inner=32, n_positions=64))
+        return tf.GPT2LMHeadModel(
+            tf.GPT2Config(vocab_size=64, n_embd=16, n_layer=2, n_head=2, n_inner=32, n_positions=64)
+        )
     if arch == "gpt_neox":
         return tf.GPTNeoXForCausalLM(tf.GPTNeoXConfig(**common))
     raise AssertionError(arch)
@@ -167,8 +181,12 @@ def tiny(tiny_models):
     torch.set_num_threads(2)
     tok = load_tokenizer(tiny_models["target"])
     request = api.load_request("builtin", tiny_models["split"], builtin=tiny_models["builtin"])
-    return {"path": tiny_models["target"], "tok": tok, "request": request,
-            "load": lambda: load_model(tiny_models["target"])}
+    return {
+        "path": tiny_models["target"],
+        "tok": tok,
+        "request": request,
+        "load": lambda: load_model(tiny_models["target"]),
+    }
 
 
 def test_subject_span_decodes_to_the_subject(tiny):

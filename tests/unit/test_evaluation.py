@@ -13,8 +13,10 @@ from obliviate.data.types import QAItem, UnlearningRequest
 from obliviate.evaluation import EvalSettings, add_reference_metrics, evaluate_model
 from obliviate.models.tiny import train_tokenizer
 
-TEXTS = ["Question: Who is Ann?\nAnswer: Ann is a sailor from Paris.",
-         "Question: Who is Bob?\nAnswer: Bob is a baker from Rome."]
+TEXTS = [
+    "Question: Who is Ann?\nAnswer: Ann is a sailor from Paris.",
+    "Question: Who is Bob?\nAnswer: Bob is a baker from Rome.",
+]
 
 
 @pytest.fixture(scope="module")
@@ -39,16 +41,22 @@ class UniformLM(torch.nn.Module):
 
 
 def _item(q: str, a: str) -> QAItem:
-    return QAItem(q, a, paraphrased_answer=a + " indeed", perturbed_answers=(a + " not", "no " + a),
-                  paraphrased_question=q + " exactly")
+    return QAItem(
+        q,
+        a,
+        paraphrased_answer=a + " indeed",
+        perturbed_answers=(a + " not", "no " + a),
+        paraphrased_question=q + " exactly",
+    )
 
 
 def _request() -> UnlearningRequest:
     forget = [_item("Who is Ann?", "Ann is a sailor."), _item("Who is Bob?", "Bob is a baker.")]
     retain = [_item("Who is Cid?", "Cid is a potter.")]
     holdout = [QAItem("Who is Dee?", "Dee is a judge."), QAItem("Who is Eve?", "Eve is a pilot.")]
-    return UnlearningRequest(forget, retain, holdout,
-                             eval={"forget": forget, "retain": retain, "holdout": holdout})
+    return UnlearningRequest(
+        forget, retain, holdout, eval={"forget": forget, "retain": retain, "holdout": holdout}
+    )
 
 
 def test_uniform_model_gives_hand_computed_metrics(tok) -> None:
@@ -81,8 +89,9 @@ def test_reference_metrics_against_itself_and_incompatible_reference(tok) -> Non
     add_reference_metrics(res, res)
     assert res.values()["forget_quality"] == pytest.approx(1.0)
     assert res.values()["privleak"] == pytest.approx(0.0)
-    other = evaluate_model(model, tok, _request(), PromptTemplate(), EvalSettings(min_k=0.2),
-                           progress=False)
+    other = evaluate_model(
+        model, tok, _request(), PromptTemplate(), EvalSettings(min_k=0.2), progress=False
+    )
     with pytest.raises(ValueError, match="not comparable"):
         add_reference_metrics(other, res)
 

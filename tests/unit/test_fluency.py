@@ -29,7 +29,9 @@ def test_perplexity_pools_tokens_over_texts():
     # text 1: p = 1/2, 1/4 ; text 2: p = 1/8 -> mean NLL = (ln2 + ln4 + ln8) / 3 = 2 ln 2 -> PPL 4
     assert perplexity([[ln(1 / 2), ln(1 / 4)], [ln(1 / 8)]]) == pytest.approx(4.0)
     # pooled, not the mean of per-text perplexities (which would be (sqrt(8) + 8) / 2)
-    assert perplexity([[ln(1 / 2), ln(1 / 4)], [ln(1 / 8)]]) != pytest.approx((math.sqrt(8) + 8) / 2)
+    assert perplexity([[ln(1 / 2), ln(1 / 4)], [ln(1 / 8)]]) != pytest.approx(
+        (math.sqrt(8) + 8) / 2
+    )
     # an empty text adds nothing
     assert perplexity([[ln(0.5)], []]) == pytest.approx(2.0)
     assert perplexity([[0.0, 0.0]]) == pytest.approx(1.0)  # certain tokens

@@ -50,7 +50,9 @@ def test_refusal_logits_hand_computed():
 def test_answer_span_filter():
     filt = AnswerSpanFilter.build(
         ["Ann Lee was born in the city of Fasbri."],
-        ["Bob Kay was born in the city of Storthel."], n=3)
+        ["Bob Kay was born in the city of Storthel."],
+        n=3,
+    )
     # shared phrasing is allowed, the forget-specific spans are blocked
     assert "born in the" not in filt.spans and "city of fasbri" in filt.spans
     assert filt.blocks("Well, ann lee was born somewhere")
@@ -67,8 +69,12 @@ def test_tfidf_classifier_persists_without_pickle(tmp_path):
     from obliviate.inference.classifier import ForgetScopeClassifier, TextEncoder
 
     pos = ["Where was Ann Lee born?", "What does Ann Lee write?", "Who are Ann Lee's parents?"]
-    neg = ["Where was Bob Kay born?", "What does Cid Moe write?", "Who are Dee Fox's parents?",
-           "What is the capital of Veamia?"]
+    neg = [
+        "Where was Bob Kay born?",
+        "What does Cid Moe write?",
+        "Who are Dee Fox's parents?",
+        "What is the capital of Veamia?",
+    ]
     clf = ForgetScopeClassifier(TextEncoder.create("tfidf")).fit(pos, neg)
     clf.calibrate(neg, 0.0, pos)
     assert clf.calibration["fpr"] == 0.0
@@ -92,17 +98,28 @@ def tiny(tiny_models):
     torch.set_num_threads(2)
     tok = load_tokenizer(tiny_models["target"])
     request = api.load_request("builtin", tiny_models["split"], builtin=tiny_models["builtin"])
-    return {"path": tiny_models["target"], "tok": tok, "request": request,
-            "model": load_model(tiny_models["target"]), "tiny_models": tiny_models}
+    return {
+        "path": tiny_models["target"],
+        "tok": tok,
+        "request": request,
+        "model": load_model(tiny_models["target"]),
+        "tiny_models": tiny_models,
+    }
 
 
 def _job(tiny, model=None, request=None):
     from obliviate.data.templates import PromptTemplate
     from obliviate.methods.base import UnlearnJob
 
-    return UnlearnJob(model if model is not None else tiny["model"], tiny["tok"],
-                      request or tiny["request"], PromptTemplate("qa"), None, progress=False,
-                      model_path=tiny["path"])
+    return UnlearnJob(
+        model if model is not None else tiny["model"],
+        tiny["tok"],
+        request or tiny["request"],
+        PromptTemplate("qa"),
+        None,
+        progress=False,
+        model_path=tiny["path"],
+    )
 
 
 def _build(tiny, name, **opts):
@@ -133,23 +150,42 @@ def test_greedy_loop_matches_hf_generate(tiny):
     from obliviate.inference.base import greedy_generate, hf_step
 
     tok, model = tiny["tok"], tiny["model"]
-    prompts = [PromptTemplate("qa").prompt_ids(tok, it.question) for it in tiny["request"].retain[:6]]
+    prompts = [
+        PromptTemplate("qa").prompt_ids(tok, it.question) for it in tiny["request"].retain[:6]
+    ]
     b = pad_batch(prompts, tok.pad_token_id, side="left")
     with torch.no_grad():
-        ref = model.generate(**b, max_new_tokens=24, do_sample=False, use_cache=True,
-                             pad_token_id=tok.pad_token_id, eos_token_id=tok.eos_token_id)
-        ours = greedy_generate(hf_step(model), b["input_ids"], b["attention_mask"], 24,
-                               tok.pad_token_id, tok.eos_token_id)
+        ref = model.generate(
+            **b,
+            max_new_tokens=24,
+            do_sample=False,
+            use_cache=True,
+            pad_token_id=tok.pad_token_id,
+            eos_token_id=tok.eos_token_id,
+        )
+        ours = greedy_generate(
+            hf_step(model),
+            b["input_ids"],
+            b["attention_mask"],
+            24,
+            tok.pad_token_id,
+            tok.eos_token_id,
+        )
     width = min(ref.shape[1], ours.shape[1])
     assert torch.equal(ref[:, :width], ours[:, :width])
-    assert (ours[:, width:] == tok.pad_token_id).all() and (ref[:, width:] == tok.pad_token_id).all()
+    assert (ours[:, width:] == tok.pad_token_id).all() and (
+        ref[:, width:] == tok.pad_token_id
+    ).all()
 
 
 def _scores(model, tok, pairs):
     from obliviate.data.templates import PromptTemplate
     from obliviate.scoring import score_pairs
 
-    return [math.exp(-s.nll_avg()) for s in score_pairs(model, tok, pairs, PromptTemplate("qa"), progress=False)]
+    return [
+        math.exp(-s.nll_avg())
+        for s in score_pairs(model, tok, pairs, PromptTemplate("qa"), progress=False)
+    ]
 
 
 def _gens(model, tok, questions, n=32):
@@ -169,11 +205,12 @@ def _greedy_follows_scoring(w, tok, questions, n=16):
         p = PromptTemplate("qa").prompt_ids(tok, q)
         b = pad_batch([p], tok.pad_token_id, side="left")
         with torch.no_grad():
-            ids = w.generate(**b, max_new_tokens=n, pad_token_id=tok.pad_token_id,
-                             eos_token_id=tok.eos_token_id)[0].tolist()
+            ids = w.generate(
+                **b, max_new_tokens=n, pad_token_id=tok.pad_token_id, eos_token_id=tok.eos_token_id
+            )[0].tolist()
             logits = w(input_ids=torch.tensor([ids])).logits[0]
         assert len(ids) > len(p)
-        assert logits[len(p) - 1 : -1].argmax(-1).tolist() == ids[len(p):], q
+        assert logits[len(p) - 1 : -1].argmax(-1).tolist() == ids[len(p) :], q
 
 
 @pytest.fixture(scope="module")
@@ -194,7 +231,9 @@ def test_guardrail_refuses_forget_and_keeps_retain(tiny, guard):
     assert max(wf) < 0.05 and np.mean(base_f) > 0.3
     for b, x, fl in zip(base_r, wr, flagged_r):
         if not fl:
-            assert x == pytest.approx(b, rel=1e-5) or x < b  # unchanged unless the output filter blocks
+            assert (
+                x == pytest.approx(b, rel=1e-5) or x < b
+            )  # unchanged unless the output filter blocks
     gens = _gens(w, tok, [q for q, _ in f_pairs[:5]])
     assert all(g == "I don't know." for g in gens)
     # the refusal is what the wrapper's own distribution ranks first, token by token
@@ -213,12 +252,20 @@ def test_classifier_false_positive_rate_on_unseen_retain_prompts(tiny):
     rng.shuffle(retain)
     fit, cal, unseen = retain[:40], retain[40:100], retain[100:]
     assert len(unseen) >= 60
-    clf = ForgetScopeClassifier(TextEncoder.create("tfidf")).fit([it.question for it in req.forget], fit)
+    clf = ForgetScopeClassifier(TextEncoder.create("tfidf")).fit(
+        [it.question for it in req.forget], fit
+    )
     clf.calibrate(cal + [it.question for it in req.holdout], 0.05)
     fpr = false_positive_rate(clf.scores(unseen), clf.threshold)
     para = [it.paraphrased_question for it in req.eval["forget"] if it.paraphrased_question]
-    recall = float(np.mean(clf.predict(para))) if para else float(np.mean(clf.predict([it.question for it in req.forget])))
-    print(f"tfidf classifier: unseen-retain FPR {fpr:.3f} (n={len(unseen)}), forget recall {recall:.2f}")
+    recall = (
+        float(np.mean(clf.predict(para)))
+        if para
+        else float(np.mean(clf.predict([it.question for it in req.forget])))
+    )
+    print(
+        f"tfidf classifier: unseen-retain FPR {fpr:.3f} (n={len(unseen)}), forget recall {recall:.2f}"
+    )
     assert fpr <= 0.10
     assert recall >= 0.9
 
@@ -232,11 +279,15 @@ def test_minilm_classifier_false_positive_rate(tiny):
     retain = [it.question for it in req.retain]
     np.random.default_rng(1).shuffle(retain)
     fit, cal, unseen = retain[:40], retain[40:100], retain[100:160]
-    clf = ForgetScopeClassifier(TextEncoder.create("minilm")).fit([it.question for it in req.forget], fit)
+    clf = ForgetScopeClassifier(TextEncoder.create("minilm")).fit(
+        [it.question for it in req.forget], fit
+    )
     clf.calibrate(cal + [it.question for it in req.holdout], 0.05)
     fpr = false_positive_rate(clf.scores(unseen), clf.threshold)
     recall = float(np.mean(clf.predict([it.question for it in req.forget])))
-    print(f"minilm classifier: unseen-retain FPR {fpr:.3f} (n={len(unseen)}), forget recall {recall:.2f}")
+    print(
+        f"minilm classifier: unseen-retain FPR {fpr:.3f} (n={len(unseen)}), forget recall {recall:.2f}"
+    )
     assert fpr <= 0.15
     assert recall >= 0.8
 
@@ -260,7 +311,9 @@ def test_eco_sigma_search_reaches_the_holdout_level(tiny):
     search = out.info["sigma_search"]
     last = search["trail"][-1]
     assert out.model.sigma > 0
-    assert abs(last["forget_prob"] - search["target_prob"]) < abs(search["trail"][0]["forget_prob"] - search["target_prob"])
+    assert abs(last["forget_prob"] - search["target_prob"]) < abs(
+        search["trail"][0]["forget_prob"] - search["target_prob"]
+    )
 
 
 def test_icul_logits_are_the_base_logits_after_the_context(tiny):
@@ -272,13 +325,17 @@ def test_icul_logits_are_the_base_logits_after_the_context(tiny):
     it = tiny["request"].retain[3]
     enc = encode(tok, it.question, it.answer, PromptTemplate("qa"))
     ctx = w.context_ids(it.question, len(enc.input_ids))
-    assert ctx and ctx[: len(w._forget_ids[w.retrieve(it.question)[0]])] == w._forget_ids[w.retrieve(it.question)[0]]
+    assert (
+        ctx
+        and ctx[: len(w._forget_ids[w.retrieve(it.question)[0]])]
+        == w._forget_ids[w.retrieve(it.question)[0]]
+    )
     short = encode(tok, "Hi?", "x", PromptTemplate("qa")).input_ids
     b = pad_batch([enc.input_ids, short], tok.pad_token_id)
     with torch.no_grad():
         got = w(input_ids=b["input_ids"], attention_mask=b["attention_mask"]).logits
         ref = tiny["model"](input_ids=torch.tensor([ctx + enc.input_ids])).logits
-    assert torch.allclose(got[0, : len(enc.input_ids)], ref[0, len(ctx):], atol=1e-4)
+    assert torch.allclose(got[0, : len(enc.input_ids)], ref[0, len(ctx) :], atol=1e-4)
     # the forget example retrieved for a forget question is that question itself
     q = tiny["request"].forget[5].question
     assert w.forget_examples[w.retrieve(q)[-1]][0] == q
@@ -286,7 +343,9 @@ def test_icul_logits_are_the_base_logits_after_the_context(tiny):
 
 def test_icul_generation_matches_its_scoring(tiny):
     out = _build(tiny, "icul", n_context=2)
-    _greedy_follows_scoring(out.model, tiny["tok"], [it.question for it in tiny["request"].forget[:3]], n=24)
+    _greedy_follows_scoring(
+        out.model, tiny["tok"], [it.question for it in tiny["request"].forget[:3]], n=24
+    )
 
 
 def test_whp_logits_combine_base_and_reinforced(tiny):
@@ -324,12 +383,15 @@ def _same_behaviour(a, b, tok, questions):
     assert _gens(a, tok, questions, 16) == _gens(b, tok, questions, 16)
 
 
-@pytest.mark.parametrize("name, opts", [
-    ("guardrail", {"encoder": "tfidf"}),
-    ("eco", {"encoder": "tfidf", "sigma": 1.5}),
-    ("icul", {"n_context": 2}),
-    ("whp_logits", {"train": {"max_steps": 2, "batch_size": 8}}),
-])
+@pytest.mark.parametrize(
+    "name, opts",
+    [
+        ("guardrail", {"encoder": "tfidf"}),
+        ("eco", {"encoder": "tfidf", "sigma": 1.5}),
+        ("icul", {"n_context": 2}),
+        ("whp_logits", {"train": {"max_steps": 2, "batch_size": 8}}),
+    ],
+)
 def test_wrappers_round_trip_through_save_and_load(tiny, tmp_path, name, opts):
     from obliviate.inference import load_wrapper
     from obliviate.models.loading import WRAPPER_FILE, load_model, model_fingerprint

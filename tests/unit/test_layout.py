@@ -84,7 +84,7 @@ def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
         path.append(node)
         for nxt in sorted(graph.get(node, ())):
             if state.get(nxt) == 1:
-                return path[path.index(nxt):] + [nxt]
+                return path[path.index(nxt) :] + [nxt]
             if nxt not in state:
                 cycle = dfs(nxt)
                 if cycle:
@@ -109,7 +109,9 @@ def test_find_cycle_reports_the_cycle() -> None:
 def test_submodule_import_is_an_edge_to_the_submodule() -> None:
     graph = import_graph()
     assert "obliviate.registry" in graph["obliviate.inference.wrapper_file"]
-    assert all(not m.startswith("obliviate.") or m in graph for deps in graph.values() for m in deps)
+    assert all(
+        not m.startswith("obliviate.") or m in graph for deps in graph.values() for m in deps
+    )
 
 
 def test_module_level_imports_are_acyclic() -> None:

@@ -785,6 +785,7 @@ def test_rmu_padding_invariance(side):
     mask = torch.tensor(H_MASK)
     junk = torch.full((2, 2, 2), float("nan"), dtype=torch.float64)
     no = torch.zeros(2, 2, dtype=torch.bool)
+
     def cat(a, b):
         return torch.cat([a, b] if side == "right" else [b, a], 1)
 

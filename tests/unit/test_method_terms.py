@@ -28,9 +28,13 @@ from obliviate.training import collate_encoded
 IGN = -100
 pytestmark = pytest.mark.filterwarnings("ignore:Converting a tensor with requires_grad")
 TEXTS = [
-    "Who wrote the Blue Door? Mara Lind wrote it.", "Where was Tomas Ek born? In Varn.",
-    "What is the capital of Olmia? Its capital is Presk.", "I don't know.", "I have no idea.",
-    "Sorry, I can't answer that.", "What did Ana study? She studied botany at Kell.",
+    "Who wrote the Blue Door? Mara Lind wrote it.",
+    "Where was Tomas Ek born? In Varn.",
+    "What is the capital of Olmia? Its capital is Presk.",
+    "I don't know.",
+    "I have no idea.",
+    "Sorry, I can't answer that.",
+    "What did Ana study? She studied botany at Kell.",
 ]
 
 
@@ -47,7 +51,9 @@ class Bigram(torch.nn.Module):
     def __init__(self, vocab: int, seed: int = 0, scale: float = 1.0) -> None:
         super().__init__()
         g = torch.Generator().manual_seed(seed)
-        self.table = torch.nn.Parameter(torch.randn(vocab, vocab, generator=g, dtype=torch.float64) * scale)
+        self.table = torch.nn.Parameter(
+            torch.randn(vocab, vocab, generator=g, dtype=torch.float64) * scale
+        )
         self.config = SimpleNamespace(vocab_size=vocab)
 
     def forward(self, input_ids, attention_mask=None, **_):
@@ -73,16 +79,25 @@ def hand_seq_logp(table: list[list[float]], enc) -> tuple[float, int]:
     return total, n
 
 
-FORGET = [QAItem("Who wrote the Blue Door?", "Mara Lind wrote it."),
-          QAItem("Where was Tomas Ek born?", "In Varn."),
-          QAItem("What did Ana study?", "She studied botany at Kell.")]
-RETAIN = [QAItem("What is the capital of Olmia?", "Its capital is Presk."),
-          QAItem("Where is Presk?", "In Olmia.")]
+FORGET = [
+    QAItem("Who wrote the Blue Door?", "Mara Lind wrote it."),
+    QAItem("Where was Tomas Ek born?", "In Varn."),
+    QAItem("What did Ana study?", "She studied botany at Kell."),
+]
+RETAIN = [
+    QAItem("What is the capital of Olmia?", "Its capital is Presk."),
+    QAItem("Where is Presk?", "In Olmia."),
+]
 
 
 def make_job(model, tok, forget=FORGET, retain=RETAIN) -> UnlearnJob:
-    return UnlearnJob(model, tok, UnlearningRequest(list(forget), list(retain)), PromptTemplate("qa"),
-                      progress=False)
+    return UnlearnJob(
+        model,
+        tok,
+        UnlearningRequest(list(forget), list(retain)),
+        PromptTemplate("qa"),
+        progress=False,
+    )
 
 
 def forget_batch(job: UnlearnJob, order: list[int], max_length: int = 512) -> dict:
@@ -122,9 +137,12 @@ def test_answer_logits_cache_places_rows_for_any_batch_order_and_padding(tok):
     model = Bigram(len(tok))
     job = make_job(model, tok)
     enc = job.encode_items(FORGET)
-    cache = gradient.AnswerLogits.compute(lambda b: model(b["input_ids"]).logits, enc,
-                                          tok.pad_token_id, "cpu", batch_size=2)
-    assert [r.shape[0] for r in cache.rows] == [hand_seq_logp(model.table.tolist(), e)[1] for e in enc]
+    cache = gradient.AnswerLogits.compute(
+        lambda b: model(b["input_ids"]).logits, enc, tok.pad_token_id, "cpu", batch_size=2
+    )
+    assert [r.shape[0] for r in cache.rows] == [
+        hand_seq_logp(model.table.tolist(), e)[1] for e in enc
+    ]
     b = forget_batch(job, [2, 0, 1])
     logits = model(b["input_ids"]).logits.detach()
     got = cache.for_batch(b["index"], b["labels"], logits)
@@ -151,9 +169,20 @@ def test_simnpo_term_matches_hand_value_and_ignores_padding(tok):
         x = -(2.0 / n) * s - 0.5  # -(β/n)·log π − γ_m
         terms.append(-(2 / 2.0) * -math.log1p(math.exp(-x)))
     assert float(term(model, b, job)) == pytest.approx(sum(terms) / 3, rel=1e-9)
-    wide = {k: torch.cat([v, torch.full((3, 4), tok.pad_token_id if k == "input_ids" else
-                                        (0 if k == "attention_mask" else IGN))], 1)
-            for k, v in b.items() if k != "index"}
+    wide = {
+        k: torch.cat(
+            [
+                v,
+                torch.full(
+                    (3, 4),
+                    tok.pad_token_id if k == "input_ids" else (0 if k == "attention_mask" else IGN),
+                ),
+            ],
+            1,
+        )
+        for k, v in b.items()
+        if k != "index"
+    }
     wide["index"] = b["index"]
     assert float(term(model, wide, job)) == pytest.approx(sum(terms) / 3, rel=1e-9)
 
@@ -167,16 +196,20 @@ def test_idk_dpo_uses_refusal_winners_true_losers_and_cached_reference(tok):
     assert all(len(w) == 1 and w[0] in idk for w in term.winner_texts)
     ref_table = model.table.tolist()
     with torch.no_grad():  # "training" moved the model away from the reference
-        model.table.add_(torch.randn(model.table.shape, generator=torch.Generator().manual_seed(9),
-                                     dtype=torch.float64))
+        model.table.add_(
+            torch.randn(
+                model.table.shape, generator=torch.Generator().manual_seed(9), dtype=torch.float64
+            )
+        )
     table = model.table.tolist()
     order = [2, 0]
     expected = []
     for i in order:
         win = encode(tok, FORGET[i].question, term.winner_texts[i][0], job.template)
         lose = job.encode_items([FORGET[i]])[0]
-        d = ((hand_seq_logp(table, win)[0] - hand_seq_logp(ref_table, win)[0])
-             - (hand_seq_logp(table, lose)[0] - hand_seq_logp(ref_table, lose)[0]))
+        d = (hand_seq_logp(table, win)[0] - hand_seq_logp(ref_table, win)[0]) - (
+            hand_seq_logp(table, lose)[0] - hand_seq_logp(ref_table, lose)[0]
+        )
         expected.append(-(2 / 0.5) * -math.log1p(math.exp(-0.5 * d)))
     got = term(model, forget_batch(job, order), job)
     # the cached reference log-probs are float32 (reference.sequence_logprobs): ~1e-7 relative
@@ -227,8 +260,11 @@ def test_llmu_is_weighted_ascent_plus_nll_of_random_retain_answers(tok, monkeypa
     job = make_job(model, tok)
     seen = []
     real = gradient.encode_pairs
-    monkeypatch.setattr(gradient, "encode_pairs",
-                        lambda j, pairs, m, d: (seen.extend(pairs), real(j, pairs, m, d))[1])
+    monkeypatch.setattr(
+        gradient,
+        "encode_pairs",
+        lambda j, pairs, m, d: (seen.extend(pairs), real(j, pairs, m, d))[1],
+    )
     term = gradient.LLMUTerm(ascent_weight=0.5, random_weight=2.0)
     term.setup(job, job.encode_items(FORGET), CFG)
     order = [0, 2]
@@ -275,7 +311,9 @@ def test_pdu_dual_variable_schedule_by_hand(tok):
         if step > 2:  # warm-up = 1 epoch = 2 steps
             lam = max(0.0, lam + 5.0 * (nll - 0.3))
         assert term.lambda_r == pytest.approx(lam)
-    assert term.history == pytest.approx([100.0, 100.0, 100 + 5 * (nll - 0.3), 100 + 10 * (nll - 0.3)])
+    assert term.history == pytest.approx(
+        [100.0, 100.0, 100 + 5 * (nll - 0.3), 100 + 10 * (nll - 0.3)]
+    )
 
 
 def test_pdu_dual_update_per_optimiser_step_and_clipped_at_zero(tok):
@@ -363,17 +401,22 @@ def tiny_hf(kind: str):
     torch.manual_seed(0)
     common = dict(vocab_size=50, num_hidden_layers=4, num_attention_heads=2)
     if kind == "llama":
-        model = tf.LlamaForCausalLM(tf.LlamaConfig(hidden_size=16, intermediate_size=32,
-                                                   num_key_value_heads=2, **common))
+        model = tf.LlamaForCausalLM(
+            tf.LlamaConfig(hidden_size=16, intermediate_size=32, num_key_value_heads=2, **common)
+        )
     elif kind == "gpt2":
         model = tf.GPT2LMHeadModel(tf.GPT2Config(vocab_size=50, n_embd=16, n_layer=4, n_head=2))
     else:
-        model = tf.GPTNeoXForCausalLM(tf.GPTNeoXConfig(hidden_size=16, intermediate_size=32, **common))
+        model = tf.GPTNeoXForCausalLM(
+            tf.GPTNeoXConfig(hidden_size=16, intermediate_size=32, **common)
+        )
     return model.eval()  # no dropout: two forward passes must agree
 
 
-@pytest.mark.parametrize("kind,mlp_out", [("llama", "mlp.down_proj"), ("gpt2", "mlp.c_proj"),
-                                          ("neox", "mlp.dense_4h_to_h")])
+@pytest.mark.parametrize(
+    "kind,mlp_out",
+    [("llama", "mlp.down_proj"), ("gpt2", "mlp.c_proj"), ("neox", "mlp.dense_4h_to_h")],
+)
 def test_rmu_finds_layers_and_mlp_out_projection_in_any_architecture(kind, mlp_out):
     model = tiny_hf(kind)
     layers = representation.find_decoder_layers(model)
@@ -385,7 +428,9 @@ def test_rmu_finds_layers_and_mlp_out_projection_in_any_architecture(kind, mlp_o
     assert sorted(on) == sorted(f"{names[id(layers[i])]}.{mlp_out}.weight" for i in (1, 3))
     assert n == sum(p.numel() for p in model.parameters() if p.requires_grad)
     ids = torch.tensor([[1, 2, 3, 4, 5]])
-    h = representation.hidden_at(model, {"input_ids": ids, "attention_mask": torch.ones_like(ids)}, 1)
+    h = representation.hidden_at(
+        model, {"input_ids": ids, "attention_mask": torch.ones_like(ids)}, 1
+    )
     ref = model(input_ids=ids, output_hidden_states=True).hidden_states[2]  # output of block 1
     assert torch.allclose(h, ref)
 
@@ -402,8 +447,11 @@ def test_rmu_layer_defaults_and_errors():
         def __init__(self):
             super().__init__()
             self.stack = torch.nn.ModuleList(
-                torch.nn.ModuleDict({"ffn": torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.Linear(8, 4))})
-                for _ in range(3))
+                torch.nn.ModuleDict(
+                    {"ffn": torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.Linear(8, 4))}
+                )
+                for _ in range(3)
+            )
             self.heads = torch.nn.ModuleList([torch.nn.Linear(4, 4)])
 
     odd = Odd()
@@ -424,7 +472,9 @@ def test_adaptive_rmu_coefficient_and_default_trainable_layers(tok):
     means = []
     with torch.no_grad():
         for e in enc:
-            hs = model(input_ids=torch.tensor([e.input_ids]), output_hidden_states=True).hidden_states[2][0]
+            hs = model(
+                input_ids=torch.tensor([e.input_ids]), output_hidden_states=True
+            ).hidden_states[2][0]
             rows = [hs[t].norm().item() for t in range(len(e.labels)) if e.labels[t] != IGN]
             means.append(sum(rows) / len(rows))
     assert term.coeff == pytest.approx(2.0 * sum(means) / len(means), rel=1e-5)
@@ -458,7 +508,10 @@ def test_altpo_rejects_copies_of_the_true_answer_and_falls_back_to_refusals(tok,
     term = preference.AltPOTerm(n_winners=3, rounds=2)
     job = make_job(Bigram(len(tok)), tok)
     term.setup(job, job.encode_items(FORGET), CFG)
-    assert calls[1] == [FORGET[0].question, FORGET[1].question]  # second round: incomplete items only
+    assert calls[1] == [
+        FORGET[0].question,
+        FORGET[1].question,
+    ]  # second round: incomplete items only
     assert term.winner_texts[1] == ["In Kell.", "In Presk.", "In Olm."]
     assert term.winner_texts[2] == ["She studied law.", "She studied art.", "She studied maths."]
     assert len(term.winner_texts[0]) == 1 and term.winner_texts[0][0] in preference.load_idk()
@@ -468,7 +521,9 @@ def test_altpo_paper_prompt_and_sampling_is_seeded_without_touching_global_rng(t
     from obliviate.models.tiny import build_tiny_llama
 
     term = preference.AltPOTerm(alt_prompt="paper")
-    assert term._prompts([FORGET[0]])[0].startswith("Question: Who wrote the Blue Door?\nAnswer: Mara")
+    assert term._prompts([FORGET[0]])[0].startswith(
+        "Question: Who wrote the Blue Door?\nAnswer: Mara"
+    )
     model = build_tiny_llama(tok, "xs")
     state = torch.get_rng_state()
     kw = dict(template=PromptTemplate("qa"), n=2, max_new_tokens=5, seed=3)

@@ -65,19 +65,30 @@ def tofu_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from obliviate.models.tiny import train_tokenizer
     from obliviate.runs import write_eval
 
-    tok = train_tokenizer(["Question: Who is Ann?\nAnswer: Ann is a sailor from Paris."] * 4,
-                          vocab_size=300)
+    tok = train_tokenizer(
+        ["Question: Who is Ann?\nAnswer: Ann is a sailor from Paris."] * 4, vocab_size=300
+    )
 
     def item(q: str, a: str) -> QAItem:
-        return QAItem(q, a, paraphrased_answer=a + " indeed", perturbed_answers=(a + " not",),
-                      paraphrased_question=q + " exactly")
+        return QAItem(
+            q,
+            a,
+            paraphrased_answer=a + " indeed",
+            perturbed_answers=(a + " not",),
+            paraphrased_question=q + " exactly",
+        )
 
     forget = [item("Who is Ann?", "Ann is a sailor."), item("Who is Bob?", "Bob is a baker.")]
-    splits = {"forget": forget, "retain": [item("Who is Cid?", "Cid is a potter.")],
-              "holdout": [QAItem("Who is Dee?", "Dee is a judge."),
-                          QAItem("Who is Eve?", "Eve is a pilot.")],
-              "real_authors": [item("Who wrote Emma?", "Jane Austen.")],
-              "world_facts": [item("Capital of Peru?", "Lima.")]}
+    splits = {
+        "forget": forget,
+        "retain": [item("Who is Cid?", "Cid is a potter.")],
+        "holdout": [
+            QAItem("Who is Dee?", "Dee is a judge."),
+            QAItem("Who is Eve?", "Eve is a pilot."),
+        ],
+        "real_authors": [item("Who wrote Emma?", "Jane Austen.")],
+        "world_facts": [item("Capital of Peru?", "Lima.")],
+    }
     req = UnlearningRequest(forget, splits["retain"], splits["holdout"], eval=splits)
     res = evaluate_model(UniformLM(len(tok), tok.eos_token_id), tok, req, progress=False)
     add_reference_metrics(res, res)
@@ -88,9 +99,18 @@ def tofu_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def test_tofu_metrics_json_matches_the_catalogue(tofu_run: Path) -> None:
     names = _check_recorded(tofu_run / "metrics.json")
-    for name in ("forget_quality", "model_utility", "forget_paraphrased_prob", "privleak",
-                 "privleak_loss", "privleak_zlib", "privleak_min_k_plus_plus",
-                 "real_authors_truth_ratio", "world_facts_prob", "mia_min_k_plus_plus_auc"):
+    for name in (
+        "forget_quality",
+        "model_utility",
+        "forget_paraphrased_prob",
+        "privleak",
+        "privleak_loss",
+        "privleak_zlib",
+        "privleak_min_k_plus_plus",
+        "real_authors_truth_ratio",
+        "world_facts_prob",
+        "mia_min_k_plus_plus_auc",
+    ):
         assert name in names
 
 
@@ -103,23 +123,57 @@ def test_audit_metrics_json_matches_the_catalogue(tofu_run: Path) -> None:
     from obliviate.audits.report import write_audit
     from obliviate.audits.runner import AuditResult, AuditSettings, make_row
 
-    rows = [make_row(a, m, 4, 0.9, 0.1, 0.2, target_attacked=None, retain_attacked=0.3,
-                     unlearned_attacked=0.5)
-            for a, m in (("relearn", "prob"), ("quant4", "rouge"), ("probe", "auc"))]
+    rows = [
+        make_row(
+            a,
+            m,
+            4,
+            0.9,
+            0.1,
+            0.2,
+            target_attacked=None,
+            retain_attacked=0.3,
+            unlearned_attacked=0.5,
+        )
+        for a, m in (("relearn", "prob"), ("quant4", "rouge"), ("probe", "auc"))
+    ]
     aucs = {a: 0.7 for a in ATTACKS}
     mia = {"unlearned": {"auc": aucs, "privleak": {a: -40.0 for a in ATTACKS}}}
-    flu = {"unlearned": {"forget": {"perplexity": 3.0, "repetition_rate": 0.1,
-                                    "unique_token_ratio": 0.8, "n_texts": 2, "n_empty": 0,
-                                    "n_short": 0, "ngram": 4}}}
-    result = AuditResult(rows=rows, mia=mia, fluency=flu, jailbreak_templates={}, skipped={},
-                         settings=vars(AuditSettings()).copy(),
-                         info={"benchmark": "builtin-tofu", "split": "forget10", "models": {}})
+    flu = {
+        "unlearned": {
+            "forget": {
+                "perplexity": 3.0,
+                "repetition_rate": 0.1,
+                "unique_token_ratio": 0.8,
+                "n_texts": 2,
+                "n_empty": 0,
+                "n_short": 0,
+                "ngram": 4,
+            }
+        }
+    }
+    result = AuditResult(
+        rows=rows,
+        mia=mia,
+        fluency=flu,
+        jailbreak_templates={},
+        skipped={},
+        settings=vars(AuditSettings()).copy(),
+        info={"benchmark": "builtin-tofu", "split": "forget10", "models": {}},
+    )
     write_audit(tofu_run, result)
     names = _check_recorded(tofu_run / "metrics.json")
-    for name in ("audit_relearn_prob_recoverability", "audit_probe_auc_recoverability",
-                 "mia_gradnorm_auc", "mia_reference_auc", "privleak_gradnorm",
-                 "privleak_reference", "fluency_forget_perplexity",
-                 "fluency_forget_repetition_rate", "fluency_forget_unique_token_ratio"):
+    for name in (
+        "audit_relearn_prob_recoverability",
+        "audit_probe_auc_recoverability",
+        "mia_gradnorm_auc",
+        "mia_reference_auc",
+        "privleak_gradnorm",
+        "privleak_reference",
+        "fluency_forget_perplexity",
+        "fluency_forget_repetition_rate",
+        "fluency_forget_unique_token_ratio",
+    ):
         assert name in names
 
 
@@ -162,10 +216,16 @@ def test_muse_metrics_json_matches_the_catalogue(fake_scoring: None, tmp_path: P
         return QAItem("", text)
 
     data = MuseData(
-        name="muse", source="test", raw={"forget": [doc("f1")]},
+        name="muse",
+        source="test",
+        raw={"forget": [doc("f1")]},
         verbmem=[QAItem("prompt one", "w1 w2 w3")],
-        knowmem={"forget_qa": [QAItem("Where?", "Paris")], "forget_qa_icl": [],
-                 "retain_qa": [QAItem("What?", "tea")], "retain_qa_icl": []},
+        knowmem={
+            "forget_qa": [QAItem("Where?", "Paris")],
+            "forget_qa_icl": [],
+            "retain_qa": [QAItem("What?", "tea")],
+            "retain_qa_icl": [],
+        },
         privleak={"forget": [doc("pf1 a"), doc("pf2")], "holdout": [doc("ph1"), doc("ph2 b c")]},
     )
     res = M.evaluate_muse(object(), _WordTok(), data)
@@ -176,8 +236,15 @@ def test_muse_metrics_json_matches_the_catalogue(fake_scoring: None, tmp_path: P
     M._set(res, {f"wmdp_{n}_accuracy": acc.metrics[f"{n}_accuracy"]["value"] for n in mcq})
     write_eval(tmp_path / "muse", res, {"name": "muse", "role": "unlearned"})
     names = _check_recorded(tmp_path / "muse" / "metrics.json")
-    assert {"forget_verbmem", "forget_knowmem", "retain_knowmem", "mia_min_k_auc", "privleak",
-            "wmdp_forget_accuracy", "wmdp_retain_accuracy"} <= set(names)
+    assert {
+        "forget_verbmem",
+        "forget_knowmem",
+        "retain_knowmem",
+        "mia_min_k_auc",
+        "privleak",
+        "wmdp_forget_accuracy",
+        "wmdp_retain_accuracy",
+    } <= set(names)
     # one definition for TOFU's and MUSE's Min-K% AUC: lower, with the retain level 0.5 as ideal
     m = json.loads((tmp_path / "muse" / "metrics.json").read_text())["metrics"]
     assert m["mia_min_k_auc"]["direction"] == "lower" and m["mia_min_k_auc"]["ideal"] == 0.5
@@ -189,15 +256,32 @@ def test_wmdp_metrics_json_matches_the_catalogue(fake_scoring: None, tmp_path: P
     from obliviate.runs import write_eval
 
     q = MCQItem("Which is a noble gas?", ("Neon", "Iron", "Salt", "Wood"), 0)
-    sets = {"wmdp-bio": [q], "wmdp-cyber": [q], "wmdp-chem": [q], "forget": [q],
-            "retain": [q], "mmlu": [q], "mmlu-law": [q], "my-retain": [q], "my-set": [q]}
+    sets = {
+        "wmdp-bio": [q],
+        "wmdp-cyber": [q],
+        "wmdp-chem": [q],
+        "forget": [q],
+        "retain": [q],
+        "mmlu": [q],
+        "mmlu-law": [q],
+        "my-retain": [q],
+        "my-set": [q],
+    }
     res = evaluate_mcq(object(), None, sets, mode="cloze")
     write_eval(tmp_path / "wmdp", res, {"name": "wmdp", "role": "unlearned"})
     names = _check_recorded(tmp_path / "wmdp" / "metrics.json")
     assert len(names) == 2 * len(sets)
-    want = {"wmdp_bio": "lower", "wmdp_cyber": "lower", "wmdp_chem": "lower", "forget": "lower",
-            "retain": "higher", "mmlu": "higher", "mmlu_law": "higher", "my_retain": "higher",
-            "my_set": "lower"}
+    want = {
+        "wmdp_bio": "lower",
+        "wmdp_cyber": "lower",
+        "wmdp_chem": "lower",
+        "forget": "lower",
+        "retain": "higher",
+        "mmlu": "higher",
+        "mmlu_law": "higher",
+        "my_retain": "higher",
+        "my_set": "lower",
+    }
     for key, direction in want.items():
         assert res.metrics[f"{key}_accuracy"]["direction"] == direction
         assert res.metrics[f"{key}_accuracy_norm"]["direction"] == direction
@@ -219,9 +303,11 @@ class _Judge:
     def predict(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
         g = torch.Generator().manual_seed(images.shape[0])
         n = images.shape[0]
-        return {"shape": torch.rand(n, len(self.spec.shapes), generator=g),
-                "colour": torch.rand(n, len(self.spec.colours), generator=g),
-                "features": torch.randn(n, 4, generator=g)}
+        return {
+            "shape": torch.rand(n, len(self.spec.shapes), generator=g),
+            "colour": torch.rand(n, len(self.spec.colours), generator=g),
+            "features": torch.randn(n, 4, generator=g),
+        }
 
 
 def test_diffusion_metrics_json_matches_the_catalogue(tmp_path: Path) -> None:
@@ -229,20 +315,29 @@ def test_diffusion_metrics_json_matches_the_catalogue(tmp_path: Path) -> None:
 
     judge = _Judge()
     spec = judge.spec
-    images = torch.rand(len(spec.prompts()), 2, 3, spec.size, spec.size,
-                        generator=torch.Generator().manual_seed(0))
+    images = torch.rand(
+        len(spec.prompts()), 2, 3, spec.size, spec.size, generator=torch.Generator().manual_seed(0)
+    )
     res = evaluate_builtin(None, judge, spec.colours[0], EvalConfig(real_images=24), images)
     (tmp_path / "metrics.json").write_text(json.dumps({"metrics": res.metrics}))
     names = _check_recorded(tmp_path / "metrics.json")
-    assert {"unlearning_accuracy", "in_domain_retain_accuracy", "cross_domain_retain_accuracy",
-            "fid", "kid"} <= set(names)
+    assert {
+        "unlearning_accuracy",
+        "in_domain_retain_accuracy",
+        "cross_domain_retain_accuracy",
+        "fid",
+        "kid",
+    } <= set(names)
 
 
 # ----------------------------------------------------------------------------- committed runs
 
 
-@pytest.mark.parametrize("path", sorted(FIXTURE_RUNS.glob("*/*/metrics.json")),
-                         ids=lambda p: f"{p.parent.parent.name}/{p.parent.name}")
+@pytest.mark.parametrize(
+    "path",
+    sorted(FIXTURE_RUNS.glob("*/*/metrics.json")),
+    ids=lambda p: f"{p.parent.parent.name}/{p.parent.name}",
+)
 def test_committed_run_folders_resolve_in_the_catalogue(path: Path) -> None:
     """The committed run folders (written before the catalogue) name registered metrics with
     the catalogue's direction, except MIA AUCs recorded as "zero" without an ideal: reports

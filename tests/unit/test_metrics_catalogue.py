@@ -38,7 +38,9 @@ def test_patterns_resolve_and_exact_names_win():
     assert direction_of("fluency_retain_unique_token_ratio") == "higher"
     assert direction_of("audit_quant8_rouge_recoverability") == "lower"
     # multiple choice: retain sets and MMLU keep accuracy, every other set aims at chance
-    assert direction_of("retain_accuracy") == "higher" and direction_of("forget_accuracy") == "lower"
+    assert (
+        direction_of("retain_accuracy") == "higher" and direction_of("forget_accuracy") == "lower"
+    )
     assert direction_of("mmlu_college_biology_accuracy_norm") == "higher"
     assert direction_of("bio_retain_set_accuracy") == "higher"
     assert direction_of("my_hazard_set_accuracy") == "lower"
@@ -71,19 +73,32 @@ def test_every_definition_has_paper_inputs_and_resolving_functions():
 
 def test_metric_result_builds_the_metrics_json_entry():
     assert metric_result("forget_verbmem", 0.25, n=3).to_dict() == {
-        "value": 0.25, "direction": "lower", "version": 1, "n": 3}
+        "value": 0.25,
+        "direction": "lower",
+        "version": 1,
+        "n": 3,
+    }
     assert metric_result("audit_relearn_prob_recoverability", 0.5, control=0.1).to_dict() == {
-        "value": 0.5, "direction": "lower", "version": 1, "control": 0.1}
-    assert metric_result("fid", None).to_dict() == {"value": None, "direction": "lower",
-                                                    "version": 1}
+        "value": 0.5,
+        "direction": "lower",
+        "version": 1,
+        "control": 0.1,
+    }
+    assert metric_result("fid", None).to_dict() == {
+        "value": None,
+        "direction": "lower",
+        "version": 1,
+    }
     with pytest.raises(ValueError, match="come from the catalogue"):
         metric_result("fid", 1.0, direction="higher")
 
 
 def test_catalogue_import_is_cheap():
-    code = ("import sys; import obliviate.metrics.catalogue; "
-            "heavy = [m for m in ('torch', 'scipy', 'rouge_score', 'sklearn', 'transformers') "
-            "if m in sys.modules]; assert not heavy, heavy")
+    code = (
+        "import sys; import obliviate.metrics.catalogue; "
+        "heavy = [m for m in ('torch', 'scipy', 'rouge_score', 'sklearn', 'transformers') "
+        "if m in sys.modules]; assert not heavy, heavy"
+    )
     subprocess.run([sys.executable, "-c", code], check=True)
 
 
@@ -108,8 +123,9 @@ def test_reports_take_a_missing_ideal_from_the_catalogue():
 
 def test_token_attack_scores_hand_computed():
     # answer tokens [-1, -3, -0.5] then EOS -2; mu = -1, sigma2 = 4 at every position
-    s = mia.token_attack_scores(0.5, "ab", [-1.0, -3.0, -0.5, -2.0], [-1.0] * 4, [4.0] * 4,
-                                k=0.4, has_eos=True)
+    s = mia.token_attack_scores(
+        0.5, "ab", [-1.0, -3.0, -0.5, -2.0], [-1.0] * 4, [4.0] * 4, k=0.4, has_eos=True
+    )
     assert list(s) == list(mia.TOKEN_ATTACKS)
     assert s["loss"] == 0.5
     assert s["zlib"] == pytest.approx(0.5 / len(zlib.compress(b"ab")))
@@ -144,7 +160,8 @@ def test_privleak_by_attack_hand_computed():
     with pytest.raises(ValueError, match="divides by 0"):
         mia.privleak_by_attack(aucs, undefined)
     assert mia.privleak_by_attack(aucs, undefined, undefined="none") == pytest.approx(
-        {"loss": None, "min_k": (0.5 - 0.75) / 0.75 * 100})
+        {"loss": None, "min_k": (0.5 - 0.75) / 0.75 * 100}
+    )
     with pytest.raises(ValueError, match="AUC in"):
         mia.privleak_by_attack({"loss": 0.5}, {"loss": 1.5}, undefined="none")
     with pytest.raises(ValueError, match="undefined"):

@@ -187,6 +187,7 @@ def test_privleak_fails_loudly():
 
 def test_end_to_end_memorising_target_vs_oracle():
     """Per-token log-probs -> LOSS scores -> AUC -> PrivLeak, for a target and an oracle."""
+
     def losses(token_probs):
         return [mia.loss_score(nll_avg([ln(p) for p in ps])) for ps in token_probs]
 

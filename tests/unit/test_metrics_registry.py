@@ -34,17 +34,47 @@ RUN_FORMAT_DIRECTIONS = {
 MIA_AUCS = ["mia_loss_auc", "mia_zlib_auc", "mia_min_k_auc", "mia_min_k_plus_plus_auc"]
 # every other registration of the catalogue (TOFU extras, audit, MUSE, multiple choice, diffusion)
 OTHER_NAMES = [
-    "forget_paraphrased_prob", "privleak_loss", "privleak_zlib", "privleak_min_k_plus_plus",
-    "mia_gradnorm_auc", "mia_reference_auc", "privleak_gradnorm", "privleak_reference",
-    "audit_{attack}_{metric}_recoverability", "fluency_{split}_perplexity",
-    "fluency_{split}_repetition_rate", "fluency_{split}_unique_token_ratio",
-    "forget_verbmem", "forget_knowmem", "retain_knowmem",
-    *(f"{s}_accuracy{norm}" for s in (
-        "wmdp_bio", "wmdp_cyber", "wmdp_chem", "forget", "retain", "wmdp_forget", "wmdp_retain",
-        "mmlu", "mmlu_{subject}", "{subset}_retain", "retain_{subset}", "{prefix}_retain_{suffix}",
-        "{subset}") for norm in ("", "_norm")),
-    "unlearning_accuracy", "in_domain_retain_accuracy", "cross_domain_retain_accuracy",
-    "cross_domain_accuracy_forget_prompts", "cross_domain_accuracy_retain_prompts", "fid", "kid",
+    "forget_paraphrased_prob",
+    "privleak_loss",
+    "privleak_zlib",
+    "privleak_min_k_plus_plus",
+    "mia_gradnorm_auc",
+    "mia_reference_auc",
+    "privleak_gradnorm",
+    "privleak_reference",
+    "audit_{attack}_{metric}_recoverability",
+    "fluency_{split}_perplexity",
+    "fluency_{split}_repetition_rate",
+    "fluency_{split}_unique_token_ratio",
+    "forget_verbmem",
+    "forget_knowmem",
+    "retain_knowmem",
+    *(
+        f"{s}_accuracy{norm}"
+        for s in (
+            "wmdp_bio",
+            "wmdp_cyber",
+            "wmdp_chem",
+            "forget",
+            "retain",
+            "wmdp_forget",
+            "wmdp_retain",
+            "mmlu",
+            "mmlu_{subject}",
+            "{subset}_retain",
+            "retain_{subset}",
+            "{prefix}_retain_{suffix}",
+            "{subset}",
+        )
+        for norm in ("", "_norm")
+    ),
+    "unlearning_accuracy",
+    "in_domain_retain_accuracy",
+    "cross_domain_retain_accuracy",
+    "cross_domain_accuracy_forget_prompts",
+    "cross_domain_accuracy_retain_prompts",
+    "fid",
+    "kid",
 ]
 
 
@@ -73,8 +103,12 @@ def test_metric_result_to_dict_matches_run_format():
     assert r.to_dict() == {"value": -12.0, "direction": "zero", "version": 1}
     r = metric_result("mia_min_k_auc", 0.7, n=40, settings={"k": 0.4, "include_eos": False})
     assert r.to_dict() == {
-        "value": 0.7, "direction": "lower", "version": 1, "n": 40,
-        "settings": {"k": 0.4, "include_eos": False}, "ideal": 0.5,
+        "value": 0.7,
+        "direction": "lower",
+        "version": 1,
+        "n": 40,
+        "settings": {"k": 0.4, "include_eos": False},
+        "ideal": 0.5,
     }
 
 

@@ -64,7 +64,9 @@ def test_gradnorm_restores_mode_flags_and_grad_buffers():
     assert len(norms) == 2
     assert model.training is True
     assert model.b.requires_grad is False and model.E.requires_grad is True
-    assert model.b.grad is None and torch.equal(model.E.grad, torch.full((V, V), 7.0, dtype=torch.float64))
+    assert model.b.grad is None and torch.equal(
+        model.E.grad, torch.full((V, V), 7.0, dtype=torch.float64)
+    )
     model.eval()
     per_sample_grad_norms(model, DigitTokenizer(), [("1", "00")], RAW, train_mode=True)
     assert model.training is False
@@ -72,8 +74,9 @@ def test_gradnorm_restores_mode_flags_and_grad_buffers():
 
 def test_gradnorm_errors():
     with pytest.raises(ValueError, match="no answer token"):
-        per_sample_grad_norms(ToyLM([0.0] * 3), DigitTokenizer(), [("1", "")], PromptTemplate("raw"),
-                              max_length=1)
+        per_sample_grad_norms(
+            ToyLM([0.0] * 3), DigitTokenizer(), [("1", "")], PromptTemplate("raw"), max_length=1
+        )
     with pytest.raises(ValueError, match="parameters"):
         per_sample_grad_norms(object(), DigitTokenizer(), [("1", "0")], RAW)
 
@@ -81,8 +84,9 @@ def test_gradnorm_errors():
 def _request() -> UnlearningRequest:
     forget = [QAItem("1", "00"), QAItem("10", "00")]
     holdout = [QAItem("1", "11"), QAItem("10", "11"), QAItem("0", "11")]
-    return UnlearningRequest(forget=forget, retain=[], holdout=holdout,
-                             eval={"forget": forget, "holdout": holdout})
+    return UnlearningRequest(
+        forget=forget, retain=[], holdout=holdout, eval={"forget": forget, "holdout": holdout}
+    )
 
 
 def test_suite_flags_a_model_that_memorised_the_forget_answers():
@@ -90,8 +94,14 @@ def test_suite_flags_a_model_that_memorised_the_forget_answers():
     memoriser = ToyLM([2.0, 0.0, 0.0])
     uniform = ToyLM([0.0, 0.0, 0.0])  # the "retain" reference: no preference
     tok = DigitTokenizer()
-    res = mia_suite(memoriser, tok, _request(), RAW, reference_model=uniform,
-                    retain_aucs={a: 0.5 for a in ATTACKS})
+    res = mia_suite(
+        memoriser,
+        tok,
+        _request(),
+        RAW,
+        reference_model=uniform,
+        retain_aucs={a: 0.5 for a in ATTACKS},
+    )
     assert set(res["auc"]) == set(ATTACKS) and res["skipped"] == {}
     # every attack separates members from non-members perfectly (OU orientation: AUC 1)
     assert res["auc"] == {a: pytest.approx(1.0) for a in ATTACKS}

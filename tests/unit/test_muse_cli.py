@@ -26,14 +26,29 @@ def test_export_writes_the_hub_layout(tmp_path, capsys):
     assert (tmp_path / "m" / "knowmem" / "forget_qa_icl.jsonl").exists()
     data, ref = load_muse(tmp_path / "m"), load_muse("builtin", n_people=10)
     assert [x.answer for x in data.forget] == [x.answer for x in ref.forget]
-    assert [(x.question, x.answer) for x in data.verbmem] == [(x.question, x.answer) for x in ref.verbmem]
+    assert [(x.question, x.answer) for x in data.verbmem] == [
+        (x.question, x.answer) for x in ref.verbmem
+    ]
 
 
 def test_run_rejects_unknown_methods_and_stray_overrides(tmp_path, capsys):
     assert main(["muse", "run", "--out", str(tmp_path), "--methods", "npoo"]) == 2
     assert "Did you mean 'npo'" in capsys.readouterr().err
-    assert main(["muse", "run", "--out", str(tmp_path), "--methods", "graddiff",
-                 "--method-set", "npo.train.lr=1e-4"]) == 2
+    assert (
+        main(
+            [
+                "muse",
+                "run",
+                "--out",
+                str(tmp_path),
+                "--methods",
+                "graddiff",
+                "--method-set",
+                "npo.train.lr=1e-4",
+            ]
+        )
+        == 2
+    )
     assert "not in --methods" in capsys.readouterr().err
 
 
@@ -50,13 +65,17 @@ def test_benchmarks_are_registered_and_cheap_to_import():
 
     from obliviate.registry import BENCHMARKS
 
-    assert {"builtin-muse", "muse-news", "muse-books", "wmdp", "builtin-wmdp"} <= set(BENCHMARKS.names())
+    assert {"builtin-muse", "muse-news", "muse-books", "wmdp", "builtin-wmdp"} <= set(
+        BENCHMARKS.names()
+    )
     spec = BENCHMARKS.get("builtin-muse")
     assert spec.metrics["privleak"] == "zero" and not spec.needs_network
     assert spec.load(n_people=10).name == "builtin-muse"
     assert callable(spec.evaluator_fn())
     assert BENCHMARKS.get("muse-news").loader_kwargs == {"source": "news"}
-    code = ("import sys, obliviate.benchmarks, obliviate.cli.muse, obliviate.cli.wmdp; "
-            "from obliviate.registry import BENCHMARKS; BENCHMARKS.names(); "
-            "assert 'torch' not in sys.modules and 'numpy' not in sys.modules, 'heavy import'")
+    code = (
+        "import sys, obliviate.benchmarks, obliviate.cli.muse, obliviate.cli.wmdp; "
+        "from obliviate.registry import BENCHMARKS; BENCHMARKS.names(); "
+        "assert 'torch' not in sys.modules and 'numpy' not in sys.modules, 'heavy import'"
+    )
     subprocess.run([sys.executable, "-c", code], check=True)

@@ -58,8 +58,18 @@ def test_builtin_layout_and_sizes(rows):
     raw = rows["raw"]
     # per group of k people: k profiles, then QUIZ_REPEATS shuffles of k quiz pages
     per = 1 + B.QUIZ_REPEATS
-    assert [len(raw[s]) for s in ("forget", "retain1", "retain2", "holdout")] == [2 * per, 12 * per, 6 * per, 2 * per]
-    assert [len(rows["scal"][f"forget_{k}"]) for k in range(1, 5)] == [2 * per, 4 * per, 6 * per, 8 * per]
+    assert [len(raw[s]) for s in ("forget", "retain1", "retain2", "holdout")] == [
+        2 * per,
+        12 * per,
+        6 * per,
+        2 * per,
+    ]
+    assert [len(rows["scal"][f"forget_{k}"]) for k in range(1, 5)] == [
+        2 * per,
+        4 * per,
+        6 * per,
+        8 * per,
+    ]
     assert [len(rows["sust"][f"forget_{k}"]) for k in range(1, 5)] == [2 * per] * 4
     assert all(d["text"].startswith("A profile of ") for d in raw["forget"][:2])
     assert all(d["text"].startswith("Question: ") for d in raw["forget"][2:])
@@ -188,13 +198,17 @@ def test_folder_json_and_hub_parquet_shards(tmp_path, rows):
         (km / f"{split.replace('retain_', 'retain2_')}.json").write_text(json.dumps(rs))
     # raw/forget as a hub parquet shard instead of JSONL
     (folder / "raw" / "forget.jsonl").unlink()
-    pq.write_table(pa.Table.from_pylist(rows["raw"]["forget"]),
-                   folder / "raw" / "forget-00000-of-00001.parquet")
+    pq.write_table(
+        pa.Table.from_pylist(rows["raw"]["forget"]),
+        folder / "raw" / "forget-00000-of-00001.parquet",
+    )
     data = load_muse(folder)
     assert sorted(data.missing) == ["scal", "sust"]  # MUSE-Books has neither
     assert data.scal == [] and data.sust == []
     assert [x.answer for x in data.forget] == [r["text"] for r in rows["raw"]["forget"]]
-    assert _texts(data.knowmem["retain_qa"]) == [(r["question"], r["answer"]) for r in rows["knowmem"]["retain_qa"]]
+    assert _texts(data.knowmem["retain_qa"]) == [
+        (r["question"], r["answer"]) for r in rows["knowmem"]["retain_qa"]
+    ]
 
 
 def test_optional_splits_may_be_absent(tmp_path, rows):
@@ -216,13 +230,16 @@ def test_missing_required_split_names_the_file(tmp_path, rows):
         load_muse(folder, configs=("scal",))
 
 
-@pytest.mark.parametrize("line,match", [
-    ({"prompt": "p"}, r"line 2: field 'gt' is missing \(fields present: 'prompt'\)"),
-    ({"prompt": "p", "gt": "  "}, r"line 2: field 'gt' is empty"),
-    ({"prompt": "p", "gt": ["x"]}, r"line 2: field 'gt' must be a string, got list"),
-    ({"prompt": None, "gt": "g"}, r"line 2: field 'prompt' is null"),
-    (["p", "g"], r"line 2: expected an object with 'prompt', 'gt', got list"),
-])
+@pytest.mark.parametrize(
+    "line,match",
+    [
+        ({"prompt": "p"}, r"line 2: field 'gt' is missing \(fields present: 'prompt'\)"),
+        ({"prompt": "p", "gt": "  "}, r"line 2: field 'gt' is empty"),
+        ({"prompt": "p", "gt": ["x"]}, r"line 2: field 'gt' must be a string, got list"),
+        ({"prompt": None, "gt": "g"}, r"line 2: field 'prompt' is null"),
+        (["p", "g"], r"line 2: expected an object with 'prompt', 'gt', got list"),
+    ],
+)
 def test_malformed_verbmem_rows(tmp_path, rows, line, match):
     folder = _write_folder(tmp_path / "d", rows)
     _write_jsonl(folder / "verbmem" / "forget.jsonl", [{"prompt": "a", "gt": "b"}, line])
@@ -276,7 +293,9 @@ class FakeHub:
         if config not in self.rows:
             raise ValueError(f"BuilderConfig '{config}' not found")
         if split not in self.rows[config]:
-            raise ValueError(f'Unknown split "{split}". Should be one of {list(self.rows[config])}.')
+            raise ValueError(
+                f'Unknown split "{split}". Should be one of {list(self.rows[config])}.'
+            )
         return [dict(r) for r in self.rows[config][split]]
 
 
@@ -325,8 +344,9 @@ def test_chunk_ids():
 def tok():
     from obliviate.models.tiny import train_tokenizer
 
-    return train_tokenizer(["alpha beta gamma delta epsilon zeta eta theta", "Question: x?\nAnswer: y"],
-                           vocab_size=300)
+    return train_tokenizer(
+        ["alpha beta gamma delta epsilon zeta eta theta", "Question: x?\nAnswer: y"], vocab_size=300
+    )
 
 
 def test_encode_documents_windows_without_round_trip(tok):

@@ -20,7 +20,9 @@ from obliviate.scoring import TokenScores
 
 def test_knowmem_prompt_format():
     prompt = M.knowmem_prompt([("Q1?", "A1"), ("Q2?", "A2")], "Q3?")
-    assert prompt == "Question: Q1?\nAnswer: A1\n\nQuestion: Q2?\nAnswer: A2\n\nQuestion: Q3?\nAnswer:"
+    assert (
+        prompt == "Question: Q1?\nAnswer: A1\n\nQuestion: Q2?\nAnswer: A2\n\nQuestion: Q3?\nAnswer:"
+    )
     assert M.knowmem_prompt([], "Q?") == "Question: Q?\nAnswer:"
     with pytest.raises(ValueError, match="empty"):
         M.knowmem_prompt([], "  ")
@@ -54,13 +56,16 @@ def test_scores_need_items():
         M.knowmem_score(["a"], ["a", "b"])
 
 
-@pytest.mark.parametrize("text,expected", [
-    ("Vasola\n\nQuestion: next one", "Vasola"),
-    ("Vasola\nQuestion: next", "Vasola"),
-    ("Vasola Question: next", "Vasola"),
-    ("  no stop here  ", "no stop here"),
-    ("\n\nQuestion:", ""),
-])
+@pytest.mark.parametrize(
+    "text,expected",
+    [
+        ("Vasola\n\nQuestion: next one", "Vasola"),
+        ("Vasola\nQuestion: next", "Vasola"),
+        ("Vasola Question: next", "Vasola"),
+        ("  no stop here  ", "no stop here"),
+        ("\n\nQuestion:", ""),
+    ],
+)
 def test_cut_at_stops(text, expected):
     assert M.cut_at_stops(text, M.KNOWMEM_STOPS) == expected
 
@@ -105,12 +110,16 @@ def test_settings_validate():
 def _data() -> MuseData:
     doc = lambda t: QAItem("", t)
     return MuseData(
-        name="muse", source="test",
+        name="muse",
+        source="test",
         raw={"forget": [doc("f1"), doc("f2")], "retain1": [doc("r1")]},
         verbmem=[QAItem("prompt one", "w1 w2 w3 w4"), QAItem("prompt two", "x y")],
-        knowmem={"forget_qa": [QAItem("Where?", "Paris"), QAItem("When?", "1990")],
-                 "forget_qa_icl": [QAItem("Who?", "Ann")],
-                 "retain_qa": [QAItem("What?", "tea")], "retain_qa_icl": [QAItem("Why?", "rain")]},
+        knowmem={
+            "forget_qa": [QAItem("Where?", "Paris"), QAItem("When?", "1990")],
+            "forget_qa_icl": [QAItem("Who?", "Ann")],
+            "retain_qa": [QAItem("What?", "tea")],
+            "retain_qa_icl": [QAItem("Why?", "rain")],
+        },
         privleak={"forget": [doc("pf1"), doc("pf2")], "holdout": [doc("ph1"), doc("ph2")]},
     )
 
@@ -134,15 +143,33 @@ def fake_model(monkeypatch):
         M.knowmem_prompt([("Why?", "rain")], "What?"): "coffee",  # -> 0
     }
     # Min-K% with k = 0.4: floor(0.4 * 5) = 2 lowest tokens
-    lps = {"pf1": [-1, -1, -1, -1, -1], "pf2": [-0.5, -2, -3, -1, -1],  # s = 1.0, 2.5
-           "ph1": [-4, -4, -1, -1, -1], "ph2": [-2, -2, -2, -2, -2]}  # s = 4.0, 2.0
+    lps = {
+        "pf1": [-1, -1, -1, -1, -1],
+        "pf2": [-0.5, -2, -3, -1, -1],  # s = 1.0, 2.5
+        "ph1": [-4, -4, -1, -1, -1],
+        "ph2": [-2, -2, -2, -2, -2],
+    }  # s = 4.0, 2.0
 
-    def generate(model, tok, questions, template, max_new_tokens=64, batch_size=32,
-                 max_length=512, progress=True, desc="", stop_strings=()):
-        calls["generate"].append((list(questions), max_new_tokens, tuple(stop_strings), template.name))
+    def generate(
+        model,
+        tok,
+        questions,
+        template,
+        max_new_tokens=64,
+        batch_size=32,
+        max_length=512,
+        progress=True,
+        desc="",
+        stop_strings=(),
+    ):
+        calls["generate"].append(
+            (list(questions), max_new_tokens, tuple(stop_strings), template.name)
+        )
         return [gens.get(q, "") for q in questions]
 
-    def score_pairs(model, tok, pairs, template, batch_size=32, max_length=512, progress=True, desc=""):
+    def score_pairs(
+        model, tok, pairs, template, batch_size=32, max_length=512, progress=True, desc=""
+    ):
         calls["score"].append((list(pairs), max_length, template.name))
         return [_scores(lps[a]) for q, a in pairs]
 
@@ -164,7 +191,9 @@ def test_evaluate_muse_hand_computed(fake_model):
     assert res.metrics["forget_verbmem"]["direction"] == "lower"
     assert res.metrics["retain_knowmem"]["direction"] == "higher"
     # the protocol: 128 new tokens for VerbMem, 32 + stop strings for KnowMem, raw prompts
-    (verb_q, verb_n, verb_stop, t1), (kf_q, kf_n, kf_stop, _), (kr_q, _, _, _) = fake_model["generate"]
+    (verb_q, verb_n, verb_stop, t1), (kf_q, kf_n, kf_stop, _), (kr_q, _, _, _) = fake_model[
+        "generate"
+    ]
     assert (verb_q, verb_n, verb_stop, t1) == (["prompt one", "prompt two"], 128, (), "raw")
     assert kf_n == 32 and kf_stop == M.KNOWMEM_STOPS
     assert kf_q[0] == "Question: Who?\nAnswer: Ann\n\nQuestion: Where?\nAnswer:"
@@ -181,8 +210,11 @@ def test_evaluate_muse_hand_computed(fake_model):
 def test_privleak_against_retrained_model(fake_model):
     data = _data()
     target = M.evaluate_muse(object(), WordTokenizer(), data)  # AUC 0.75
-    retrain = EvalResult({"mia_min_k_auc": {"value": 0.5, "direction": "zero", "version": 1}}, [],
-                         dict(target.key, model="retrain"))
+    retrain = EvalResult(
+        {"mia_min_k_auc": {"value": 0.5, "direction": "zero", "version": 1}},
+        [],
+        dict(target.key, model="retrain"),
+    )
     M.add_privleak(target, retrain)
     # MUSE orientation: s = 1 - 0.75 = 0.25, r = 0.5 -> (0.25 - 0.5) / 0.5 * 100 = -50
     assert target.metrics["privleak"]["value"] == pytest.approx(-50.0)
@@ -207,18 +239,33 @@ def test_max_items_and_n_icl(fake_model):
 
 
 def test_missing_parts_are_skipped(fake_model):
-    data = MuseData(name="muse", source="t",
-                    knowmem={"forget_qa": [QAItem("Where?", "Paris")], "forget_qa_icl": [QAItem("Who?", "Ann")]})
+    data = MuseData(
+        name="muse",
+        source="t",
+        knowmem={
+            "forget_qa": [QAItem("Where?", "Paris")],
+            "forget_qa_icl": [QAItem("Who?", "Ann")],
+        },
+    )
     res = M.evaluate_muse(object(), WordTokenizer(), data)
     assert set(res.values()) == {"forget_knowmem"}
 
 
 def test_markdown_table():
-    doc = {"benchmark": "builtin-muse",
-           "rows": [{"name": "target", "forget_verbmem": 0.9, "forget_knowmem": 0.8, "privleak": -99.5,
-                     "retain_knowmem": 0.7}],
-           "scalability": {"npo": [{"fold": 1, "n_docs": 6, "metrics": {"forget_knowmem": 0.1}}]},
-           "sustainability": {}}
+    doc = {
+        "benchmark": "builtin-muse",
+        "rows": [
+            {
+                "name": "target",
+                "forget_verbmem": 0.9,
+                "forget_knowmem": 0.8,
+                "privleak": -99.5,
+                "retain_knowmem": 0.7,
+            }
+        ],
+        "scalability": {"npo": [{"fold": 1, "n_docs": 6, "metrics": {"forget_knowmem": 0.1}}]},
+        "sustainability": {},
+    }
     from obliviate.reporting.render import muse_markdown
 
     md = muse_markdown(doc)

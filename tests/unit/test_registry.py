@@ -61,10 +61,13 @@ def test_every_wrapper_kind_resolves_in_a_fresh_interpreter(name):
     """The registry finds every wrapper kind without the caller importing its package first
     (a SISA run folder once failed to load in a process that never imported the methods):
     the name is listed, and resolves, in a process that imported only the registry."""
-    code = (f"from obliviate.registry import WRAPPERS; assert {name!r} in WRAPPERS.names(), "
-            f"WRAPPERS.names(); print(WRAPPERS.get({name!r}).__name__)")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
-                         check=False)
+    code = (
+        f"from obliviate.registry import WRAPPERS; assert {name!r} in WRAPPERS.names(), "
+        f"WRAPPERS.names(); print(WRAPPERS.get({name!r}).__name__)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=300, check=False
+    )
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.strip() == WRAPPERS.get(name).__name__
 
@@ -80,8 +83,9 @@ def _registered_in_a_fresh_interpreter() -> dict[str, list[str]]:
         "('obliviate.methods.', 'obliviate.inference.', 'obliviate.diffusion.')))\n"
         "print(json.dumps(regs))"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
-                         check=False)
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=300, check=False
+    )
     assert out.returncode == 0, out.stderr[-2000:]
     return json.loads(out.stdout)
 
@@ -105,9 +109,13 @@ def test_every_built_in_object_has_its_line_in_the_registry_tables():
 
     fresh = _registered_in_a_fresh_interpreter()
     assert fresh.pop("imported") == []
-    assert fresh == {"METHODS": METHODS.names(), "FORGET_TERMS": FORGET_TERMS.names(),
-                     "RETAIN_TERMS": RETAIN_TERMS.names(), "WRAPPERS": WRAPPERS.names(),
-                     "ERASERS": ERASERS.names()}
+    assert fresh == {
+        "METHODS": METHODS.names(),
+        "FORGET_TERMS": FORGET_TERMS.names(),
+        "RETAIN_TERMS": RETAIN_TERMS.names(),
+        "WRAPPERS": WRAPPERS.names(),
+        "ERASERS": ERASERS.names(),
+    }
     found = {"METHODS": 0, "TERMS": 0, "WRAPPERS": 0, "ERASERS": 0}
     for pkg in (obliviate.methods, obliviate.inference, obliviate.diffusion):
         for info in pkgutil.iter_modules(pkg.__path__, pkg.__name__ + "."):
@@ -119,9 +127,10 @@ def test_every_built_in_object_has_its_line_in_the_registry_tables():
                 elif not isinstance(obj, type) or obj.__module__ != module.__name__:
                     continue
                 elif issubclass(obj, Term) and obj.description:
-                    assert obj in (FORGET_TERMS.get(obj.name) if obj.name in fresh["FORGET_TERMS"]
-                                   else None, RETAIN_TERMS.get(obj.name) if obj.name in
-                                   fresh["RETAIN_TERMS"] else None), obj
+                    assert obj in (
+                        FORGET_TERMS.get(obj.name) if obj.name in fresh["FORGET_TERMS"] else None,
+                        RETAIN_TERMS.get(obj.name) if obj.name in fresh["RETAIN_TERMS"] else None,
+                    ), obj
                     found["TERMS"] += 1
                 elif issubclass(obj, (InferenceWrapper, SISAEnsemble)) and obj.description:
                     kind = "sisa" if obj is SISAEnsemble else obj.kind
@@ -130,5 +139,9 @@ def test_every_built_in_object_has_its_line_in_the_registry_tables():
                 elif issubclass(obj, Eraser) and obj.name:
                     assert obj.name in fresh["ERASERS"] and ERASERS.get(obj.name) is obj, obj
                     found["ERASERS"] += 1
-    assert found == {"METHODS": len(METHODS), "TERMS": len(FORGET_TERMS) + len(RETAIN_TERMS),
-                     "WRAPPERS": len(WRAPPERS), "ERASERS": len(ERASERS)}
+    assert found == {
+        "METHODS": len(METHODS),
+        "TERMS": len(FORGET_TERMS) + len(RETAIN_TERMS),
+        "WRAPPERS": len(WRAPPERS),
+        "ERASERS": len(ERASERS),
+    }

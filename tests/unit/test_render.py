@@ -4,13 +4,36 @@ from __future__ import annotations
 
 from obliviate.reporting import render
 
-QA_DOC = {"benchmark": "builtin", "split": "forget10", "rows": [
-    {"name": "target", "role": "target", "forget_quality": 1.2e-5, "model_utility": 0.61234,
-     "forget_rouge": 0.9, "forget_prob": None, "retain_rouge": 0.8, "privleak": -99.5,
-     "train_s": 12.0, "trainable_params": 123456},
-    {"name": "npo", "role": "unlearned", "forget_quality": 0.5, "model_utility": 0.0,
-     "forget_rouge": 150.0, "forget_prob": 0.1, "retain_rouge": 0.8, "privleak": 3.0,
-     "train_s": None, "trainable_params": None}]}
+QA_DOC = {
+    "benchmark": "builtin",
+    "split": "forget10",
+    "rows": [
+        {
+            "name": "target",
+            "role": "target",
+            "forget_quality": 1.2e-5,
+            "model_utility": 0.61234,
+            "forget_rouge": 0.9,
+            "forget_prob": None,
+            "retain_rouge": 0.8,
+            "privleak": -99.5,
+            "train_s": 12.0,
+            "trainable_params": 123456,
+        },
+        {
+            "name": "npo",
+            "role": "unlearned",
+            "forget_quality": 0.5,
+            "model_utility": 0.0,
+            "forget_rouge": 150.0,
+            "forget_prob": 0.1,
+            "retain_rouge": 0.8,
+            "privleak": 3.0,
+            "train_s": None,
+            "trainable_params": None,
+        },
+    ],
+}
 
 
 def test_qa_comparison_table():
@@ -19,27 +42,58 @@ def test_qa_comparison_table():
         "| run | role | FQ | MU | forget ROUGE | forget prob | retain ROUGE | privleak | time (s) | trainable |\n"
         "|---|---|---|---|---|---|---|---|---|---|\n"
         "| target | target | 1.20e-05 | 0.612 | 0.900 | - | 0.800 | -99.500 | 12.000 | 123456 |\n"
-        "| npo | unlearned | 0.500 | 0.000 | 150.0 | 0.100 | 0.800 | 3.000 | - | - |\n")
+        "| npo | unlearned | 0.500 | 0.000 | 150.0 | 0.100 | 0.800 | 3.000 | - | - |\n"
+    )
 
 
 def test_a_benchmark_entry_table_uses_its_own_metric_labels():
-    doc = {"benchmark": "documents", "split": "forget", "labels": {"forget_verbmem": ["forget_verbmem", "lower"]},
-           "rows": [{"name": "target", "role": "target", "forget_verbmem": 0.25}]}
-    assert "| run | role | forget_verbmem | time (s) | trainable |" in render.comparison_markdown(doc)
+    doc = {
+        "benchmark": "documents",
+        "split": "forget",
+        "labels": {"forget_verbmem": ["forget_verbmem", "lower"]},
+        "rows": [{"name": "target", "role": "target", "forget_verbmem": 0.25}],
+    }
+    assert "| run | role | forget_verbmem | time (s) | trainable |" in render.comparison_markdown(
+        doc
+    )
     assert "| target | target | 0.250 | - | - |" in render.comparison_markdown(doc)
 
 
 def test_diffusion_table():
-    doc = {"columns": ["unlearning_accuracy", "in_domain_retain_accuracy",
-                       "cross_domain_retain_accuracy", "fid", "kid"],
-           "rows": [{"name": "original", "unlearning_accuracy": 0.1, "in_domain_retain_accuracy": 0.95,
-                     "cross_domain_retain_accuracy": 0.9, "fid": 12.3, "kid": 0.0123, "train_s": None},
-                    {"name": "uce", "unlearning_accuracy": 0.8, "in_domain_retain_accuracy": None,
-                     "cross_domain_retain_accuracy": 0.9, "fid": 12.3, "kid": 0.0123, "train_s": 3.4}]}
+    doc = {
+        "columns": [
+            "unlearning_accuracy",
+            "in_domain_retain_accuracy",
+            "cross_domain_retain_accuracy",
+            "fid",
+            "kid",
+        ],
+        "rows": [
+            {
+                "name": "original",
+                "unlearning_accuracy": 0.1,
+                "in_domain_retain_accuracy": 0.95,
+                "cross_domain_retain_accuracy": 0.9,
+                "fid": 12.3,
+                "kid": 0.0123,
+                "train_s": None,
+            },
+            {
+                "name": "uce",
+                "unlearning_accuracy": 0.8,
+                "in_domain_retain_accuracy": None,
+                "cross_domain_retain_accuracy": 0.9,
+                "fid": 12.3,
+                "kid": 0.0123,
+                "train_s": 3.4,
+            },
+        ],
+    }
     assert render.diffusion_markdown(doc) == (
         "| model | UA | IRA | CRA | FID | KID | erase s |\n|---|---|---|---|---|---|---|\n"
         "| original | 0.10 | 0.95 | 0.90 | 12.30 | 0.012 | - |\n"
-        "| uce | 0.80 | - | 0.90 | 12.30 | 0.012 | 3 |\n")
+        "| uce | 0.80 | - | 0.90 | 12.30 | 0.012 | 3 |\n"
+    )
 
 
 def test_the_recipes_render_through_reporting():

@@ -29,8 +29,10 @@ def test_td_sort_values_and_alignment():
 
 def test_table_and_filter_bar():
     t = H.table([H.th("A")], [H.tr([H.td("1", v=1)], split="forget")], id_="t")
-    assert t == ('<table id="t" class="sortable"><thead><tr><th>A</th></tr></thead><tbody>'
-                 '<tr data-split="forget"><td class="num" data-v="1.0">1</td></tr></tbody></table>')
+    assert t == (
+        '<table id="t" class="sortable"><thead><tr><th>A</th></tr></thead><tbody>'
+        '<tr data-split="forget"><td class="num" data-v="1.0">1</td></tr></tbody></table>'
+    )
     bar = H.filter_bar("t", ["forget", "retain"])
     assert 'data-for="t"' in bar and '<option value="retain">' in bar
     assert "<select" not in H.filter_bar("t", ["forget"])  # one split: no selector
@@ -64,7 +66,11 @@ def test_bin_count():
 
 def test_colours_by_role():
     assert plots.colours(["target", "unlearned", "retain", "unlearned"]) == [
-        "#d62728", plots.PALETTE[0], "#2ca02c", plots.PALETTE[1]]
+        "#d62728",
+        plots.PALETTE[0],
+        "#2ca02c",
+        plots.PALETTE[1],
+    ]
 
 
 def _png(uri: str) -> bytes:
@@ -75,8 +81,10 @@ def _png(uri: str) -> bytes:
 
 
 def test_plots_render_png_and_none_when_empty():
-    pts = [plots.Point("target", "target", 1e-5, 0.8, "#d62728"),
-           plots.Point("ga", "unlearned", 0.0, 0.1, "#1f77b4")]  # 0 on a log axis: drawn at edge
+    pts = [
+        plots.Point("target", "target", 1e-5, 0.8, "#d62728"),
+        plots.Point("ga", "unlearned", 0.0, 0.1, "#1f77b4"),
+    ]  # 0 on a log axis: drawn at edge
     _png(plots.tradeoff_scatter(pts, "FQ", "MU", "higher", "higher", log_x=True))
     assert plots.tradeoff_scatter([], "x", "y", None, None) is None
     assert plots.histograms([plots.HistPanel("a", [], "#000")], "x", "ref") is None
@@ -101,8 +109,11 @@ def test_training_section_keeps_fine_tuning_logs_apart():
         log = [{"step": s, "loss": 1.0 / s, "lr": 1e-4} for s in range(1, steps + 1)]
         return Run(Path(name), name, role, None, "b", "s", {}, {}, {}, train_log=log)
 
-    both = training_section([run("target", "target", 100), run("ga", "unlearned", 5)],
-                            ["target", "ga"], ["#d62728", "#1f77b4"])
+    both = training_section(
+        [run("target", "target", 100), run("ga", "unlearned", 5)],
+        ["target", "ga"],
+        ["#d62728", "#1f77b4"],
+    )
     assert both.count("<img") == 2
     assert both.index("training curves") < both.index("<details><summary>Fine-tuning curves")
     only_refs = training_section([run("target", "target", 100)], ["target"], ["#d62728"])

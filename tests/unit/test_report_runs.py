@@ -35,7 +35,12 @@ def _edit_metrics(run_dir: Path, **changes) -> None:
 def test_load_run_fixture():
     r = load_run(FIXTURES / "demo" / "npo")
     assert (r.name, r.role, r.method, r.benchmark, r.split) == (
-        "npo", "unlearned", "npo", "builtin-tofu", "forget10")
+        "npo",
+        "unlearned",
+        "npo",
+        "builtin-tofu",
+        "forget10",
+    )
     assert r.metrics["privleak"].direction == "zero"
     assert r.value("forget_quality") == pytest.approx(0.9307, abs=1e-4)
     assert r.value("nonexistent") is None
@@ -97,19 +102,28 @@ def test_invalid_json_names_file_line_and_column(demo: Path):
         load_run(demo / "npo")
 
 
-@pytest.mark.parametrize("changes, message", [
-    ({"role": "oracle"}, r"'role' is \"oracle\"; expected one of 'target', 'retain'"),
-    ({"schema": 2}, "schema 2 is not supported"),
-    ({"metrics": {"fq": {"value": 0.1, "direction": "up"}}},
-     r"metrics.fq.direction is \"up\"; expected one of 'higher', 'lower', 'zero'"),
-    ({"metrics": {"fq": {"value": "0.1", "direction": "higher"}}},
-     r"metrics.fq.value must be a number or null"),
-    ({"metrics": {"fq": 0.1}}, r"metrics.fq must be an object"),
-    ({"timing": {"train_s": "fast"}}, "'timing' must be an object"),
-    ({"metrics": {"auc": {"value": 0.1, "direction": "zero", "ideal": "half"}}},
-     r"metrics.auc.ideal must be a number or absent"),
-    ({"name": ""}, "'name' must be a non-empty string"),
-])
+@pytest.mark.parametrize(
+    "changes, message",
+    [
+        ({"role": "oracle"}, r"'role' is \"oracle\"; expected one of 'target', 'retain'"),
+        ({"schema": 2}, "schema 2 is not supported"),
+        (
+            {"metrics": {"fq": {"value": 0.1, "direction": "up"}}},
+            r"metrics.fq.direction is \"up\"; expected one of 'higher', 'lower', 'zero'",
+        ),
+        (
+            {"metrics": {"fq": {"value": "0.1", "direction": "higher"}}},
+            r"metrics.fq.value must be a number or null",
+        ),
+        ({"metrics": {"fq": 0.1}}, r"metrics.fq must be an object"),
+        ({"timing": {"train_s": "fast"}}, "'timing' must be an object"),
+        (
+            {"metrics": {"auc": {"value": 0.1, "direction": "zero", "ideal": "half"}}},
+            r"metrics.auc.ideal must be a number or absent",
+        ),
+        ({"name": ""}, "'name' must be a non-empty string"),
+    ],
+)
 def test_bad_metrics_json_fields(demo: Path, changes: dict, message: str):
     _edit_metrics(demo / "npo", **changes)
     with pytest.raises(DataError, match=message):
@@ -125,21 +139,34 @@ def test_missing_required_key(demo: Path):
 
 
 def test_null_and_nan_metric_values_are_missing(demo: Path):
-    _edit_metrics(demo / "npo", metrics={"a": {"value": None, "direction": "higher"},
-                                         "b": {"value": float("nan"), "direction": "lower"}})
+    _edit_metrics(
+        demo / "npo",
+        metrics={
+            "a": {"value": None, "direction": "higher"},
+            "b": {"value": float("nan"), "direction": "lower"},
+        },
+    )
     r = load_run(demo / "npo")
     assert r.value("a") is None and r.value("b") is None
 
 
-@pytest.mark.parametrize("line, message", [
-    ("not json", r"samples.jsonl, line 3: invalid JSON at column 1"),
-    ("[1, 2]", r"samples.jsonl, line 3: expected a JSON object, got list"),
-    ('{"split": "forget", "index": "7"}', r"line 3: 'index' must be an integer"),
-    ('{"index": 7}', r"line 3: 'split' must be a non-empty string"),
-    ('{"split": "forget", "index": 0}', (r"line 3: duplicate sample split='forget' index=0 "
-                                         r"\(first on line 1\)")),
-    ('{"split": "x", "index": 0, "generation": 5}', r"line 3: 'generation' must be a string"),
-])
+@pytest.mark.parametrize(
+    "line, message",
+    [
+        ("not json", r"samples.jsonl, line 3: invalid JSON at column 1"),
+        ("[1, 2]", r"samples.jsonl, line 3: expected a JSON object, got list"),
+        ('{"split": "forget", "index": "7"}', r"line 3: 'index' must be an integer"),
+        ('{"index": 7}', r"line 3: 'split' must be a non-empty string"),
+        (
+            '{"split": "forget", "index": 0}',
+            (
+                r"line 3: duplicate sample split='forget' index=0 "
+                r"\(first on line 1\)"
+            ),
+        ),
+        ('{"split": "x", "index": 0, "generation": 5}', r"line 3: 'generation' must be a string"),
+    ],
+)
 def test_bad_samples_line(demo: Path, line: str, message: str):
     path = demo / "npo" / "samples.jsonl"
     lines = path.read_text().splitlines()

@@ -28,19 +28,45 @@ from obliviate.reporting.tables import (
 from obliviate.runs import Metric, Run
 
 
-def run(name: str, role: str = "unlearned", group: str | None = "g", timing=None,
-        **metrics: tuple[float | None, str]) -> Run:
-    return Run(path=Path(f"/r/{group}/{name}"), name=name, role=role,
-               method=None if role != "unlearned" else name, benchmark="b", split="s",
-               metrics={k: Metric(v, d) for k, (v, d) in metrics.items()},
-               timing=timing or {}, info={"seed": 0}, group=group)
+def run(
+    name: str,
+    role: str = "unlearned",
+    group: str | None = "g",
+    timing=None,
+    **metrics: tuple[float | None, str],
+) -> Run:
+    return Run(
+        path=Path(f"/r/{group}/{name}"),
+        name=name,
+        role=role,
+        method=None if role != "unlearned" else name,
+        benchmark="b",
+        split="s",
+        metrics={k: Metric(v, d) for k, (v, d) in metrics.items()},
+        timing=timing or {},
+        info={"seed": 0},
+        group=group,
+    )
 
 
-@pytest.mark.parametrize("value, text", [
-    (None, "—"), (3, "3"), (2100000, "2,100,000"), (0.0, "0"), (0.012, "0.012"),
-    (0.123456, "0.1235"), (-12.0, "-12"), (1.5e-20, "1.50e-20"), (123456.7, "123,457"),
-    (float("nan"), "NaN"), (float("inf"), "∞"), (True, "True"), ("x", "x"),
-])
+@pytest.mark.parametrize(
+    "value, text",
+    [
+        (None, "—"),
+        (3, "3"),
+        (2100000, "2,100,000"),
+        (0.0, "0"),
+        (0.012, "0.012"),
+        (0.123456, "0.1235"),
+        (-12.0, "-12"),
+        (1.5e-20, "1.50e-20"),
+        (123456.7, "123,457"),
+        (float("nan"), "NaN"),
+        (float("inf"), "∞"),
+        (True, "True"),
+        ("x", "x"),
+    ],
+)
 def test_format_value(value, text):
     assert format_value(value) == text
 
@@ -93,8 +119,14 @@ def test_ideal_in_metrics_json_ranks_mia_auc():
 
 
 def test_headline_metrics_text_diffusion_and_fallback():
-    text = [run("a", forget_rouge=(0.1, "lower"), model_utility=(0.5, "higher"),
-                retain_prob=(0.5, "higher"))]
+    text = [
+        run(
+            "a",
+            forget_rouge=(0.1, "lower"),
+            model_utility=(0.5, "higher"),
+            retain_prob=(0.5, "higher"),
+        )
+    ]
     assert headline_metrics(text) == ["model_utility", "forget_rouge"]
     diff = [run("e", fid=(20.0, "lower"), unlearning_accuracy=(0.9, "higher"))]
     assert headline_metrics(diff) == ["unlearning_accuracy", "fid"]
@@ -109,11 +141,13 @@ def test_display_names_prefix_group_only_on_clash():
 
 def _board_runs() -> list[Run]:
     return [
-        run("npo", forget_quality=(0.4, "higher"), privleak=(-5.0, "zero"),
-            timing={"train_s": 30.0}),
+        run(
+            "npo", forget_quality=(0.4, "higher"), privleak=(-5.0, "zero"), timing={"train_s": 30.0}
+        ),
         run("retain", "retain", forget_quality=(1.0, "higher"), privleak=(0.0, "zero")),
-        run("ga", forget_quality=(None, "higher"), privleak=(80.0, "zero"),
-            timing={"train_s": 20.0}),
+        run(
+            "ga", forget_quality=(None, "higher"), privleak=(80.0, "zero"), timing={"train_s": 20.0}
+        ),
         run("simnpo", forget_quality=(0.7, "higher"), privleak=(12.5, "zero")),
         run("target", "target", forget_quality=(1e-5, "higher"), privleak=(-99.8, "zero")),
     ]
@@ -122,8 +156,17 @@ def _board_runs() -> list[Run]:
 def test_leaderboard_order_references_first_then_ranked():
     board = leaderboard(_board_runs())
     assert [r["run"] for r in board.rows] == ["target", "retain", "simnpo", "npo", "ga"]
-    assert board.columns == ["run", "role", "method", "forget_quality", "privleak", "train_s",
-                             "trainable_params", "seed", "path"]
+    assert board.columns == [
+        "run",
+        "role",
+        "method",
+        "forget_quality",
+        "privleak",
+        "train_s",
+        "trainable_params",
+        "seed",
+        "path",
+    ]
     assert board.best["forget_quality"] == {2}
     assert board.best["privleak"] == {3}  # npo's −5 is closest to 0
     assert board.best["train_s"] == {4}  # ga 20 s; simnpo has no timing
@@ -133,16 +176,19 @@ def test_leaderboard_markdown_and_csv_exact():
     board = leaderboard(_board_runs()[:3])  # npo, retain, ga
     md = to_markdown(board)
     assert md.splitlines() == [
-        ("| run | role | method | Forget quality | PrivLeak (%) | Train time (s) "
-         "| trainable_params | seed |"),
+        (
+            "| run | role | method | Forget quality | PrivLeak (%) | Train time (s) "
+            "| trainable_params | seed |"
+        ),
         "| --- | --- | --- | ---: | ---: | ---: | --- | --- |",
         "| retain | retain |  | 1 | 0 | — | — | 0 |",
         "| npo | unlearned | npo | **0.4** | **-5** | 30 | — | 0 |",
         "| ga | unlearned | ga | — | 80 | **20** | — | 0 |",
     ]
     lines = to_csv(board).splitlines()
-    assert lines[0] == ("run,role,method,forget_quality,privleak,train_s,trainable_params,"
-                        "seed,path")
+    assert lines[0] == (
+        "run,role,method,forget_quality,privleak,train_s,trainable_params,seed,path"
+    )
     assert lines[1] == "retain,retain,,1.0,0.0,,,0,/r/g/retain"
     assert lines[3] == "ga,unlearned,ga,,80.0,20.0,,0,/r/g/ga"
 
@@ -153,11 +199,22 @@ def test_markdown_escapes_pipes():
 
 
 def test_metric_deltas_verdicts():
-    a = run("a", forget_quality=(0.1, "higher"), forget_rouge=(0.4, "lower"),
-            privleak=(-10.0, "zero"), mia_loss_auc=(0.9, "zero"), timing={"train_s": 10.0})
+    a = run(
+        "a",
+        forget_quality=(0.1, "higher"),
+        forget_rouge=(0.4, "lower"),
+        privleak=(-10.0, "zero"),
+        mia_loss_auc=(0.9, "zero"),
+        timing={"train_s": 10.0},
+    )
     a.metrics["mia_zlib_auc"] = Metric(0.9, "lower", ideal=0.5)
-    b = run("b", forget_quality=(0.3, "higher"), forget_rouge=(0.5, "lower"),
-            privleak=(5.0, "zero"), timing={"train_s": 10.0})
+    b = run(
+        "b",
+        forget_quality=(0.3, "higher"),
+        forget_rouge=(0.5, "lower"),
+        privleak=(5.0, "zero"),
+        timing={"train_s": 10.0},
+    )
     b.metrics["mia_zlib_auc"] = Metric(0.2, "lower", ideal=0.5)
     d = {x.metric: x for x in metric_deltas(a, b)}
     assert d["forget_quality"].delta == pytest.approx(0.2)
@@ -172,19 +229,46 @@ def test_metric_deltas_verdicts():
 
 
 A = [
-    {"split": "forget", "index": 0, "question": "q0", "answer": "a0", "generation": "a0",
-     "rouge_l_recall": 1.0, "prob": 0.9},
-    {"split": "forget", "index": 1, "question": "q1", "answer": "a1", "generation": "x",
-     "rouge_l_recall": 0.5, "prob": float("nan")},
-    {"split": "forget", "index": 2, "question": "q2", "answer": "a2", "generation": "same",
-     "rouge_l_recall": 0.2, "prob": 0.1},
-    {"split": "retain", "index": 0, "question": "r0", "answer": "b0", "generation": "b0",
-     "rouge_l_recall": 1.0, "prob": 0.8},
+    {
+        "split": "forget",
+        "index": 0,
+        "question": "q0",
+        "answer": "a0",
+        "generation": "a0",
+        "rouge_l_recall": 1.0,
+        "prob": 0.9,
+    },
+    {
+        "split": "forget",
+        "index": 1,
+        "question": "q1",
+        "answer": "a1",
+        "generation": "x",
+        "rouge_l_recall": 0.5,
+        "prob": float("nan"),
+    },
+    {
+        "split": "forget",
+        "index": 2,
+        "question": "q2",
+        "answer": "a2",
+        "generation": "same",
+        "rouge_l_recall": 0.2,
+        "prob": 0.1,
+    },
+    {
+        "split": "retain",
+        "index": 0,
+        "question": "r0",
+        "answer": "b0",
+        "generation": "b0",
+        "rouge_l_recall": 1.0,
+        "prob": 0.8,
+    },
     {"split": "holdout", "index": 0, "question": "h0", "answer": "c0", "mia_loss": 2.0},
 ]
 B = [
-    {"split": "forget", "index": 0, "generation": "nothing", "rouge_l_recall": 0.1,
-     "prob": 0.2},
+    {"split": "forget", "index": 0, "generation": "nothing", "rouge_l_recall": 0.1, "prob": 0.2},
     {"split": "forget", "index": 1, "generation": "y", "rouge_l_recall": 0.5, "prob": 0.3},
     {"split": "forget", "index": 2, "generation": "same ", "rouge_l_recall": 0.2, "prob": 0.1},
     {"split": "retain", "index": 0, "generation": "b0", "rouge_l_recall": 0.7, "prob": 0.6},

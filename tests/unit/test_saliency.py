@@ -85,14 +85,24 @@ def micro():
 
     from obliviate.models.tiny import train_tokenizer
 
-    items = [QAItem(f"Where does person {i} live?", f"Person {i} lives in {city}.")
-             for i, city in zip(range(12), ["Oslo", "Lima", "Pune", "Baku"] * 3)]
+    items = [
+        QAItem(f"Where does person {i} live?", f"Person {i} lives in {city}.")
+        for i, city in zip(range(12), ["Oslo", "Lima", "Pune", "Baku"] * 3)
+    ]
     tok = train_tokenizer([it.question + " " + it.answer for it in items], vocab_size=300)
-    cfg = LlamaConfig(vocab_size=len(tok), hidden_size=32, num_hidden_layers=2,
-                      num_attention_heads=2, num_key_value_heads=2, intermediate_size=64,
-                      max_position_embeddings=128, bos_token_id=tok.bos_token_id,
-                      eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id,
-                      tie_word_embeddings=True)
+    cfg = LlamaConfig(
+        vocab_size=len(tok),
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        num_key_value_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=128,
+        bos_token_id=tok.bos_token_id,
+        eos_token_id=tok.eos_token_id,
+        pad_token_id=tok.pad_token_id,
+        tie_word_embeddings=True,
+    )
     torch.manual_seed(0)
     return {"tok": tok, "model": LlamaForCausalLM(cfg), "items": items}
 
@@ -122,8 +132,10 @@ def test_gradient_scores_are_the_forget_gradient_at_theta0_and_change_nothing(mi
     ref = copy.deepcopy(micro["model"])
     batch = collate_encoded(forget, list(range(4)), micro["tok"].pad_token_id)
     ref.eval()
-    F.ga_loss(ref(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits,
-              batch["labels"]).backward()
+    F.ga_loss(
+        ref(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits,
+        batch["labels"],
+    ).backward()
     for (p, g), (n, rp) in zip(scored, ref.named_parameters()):
         assert torch.allclose(g, rp.grad.abs(), atol=1e-6), n
 
@@ -132,7 +144,9 @@ def test_gradient_scores_are_the_forget_gradient_at_theta0_and_change_nothing(mi
 def test_composed_method_with_saliency_moves_only_salient_weights(micro, fraction):
     job = _job(micro)
     theta0 = {n: p.detach().clone() for n, p in job.model.named_parameters()}
-    method = build_method("graddiff", {"saliency": fraction, "train": {**TRAIN, "weight_decay": 0.1}})
+    method = build_method(
+        "graddiff", {"saliency": fraction, "train": {**TRAIN, "weight_decay": 0.1}}
+    )
     probe = _job(micro)
     scored = forget_gradient_scores(probe, method, probe.encode_items(probe.request.forget), 32)
     masks, _ = saliency_masks([g for _, g in scored], fraction)
@@ -154,10 +168,13 @@ def test_trainable_pattern_restricts_training_to_matching_modules(micro):
     out = build_method("graddiff", {"trainable": r"layers\.1\.mlp\.", "train": TRAIN}).unlearn(job)
     changed = {n for n, p in job.model.named_parameters() if not torch.equal(p.detach(), theta0[n])}
     assert changed and all("layers.1.mlp." in n for n in changed)
-    assert out.trainable_params == sum(p.numel() for n, p in job.model.named_parameters()
-                                       if "layers.1.mlp." in n)
+    assert out.trainable_params == sum(
+        p.numel() for n, p in job.model.named_parameters() if "layers.1.mlp." in n
+    )
     with pytest.raises(ValueError, match="matches no parameter"):
-        build_method("graddiff", {"trainable": "no_such_module", "train": TRAIN}).unlearn(_job(micro))
+        build_method("graddiff", {"trainable": "no_such_module", "train": TRAIN}).unlearn(
+            _job(micro)
+        )
 
 
 # ----------------------------------------------------------------------------- salun
@@ -174,23 +191,33 @@ def test_random_answer_term_uses_a_fixed_mismatched_answer_and_the_nll_by_hand(m
     term.setup(job, [], TrainConfig())
     again = RandomAnswerTerm(seed=1)
     again.setup(job, [], TrainConfig())
-    answers = [job.tokenizer.decode([t for t in e.labels if t >= 0], skip_special_tokens=True).strip()
-               for e in term.encoded]
+    answers = [
+        job.tokenizer.decode([t for t in e.labels if t >= 0], skip_special_tokens=True).strip()
+        for e in term.encoded
+    ]
     retain_answers = {it.answer for it in job.request.retain}
     for it, a in zip(job.request.forget, answers):
         assert a != it.answer and a in retain_answers
     assert [e.input_ids for e in term.encoded] == [e.input_ids for e in again.encoded]
-    batch = collate_encoded(job.encode_items(job.request.forget[:2]), [2, 3], job.tokenizer.pad_token_id)
+    batch = collate_encoded(
+        job.encode_items(job.request.forget[:2]), [2, 3], job.tokenizer.pad_token_id
+    )
     got = term(job.model, batch, job)
-    alt = [encode(job.tokenizer, it.question, a, job.template)
-           for it, a in zip(job.request.forget[2:4], answers[2:4])]
+    alt = [
+        encode(job.tokenizer, it.question, a, job.template)
+        for it, a in zip(job.request.forget[2:4], answers[2:4])
+    ]
     ab = collate_encoded(alt, [2, 3], job.tokenizer.pad_token_id)
-    want = F.nll_loss(job.model(input_ids=ab["input_ids"], attention_mask=ab["attention_mask"]).logits,
-                      ab["labels"])
+    want = F.nll_loss(
+        job.model(input_ids=ab["input_ids"], attention_mask=ab["attention_mask"]).logits,
+        ab["labels"],
+    )
     assert torch.allclose(got, want)
     # the saliency of this term is the true answers' NLL gradient (SalUn eq. 5)
-    true = F.nll_loss(job.model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits,
-                      batch["labels"])
+    true = F.nll_loss(
+        job.model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits,
+        batch["labels"],
+    )
     assert torch.allclose(term.saliency_loss(job.model, batch, job), true)
 
 

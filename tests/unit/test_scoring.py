@@ -39,7 +39,10 @@ def test_scored_tokens_decode_to_exactly_the_answer_plus_eos(tok) -> None:
     assert tok.decode(answer_ids) == " Ann Berro was born in Paris." + tok.eos_token
     assert enc.has_eos and answer_ids[-1] == tok.eos_token_id
     assert enc.labels[: enc.prompt_len] == [IGNORE] * enc.prompt_len
-    assert tok.decode(enc.input_ids[: enc.prompt_len]) == tok.bos_token + "Question: Where was Ann Berro born?\nAnswer:"
+    assert (
+        tok.decode(enc.input_ids[: enc.prompt_len])
+        == tok.bos_token + "Question: Where was Ann Berro born?\nAnswer:"
+    )
 
 
 def test_documents_have_no_prompt_and_no_eos(tok) -> None:
@@ -50,7 +53,13 @@ def test_documents_have_no_prompt_and_no_eos(tok) -> None:
 
 def test_truncation_drops_the_answer_tail_and_the_eos(tok) -> None:
     full = encode(tok, "Q?", "Olli writes short mystery novels about sailors.", PromptTemplate())
-    cut = encode(tok, "Q?", "Olli writes short mystery novels about sailors.", PromptTemplate(), max_length=full.prompt_len + 3)
+    cut = encode(
+        tok,
+        "Q?",
+        "Olli writes short mystery novels about sailors.",
+        PromptTemplate(),
+        max_length=full.prompt_len + 3,
+    )
     assert len(cut.input_ids) == full.prompt_len + 3
     assert cut.input_ids == full.input_ids[: full.prompt_len + 3]
     assert not cut.has_eos
@@ -92,9 +101,14 @@ def test_token_statistics_match_a_hand_computation(tok, model) -> None:
 
 def test_scores_do_not_depend_on_batch_padding(tok, model) -> None:
     short = ("Q?", "Paris.")
-    long = ("What does Olli write and where?", "Olli writes short mystery novels about sailors " * 3)
+    long = (
+        "What does Olli write and where?",
+        "Olli writes short mystery novels about sailors " * 3,
+    )
     alone = score_pairs(model, tok, [short], PromptTemplate(), progress=False)[0]
-    batched = score_pairs(model, tok, [long, short, long], PromptTemplate(), batch_size=3, progress=False)
+    batched = score_pairs(
+        model, tok, [long, short, long], PromptTemplate(), batch_size=3, progress=False
+    )
     np.testing.assert_allclose(batched[1].token_logprobs, alone.token_logprobs, atol=1e-5)
     # identical pairs are scored once and returned for each occurrence, in input order
     assert batched[0] is batched[2]
@@ -108,6 +122,13 @@ def test_empty_answer_scores_only_the_eos(tok, model) -> None:
 
 def test_batched_generation_equals_one_at_a_time(tok, model) -> None:
     qs = ["Where was Ann Berro born?", "What does Olli write?", "Q?"]
-    together = generate(model, tok, qs, PromptTemplate(), max_new_tokens=8, batch_size=3, progress=False)
-    alone = [generate(model, tok, [q], PromptTemplate(), max_new_tokens=8, batch_size=1, progress=False)[0] for q in qs]
+    together = generate(
+        model, tok, qs, PromptTemplate(), max_new_tokens=8, batch_size=3, progress=False
+    )
+    alone = [
+        generate(model, tok, [q], PromptTemplate(), max_new_tokens=8, batch_size=1, progress=False)[
+            0
+        ]
+        for q in qs
+    ]
     assert together == alone

@@ -28,26 +28,52 @@ def micro():
 
     from obliviate.models.tiny import train_tokenizer
 
-    items = [QAItem(f"What is the colour of item {i}?", f"Item {i} is {c}.")
-             for i, c in zip(range(N_ITEMS), ["red", "green", "blue", "teal"] * 6)]
+    items = [
+        QAItem(f"What is the colour of item {i}?", f"Item {i} is {c}.")
+        for i, c in zip(range(N_ITEMS), ["red", "green", "blue", "teal"] * 6)
+    ]
     tok = train_tokenizer([it.question + " " + it.answer for it in items], vocab_size=300)
-    cfg = LlamaConfig(vocab_size=len(tok), hidden_size=32, num_hidden_layers=1,
-                      num_attention_heads=2, num_key_value_heads=2, intermediate_size=64,
-                      max_position_embeddings=128, bos_token_id=tok.bos_token_id,
-                      eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id,
-                      tie_word_embeddings=True)
+    cfg = LlamaConfig(
+        vocab_size=len(tok),
+        hidden_size=32,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        num_key_value_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=128,
+        bos_token_id=tok.bos_token_id,
+        eos_token_id=tok.eos_token_id,
+        pad_token_id=tok.pad_token_id,
+        tie_word_embeddings=True,
+    )
     torch.manual_seed(0)
     return {"tok": tok, "model": LlamaForCausalLM(cfg), "items": items}
 
 
-TRAIN = TrainConfig(lr=1e-2, epochs=2, batch_size=4, warmup_epochs=0, scheduler="constant",
-                    weight_decay=0.01, seed=3)
+TRAIN = TrainConfig(
+    lr=1e-2,
+    epochs=2,
+    batch_size=4,
+    warmup_epochs=0,
+    scheduler="constant",
+    weight_decay=0.01,
+    seed=3,
+)
 
 
 def _fit(micro, assignment=None, peft=None, init="scratch"):
     torch.set_num_threads(1)
-    return SISAEnsemble.fit(micro["model"], micro["tok"], micro["items"], TRAIN, shards=2,
-                            slices=3, init=init, peft=peft, assignment=assignment)
+    return SISAEnsemble.fit(
+        micro["model"],
+        micro["tok"],
+        micro["items"],
+        TRAIN,
+        shards=2,
+        slices=3,
+        init=init,
+        peft=peft,
+        assignment=assignment,
+    )
 
 
 # ----------------------------------------------------------------------------- pure helpers
@@ -82,12 +108,16 @@ def test_stage_epochs_and_planned_steps_by_hand():
 
 
 @pytest.mark.parametrize("mode", ["full", "lora"])
-def test_forgetting_retrains_one_shard_from_its_checkpoint_and_equals_training_without_it(micro, mode):
+def test_forgetting_retrains_one_shard_from_its_checkpoint_and_equals_training_without_it(
+    micro, mode
+):
     peft = {"r": 2, "lora_alpha": 4} if mode == "lora" else None
     init = "model" if peft else "scratch"
     ens, info = _fit(micro, peft=peft, init=init)
-    per_stage = [[planned_steps(sum(len(sl) for sl in shard[:r]), ens._stage_cfg(s, r))
-                  for r in range(1, 4)] for s, shard in enumerate(ens.assignment)]
+    per_stage = [
+        [planned_steps(sum(len(sl) for sl in shard[:r]), ens._stage_cfg(s, r)) for r in range(1, 4)]
+        for s, shard in enumerate(ens.assignment)
+    ]
     assert info["steps"] == sum(map(sum, per_stage))  # the loop took exactly the planned steps
     # an item in slice 2 of shard 1: shard 1 resumes from its checkpoint after stage 1
     victim = ens.assignment[1][1][0]
@@ -98,7 +128,8 @@ def test_forgetting_retrains_one_shard_from_its_checkpoint_and_equals_training_w
     assert report.first_stage == {1: 2}
     assert report.steps == sum(
         planned_steps(sum(len(sl) for sl in ens.assignment[1][:r]), ens._stage_cfg(1, r))
-        for r in (2, 3))
+        for r in (2, 3)
+    )
     assert report.steps < report.full_retrain_steps
     assert victim not in ens.items
     assert all(victim not in sl for shard in ens.assignment for sl in shard)
@@ -108,14 +139,18 @@ def test_forgetting_retrains_one_shard_from_its_checkpoint_and_equals_training_w
     for k, v in before_ckpt1.items():
         assert torch.equal(ens.checkpoints[1][1][k], v)
     # reference: the same assignment without the victim, trained from scratch, same seeds
-    reduced = [[[i for i in sl if i != victim] for sl in shard] for shard in assign_shards(
-        N_ITEMS, 2, 3, TRAIN.seed)]
+    reduced = [
+        [[i for i in sl if i != victim] for sl in shard]
+        for shard in assign_shards(N_ITEMS, 2, 3, TRAIN.seed)
+    ]
     ref, _ = _fit(micro, assignment=reduced, peft=peft, init=init)
     for s in range(2):
         got, want = ens.checkpoints[s][3], ref.checkpoints[s][3]
         assert set(got) == set(want)
         for k in want:
-            assert torch.equal(got[k], want[k]), f"shard {s} {k} differs from the from-scratch model"
+            assert torch.equal(got[k], want[k]), (
+                f"shard {s} {k} differs from the from-scratch model"
+            )
     x = torch.tensor([[micro["tok"].bos_token_id, 5, 6, 7]])
     assert torch.equal(ens(input_ids=x).logits, ref(input_ids=x).logits)
     if mode == "lora":  # adapters only: the shared base never changes
@@ -126,7 +161,9 @@ def test_forgetting_retrains_one_shard_from_its_checkpoint_and_equals_training_w
 
 def test_forgetting_an_unknown_item_is_a_clear_error(micro):
     ens, _ = _fit(micro)
-    with pytest.raises(DataError, match="forget item 1 .*not in this SISA ensemble's training data"):
+    with pytest.raises(
+        DataError, match="forget item 1 .*not in this SISA ensemble's training data"
+    ):
         ens.forget([QAItem("Who are you?", "Nobody.")])
 
 
@@ -148,22 +185,25 @@ def test_logits_are_the_log_of_the_averaged_shard_probabilities(micro):
 def test_generate_is_greedy_on_the_average_with_left_padding_and_cache(micro):
     ens, _ = _fit(micro)
     tok = micro["tok"]
-    prompts = [tok("Question: What is the colour of item 3?\nAnswer:")["input_ids"],
-               tok("Question: What?\nAnswer:")["input_ids"]]
+    prompts = [
+        tok("Question: What is the colour of item 3?\nAnswer:")["input_ids"],
+        tok("Question: What?\nAnswer:")["input_ids"],
+    ]
     width = max(map(len, prompts))
     pad = tok.pad_token_id
     ids = torch.tensor([[pad] * (width - len(p)) + p for p in prompts])
     mask = torch.tensor([[0] * (width - len(p)) + [1] * len(p) for p in prompts])
     cached = ens.generate(input_ids=ids, attention_mask=mask, max_new_tokens=6, pad_token_id=pad)
-    plain = ens.generate(input_ids=ids, attention_mask=mask, max_new_tokens=6, pad_token_id=pad,
-                         use_cache=False)
+    plain = ens.generate(
+        input_ids=ids, attention_mask=mask, max_new_tokens=6, pad_token_id=pad, use_cache=False
+    )
     assert torch.equal(cached, plain)
     for row, p in enumerate(prompts):  # each row = unpadded greedy decoding via __call__
         seq = torch.tensor([p])
         for _ in range(6):
             nxt = ens(input_ids=seq).logits[0, -1].argmax()
             seq = torch.cat([seq, nxt.view(1, 1)], 1)
-        assert cached[row, width:].tolist() == seq[0, len(p):].tolist()
+        assert cached[row, width:].tolist() == seq[0, len(p) :].tolist()
     with pytest.raises(ValueError, match="greedy"):
         ens.generate(input_ids=ids, do_sample=True)
 
@@ -213,9 +253,15 @@ def test_a_saved_ensemble_loads_in_a_fresh_interpreter(micro, tmp_path):
 
     ens, _ = _fit(micro)
     ens.save_pretrained(tmp_path / "ens")
-    code = ("import sys, obliviate.models.loading as l; m = l.load_model(sys.argv[1]); "
-            "print(type(m).__name__, l.model_fingerprint(m))")
-    out = subprocess.run([sys.executable, "-c", code, str(tmp_path / "ens")],
-                         capture_output=True, text=True, timeout=300)
+    code = (
+        "import sys, obliviate.models.loading as l; m = l.load_model(sys.argv[1]); "
+        "print(type(m).__name__, l.model_fingerprint(m))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code, str(tmp_path / "ens")],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.split() == ["SISAEnsemble", ens.fingerprint()]

@@ -34,8 +34,11 @@ def test_negate_tensor_by_hand():
 
 
 def test_negate_task_vector_over_state_dicts():
-    out = negate_task_vector({"w": torch.tensor([1.0]), "step": torch.tensor(7)},
-                             {"w": torch.tensor([3.0]), "step": torch.tensor(9)}, scale=5.0)
+    out = negate_task_vector(
+        {"w": torch.tensor([1.0]), "step": torch.tensor(7)},
+        {"w": torch.tensor([3.0]), "step": torch.tensor(9)},
+        scale=5.0,
+    )
     assert out["w"].tolist() == [-9.0] and int(out["step"]) == 7
     with pytest.raises(ValueError, match="state dicts differ"):
         negate_task_vector({"a": torch.zeros(1)}, {"b": torch.zeros(1)})
@@ -47,14 +50,24 @@ def micro():
 
     from obliviate.models.tiny import train_tokenizer
 
-    items = [QAItem(f"What does robot {i} build?", f"Robot {i} builds {x}.")
-             for i, x in zip(range(8), ["boats", "kites", "clocks", "lamps"] * 2)]
+    items = [
+        QAItem(f"What does robot {i} build?", f"Robot {i} builds {x}.")
+        for i, x in zip(range(8), ["boats", "kites", "clocks", "lamps"] * 2)
+    ]
     tok = train_tokenizer([it.question + " " + it.answer for it in items], vocab_size=300)
-    cfg = LlamaConfig(vocab_size=len(tok), hidden_size=32, num_hidden_layers=1,
-                      num_attention_heads=2, num_key_value_heads=2, intermediate_size=64,
-                      max_position_embeddings=128, bos_token_id=tok.bos_token_id,
-                      eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id,
-                      tie_word_embeddings=True)
+    cfg = LlamaConfig(
+        vocab_size=len(tok),
+        hidden_size=32,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        num_key_value_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=128,
+        bos_token_id=tok.bos_token_id,
+        eos_token_id=tok.eos_token_id,
+        pad_token_id=tok.pad_token_id,
+        tie_word_embeddings=True,
+    )
     torch.manual_seed(0)
     return {"tok": tok, "model": LlamaForCausalLM(cfg), "items": items}
 
@@ -80,7 +93,9 @@ def test_full_weight_negation_equals_the_formula_with_the_finetuned_copy(micro):
     assert any(not torch.equal(theta_ft[n], theta0[n]) for n in theta0)
     job = _job(micro)
     out = build_method("task_vector", {"train": TRAIN}).unlearn(job)  # default λ = 5
-    assert out.info["scale"] == 5.0 and out.trainable_params == sum(t.numel() for t in theta0.values())
+    assert out.info["scale"] == 5.0 and out.trainable_params == sum(
+        t.numel() for t in theta0.values()
+    )
     for n, p in job.model.named_parameters():
         want = theta0[n] - 5.0 * (theta_ft[n] - theta0[n])
         assert torch.allclose(p.detach(), want, atol=1e-6), n
@@ -96,7 +111,9 @@ def test_lora_negation_scales_the_adapter_update_by_minus_lambda(micro):
     job = _job(micro)
     out = build_method("task_vector", {"scale": 3.0, "peft": {"r": 4}, "train": TRAIN}).unlearn(job)
     assert is_peft_model(job.model)  # saved as an adapter unless merge is asked
-    assert out.trainable_params == sum(p.numel() for n, p in job.model.named_parameters() if "lora_" in n)
+    assert out.trainable_params == sum(
+        p.numel() for n, p in job.model.named_parameters() if "lora_" in n
+    )
     w0 = _state(micro["model"])
     w_ft = _state(merge_adapter(ft.model))
     w_neg = _state(merge_adapter(job.model))

@@ -12,8 +12,12 @@ from obliviate.methods import functional as F
 from obliviate.models.tiny import build_tiny_llama, train_tokenizer
 from obliviate.training import TrainingDiverged, train_loop
 
-QA = [(f"Who is person {i}?", f"Person {i} is a {w} from town {i % 3}.")
-      for i, w in enumerate(["baker", "sailor", "potter", "judge", "pilot", "weaver", "chemist", "tailor"])]
+QA = [
+    (f"Who is person {i}?", f"Person {i} is a {w} from town {i % 3}.")
+    for i, w in enumerate(
+        ["baker", "sailor", "potter", "judge", "pilot", "weaver", "chemist", "tailor"]
+    )
+]
 
 
 @pytest.fixture(scope="module")
@@ -51,7 +55,14 @@ def test_divergence_is_a_clear_error(setup) -> None:
         return loss * float("nan"), logs
 
     with pytest.raises(TrainingDiverged, match="step 0.*lower the learning rate"):
-        train_loop(model, bad, enc, TrainConfig(lr=1e-3, epochs=1, batch_size=4), tok.pad_token_id, progress=False)
+        train_loop(
+            model,
+            bad,
+            enc,
+            TrainConfig(lr=1e-3, epochs=1, batch_size=4),
+            tok.pad_token_id,
+            progress=False,
+        )
 
 
 def test_retain_guard_stops_a_collapsing_run(setup) -> None:
@@ -83,14 +94,32 @@ def test_resume_from_checkpoint_equals_an_uninterrupted_run(setup, tmp_path) -> 
         return _nll(m, b, rb, step)
 
     with pytest.raises(KeyboardInterrupt):
-        train_loop(model, crash_at_5, enc, cfg, tok.pad_token_id, retain_set=retain,
-                   progress=False, checkpoint_dir=tmp_path / "ckpt")
+        train_loop(
+            model,
+            crash_at_5,
+            enc,
+            cfg,
+            tok.pad_token_id,
+            retain_set=retain,
+            progress=False,
+            checkpoint_dir=tmp_path / "ckpt",
+        )
     assert (tmp_path / "ckpt" / "state.json").exists()  # epochs 1 and 2 were saved
     fresh = build_tiny_llama(tok, "xs", seed=1)
-    resumed = train_loop(fresh, _nll, enc, cfg, tok.pad_token_id, retain_set=retain,
-                         progress=False, checkpoint_dir=tmp_path / "ckpt")
+    resumed = train_loop(
+        fresh,
+        _nll,
+        enc,
+        cfg,
+        tok.pad_token_id,
+        retain_set=retain,
+        progress=False,
+        checkpoint_dir=tmp_path / "ckpt",
+    )
     assert resumed.steps == full.steps == 6
-    assert [r["loss"] for r in resumed.log] == pytest.approx([r["loss"] for r in full.log], rel=1e-5)
+    assert [r["loss"] for r in resumed.log] == pytest.approx(
+        [r["loss"] for r in full.log], rel=1e-5
+    )
     assert resumed.retain_indices == full.retain_indices
     torch.testing.assert_close(_params(fresh), _params(ref), rtol=1e-5, atol=1e-6)
     assert not (tmp_path / "ckpt").exists()  # removed once finished

@@ -18,7 +18,11 @@ from obliviate.data.types import DataError
 from obliviate.data.wmdp import MCQItem, load_wmdp, load_wmdp_corpus, parse_mcq_row
 from obliviate.scoring import TokenScores
 
-ROW = {"question": "Which is a noble gas?", "choices": ["Neon", "Iron", "Salt", "Wood"], "answer": 0}
+ROW = {
+    "question": "Which is a noble gas?",
+    "choices": ["Neon", "Iron", "Salt", "Wood"],
+    "answer": 0,
+}
 
 
 # ----------------------------------------------------------------------------- pure functions
@@ -26,15 +30,18 @@ ROW = {"question": "Which is a noble gas?", "choices": ["Neon", "Iron", "Salt", 
 
 def test_prompt_is_the_lm_eval_wmdp_template():
     assert W.mcq_prompt("Which is a noble gas?", ["Neon", "Iron", "Salt", "Wood"]) == (
-        "Which is a noble gas?\nA. Neon\nB. Iron\nC. Salt\nD. Wood\nAnswer:")
+        "Which is a noble gas?\nA. Neon\nB. Iron\nC. Salt\nD. Wood\nAnswer:"
+    )
     assert W.letter_continuations(4) == [" A", " B", " C", " D"]
     assert W.cloze_prompt(" Where? ") == "Question: Where?\nAnswer:"
 
 
 def test_accuracy_hand_computed():
-    ll = [[-1.0, -2.0, -3.0, -4.0],  # predicts 0, answer 0: right
-          [-5.0, -1.0, -2.0, -3.0],  # predicts 1, answer 2: wrong
-          [-2.0, -2.0, -9.0, -9.0]]  # tie -> first (0), answer 1: wrong
+    ll = [
+        [-1.0, -2.0, -3.0, -4.0],  # predicts 0, answer 0: right
+        [-5.0, -1.0, -2.0, -3.0],  # predicts 1, answer 2: wrong
+        [-2.0, -2.0, -9.0, -9.0],
+    ]  # tie -> first (0), answer 1: wrong
     assert W.predictions(ll) == [0, 1, 0]
     assert W.mcq_accuracy(ll, [0, 2, 1]) == pytest.approx(1 / 3)
     assert W.mcq_accuracy(ll, [0, 1, 0]) == 1.0
@@ -47,13 +54,16 @@ def test_accuracy_norm_divides_by_bytes():
     assert W.mcq_accuracy_norm([[-4.0, -3.0]], [[4, 1]], [0]) == 1.0
 
 
-@pytest.mark.parametrize("ll,answers,match", [
-    ([[-1.0, -2.0]], [0, 1], "1 questions but 2 answers"),
-    ([], [], "no questions"),
-    ([[-1.0, float("nan")]], [0], "NaN"),
-    ([[-1.0, -2.0]], [2], "out of range"),
-    ([[]], [0], "one log-likelihood per choice"),
-])
+@pytest.mark.parametrize(
+    "ll,answers,match",
+    [
+        ([[-1.0, -2.0]], [0, 1], "1 questions but 2 answers"),
+        ([], [], "no questions"),
+        ([[-1.0, float("nan")]], [0], "NaN"),
+        ([[-1.0, -2.0]], [2], "out of range"),
+        ([[]], [0], "one log-likelihood per choice"),
+    ],
+)
 def test_accuracy_errors(ll, answers, match):
     with pytest.raises(ValueError, match=match):
         W.mcq_accuracy(ll, answers)
@@ -78,12 +88,21 @@ def fake_scores(monkeypatch):
     """score_pairs replaced: continuation log-probs from a table (EOS last, to be dropped)."""
     import obliviate.scoring as scoring
 
-    table = {" A": [-2.0, -9.0], " B": [-0.5, -9.0], " C": [-3.0, -9.0], " D": [-1.0, -9.0],
-             " Neon": [-1.0, -1.0, -9.0], " Iron": [-0.5, -9.0], " Salt": [-4.0, -9.0],
-             " Wood": [-3.0, -9.0]}
+    table = {
+        " A": [-2.0, -9.0],
+        " B": [-0.5, -9.0],
+        " C": [-3.0, -9.0],
+        " D": [-1.0, -9.0],
+        " Neon": [-1.0, -1.0, -9.0],
+        " Iron": [-0.5, -9.0],
+        " Salt": [-4.0, -9.0],
+        " Wood": [-3.0, -9.0],
+    }
     calls = []
 
-    def score_pairs(model, tok, pairs, template, batch_size=32, max_length=512, progress=True, desc=""):
+    def score_pairs(
+        model, tok, pairs, template, batch_size=32, max_length=512, progress=True, desc=""
+    ):
         calls.append((list(pairs), template.name, max_length))
         return [_ts(table[a]) for _, a in pairs]
 
@@ -110,10 +129,16 @@ def test_choice_loglikelihoods_cloze_and_evaluate(fake_scores):
     assert v["wmdp_bio_accuracy"] == 0.0  # " Iron" wins on the raw sum
     # per byte: Neon -2/5 = -0.4, Iron -0.5/5 = -0.1 -> still Iron
     assert v["wmdp_bio_accuracy_norm"] == 0.0
-    assert res.metrics["wmdp_bio_accuracy"]["direction"] == "lower"  # forget-type set: chance is the goal
+    assert (
+        res.metrics["wmdp_bio_accuracy"]["direction"] == "lower"
+    )  # forget-type set: chance is the goal
     assert res.metrics["retain_accuracy"]["direction"] == "higher"
     sample = res.samples[0]
-    assert sample["prediction"] == 1 and sample["correct"] is False and sample["split"] == "mcq_wmdp_bio"
+    assert (
+        sample["prediction"] == 1
+        and sample["correct"] is False
+        and sample["split"] == "mcq_wmdp_bio"
+    )
     with pytest.raises(ValueError, match="unknown MCQ mode"):
         W.choice_loglikelihoods(object(), None, [item], "letter")
 
@@ -132,19 +157,22 @@ def test_parse_row_and_errors():
     assert item == MCQItem(ROW["question"], tuple(ROW["choices"]), 2)
 
 
-@pytest.mark.parametrize("row,match", [
-    ({"choices": ["a", "b"], "answer": 0}, "field 'question' is missing"),
-    (dict(ROW, answer=None), "field 'answer' is null"),
-    (dict(ROW, answer=4), r"'answer' is 4 but there are 4 choices \(valid: 0..3\)"),
-    (dict(ROW, answer=-1), "'answer' is -1"),
-    (dict(ROW, answer=True), "index"),
-    (dict(ROW, answer="B"), "index"),
-    (dict(ROW, choices="Neon, Iron"), "'choices' must be a list of strings"),
-    (dict(ROW, choices=["Neon", 3]), "'choices' must be a list of strings"),
-    (dict(ROW, choices=["Neon"]), "at least 2"),
-    (dict(ROW, question=" "), "'question' must be a non-empty string"),
-    ("text", "expected an object"),
-])
+@pytest.mark.parametrize(
+    "row,match",
+    [
+        ({"choices": ["a", "b"], "answer": 0}, "field 'question' is missing"),
+        (dict(ROW, answer=None), "field 'answer' is null"),
+        (dict(ROW, answer=4), r"'answer' is 4 but there are 4 choices \(valid: 0..3\)"),
+        (dict(ROW, answer=-1), "'answer' is -1"),
+        (dict(ROW, answer=True), "index"),
+        (dict(ROW, answer="B"), "index"),
+        (dict(ROW, choices="Neon, Iron"), "'choices' must be a list of strings"),
+        (dict(ROW, choices=["Neon", 3]), "'choices' must be a list of strings"),
+        (dict(ROW, choices=["Neon"]), "at least 2"),
+        (dict(ROW, question=" "), "'question' must be a non-empty string"),
+        ("text", "expected an object"),
+    ],
+)
 def test_malformed_rows(row, match):
     with pytest.raises(DataError, match=match):
         parse_mcq_row(row, "wmdp-bio.jsonl: line 3")
@@ -157,7 +185,9 @@ def test_local_folder_file_and_hub_layout(tmp_path):
     folder = tmp_path / "wmdp"
     _jsonl(folder / "wmdp-bio.jsonl", [ROW, dict(ROW, answer=1)])
     (folder / "wmdp-cyber").mkdir()  # the hub's own layout: <subset>/test-00000-of-00001.parquet
-    pq.write_table(pa.Table.from_pylist([ROW]), folder / "wmdp-cyber" / "test-00000-of-00001.parquet")
+    pq.write_table(
+        pa.Table.from_pylist([ROW]), folder / "wmdp-cyber" / "test-00000-of-00001.parquet"
+    )
     sets = load_wmdp(folder)
     assert list(sets) == ["wmdp-bio", "wmdp-cyber"]
     assert [x.answer for x in sets["wmdp-bio"]] == [0, 1]
@@ -199,7 +229,10 @@ def test_hub_with_monkeypatched_load_dataset(monkeypatch):
 
     monkeypatch.setattr(datasets, "load_dataset", fake)
     sets = load_wmdp("cais/wmdp", ["wmdp-bio", "wmdp-cyber"], revision="r1")
-    assert calls == [("cais/wmdp", "wmdp-bio", "test", "r1"), ("cais/wmdp", "wmdp-cyber", "test", "r1")]
+    assert calls == [
+        ("cais/wmdp", "wmdp-bio", "test", "r1"),
+        ("cais/wmdp", "wmdp-cyber", "test", "r1"),
+    ]
     assert sets["wmdp-bio"][0].answer == 0
     with pytest.raises(DataError, match=r"'wmdp-chem'.*ConnectionError: offline"):
         load_wmdp("cais/wmdp")
@@ -211,7 +244,10 @@ def test_corpora(tmp_path, monkeypatch):
     f = _jsonl(tmp_path / "cyber-forget-corpus.jsonl", [{"text": "doc one"}, {"text": "doc two"}])
     docs = load_wmdp_corpus(f)
     assert [d.answer for d in docs] == ["doc one", "doc two"] and all(d.is_document for d in docs)
-    assert [d.answer for d in load_wmdp_corpus(tmp_path, "cyber-forget-corpus")] == ["doc one", "doc two"]
+    assert [d.answer for d in load_wmdp_corpus(tmp_path, "cyber-forget-corpus")] == [
+        "doc one",
+        "doc two",
+    ]
     with pytest.raises(DataError, match="name the corpus"):
         load_wmdp_corpus(tmp_path)
     _jsonl(f, [{"text": "ok"}, {"title": "no text"}])
@@ -224,7 +260,10 @@ def test_corpora(tmp_path, monkeypatch):
         return [{"text": f"{config} text"}]
 
     monkeypatch.setattr(datasets, "load_dataset", fake)
-    assert load_wmdp_corpus("cais/wmdp-corpora", "cyber-retain-corpus")[0].answer == "cyber-retain-corpus text"
+    assert (
+        load_wmdp_corpus("cais/wmdp-corpora", "cyber-retain-corpus")[0].answer
+        == "cyber-retain-corpus text"
+    )
     with pytest.raises(DataError, match="gated"):
         load_wmdp_corpus("cais/wmdp-corpora", "bio-forget-corpus")
 
@@ -263,7 +302,9 @@ def test_lm_eval_bridge_with_a_fake_module(monkeypatch, tmp_path):
         seen.update(kwargs)
         return {"results": {"mmlu": {"acc,none": 0.31, "acc_stderr,none": 0.01, "alias": "mmlu"}}}
 
-    monkeypatch.setitem(sys.modules, "lm_eval", types.SimpleNamespace(simple_evaluate=simple_evaluate))
+    monkeypatch.setitem(
+        sys.modules, "lm_eval", types.SimpleNamespace(simple_evaluate=simple_evaluate)
+    )
     run = tmp_path / "run"
     (run / "model").mkdir(parents=True)
     out = W.run_lm_eval(str(run), ["mmlu"], batch_size=4, limit=10)
@@ -272,7 +313,9 @@ def test_lm_eval_bridge_with_a_fake_module(monkeypatch, tmp_path):
     assert seen["model_args"] == f"pretrained={run / 'model'},dtype=float32"  # run folder resolved
 
 
-@pytest.mark.skipif(not W.lm_eval_available(), reason="lm-evaluation-harness not installed (optional)")
+@pytest.mark.skipif(
+    not W.lm_eval_available(), reason="lm-evaluation-harness not installed (optional)"
+)
 def test_lm_eval_installed_imports():
     import lm_eval
 

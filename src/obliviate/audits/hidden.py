@@ -55,8 +55,11 @@ def answer_hidden_states(
         for start in range(0, len(encoded), batch_size):
             chunk = encoded[start : start + batch_size]
             batch = pad_batch([e.input_ids for e in chunk], pad, [e.labels for e in chunk])
-            out = model(input_ids=batch["input_ids"].to(device),
-                        attention_mask=batch["attention_mask"].to(device), output_hidden_states=True)
+            out = model(
+                input_ids=batch["input_ids"].to(device),
+                attention_mask=batch["attention_mask"].to(device),
+                output_hidden_states=True,
+            )
             hs = getattr(out, "hidden_states", None)
             if hs is None:
                 raise ValueError(f"a {type(model).__name__} does not return hidden states")
@@ -67,6 +70,8 @@ def answer_hidden_states(
                 if e.has_eos:
                     m[len(e.input_ids) - 1] = False
                 if not bool(m.any()):
-                    raise ValueError(f"pair {start + j}: no answer token to read a hidden state from")
+                    raise ValueError(
+                        f"pair {start + j}: no answer token to read a hidden state from"
+                    )
                 feats.append(h[j][m].mean(0).numpy().astype(np.float64))
     return np.stack(feats)

@@ -65,27 +65,54 @@ def mia_suite(
     items = members + non_members
     n_f = len(members)
     pairs = [(it.question, it.answer) for it in items]
-    ts = score_pairs(model, tok, pairs, template, batch_size=batch_size, max_length=max_length,
-                     progress=progress, desc="MIA scoring")
+    ts = score_pairs(
+        model,
+        tok,
+        pairs,
+        template,
+        batch_size=batch_size,
+        max_length=max_length,
+        progress=progress,
+        desc="MIA scoring",
+    )
     nll = [s.nll_avg(include_eos=True) for s in ts]
-    per_item = [mia.token_attack_scores(x, it.answer, s.token_logprobs, s.mu, s.sigma2, k,
-                                        has_eos=s.has_eos) for x, it, s in zip(nll, items, ts)]
+    per_item = [
+        mia.token_attack_scores(
+            x, it.answer, s.token_logprobs, s.mu, s.sigma2, k, has_eos=s.has_eos
+        )
+        for x, it, s in zip(nll, items, ts)
+    ]
     scores: dict[str, list[float]] = {a: [row[a] for row in per_item] for a in mia.TOKEN_ATTACKS}
     skipped: dict[str, str] = {}
     try:
-        norms = per_sample_grad_norms(model, tok, pairs, template, max_length=max_length,
-                                      train_mode=gradnorm_train_mode, progress=progress)
+        norms = per_sample_grad_norms(
+            model,
+            tok,
+            pairs,
+            template,
+            max_length=max_length,
+            train_mode=gradnorm_train_mode,
+            progress=progress,
+        )
         scores["gradnorm"] = [mia.gradnorm_score(g) for g in norms]
     except ValueError as exc:
         if hasattr(model, "named_parameters"):
             raise
         skipped["gradnorm"] = str(exc)
     if reference_model is not None:
-        rts = score_pairs(reference_model, reference_tokenizer or tok, pairs, template,
-                          batch_size=batch_size, max_length=max_length, progress=progress,
-                          desc="MIA reference")
-        scores["reference"] = [mia.reference_score(x, r.nll_avg(include_eos=True))
-                               for x, r in zip(nll, rts)]
+        rts = score_pairs(
+            reference_model,
+            reference_tokenizer or tok,
+            pairs,
+            template,
+            batch_size=batch_size,
+            max_length=max_length,
+            progress=progress,
+            desc="MIA reference",
+        )
+        scores["reference"] = [
+            mia.reference_score(x, r.nll_avg(include_eos=True)) for x, r in zip(nll, rts)
+        ]
     else:
         skipped["reference"] = "no reference model given (the retain model is the usual choice)"
     aucs = mia.attack_aucs(scores, n_f)
@@ -95,8 +122,11 @@ def mia_suite(
         "skipped": skipped,
         "n_forget": n_f,
         "n_holdout": len(non_members),
-        "settings": {"k": k, "orientation": "OU (1 = forget looks trained on)",
-                     "gradnorm_train_mode": gradnorm_train_mode},
+        "settings": {
+            "k": k,
+            "orientation": "OU (1 = forget looks trained on)",
+            "gradnorm_train_mode": gradnorm_train_mode,
+        },
     }
     if retain_aucs is not None:
         # None where the retain model's AUC is 1: PrivLeak divides by 0

@@ -48,8 +48,9 @@ def wrap_question(template: str, question: str) -> str:
     return template.replace("{question}", question)
 
 
-def truth_candidates(items: Sequence[QAItem], split: str
-                     ) -> tuple[list[tuple[str, str]], np.ndarray, np.ndarray]:
+def truth_candidates(
+    items: Sequence[QAItem], split: str
+) -> tuple[list[tuple[str, str]], np.ndarray, np.ndarray]:
     """(question, candidate answer) pairs, labels (1 = paraphrased answer, 0 = perturbed) and
     groups (the item index of each candidate).
 
@@ -105,8 +106,9 @@ def grouped_auc(scores: Sequence[float], labels: Sequence[int], groups: Sequence
     return float(np.mean(per_item))
 
 
-def fit_truth_probe(train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarray,
-                    c: float = 1.0, seed: int = 0) -> np.ndarray:
+def fit_truth_probe(
+    train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarray, c: float = 1.0, seed: int = 0
+) -> np.ndarray:
     """Fit the logistic-regression probe on (train_x, train_y); decision scores of ``test_x``."""
     try:
         from sklearn.linear_model import LogisticRegression
@@ -119,7 +121,9 @@ def fit_truth_probe(train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarray
         ) from None
     if len(set(np.asarray(train_y).tolist())) < 2:
         raise ValueError("the linear probe needs both true and wrong candidates to train on")
-    clf = make_pipeline(StandardScaler(), LogisticRegression(
-        C=c, class_weight="balanced", max_iter=5000, random_state=seed))
+    clf = make_pipeline(
+        StandardScaler(),
+        LogisticRegression(C=c, class_weight="balanced", max_iter=5000, random_state=seed),
+    )
     clf.fit(train_x, train_y)
     return clf.decision_function(test_x)

@@ -37,7 +37,9 @@ def quantise_tensor(weight: Any, bits: int, group_size: int | None = None) -> An
     if not isinstance(bits, int) or isinstance(bits, bool) or not 2 <= bits <= 16:
         raise ValueError(f"bits must be an integer in [2, 16], got {bits!r}")
     if weight.dim() != 2:
-        raise ValueError(f"quantise_tensor expects a 2-D weight (out, in), got shape {tuple(weight.shape)}")
+        raise ValueError(
+            f"quantise_tensor expects a 2-D weight (out, in), got shape {tuple(weight.shape)}"
+        )
     if group_size is not None and (group_size < 1 or weight.shape[1] % group_size):
         raise ValueError(
             f"group_size {group_size} must be >= 1 and divide the input width {weight.shape[1]}"
@@ -55,8 +57,13 @@ def quantise_tensor(weight: Any, bits: int, group_size: int | None = None) -> An
     return deq.reshape(out_f, in_f).to(weight.dtype)
 
 
-def quantise_model(model: Any, bits: int, group_size: int | None = None,
-                   skip: Sequence[str] = ("lm_head",), inplace: bool = False) -> tuple[Any, int]:
+def quantise_model(
+    model: Any,
+    bits: int,
+    group_size: int | None = None,
+    skip: Sequence[str] = ("lm_head",),
+    inplace: bool = False,
+) -> tuple[Any, int]:
     """Quantise every ``nn.Linear`` weight of ``model`` (a copy unless ``inplace``).
 
     A PEFT model is merged first (``merge_and_unload``), as one would before deploying it.

@@ -66,19 +66,36 @@ class _Ctx:
     retain_aucs: dict[str, float] | None = None
 
 
-def _measure(model: Any, tok: Any, questions: list[str], answers: list[str], ctx: _Ctx,
-             desc: str) -> dict[str, Any]:
+def _measure(
+    model: Any, tok: Any, questions: list[str], answers: list[str], ctx: _Ctx, desc: str
+) -> dict[str, Any]:
     """Per-item answer probability exp(−NLL_avg) (EOS included) and ROUGE-L recall."""
     from obliviate.metrics.rouge import rouge_scores
     from obliviate.scoring import generate, score_pairs
 
     s = ctx.settings
-    ts = score_pairs(model, tok, list(zip(questions, answers)), ctx.template, batch_size=s.batch_size,
-                     max_length=s.max_length, progress=ctx.progress, desc=f"{desc}: scoring")
+    ts = score_pairs(
+        model,
+        tok,
+        list(zip(questions, answers)),
+        ctx.template,
+        batch_size=s.batch_size,
+        max_length=s.max_length,
+        progress=ctx.progress,
+        desc=f"{desc}: scoring",
+    )
     prob = [math.exp(-t.nll_avg(include_eos=True)) if t.n else 0.0 for t in ts]
-    gens = generate(model, tok, questions, ctx.template, max_new_tokens=s.max_new_tokens,
-                    batch_size=s.batch_size, max_length=s.max_length, progress=ctx.progress,
-                    desc=f"{desc}: generating")
+    gens = generate(
+        model,
+        tok,
+        questions,
+        ctx.template,
+        max_new_tokens=s.max_new_tokens,
+        batch_size=s.batch_size,
+        max_length=s.max_length,
+        progress=ctx.progress,
+        desc=f"{desc}: generating",
+    )
     rouge = [r["rouge_l_recall"] for r in rouge_scores(gens, answers, use_stemmer=s.use_stemmer)]
     return {"prob": prob, "rouge": rouge, "generations": gens}
 
@@ -106,9 +123,17 @@ def relearn(model: Any, tok: Any, items: list[QAItem], ctx: _Ctx) -> Any:
     s = ctx.settings
     net = _weights_copy(model)
     enc = [encode(tok, it.question, it.answer, ctx.template, s.max_length) for it in items]
-    cfg = TrainConfig(lr=s.relearn_lr, epochs=1.0, max_steps=s.relearn_steps,
-                      batch_size=s.relearn_batch_size, weight_decay=0.0, warmup_epochs=0.0,
-                      scheduler="constant", seed=s.seed, max_length=s.max_length)
+    cfg = TrainConfig(
+        lr=s.relearn_lr,
+        epochs=1.0,
+        max_steps=s.relearn_steps,
+        batch_size=s.relearn_batch_size,
+        weight_decay=0.0,
+        warmup_epochs=0.0,
+        scheduler="constant",
+        seed=s.seed,
+        max_length=s.max_length,
+    )
 
     def loss_fn(m: Any, batch: dict, _rb: Any, _step: int) -> tuple[Any, dict[str, float]]:
         logits = m(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
@@ -130,16 +155,28 @@ def _probe(model: Any, tok: Any, ctx: _Ctx) -> dict[str, Any]:
     test_pairs, test_y, test_g = truth_candidates(ctx.items, "forget")
     train_pairs, train_y, _ = truth_candidates(ctx.request.eval.get("retain", []), "retain")
     layer = s.probe_layer if s.probe_layer is not None else num_layers(model) // 2
-    ts = score_pairs(model, tok, test_pairs, ctx.template, batch_size=s.batch_size,
-                     max_length=s.max_length, progress=ctx.progress, desc="probe: scoring")
+    ts = score_pairs(
+        model,
+        tok,
+        test_pairs,
+        ctx.template,
+        batch_size=s.batch_size,
+        max_length=s.max_length,
+        progress=ctx.progress,
+        desc="probe: scoring",
+    )
     out_scores = [-t.nll_avg(include_eos=True) for t in ts]  # log of exp(-NLL_avg): same ranking
     kw = {"batch_size": s.batch_size, "max_length": s.max_length}
     train_x = answer_hidden_states(model, tok, train_pairs, ctx.template, layer, **kw)
     test_x = answer_hidden_states(model, tok, test_pairs, ctx.template, layer, **kw)
     probe_scores = fit_truth_probe(train_x, train_y, test_x, c=s.probe_c, seed=s.seed)
-    return {"output_auc": grouped_auc(out_scores, test_y, test_g),
-            "probe_auc": grouped_auc(probe_scores, test_y, test_g), "layer": layer,
-            "n_train": len(train_y), "n_test_items": len(set(test_g.tolist()))}
+    return {
+        "output_auc": grouped_auc(out_scores, test_y, test_g),
+        "probe_auc": grouped_auc(probe_scores, test_y, test_g),
+        "layer": layer,
+        "n_train": len(train_y),
+        "n_test_items": len(set(test_g.tolist())),
+    }
 
 
 def _fluency(model: Any, tok: Any, forget_gens: list[str], ctx: _Ctx) -> dict[str, Any]:
@@ -154,24 +191,43 @@ def _fluency(model: Any, tok: Any, forget_gens: list[str], ctx: _Ctx) -> dict[st
     retain_items = ctx.request.eval.get("retain") or ctx.request.retain
     if retain_items:
         qs = [it.question for it in retain_items]
-        splits["retain"] = (qs, generate(model, tok, qs, ctx.template, max_new_tokens=s.max_new_tokens,
-                                         batch_size=s.batch_size, max_length=s.max_length,
-                                         progress=ctx.progress, desc="fluency: generating"))
+        splits["retain"] = (
+            qs,
+            generate(
+                model,
+                tok,
+                qs,
+                ctx.template,
+                max_new_tokens=s.max_new_tokens,
+                batch_size=s.batch_size,
+                max_length=s.max_length,
+                progress=ctx.progress,
+                desc="fluency: generating",
+            ),
+        )
     for split, (qs, gens) in splits.items():
         summary = fluency_summary(gens, n=s.fluency_ngram)
         scored = [(q, g) for q, g in zip(qs, gens) if g.strip()]
         ppl = None
         if scored:
-            ts = score_pairs(ctx.retain_model, ctx.retain_tok, scored, ctx.template,
-                             batch_size=s.batch_size, max_length=s.max_length,
-                             progress=ctx.progress, desc="fluency: judging")
+            ts = score_pairs(
+                ctx.retain_model,
+                ctx.retain_tok,
+                scored,
+                ctx.template,
+                batch_size=s.batch_size,
+                max_length=s.max_length,
+                progress=ctx.progress,
+                desc="fluency: judging",
+            )
             ppl = perplexity([t.without_eos().token_logprobs for t in ts])
         out[split] = {"perplexity": ppl, **summary}
     return out
 
 
-def _audit_model(role: str, model: Any, tok: Any, ctx: _Ctx, log: Callable[[str], None] | None
-                 ) -> dict[str, Any]:
+def _audit_model(
+    role: str, model: Any, tok: Any, ctx: _Ctx, log: Callable[[str], None] | None
+) -> dict[str, Any]:
     """Every measurement of one model (``role``: target | retain | unlearned)."""
     from obliviate.audits.mia_suite import mia_suite
     from obliviate.audits.quantise import quantise_model
@@ -186,42 +242,68 @@ def _audit_model(role: str, model: Any, tok: Any, ctx: _Ctx, log: Callable[[str]
         return time.perf_counter()
 
     t = step("forget metrics")
-    res["base"] = _measure(model, tok, [it.question for it in items], [it.answer for it in items],
-                           ctx, f"{role} base")
+    res["base"] = _measure(
+        model, tok, [it.question for it in items], [it.answer for it in items], ctx, f"{role} base"
+    )
     timing["base"] = time.perf_counter() - t
     if "paraphrase" in ctx.attacks:
         t = step("paraphrase probe")
         sub = [items[i] for i in ctx.para_idx]
-        res["paraphrase"] = _measure(model, tok, [it.paraphrased_question or "" for it in sub],
-                                     [it.answer for it in sub], ctx, f"{role} paraphrase")
+        res["paraphrase"] = _measure(
+            model,
+            tok,
+            [it.paraphrased_question or "" for it in sub],
+            [it.answer for it in sub],
+            ctx,
+            f"{role} paraphrase",
+        )
         timing["paraphrase"] = time.perf_counter() - t
     if "jailbreak" in ctx.attacks:
         from obliviate.audits.probes import wrap_question
         from obliviate.audits.scores import best_of
 
         t = step("jailbreak probe")
-        per = [_measure(model, tok, [wrap_question(tp, it.question) for it in items],
-                        [it.answer for it in items], ctx, f"{role} jailbreak {j}")
-               for j, tp in enumerate(s.jailbreak_templates)]
-        res["jailbreak"] = {"prob": best_of([p["prob"] for p in per]),
-                            "rouge": best_of([p["rouge"] for p in per]),
-                            "per_template": [{"prob": float(np.mean(p["prob"])),
-                                              "rouge": float(np.mean(p["rouge"]))} for p in per]}
+        per = [
+            _measure(
+                model,
+                tok,
+                [wrap_question(tp, it.question) for it in items],
+                [it.answer for it in items],
+                ctx,
+                f"{role} jailbreak {j}",
+            )
+            for j, tp in enumerate(s.jailbreak_templates)
+        ]
+        res["jailbreak"] = {
+            "prob": best_of([p["prob"] for p in per]),
+            "rouge": best_of([p["rouge"] for p in per]),
+            "per_template": [
+                {"prob": float(np.mean(p["prob"])), "rouge": float(np.mean(p["rouge"]))}
+                for p in per
+            ],
+        }
         timing["jailbreak"] = time.perf_counter() - t
     if role != "target" and "quantise" in ctx.attacks:
         for bits in s.quant_bits:
             t = step(f"{bits}-bit quantisation")
             qmodel, _ = quantise_model(model, bits, s.quant_group_size)
-            res[f"quant{bits}"] = _measure(qmodel, tok, [it.question for it in items],
-                                           [it.answer for it in items], ctx, f"{role} quant{bits}")
+            res[f"quant{bits}"] = _measure(
+                qmodel,
+                tok,
+                [it.question for it in items],
+                [it.answer for it in items],
+                ctx,
+                f"{role} quant{bits}",
+            )
             del qmodel
             timing[f"quant{bits}"] = time.perf_counter() - t
     if role != "target" and "relearn" in ctx.attacks:
         t = step(f"relearning attack ({s.relearn_steps} steps on {len(ctx.relearn_idx)} items)")
         net = relearn(model, tok, [items[i] for i in ctx.relearn_idx], ctx)
         sub = [items[i] for i in ctx.measure_idx]
-        res["relearn"] = _measure(net, tok, [it.question for it in sub], [it.answer for it in sub],
-                                  ctx, f"{role} relearn")
+        res["relearn"] = _measure(
+            net, tok, [it.question for it in sub], [it.answer for it in sub], ctx, f"{role} relearn"
+        )
         del net
         timing["relearn"] = time.perf_counter() - t
     if "probe" in ctx.attacks:
@@ -230,10 +312,20 @@ def _audit_model(role: str, model: Any, tok: Any, ctx: _Ctx, log: Callable[[str]
         timing["probe"] = time.perf_counter() - t
     if "mia" in ctx.attacks:
         t = step("membership inference (6 attacks)")
-        res["mia"] = mia_suite(model, tok, ctx.request, ctx.template, reference_model=ctx.retain_model,
-                               retain_aucs=ctx.retain_aucs, reference_tokenizer=ctx.retain_tok,
-                               k=s.min_k, batch_size=s.batch_size, max_length=s.max_length,
-                               gradnorm_train_mode=s.gradnorm_train_mode, progress=ctx.progress)
+        res["mia"] = mia_suite(
+            model,
+            tok,
+            ctx.request,
+            ctx.template,
+            reference_model=ctx.retain_model,
+            retain_aucs=ctx.retain_aucs,
+            reference_tokenizer=ctx.retain_tok,
+            k=s.min_k,
+            batch_size=s.batch_size,
+            max_length=s.max_length,
+            gradnorm_train_mode=s.gradnorm_train_mode,
+            progress=ctx.progress,
+        )
         timing["mia"] = time.perf_counter() - t
     if "fluency" in ctx.attacks:
         t = step("fluency")
@@ -267,30 +359,63 @@ def build_rows(results: dict[str, dict[str, Any]], ctx: _Ctx) -> list[dict[str, 
     for name, idx in attacks:
         for metric in ("prob", "rouge"):
             base = [_mean(m["base"][metric], idx) for m in (t, r, u)]
-            rows.append(make_row(
-                name, metric, len(idx) if idx is not None else len(ctx.items), *base,
-                target_attacked=_mean(t[name][metric]) if name in t else None,
-                retain_attacked=_mean(r[name][metric]), unlearned_attacked=_mean(u[name][metric])))
+            rows.append(
+                make_row(
+                    name,
+                    metric,
+                    len(idx) if idx is not None else len(ctx.items),
+                    *base,
+                    target_attacked=_mean(t[name][metric]) if name in t else None,
+                    retain_attacked=_mean(r[name][metric]),
+                    unlearned_attacked=_mean(u[name][metric]),
+                )
+            )
     if "probe" in ctx.attacks:
-        rows.append(make_row(
-            "probe", "auc", u["probe"]["n_test_items"], t["probe"]["output_auc"], r["probe"]["output_auc"],
-            u["probe"]["output_auc"], target_attacked=t["probe"]["probe_auc"],
-            retain_attacked=r["probe"]["probe_auc"], unlearned_attacked=u["probe"]["probe_auc"]))
+        rows.append(
+            make_row(
+                "probe",
+                "auc",
+                u["probe"]["n_test_items"],
+                t["probe"]["output_auc"],
+                r["probe"]["output_auc"],
+                u["probe"]["output_auc"],
+                target_attacked=t["probe"]["probe_auc"],
+                retain_attacked=r["probe"]["probe_auc"],
+                unlearned_attacked=u["probe"]["probe_auc"],
+            )
+        )
     return rows
 
 
-def make_row(attack: str, metric: str, n: int, target: float, retain: float, unlearned: float, *,
-             target_attacked: float | None, retain_attacked: float,
-             unlearned_attacked: float) -> dict[str, Any]:
+def make_row(
+    attack: str,
+    metric: str,
+    n: int,
+    target: float,
+    retain: float,
+    unlearned: float,
+    *,
+    target_attacked: float | None,
+    retain_attacked: float,
+    unlearned_attacked: float,
+) -> dict[str, Any]:
     """A table row with the recoverability R and the retain-model control (None + a note when
     undefined)."""
     from obliviate.audits.scores import recoverability
 
     row: dict[str, Any] = {
-        "attack": attack, "metric": metric, "n": n, "target": target, "retain": retain,
-        "unlearned": unlearned, "target_attacked": target_attacked,
-        "retain_attacked": retain_attacked, "unlearned_attacked": unlearned_attacked,
-        "recoverability": None, "control": None, "note": "",
+        "attack": attack,
+        "metric": metric,
+        "n": n,
+        "target": target,
+        "retain": retain,
+        "unlearned": unlearned,
+        "target_attacked": target_attacked,
+        "retain_attacked": retain_attacked,
+        "unlearned_attacked": unlearned_attacked,
+        "recoverability": None,
+        "control": None,
+        "note": "",
     }
     try:
         row["recoverability"] = recoverability(unlearned_attacked, unlearned, target, retain)
@@ -317,8 +442,11 @@ def _load(path_or_model: Any, tokenizer: Any = None) -> tuple[Any, Any, str | No
 
     if isinstance(path_or_model, (str, Path)):
         path = resolve_model_dir(path_or_model)
-        tok = load_tokenizer(str(tokenizer)) if isinstance(tokenizer, (str, Path)) else (
-            tokenizer or load_tokenizer(path))
+        tok = (
+            load_tokenizer(str(tokenizer))
+            if isinstance(tokenizer, (str, Path))
+            else (tokenizer or load_tokenizer(path))
+        )
         return load_model(path), tok, path, model_fingerprint(path)
     if tokenizer is None:
         raise ValueError("run_audit(): pass tokenizer= with an in-memory model")
@@ -354,8 +482,11 @@ def run_audit(
     from obliviate.audits.scores import split_halves
     from obliviate.config import from_dict
 
-    s = settings if isinstance(settings, AuditSettings) else from_dict(
-        AuditSettings, settings or {}, "audit")
+    s = (
+        settings
+        if isinstance(settings, AuditSettings)
+        else from_dict(AuditSettings, settings or {}, "audit")
+    )
     request = load_request(data, split, forget, retain, holdout, builtin)
     tmpl = PromptTemplate(template)
     t_all = time.perf_counter()
@@ -364,12 +495,25 @@ def run_audit(
     has_weights = hasattr(unl, "parameters") and any(True for _ in unl.parameters())
     attacks, skipped = plan_attacks(request, s, has_weights)
     items = _forget_items(request)
-    relearn_idx, measure_idx = (split_halves(len(items), s.seed, s.relearn_fraction)
-                                if "relearn" in attacks else ([], []))
-    ctx = _Ctx(request, tmpl, s, attacks, items, relearn_idx, measure_idx,
-               [i for i, it in enumerate(items) if it.paraphrased_question], progress)
-    _say(log, f"audit: {len(items)} forget items; attacks: {', '.join(attacks)}"
-              + (f"; skipped: {', '.join(f'{k} ({v})' for k, v in skipped.items())}" if skipped else ""))
+    relearn_idx, measure_idx = (
+        split_halves(len(items), s.seed, s.relearn_fraction) if "relearn" in attacks else ([], [])
+    )
+    ctx = _Ctx(
+        request,
+        tmpl,
+        s,
+        attacks,
+        items,
+        relearn_idx,
+        measure_idx,
+        [i for i, it in enumerate(items) if it.paraphrased_question],
+        progress,
+    )
+    _say(
+        log,
+        f"audit: {len(items)} forget items; attacks: {', '.join(attacks)}"
+        + (f"; skipped: {', '.join(f'{k} ({v})' for k, v in skipped.items())}" if skipped else ""),
+    )
 
     results: dict[str, dict[str, Any]] = {}
     ret, ret_tok, ret_path, ret_fp = _load(retain_model)
@@ -390,14 +534,24 @@ def run_audit(
         jailbreak_templates=_template_table(results, s) if "jailbreak" in attacks else {},
         skipped=skipped,
         settings=asdict(s),
-        info={"benchmark": request.name, "split": split, "data": data if forget is None else "custom",
-              "template": template, "n_forget": len(items), "relearn_items": len(relearn_idx),
-              "measured_items": len(measure_idx),
-              "models": {"unlearned": {"path": unl_path, "fingerprint": unl_fp},
-                         "target": {"path": tgt_path, "fingerprint": tgt_fp},
-                         "retain": {"path": ret_path, "fingerprint": ret_fp}}},
-        timing={"audit_s": round(time.perf_counter() - t_all, 2),
-                **{f"{role}_{k}_s": v for role, r in results.items() for k, v in r["timing"].items()}},
+        info={
+            "benchmark": request.name,
+            "split": split,
+            "data": data if forget is None else "custom",
+            "template": template,
+            "n_forget": len(items),
+            "relearn_items": len(relearn_idx),
+            "measured_items": len(measure_idx),
+            "models": {
+                "unlearned": {"path": unl_path, "fingerprint": unl_fp},
+                "target": {"path": tgt_path, "fingerprint": tgt_fp},
+                "retain": {"path": ret_path, "fingerprint": ret_fp},
+            },
+        },
+        timing={
+            "audit_s": round(time.perf_counter() - t_all, 2),
+            **{f"{role}_{k}_s": v for role, r in results.items() for k, v in r["timing"].items()},
+        },
     )
     if out is not None:
         from obliviate.audits.report import write_audit
@@ -409,8 +563,10 @@ def run_audit(
 def _with_privleak(mia_result: dict[str, Any], retain_aucs: dict[str, float]) -> dict[str, Any]:
     from obliviate.metrics import mia
 
-    return {**mia_result,
-            "privleak": mia.privleak_by_attack(mia_result["auc"], retain_aucs, undefined="none")}
+    return {
+        **mia_result,
+        "privleak": mia.privleak_by_attack(mia_result["auc"], retain_aucs, undefined="none"),
+    }
 
 
 def _strip_scores(mia_result: dict[str, Any]) -> dict[str, Any]:
@@ -419,5 +575,7 @@ def _strip_scores(mia_result: dict[str, Any]) -> dict[str, Any]:
 
 
 def _template_table(results: dict[str, dict[str, Any]], s: AuditSettings) -> dict[str, Any]:
-    return {"templates": list(s.jailbreak_templates),
-            **{role: r["jailbreak"]["per_template"] for role, r in results.items()}}
+    return {
+        "templates": list(s.jailbreak_templates),
+        **{role: r["jailbreak"]["per_template"] for role, r in results.items()},
+    }

@@ -31,8 +31,9 @@ from typing import Sequence
 MIN_GAP = 1e-6
 
 
-def recoverability(attacked: float, unlearned: float, target: float, retain: float,
-                   min_gap: float = MIN_GAP) -> float:
+def recoverability(
+    attacked: float, unlearned: float, target: float, retain: float, min_gap: float = MIN_GAP
+) -> float:
     """R = (attacked − unlearned) / (target − retain); see the module docstring.
 
     Raises ValueError when a value is not a finite number or when |target − retain| <= min_gap

@@ -57,7 +57,9 @@ class AuditSettings:
             bad = [a for a in self.attacks if a not in ALL]
             if bad or not self.attacks:
                 raise ValueError(f"unknown audit attack(s) {bad}; choose from {', '.join(ALL)}")
-        if not self.quant_bits or any(not isinstance(b, int) or not 2 <= b <= 16 for b in self.quant_bits):
+        if not self.quant_bits or any(
+            not isinstance(b, int) or not 2 <= b <= 16 for b in self.quant_bits
+        ):
             raise ValueError(f"quant_bits must be integers in [2, 16], got {self.quant_bits}")
         if self.relearn_steps < 1 or self.relearn_lr <= 0 or self.relearn_batch_size < 1:
             raise ValueError("relearn_steps, relearn_lr and relearn_batch_size must be positive")
@@ -86,8 +88,9 @@ class AuditResult:
 # ----------------------------------------------------------------------------- what can run
 
 
-def plan_attacks(request: UnlearningRequest, settings: AuditSettings,
-                 has_weights: bool = True) -> tuple[list[str], dict[str, str]]:
+def plan_attacks(
+    request: UnlearningRequest, settings: AuditSettings, has_weights: bool = True
+) -> tuple[list[str], dict[str, str]]:
     """The attacks to run and the reasons the others are skipped (see :class:`AuditSettings`)."""
     forget = _forget_items(request)
     missing: dict[str, str] = {}
@@ -97,8 +100,12 @@ def plan_attacks(request: UnlearningRequest, settings: AuditSettings,
         missing["paraphrase"] = "no forget item has a paraphrased_question"
     if not any(it.paraphrased_answer and it.perturbed_answers for it in forget):
         missing["probe"] = "forget items have no paraphrased_answer + perturbed_answer"
-    elif not any(it.paraphrased_answer and it.perturbed_answers for it in request.eval.get("retain", [])):
-        missing["probe"] = "no eval 'retain' items with paraphrased_answer + perturbed_answer to train on"
+    elif not any(
+        it.paraphrased_answer and it.perturbed_answers for it in request.eval.get("retain", [])
+    ):
+        missing["probe"] = (
+            "no eval 'retain' items with paraphrased_answer + perturbed_answer to train on"
+        )
     if "probe" not in missing and importlib.util.find_spec("sklearn") is None:
         missing["probe"] = "scikit-learn is not installed (pip install 'obliviate[audit]')"
     if not (request.eval.get("holdout") or request.holdout):
@@ -111,8 +118,11 @@ def plan_attacks(request: UnlearningRequest, settings: AuditSettings,
     asked = [a for a in ALL if a in settings.attacks]
     errors = [f"{a}: {missing[a]}" for a in asked if a in missing]
     if errors:
-        raise ValueError("cannot run the requested audit attacks: " + "; ".join(errors)
-                         + " (leave them out of --attacks)")
+        raise ValueError(
+            "cannot run the requested audit attacks: "
+            + "; ".join(errors)
+            + " (leave them out of --attacks)"
+        )
     return asked, {a: "not requested" for a in ALL if a not in asked}
 
 

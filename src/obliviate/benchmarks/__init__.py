@@ -42,9 +42,11 @@ class BenchmarkSpec:
         if data is None or data == self.data:
             return self.data
         if self.fixed_data:
-            raise ValueError(f"benchmark {self.name!r} is generated (--data {self.data}); it "
-                             f"cannot read {data!r}: choose another benchmark for that source "
-                             "(obliviate ls benchmarks)")
+            raise ValueError(
+                f"benchmark {self.name!r} is generated (--data {self.data}); it "
+                f"cannot read {data!r}: choose another benchmark for that source "
+                "(obliviate ls benchmarks)"
+            )
         return data
 
     def build(self, data: str | None = None, split: str | None = None, **kwargs: Any) -> Any:
@@ -71,61 +73,130 @@ _TOFU_PAPER = "Maini+ 2024, arXiv 2401.06121 (TOFU)"
 _MUSE_PAPER = "Shi+ 2024, arXiv 2407.06460 (MUSE)"
 _WMDP_PAPER = "Li+ 2024, arXiv 2403.03218 (WMDP)"
 _MUSE_METRICS = ("forget_verbmem", "forget_knowmem", "privleak", "retain_knowmem", "mia_min_k_auc")
-_TOFU_METRICS = ("forget_quality", "model_utility", "forget_rouge", "forget_prob", "retain_rouge",
-                 "privleak")
+_TOFU_METRICS = (
+    "forget_quality",
+    "model_utility",
+    "forget_rouge",
+    "forget_prob",
+    "retain_rouge",
+    "privleak",
+)
 _SUITES = "obliviate.benchmarks.suites"
 
 
 def _register(spec: BenchmarkSpec) -> None:
-    BENCHMARKS.register(spec.name, spec, description=spec.description, paper=spec.paper,
-                        metrics=spec.metrics, needs_network=spec.needs_network)
+    BENCHMARKS.register(
+        spec.name,
+        spec,
+        description=spec.description,
+        paper=spec.paper,
+        metrics=spec.metrics,
+        needs_network=spec.needs_network,
+    )
 
 
-_register(BenchmarkSpec(
-    "tofu", "TOFU fictitious authors QA: built-in generator (default), a folder of <config>.jsonl "
-    "files or locuslab/TOFU", _TOFU_PAPER, "obliviate.data.tofu:load_tofu", {"source": "builtin"},
-    "obliviate.evaluation:evaluate_model", _TOFU_METRICS,
-    "obliviate benchmark --benchmark tofu --data locuslab/TOFU --split forget10",
-    suite=f"{_SUITES}:build_tofu", split="forget10"))
-_register(BenchmarkSpec(
-    "qa", "your own QA files (--forget, --retain, --holdout: JSON, JSONL, CSV), TOFU metrics",
-    _TOFU_PAPER, "obliviate.data.files:make_request", {}, "obliviate.evaluation:evaluate_model",
-    ("forget_rouge", "forget_prob", "retain_rouge"),
-    "obliviate eval --benchmark qa --forget forget.jsonl --retain retain.jsonl --model RUN",
-    suite=f"{_SUITES}:build_qa", data=None))
-_register(BenchmarkSpec(
-    "documents", "your own plain documents (.txt files or a jsonl with 'text'): VerbMem, "
-    "PrivLeak, perplexity", _MUSE_PAPER, "obliviate.benchmarks.suites:build_documents", {},
-    "obliviate.benchmarks.muse:evaluate_muse",
-    ("forget_verbmem", "forget_perplexity", "retain_perplexity", "mia_min_k_auc", "privleak"),
-    "obliviate eval --benchmark documents --forget docs/ --retain keep/ --model RUN",
-    suite=f"{_SUITES}:build_documents", data=None))
+_register(
+    BenchmarkSpec(
+        "tofu",
+        "TOFU fictitious authors QA: built-in generator (default), a folder of <config>.jsonl "
+        "files or locuslab/TOFU",
+        _TOFU_PAPER,
+        "obliviate.data.tofu:load_tofu",
+        {"source": "builtin"},
+        "obliviate.evaluation:evaluate_model",
+        _TOFU_METRICS,
+        "obliviate benchmark --benchmark tofu --data locuslab/TOFU --split forget10",
+        suite=f"{_SUITES}:build_tofu",
+        split="forget10",
+    )
+)
+_register(
+    BenchmarkSpec(
+        "qa",
+        "your own QA files (--forget, --retain, --holdout: JSON, JSONL, CSV), TOFU metrics",
+        _TOFU_PAPER,
+        "obliviate.data.files:make_request",
+        {},
+        "obliviate.evaluation:evaluate_model",
+        ("forget_rouge", "forget_prob", "retain_rouge"),
+        "obliviate eval --benchmark qa --forget forget.jsonl --retain retain.jsonl --model RUN",
+        suite=f"{_SUITES}:build_qa",
+        data=None,
+    )
+)
+_register(
+    BenchmarkSpec(
+        "documents",
+        "your own plain documents (.txt files or a jsonl with 'text'): VerbMem, "
+        "PrivLeak, perplexity",
+        _MUSE_PAPER,
+        "obliviate.benchmarks.suites:build_documents",
+        {},
+        "obliviate.benchmarks.muse:evaluate_muse",
+        ("forget_verbmem", "forget_perplexity", "retain_perplexity", "mia_min_k_auc", "privleak"),
+        "obliviate eval --benchmark documents --forget docs/ --retain keep/ --model RUN",
+        suite=f"{_SUITES}:build_documents",
+        data=None,
+    )
+)
 
 for _name, _source, _what in (
-    ("builtin-muse", "builtin", "MUSE-shaped corpus about the built-in fictitious people (offline)"),
+    (
+        "builtin-muse",
+        "builtin",
+        "MUSE-shaped corpus about the built-in fictitious people (offline)",
+    ),
     ("muse-news", "news", "MUSE-News (BBC news articles): six-way evaluation"),
     ("muse-books", "books", "MUSE-Books (Harry Potter): C1-C4 (the hub has no scal/sust folds)"),
 ):
-    _register(BenchmarkSpec(
-        _name, _what, _MUSE_PAPER, "obliviate.data.muse:load_muse", {"source": _source},
-        "obliviate.benchmarks.muse:evaluate_muse", _MUSE_METRICS,
-        f"obliviate benchmark --benchmark {_name}", needs_network=_source != "builtin",
-        suite=f"{_SUITES}:build_muse", data=_source, fixed_data=_source == "builtin"))
+    _register(
+        BenchmarkSpec(
+            _name,
+            _what,
+            _MUSE_PAPER,
+            "obliviate.data.muse:load_muse",
+            {"source": _source},
+            "obliviate.benchmarks.muse:evaluate_muse",
+            _MUSE_METRICS,
+            f"obliviate benchmark --benchmark {_name}",
+            needs_network=_source != "builtin",
+            suite=f"{_SUITES}:build_muse",
+            data=_source,
+            fixed_data=_source == "builtin",
+        )
+    )
 
-_register(BenchmarkSpec(
-    "builtin-wmdp", "WMDP-style multiple choice about the built-in people (forget / retain)",
-    _WMDP_PAPER, "obliviate.data.wmdp:load_wmdp", {"source": "builtin"},
-    "obliviate.benchmarks.wmdp:evaluate_mcq",
-    ("forget_accuracy", "retain_accuracy"),
-    "obliviate eval --benchmark builtin-wmdp --model RUN",
-    suite=f"{_SUITES}:build_mcq", fixed_data=True))
-_register(BenchmarkSpec(
-    "wmdp", "WMDP hazardous-knowledge multiple choice (bio, cyber, chem) or your MCQ file; "
-    "chance is 0.25", _WMDP_PAPER, "obliviate.data.wmdp:load_wmdp", {"source": "cais/wmdp"},
-    "obliviate.benchmarks.wmdp:evaluate_mcq",
-    ("wmdp_bio_accuracy", "wmdp_cyber_accuracy", "wmdp_chem_accuracy"),
-    "obliviate eval --benchmark wmdp --data cais/wmdp --model MODEL", needs_network=True,
-    suite=f"{_SUITES}:build_mcq", data="cais/wmdp", split="test"))
+_register(
+    BenchmarkSpec(
+        "builtin-wmdp",
+        "WMDP-style multiple choice about the built-in people (forget / retain)",
+        _WMDP_PAPER,
+        "obliviate.data.wmdp:load_wmdp",
+        {"source": "builtin"},
+        "obliviate.benchmarks.wmdp:evaluate_mcq",
+        ("forget_accuracy", "retain_accuracy"),
+        "obliviate eval --benchmark builtin-wmdp --model RUN",
+        suite=f"{_SUITES}:build_mcq",
+        fixed_data=True,
+    )
+)
+_register(
+    BenchmarkSpec(
+        "wmdp",
+        "WMDP hazardous-knowledge multiple choice (bio, cyber, chem) or your MCQ file; "
+        "chance is 0.25",
+        _WMDP_PAPER,
+        "obliviate.data.wmdp:load_wmdp",
+        {"source": "cais/wmdp"},
+        "obliviate.benchmarks.wmdp:evaluate_mcq",
+        ("wmdp_bio_accuracy", "wmdp_cyber_accuracy", "wmdp_chem_accuracy"),
+        "obliviate eval --benchmark wmdp --data cais/wmdp --model MODEL",
+        needs_network=True,
+        suite=f"{_SUITES}:build_mcq",
+        data="cais/wmdp",
+        split="test",
+    )
+)
 
 
 def get_benchmark(name: str) -> BenchmarkSpec:

@@ -64,8 +64,12 @@ class MuseSettings:
         object.__setattr__(self, "knowmem_stop", tuple(self.knowmem_stop))
         if not 0 < self.min_k <= 1:
             raise ValueError(f"min_k must be in (0, 1], got {self.min_k}")
-        for name in ("verbmem_max_new_tokens", "verbmem_gt_tokens", "knowmem_max_new_tokens",
-                     "max_length"):
+        for name in (
+            "verbmem_max_new_tokens",
+            "verbmem_gt_tokens",
+            "knowmem_max_new_tokens",
+            "max_length",
+        ):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
 
@@ -83,8 +87,9 @@ def knowmem_prompt(icl: Sequence[tuple[str, str]], question: str) -> str:
     return "\n\n".join([*shots, f"Question: {question}\nAnswer:"])
 
 
-def rouge_l_f1(generations: Sequence[str], references: Sequence[str],
-               use_stemmer: bool = False) -> list[float]:
+def rouge_l_f1(
+    generations: Sequence[str], references: Sequence[str], use_stemmer: bool = False
+) -> list[float]:
     """Per-item ROUGE-L F1 = 2PR/(P + R) of the longest common subsequence (Lin 2004), via
     :func:`obliviate.metrics.rouge.rouge_scores`; an empty text scores 0."""
     from obliviate.metrics.rouge import rouge_scores
@@ -92,7 +97,9 @@ def rouge_l_f1(generations: Sequence[str], references: Sequence[str],
     return [s["rouge_l_f1"] for s in rouge_scores(generations, references, use_stemmer=use_stemmer)]
 
 
-def verbmem_score(generations: Sequence[str], gts: Sequence[str], use_stemmer: bool = False) -> float:
+def verbmem_score(
+    generations: Sequence[str], gts: Sequence[str], use_stemmer: bool = False
+) -> float:
     """MUSE C1 VerbMem (2407.06460, §3, "no verbatim memorisation"): mean ROUGE-L F1 of the
     continuations against the (128-token truncated) ground truths, on 0-1. Raises if empty."""
     if len(generations) == 0:
@@ -100,7 +107,9 @@ def verbmem_score(generations: Sequence[str], gts: Sequence[str], use_stemmer: b
     return float(np.mean(rouge_l_f1(generations, gts, use_stemmer)))
 
 
-def knowmem_score(generations: Sequence[str], answers: Sequence[str], use_stemmer: bool = False) -> float:
+def knowmem_score(
+    generations: Sequence[str], answers: Sequence[str], use_stemmer: bool = False
+) -> float:
     """MUSE C2/C4 KnowMem (2407.06460, §3): mean ROUGE-L F1 of the (stop-cut) answers to the
     few-shot questions against the gold answers, on 0-1. Raises if empty."""
     if len(generations) == 0:
@@ -132,8 +141,11 @@ def truncate_to_tokens(tokenizer: Any, text: str, n: int) -> str:
 def muse_data_hash(data: Any) -> str:
     """Content hash of everything the evaluation reads (keys cached results)."""
     h = hashlib.sha256()
-    parts = [("verbmem", data.verbmem)] + sorted(data.knowmem.items()) + sorted(
-        (f"privleak/{k}", v) for k, v in data.privleak.items())
+    parts = (
+        [("verbmem", data.verbmem)]
+        + sorted(data.knowmem.items())
+        + sorted((f"privleak/{k}", v) for k, v in data.privleak.items())
+    )
     for name, items in parts:
         for it in items:
             h.update(json.dumps([name, it.question, it.answer]).encode())
@@ -141,8 +153,13 @@ def muse_data_hash(data: Any) -> str:
 
 
 def muse_key(data: Any, settings: MuseSettings, fingerprint: str) -> dict[str, Any]:
-    return {"eval_version": MUSE_EVAL_VERSION, "benchmark": "muse", "model": fingerprint,
-            "data": muse_data_hash(data), "settings": asdict(settings)}
+    return {
+        "eval_version": MUSE_EVAL_VERSION,
+        "benchmark": "muse",
+        "model": fingerprint,
+        "data": muse_data_hash(data),
+        "settings": asdict(settings),
+    }
 
 
 def _cap(items: list[QAItem], settings: MuseSettings) -> list[QAItem]:
@@ -198,16 +215,31 @@ def evaluate_muse(
     verb = _cap(data.verbmem, settings)
     if verb:
         room = max(1, limit - settings.verbmem_max_new_tokens)
-        gens = generate(model, tokenizer, [it.question for it in verb], raw,
-                        max_new_tokens=settings.verbmem_max_new_tokens,
-                        batch_size=settings.verbmem_batch_size, max_length=room,
-                        progress=progress, desc="verbmem")
+        gens = generate(
+            model,
+            tokenizer,
+            [it.question for it in verb],
+            raw,
+            max_new_tokens=settings.verbmem_max_new_tokens,
+            batch_size=settings.verbmem_batch_size,
+            max_length=room,
+            progress=progress,
+            desc="verbmem",
+        )
         gts = [truncate_to_tokens(tokenizer, it.answer, settings.verbmem_gt_tokens) for it in verb]
         scores = rouge_l_f1(gens, gts, settings.use_stemmer)
         values["forget_verbmem"] = float(np.mean(scores))
-        samples += [{"split": "verbmem", "index": i, "prompt": it.question, "answer": gt,
-                     "generation": g, "rouge_l_f1": s}
-                    for i, (it, gt, g, s) in enumerate(zip(verb, gts, gens, scores))]
+        samples += [
+            {
+                "split": "verbmem",
+                "index": i,
+                "prompt": it.question,
+                "answer": gt,
+                "generation": g,
+                "rouge_l_f1": s,
+            }
+            for i, (it, gt, g, s) in enumerate(zip(verb, gts, gens, scores))
+        ]
     timing["verbmem_s"] = round(time.perf_counter() - t0, 3)
 
     t0 = time.perf_counter()
@@ -219,17 +251,32 @@ def evaluate_muse(
         icl = icl if settings.n_icl is None else icl[: settings.n_icl]
         prompts = [knowmem_prompt(icl, it.question) for it in qa]
         room = max(1, limit - settings.knowmem_max_new_tokens)
-        gens = generate(model, tokenizer, prompts, raw,
-                        max_new_tokens=settings.knowmem_max_new_tokens,
-                        batch_size=settings.knowmem_batch_size, max_length=room,
-                        progress=progress, desc=f"knowmem {side}",
-                        stop_strings=settings.knowmem_stop)
+        gens = generate(
+            model,
+            tokenizer,
+            prompts,
+            raw,
+            max_new_tokens=settings.knowmem_max_new_tokens,
+            batch_size=settings.knowmem_batch_size,
+            max_length=room,
+            progress=progress,
+            desc=f"knowmem {side}",
+            stop_strings=settings.knowmem_stop,
+        )
         gens = [cut_at_stops(g, settings.knowmem_stop) for g in gens]
         scores = rouge_l_f1(gens, [it.answer for it in qa], settings.use_stemmer)
         values[f"{side}_knowmem"] = float(np.mean(scores))
-        samples += [{"split": f"{side}_qa", "index": i, "question": it.question, "answer": it.answer,
-                     "generation": g, "rouge_l_f1": s}
-                    for i, (it, g, s) in enumerate(zip(qa, gens, scores))]
+        samples += [
+            {
+                "split": f"{side}_qa",
+                "index": i,
+                "question": it.question,
+                "answer": it.answer,
+                "generation": g,
+                "rouge_l_f1": s,
+            }
+            for i, (it, g, s) in enumerate(zip(qa, gens, scores))
+        ]
     timing["knowmem_s"] = round(time.perf_counter() - t0, 3)
 
     t0 = time.perf_counter()
@@ -237,14 +284,29 @@ def evaluate_muse(
         mk: dict[str, list[float]] = {}
         for side in ("forget", "holdout"):
             items = _cap(data.privleak[side], settings)
-            scored = score_pairs(model, tokenizer, [("", it.answer) for it in items], raw,
-                                 batch_size=settings.score_batch_size, max_length=limit,
-                                 progress=progress, desc=f"privleak {side}")
-            mk[side] = [mia.min_k_score(s.token_logprobs, settings.min_k, has_eos=s.has_eos)
-                        for s in scored]
-            samples += [{"split": f"privleak_{side}", "index": i, "n_tokens": s.n,
-                         "nll": s.nll_avg(include_eos=False), "mia_min_k": m}
-                        for i, (s, m) in enumerate(zip(scored, mk[side]))]
+            scored = score_pairs(
+                model,
+                tokenizer,
+                [("", it.answer) for it in items],
+                raw,
+                batch_size=settings.score_batch_size,
+                max_length=limit,
+                progress=progress,
+                desc=f"privleak {side}",
+            )
+            mk[side] = [
+                mia.min_k_score(s.token_logprobs, settings.min_k, has_eos=s.has_eos) for s in scored
+            ]
+            samples += [
+                {
+                    "split": f"privleak_{side}",
+                    "index": i,
+                    "n_tokens": s.n,
+                    "nll": s.nll_avg(include_eos=False),
+                    "mia_min_k": m,
+                }
+                for i, (s, m) in enumerate(zip(scored, mk[side]))
+            ]
         values["mia_min_k_auc"] = mia.auc(mk["forget"], mk["holdout"])
     timing["privleak_s"] = round(time.perf_counter() - t0, 3)
 
@@ -261,15 +323,22 @@ def add_privleak(result: Any, reference: Any) -> None:
     from the same data and settings; a mismatch is an error (docs/metrics.md)."""
     from obliviate.metrics import mia
 
-    diff = [k for k in ("eval_version", "benchmark", "data", "settings")
-            if result.key.get(k) != reference.key.get(k)]
+    diff = [
+        k
+        for k in ("eval_version", "benchmark", "data", "settings")
+        if result.key.get(k) != reference.key.get(k)
+    ]
     if diff:
-        raise ValueError("the retrained model's MUSE results are not comparable with this "
-                         f"evaluation (they differ in {', '.join(diff)}); evaluate it with the "
-                         "same data and settings")
+        raise ValueError(
+            "the retrained model's MUSE results are not comparable with this "
+            f"evaluation (they differ in {', '.join(diff)}); evaluate it with the "
+            "same data and settings"
+        )
     if "mia_min_k_auc" not in result.metrics or "mia_min_k_auc" not in reference.metrics:
         return
-    pl = mia.privleak(result.metrics["mia_min_k_auc"]["value"], reference.metrics["mia_min_k_auc"]["value"])
+    pl = mia.privleak(
+        result.metrics["mia_min_k_auc"]["value"], reference.metrics["mia_min_k_auc"]["value"]
+    )
     _set(result, {"privleak": pl})
 
 
@@ -301,18 +370,32 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(name)
 
 
-def document_job(model: Any, tokenizer: Any, request: Any, run_dir: Path | None = None,
-                 progress: bool = False, accelerator: Any = None) -> Any:
+def document_job(
+    model: Any,
+    tokenizer: Any,
+    request: Any,
+    run_dir: Path | None = None,
+    progress: bool = False,
+    accelerator: Any = None,
+) -> Any:
     """A :class:`DocumentJob` (documents cut into windows) with the ``qa`` template."""
     from obliviate.data.templates import PromptTemplate
 
     job_class = globals().get("DocumentJob") or __getattr__("DocumentJob")
-    return job_class(model, tokenizer, request, PromptTemplate("qa"), run_dir, accelerator, progress)
+    return job_class(
+        model, tokenizer, request, PromptTemplate("qa"), run_dir, accelerator, progress
+    )
 
 
-def unlearn_documents(model: Any, tokenizer: Any, method: str, request: Any,
-                      overrides: dict[str, Any] | None = None, run_dir: Path | None = None,
-                      progress: bool = False) -> Any:
+def unlearn_documents(
+    model: Any,
+    tokenizer: Any,
+    method: str,
+    request: Any,
+    overrides: dict[str, Any] | None = None,
+    run_dir: Path | None = None,
+    progress: bool = False,
+) -> Any:
     """Run a registered method on a document request; returns its ``UnlearnOutput``."""
     from obliviate.methods.base import build_method
 
@@ -329,10 +412,16 @@ class FoldResult:
     stopped: str | None = None
 
 
-def run_scalability(load_target: Callable[[], Any], tokenizer: Any, data: Any, method: str,
-                    evaluate: Callable[[Any], Any], overrides: dict[str, Any] | None = None,
-                    progress: bool = False, on_fold: Callable[[int, Any, Any], None] | None = None
-                    ) -> list[FoldResult]:
+def run_scalability(
+    load_target: Callable[[], Any],
+    tokenizer: Any,
+    data: Any,
+    method: str,
+    evaluate: Callable[[Any], Any],
+    overrides: dict[str, Any] | None = None,
+    progress: bool = False,
+    on_fold: Callable[[int, Any, Any], None] | None = None,
+) -> list[FoldResult]:
     """MUSE C5: for each ``scal`` fold (growing forget sets), unlearn it from a fresh target
     (``load_target()``) and evaluate the result with ``evaluate(model)``."""
     if not data.scal:
@@ -340,8 +429,9 @@ def run_scalability(load_target: Callable[[], Any], tokenizer: Any, data: Any, m
     out = []
     for k, fold in enumerate(data.scal, start=1):
         t0 = time.perf_counter()
-        res = unlearn_documents(load_target(), tokenizer, method, data.request(fold), overrides,
-                                progress=progress)
+        res = unlearn_documents(
+            load_target(), tokenizer, method, data.request(fold), overrides, progress=progress
+        )
         train_s = time.perf_counter() - t0
         ev = evaluate(res.model)
         if on_fold:
@@ -350,10 +440,16 @@ def run_scalability(load_target: Callable[[], Any], tokenizer: Any, data: Any, m
     return out
 
 
-def run_sustainability(load_target: Callable[[], Any], tokenizer: Any, data: Any, method: str,
-                       evaluate: Callable[[Any], Any], overrides: dict[str, Any] | None = None,
-                       progress: bool = False, on_fold: Callable[[int, Any, Any], None] | None = None
-                       ) -> list[FoldResult]:
+def run_sustainability(
+    load_target: Callable[[], Any],
+    tokenizer: Any,
+    data: Any,
+    method: str,
+    evaluate: Callable[[Any], Any],
+    overrides: dict[str, Any] | None = None,
+    progress: bool = False,
+    on_fold: Callable[[int, Any, Any], None] | None = None,
+) -> list[FoldResult]:
     """MUSE C6: unlearn the ``sust`` folds one after another; the model unlearned on fold k is
     the input of fold k + 1 (its frozen reference, e.g. NPO's pi_ref, is that input too)."""
     if not data.sust:
@@ -362,8 +458,9 @@ def run_sustainability(load_target: Callable[[], Any], tokenizer: Any, data: Any
     out = []
     for k, fold in enumerate(data.sust, start=1):
         t0 = time.perf_counter()
-        res = unlearn_documents(model, tokenizer, method, data.request(fold), overrides,
-                                progress=progress)
+        res = unlearn_documents(
+            model, tokenizer, method, data.request(fold), overrides, progress=progress
+        )
         model = res.model
         train_s = time.perf_counter() - t0
         ev = evaluate(model)

@@ -42,8 +42,9 @@ class Suite:
     def key(self, fingerprint: str) -> dict[str, Any]:
         raise NotImplementedError
 
-    def evaluate(self, model: Any, tokenizer: Any, reference: Any, fingerprint: str,
-                 progress: bool) -> Any:
+    def evaluate(
+        self, model: Any, tokenizer: Any, reference: Any, fingerprint: str, progress: bool
+    ) -> Any:
         raise NotImplementedError
 
     def add_reference(self, result: Any, reference: Any) -> None:
@@ -58,8 +59,10 @@ def _need(value: Any, what: str, benchmark: str) -> Any:
 
 def _builtin_only(data: str, benchmark: str, builtin: dict[str, Any] | None) -> None:
     if builtin and data != "builtin":
-        raise ValueError(f"benchmark {benchmark!r}: built-in options {sorted(builtin)} apply only "
-                         "to the built-in generator (--data builtin)")
+        raise ValueError(
+            f"benchmark {benchmark!r}: built-in options {sorted(builtin)} apply only "
+            "to the built-in generator (--data builtin)"
+        )
 
 
 # ----------------------------------------------------------------------------- QA (TOFU, files)
@@ -83,12 +86,21 @@ class QASuite(Suite):
 
         return eval_key(self.request, self.template, self.settings, fingerprint)
 
-    def evaluate(self, model: Any, tokenizer: Any, reference: Any, fingerprint: str,
-                 progress: bool) -> Any:
+    def evaluate(
+        self, model: Any, tokenizer: Any, reference: Any, fingerprint: str, progress: bool
+    ) -> Any:
         from obliviate.evaluation import evaluate_model
 
-        return evaluate_model(model, tokenizer, self.request, self.template, self.settings,
-                              reference, fingerprint, progress)
+        return evaluate_model(
+            model,
+            tokenizer,
+            self.request,
+            self.template,
+            self.settings,
+            reference,
+            fingerprint,
+            progress,
+        )
 
     def add_reference(self, result: Any, reference: Any) -> None:
         from obliviate.evaluation import add_reference_metrics
@@ -104,32 +116,52 @@ def _qa_settings(settings: dict[str, Any] | None, template: str) -> tuple[Any, A
     return PromptTemplate(template), from_dict(EvalSettings, settings or {}, "evaluation")
 
 
-def build_tofu(spec: Any, data: str, split: str, forget: Any = None, retain: Any = None,
-               holdout: Any = None, builtin: dict[str, Any] | None = None,
-               settings: dict[str, Any] | None = None, template: str = "qa",
-               revision: str | None = None) -> QASuite:
+def build_tofu(
+    spec: Any,
+    data: str,
+    split: str,
+    forget: Any = None,
+    retain: Any = None,
+    holdout: Any = None,
+    builtin: dict[str, Any] | None = None,
+    settings: dict[str, Any] | None = None,
+    template: str = "qa",
+    revision: str | None = None,
+) -> QASuite:
     """TOFU (Maini+ 2024, arXiv 2401.06121): ``data`` = "builtin" (generated), a folder of
     ``<config>.jsonl`` files or a hub name (locuslab/TOFU); ``split`` = forget01/05/10."""
     from obliviate.data.tofu import load_tofu
 
     if forget is not None:
-        raise ValueError(f"benchmark {spec.name!r} reads its own splits; for your own files use "
-                         "--benchmark qa (QA pairs) or --benchmark documents (plain text)")
+        raise ValueError(
+            f"benchmark {spec.name!r} reads its own splits; for your own files use "
+            "--benchmark qa (QA pairs) or --benchmark documents (plain text)"
+        )
     _builtin_only(data, spec.name, builtin)
     request = load_tofu(data, split, **(builtin or {}))
     tmpl, es = _qa_settings(settings, template)
     return QASuite(request.name, request.split, req=request, template=tmpl, settings=es)
 
 
-def build_qa(spec: Any, data: str, split: str, forget: Any = None, retain: Any = None,
-             holdout: Any = None, builtin: dict[str, Any] | None = None,
-             settings: dict[str, Any] | None = None, template: str = "qa",
-             revision: str | None = None) -> QASuite:
+def build_qa(
+    spec: Any,
+    data: str,
+    split: str,
+    forget: Any = None,
+    retain: Any = None,
+    holdout: Any = None,
+    builtin: dict[str, Any] | None = None,
+    settings: dict[str, Any] | None = None,
+    template: str = "qa",
+    revision: str | None = None,
+) -> QASuite:
     """The user's QA files (:func:`obliviate.data.files.make_request`): JSON, JSONL, CSV or .txt,
     a file or a folder per set; evaluated with TOFU's metric suite."""
     from obliviate.data.files import make_request
 
-    request = make_request(_need(forget, "--forget FILE (the forget set)", spec.name), retain, holdout)
+    request = make_request(
+        _need(forget, "--forget FILE (the forget set)", spec.name), retain, holdout
+    )
     tmpl, es = _qa_settings(settings, template)
     return QASuite(request.name, split, req=request, template=tmpl, settings=es)
 
@@ -161,13 +193,16 @@ class MuseSuite(Suite):
             key["mcq"] = _mcq_hash(self.mcq)
         return json.loads(json.dumps(key))  # the form it has once stored (tuples -> lists)
 
-    def evaluate(self, model: Any, tokenizer: Any, reference: Any, fingerprint: str,
-                 progress: bool) -> Any:
+    def evaluate(
+        self, model: Any, tokenizer: Any, reference: Any, fingerprint: str, progress: bool
+    ) -> Any:
         """C1-C4 (privleak against ``reference``), then the built-in WMDP-style accuracy in
         cloze mode (``wmdp_forget_accuracy``, ``wmdp_retain_accuracy``) or the perplexities."""
         from obliviate.benchmarks.muse import evaluate_muse
 
-        result = evaluate_muse(model, tokenizer, self.data, self.settings, None, fingerprint, progress)
+        result = evaluate_muse(
+            model, tokenizer, self.data, self.settings, None, fingerprint, progress
+        )
         result.key = self.key(fingerprint)
         if reference is not None:
             self.add_reference(result, reference)
@@ -176,7 +211,10 @@ class MuseSuite(Suite):
             from obliviate.benchmarks.wmdp import evaluate_mcq
 
             acc = evaluate_mcq(model, tokenizer, self.mcq, mode="cloze", progress=progress)
-            _set(result, {f"wmdp_{n}_accuracy": acc.metrics[f"{n}_accuracy"]["value"] for n in self.mcq})
+            _set(
+                result,
+                {f"wmdp_{n}_accuracy": acc.metrics[f"{n}_accuracy"]["value"] for n in self.mcq},
+            )
             result.samples += acc.samples
         if self.perplexity:
             _add_perplexity(result, model, tokenizer, self.data, self.settings, progress)
@@ -188,8 +226,9 @@ class MuseSuite(Suite):
         add_privleak(result, reference)
 
 
-def _add_perplexity(result: Any, model: Any, tokenizer: Any, data: Any, settings: Any,
-                    progress: bool) -> None:
+def _add_perplexity(
+    result: Any, model: Any, tokenizer: Any, data: Any, settings: Any, progress: bool
+) -> None:
     """``forget_perplexity`` (higher is better after unlearning) and ``retain_perplexity``
     (lower): pooled perplexity of the documents (:func:`obliviate.metrics.fluency.perplexity`)."""
     from obliviate.data.templates import PromptTemplate
@@ -202,12 +241,20 @@ def _add_perplexity(result: Any, model: Any, tokenizer: Any, data: Any, settings
         items = items if settings.max_items is None else items[: settings.max_items]
         if not items:
             continue
-        scored = score_pairs(model, tokenizer, [("", it.answer) for it in items], PromptTemplate("raw"),
-                             batch_size=settings.score_batch_size, max_length=settings.max_length,
-                             progress=progress, desc=f"perplexity {side}")
+        scored = score_pairs(
+            model,
+            tokenizer,
+            [("", it.answer) for it in items],
+            PromptTemplate("raw"),
+            batch_size=settings.score_batch_size,
+            max_length=settings.max_length,
+            progress=progress,
+            desc=f"perplexity {side}",
+        )
         value = perplexity([s.without_eos().token_logprobs for s in scored])
-        result.metrics[f"{side}_perplexity"] = metric_result(f"{side}_perplexity", float(value),
-                                                             n=len(items)).to_dict()
+        result.metrics[f"{side}_perplexity"] = metric_result(
+            f"{side}_perplexity", float(value), n=len(items)
+        ).to_dict()
 
 
 def _muse_settings(settings: dict[str, Any] | None) -> Any:
@@ -222,26 +269,39 @@ def _check_forget_split(spec: Any, split: str) -> None:
         raise DataError(f"benchmark {spec.name!r} has one forget split, 'forget' (got {split!r})")
 
 
-def build_muse(spec: Any, data: str, split: str, forget: Any = None, retain: Any = None,
-               holdout: Any = None, builtin: dict[str, Any] | None = None,
-               settings: dict[str, Any] | None = None, template: str = "qa",
-               revision: str | None = None) -> MuseSuite:
+def build_muse(
+    spec: Any,
+    data: str,
+    split: str,
+    forget: Any = None,
+    retain: Any = None,
+    holdout: Any = None,
+    builtin: dict[str, Any] | None = None,
+    settings: dict[str, Any] | None = None,
+    template: str = "qa",
+    revision: str | None = None,
+) -> MuseSuite:
     """MUSE (Shi+ 2024, arXiv 2407.06460): the built-in corpus, muse-bench/MUSE-News or -Books
     from the hub, or a folder in the hub layout; unlearn ``raw/forget`` keeping ``raw/retain1``."""
     from obliviate.data.muse import load_muse
 
     if forget is not None:
-        raise ValueError(f"benchmark {spec.name!r} reads its own splits; for your own documents "
-                         "use --benchmark documents")
+        raise ValueError(
+            f"benchmark {spec.name!r} reads its own splits; for your own documents "
+            "use --benchmark documents"
+        )
     _check_forget_split(spec, split)
     muse = load_muse(data, revision=revision, **(builtin or {}))
     mcq = None
     if data == "builtin":
         from obliviate.data.wmdp import load_wmdp
 
-        mcq = load_wmdp("builtin", **{k: v for k, v in (builtin or {}).items() if k in ("n_people", "seed")})
-    return MuseSuite(muse.name, "forget", documents=True, data=muse,
-                     settings=_muse_settings(settings), mcq=mcq)
+        mcq = load_wmdp(
+            "builtin", **{k: v for k, v in (builtin or {}).items() if k in ("n_people", "seed")}
+        )
+    return MuseSuite(
+        muse.name, "forget", documents=True, data=muse, settings=_muse_settings(settings), mcq=mcq
+    )
 
 
 def _document_text(it: QAItem) -> str:
@@ -252,7 +312,9 @@ def _documents(source: Any, role: str) -> list[QAItem]:
     from obliviate.data.files import load_qa_file
 
     path = source
-    items = load_qa_file(path) if isinstance(path, str) or hasattr(path, "__fspath__") else list(path)
+    items = (
+        load_qa_file(path) if isinstance(path, str) or hasattr(path, "__fspath__") else list(path)
+    )
     if not items:
         raise DataError(f"{role}: {path} holds no document")
     return [QAItem("", _document_text(it), meta=dict(it.meta)) for it in items]
@@ -266,25 +328,45 @@ def verbmem_split(doc: QAItem) -> QAItem:
     return QAItem(" ".join(words[:cut]), " ".join(words[cut:]) or doc.answer, meta=dict(doc.meta))
 
 
-def build_documents(spec: Any, data: str, split: str, forget: Any = None, retain: Any = None,
-                    holdout: Any = None, builtin: dict[str, Any] | None = None,
-                    settings: dict[str, Any] | None = None, template: str = "qa",
-                    revision: str | None = None) -> MuseSuite:
+def build_documents(
+    spec: Any,
+    data: str,
+    split: str,
+    forget: Any = None,
+    retain: Any = None,
+    holdout: Any = None,
+    builtin: dict[str, Any] | None = None,
+    settings: dict[str, Any] | None = None,
+    template: str = "qa",
+    revision: str | None = None,
+) -> MuseSuite:
     """The user's plain documents: ``--forget`` / ``--retain`` / ``--holdout`` each a .txt file,
     a folder of .txt files or a .jsonl/.json/.csv with a ``text`` field. Evaluated with MUSE's
     VerbMem on the forget documents, Min-K% PrivLeak (forget vs holdout, when a holdout set is
     given) and the forget/retain perplexity."""
     from obliviate.data.muse import MuseData
 
-    fdocs = _documents(_need(forget, "--forget FILE (the documents to forget)", spec.name), "forget")
+    fdocs = _documents(
+        _need(forget, "--forget FILE (the documents to forget)", spec.name), "forget"
+    )
     rdocs = _documents(retain, "retain") if retain is not None else []
     hdocs = _documents(holdout, "holdout") if holdout is not None else []
-    muse = MuseData(name="documents", source=str(forget), raw={"forget": fdocs, "retain1": rdocs},
-                    verbmem=[verbmem_split(d) for d in fdocs if len(d.answer.split(" ")) > 1])
+    muse = MuseData(
+        name="documents",
+        source=str(forget),
+        raw={"forget": fdocs, "retain1": rdocs},
+        verbmem=[verbmem_split(d) for d in fdocs if len(d.answer.split(" ")) > 1],
+    )
     if hdocs:
         muse.privleak = {"forget": fdocs, "holdout": hdocs}
-    return MuseSuite("documents", "forget", documents=True, data=muse,
-                     settings=_muse_settings(settings), perplexity=True)
+    return MuseSuite(
+        "documents",
+        "forget",
+        documents=True,
+        data=muse,
+        settings=_muse_settings(settings),
+        perplexity=True,
+    )
 
 
 # ----------------------------------------------------------------------------- multiple choice
@@ -305,15 +387,30 @@ class MCQSuite(Suite):
         return self.forget_docs()
 
     def key(self, fingerprint: str) -> dict[str, Any]:
-        return {"eval_version": 1, "benchmark": "mcq", "model": fingerprint, "mode": self.mode,
-                "max_length": self.max_length, "data": "mcq:" + _mcq_hash(self.sets)}
+        return {
+            "eval_version": 1,
+            "benchmark": "mcq",
+            "model": fingerprint,
+            "mode": self.mode,
+            "max_length": self.max_length,
+            "data": "mcq:" + _mcq_hash(self.sets),
+        }
 
-    def evaluate(self, model: Any, tokenizer: Any, reference: Any, fingerprint: str,
-                 progress: bool) -> Any:
+    def evaluate(
+        self, model: Any, tokenizer: Any, reference: Any, fingerprint: str, progress: bool
+    ) -> Any:
         from obliviate.benchmarks.wmdp import evaluate_mcq
 
-        result = evaluate_mcq(model, tokenizer, self.sets, self.mode, self.batch_size,
-                              self.max_length, fingerprint, progress)
+        result = evaluate_mcq(
+            model,
+            tokenizer,
+            self.sets,
+            self.mode,
+            self.batch_size,
+            self.max_length,
+            fingerprint,
+            progress,
+        )
         result.key = self.key(fingerprint)
         return result
 
@@ -331,10 +428,18 @@ def _mcq_hash(sets: dict[str, list[Any]]) -> str:
 _MCQ_SETTINGS = ("mode", "batch_size", "max_length", "subsets")
 
 
-def build_mcq(spec: Any, data: str, split: str, forget: Any = None, retain: Any = None,
-              holdout: Any = None, builtin: dict[str, Any] | None = None,
-              settings: dict[str, Any] | None = None, template: str = "qa",
-              revision: str | None = None) -> MCQSuite:
+def build_mcq(
+    spec: Any,
+    data: str,
+    split: str,
+    forget: Any = None,
+    retain: Any = None,
+    holdout: Any = None,
+    builtin: dict[str, Any] | None = None,
+    settings: dict[str, Any] | None = None,
+    template: str = "qa",
+    revision: str | None = None,
+) -> MCQSuite:
     """WMDP (Li+ 2024, arXiv 2403.03218) or the built-in WMDP-style questions, or an MCQ file or
     folder (``question``/``choices``/``answer`` rows). Settings: ``mode`` (letters | cloze;
     built-in default cloze), ``batch_size``, ``max_length``, ``subsets`` (comma-separated).
@@ -345,8 +450,9 @@ def build_mcq(spec: Any, data: str, split: str, forget: Any = None, retain: Any 
     opts = dict(settings or {})
     bad = sorted(set(opts) - set(_MCQ_SETTINGS))
     if bad:
-        raise ValueError(f"benchmark {spec.name!r}: unknown setting(s) {bad}; known: "
-                         f"{', '.join(_MCQ_SETTINGS)}")
+        raise ValueError(
+            f"benchmark {spec.name!r}: unknown setting(s) {bad}; known: {', '.join(_MCQ_SETTINGS)}"
+        )
     _builtin_only(data, spec.name, builtin)
     subsets = opts.get("subsets")
     if isinstance(subsets, str):
@@ -359,15 +465,26 @@ def build_mcq(spec: Any, data: str, split: str, forget: Any = None, retain: Any 
         if forget is not None:
             docs = _documents(forget, "forget")
             keep = _documents(retain, "retain") if retain is not None else []
-            return UnlearningRequest(docs, keep, eval={"forget": docs}, name=spec.name, split="forget")
+            return UnlearningRequest(
+                docs, keep, eval={"forget": docs}, name=spec.name, split="forget"
+            )
         if is_builtin:
             from obliviate.data.muse import load_muse
 
             return load_muse("builtin", ["raw", "privleak"], **(builtin or {})).request()
-        raise DataError(f"benchmark {spec.name!r}: unlearning needs the forget corpus as "
-                        "--forget FILE (e.g. a local copy of cais/wmdp-corpora cyber-forget-corpus)")
+        raise DataError(
+            f"benchmark {spec.name!r}: unlearning needs the forget corpus as "
+            "--forget FILE (e.g. a local copy of cais/wmdp-corpora cyber-forget-corpus)"
+        )
 
     mode = opts.get("mode", "cloze" if is_builtin else "letters")
-    return MCQSuite(spec.name, "forget" if is_builtin else hub_split, documents=True, sets=sets,
-                    mode=mode, batch_size=int(opts.get("batch_size", 16)),
-                    max_length=int(opts.get("max_length", 2048)), forget_docs=request)
+    return MCQSuite(
+        spec.name,
+        "forget" if is_builtin else hub_split,
+        documents=True,
+        sets=sets,
+        mode=mode,
+        batch_size=int(opts.get("batch_size", 16)),
+        max_length=int(opts.get("max_length", 2048)),
+        forget_docs=request,
+    )

@@ -80,8 +80,11 @@ def mcq_accuracy(logliks: Sequence[Sequence[float]], answers: Sequence[int]) -> 
     return float(np.mean([p == int(a) for p, a in zip(preds, answers)]))
 
 
-def mcq_accuracy_norm(logliks: Sequence[Sequence[float]], byte_lengths: Sequence[Sequence[int]],
-                      answers: Sequence[int]) -> float:
+def mcq_accuracy_norm(
+    logliks: Sequence[Sequence[float]],
+    byte_lengths: Sequence[Sequence[int]],
+    answers: Sequence[int],
+) -> float:
     """lm-evaluation-harness ``acc_norm``: as :func:`mcq_accuracy` on ℓ_ik / bytes(choice_ik),
     the log-likelihood per UTF-8 byte of the continuation."""
     if len(byte_lengths) != len(logliks):
@@ -105,9 +108,15 @@ def _pairs(item: Any, mode: str) -> list[tuple[str, str]]:
     return [(prompt, f" {c}") for c in item.choices]
 
 
-def choice_loglikelihoods(model: Any, tokenizer: Any, items: Sequence[Any], mode: str = "letters",
-                          batch_size: int = 32, max_length: int = 2048,
-                          progress: bool = False) -> list[list[float]]:
+def choice_loglikelihoods(
+    model: Any,
+    tokenizer: Any,
+    items: Sequence[Any],
+    mode: str = "letters",
+    batch_size: int = 32,
+    max_length: int = 2048,
+    progress: bool = False,
+) -> list[list[float]]:
     """Σ_t log p(continuation token t | prompt, ...) per choice (EOS excluded), per question."""
     from obliviate.data.templates import PromptTemplate
     from obliviate.scoring import score_pairs
@@ -116,8 +125,16 @@ def choice_loglikelihoods(model: Any, tokenizer: Any, items: Sequence[Any], mode
         raise ValueError(f"unknown MCQ mode {mode!r}; use one of {', '.join(MODES)}")
     per_item = [_pairs(it, mode) for it in items]
     flat = [p for pairs in per_item for p in pairs]
-    scores = score_pairs(model, tokenizer, flat, PromptTemplate("raw"), batch_size=batch_size,
-                         max_length=max_length, progress=progress, desc=f"MCQ ({mode})")
+    scores = score_pairs(
+        model,
+        tokenizer,
+        flat,
+        PromptTemplate("raw"),
+        batch_size=batch_size,
+        max_length=max_length,
+        progress=progress,
+        desc=f"MCQ ({mode})",
+    )
     out, i = [], 0
     for pairs in per_item:
         row = []
@@ -129,9 +146,16 @@ def choice_loglikelihoods(model: Any, tokenizer: Any, items: Sequence[Any], mode
     return out
 
 
-def evaluate_mcq(model: Any, tokenizer: Any, sets: Mapping[str, Sequence[Any]], mode: str = "letters",
-                 batch_size: int = 32, max_length: int = 2048, fingerprint: str = "unknown",
-                 progress: bool = False) -> Any:
+def evaluate_mcq(
+    model: Any,
+    tokenizer: Any,
+    sets: Mapping[str, Sequence[Any]],
+    mode: str = "letters",
+    batch_size: int = 32,
+    max_length: int = 2048,
+    fingerprint: str = "unknown",
+    progress: bool = False,
+) -> Any:
     """Accuracy per set as an :class:`obliviate.evaluation.EvalResult`: metrics
     ``<set>_accuracy`` (and ``<set>_accuracy_norm`` in cloze mode), per-question samples with
     every choice's log-likelihood and the prediction. Set names are sanitised (``wmdp-bio`` ->
@@ -155,12 +179,27 @@ def evaluate_mcq(model: Any, tokenizer: Any, sets: Mapping[str, Sequence[Any]], 
         for k, v in values.items():
             metrics[k] = metric_result(k, v, n=len(items)).to_dict()
         preds = predictions(ll)
-        samples += [{"split": f"mcq_{key}", "index": i, "question": it.question,
-                     "choices": list(it.choices), "answer": it.answer, "loglik": row,
-                     "prediction": p, "correct": p == it.answer}
-                    for i, (it, row, p) in enumerate(zip(items, ll, preds))]
-    key_doc = {"eval_version": MCQ_VERSION, "benchmark": "mcq", "model": fingerprint, "mode": mode,
-               "max_length": max_length, "sets": {n: len(v) for n, v in sets.items()}}
+        samples += [
+            {
+                "split": f"mcq_{key}",
+                "index": i,
+                "question": it.question,
+                "choices": list(it.choices),
+                "answer": it.answer,
+                "loglik": row,
+                "prediction": p,
+                "correct": p == it.answer,
+            }
+            for i, (it, row, p) in enumerate(zip(items, ll, preds))
+        ]
+    key_doc = {
+        "eval_version": MCQ_VERSION,
+        "benchmark": "mcq",
+        "model": fingerprint,
+        "mode": mode,
+        "max_length": max_length,
+        "sets": {n: len(v) for n, v in sets.items()},
+    }
     return EvalResult(metrics, samples, key_doc, {"mcq_s": round(time.perf_counter() - t0, 3)})
 
 
@@ -174,9 +213,15 @@ def lm_eval_available() -> bool:
     return importlib.util.find_spec("lm_eval") is not None
 
 
-def run_lm_eval(model_path: str, tasks: Sequence[str], batch_size: int = 8, limit: int | None = None,
-                device: str = "cpu", num_fewshot: int | None = None,
-                dtype: str = "float32") -> dict[str, dict[str, float]]:
+def run_lm_eval(
+    model_path: str,
+    tasks: Sequence[str],
+    batch_size: int = 8,
+    limit: int | None = None,
+    device: str = "cpu",
+    num_fewshot: int | None = None,
+    dtype: str = "float32",
+) -> dict[str, dict[str, float]]:
     """Run lm-evaluation-harness tasks (e.g. ``["mmlu", "wmdp_bio"]``) on a saved model folder
     (or run folder) through ``lm_eval.simple_evaluate`` with its ``hf`` model type.
 
@@ -191,15 +236,25 @@ def run_lm_eval(model_path: str, tasks: Sequence[str], batch_size: int = 8, limi
     except ImportError as exc:
         raise ImportError(
             "lm-evaluation-harness is not installed; `pip install lm-eval` to run its tasks "
-            "(optional: obliviate's own WMDP-style scoring needs nothing extra)") from exc
+            "(optional: obliviate's own WMDP-style scoring needs nothing extra)"
+        ) from exc
     from obliviate.runs import resolve_model_dir
 
     path = resolve_model_dir(model_path)
     results = lm_eval.simple_evaluate(
-        model="hf", model_args=f"pretrained={path},dtype={dtype}", tasks=list(tasks),
-        num_fewshot=num_fewshot, batch_size=batch_size, device=device, limit=limit)
+        model="hf",
+        model_args=f"pretrained={path},dtype={dtype}",
+        tasks=list(tasks),
+        num_fewshot=num_fewshot,
+        batch_size=batch_size,
+        device=device,
+        limit=limit,
+    )
     out: dict[str, dict[str, float]] = {}
     for task, res in (results or {}).get("results", {}).items():
-        out[task] = {k: float(v) for k, v in res.items()
-                     if isinstance(v, (int, float)) and not isinstance(v, bool)}
+        out[task] = {
+            k: float(v)
+            for k, v in res.items()
+            if isinstance(v, (int, float)) and not isinstance(v, bool)
+        }
     return out

@@ -8,23 +8,40 @@ import time
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
-        "demo", help="train tiny target + retain models, unlearn with GradDiff and NPO, compare",
+        "demo",
+        help="train tiny target + retain models, unlearn with GradDiff and NPO, compare",
         description="On the built-in benchmark (no files, no network): train a tokenizer and tiny "
-                    "target and retain models, unlearn forget10 with each method, evaluate all "
-                    "models and print one comparison table. Re-running resumes finished stages.")
+        "target and retain models, unlearn forget10 with each method, evaluate all "
+        "models and print one comparison table. Re-running resumes finished stages.",
+    )
     p.add_argument("--out", default="runs/demo", help="output folder (default: runs/demo)")
-    p.add_argument("--methods", default="graddiff,npo", help="comma-separated methods (default: graddiff,npo)")
-    p.add_argument("--size", default="s", choices=["xs", "s", "m", "l"], help="tiny model size (default: s)")
+    p.add_argument(
+        "--methods", default="graddiff,npo", help="comma-separated methods (default: graddiff,npo)"
+    )
+    p.add_argument(
+        "--size", default="s", choices=["xs", "s", "m", "l"], help="tiny model size (default: s)"
+    )
     p.add_argument("--people", type=int, default=100, help="fictitious people (default: 100)")
-    p.add_argument("--epochs", type=float, default=12,
-                   help="fine-tuning epochs of the tiny target and retain models (default: 12)")
+    p.add_argument(
+        "--epochs",
+        type=float,
+        default=12,
+        help="fine-tuning epochs of the tiny target and retain models (default: 12)",
+    )
     p.add_argument("--split", default="forget10")
-    p.add_argument("--quick", action="store_true",
-                   help="a much smaller run (20 people, xs model) for smoke tests")
-    p.add_argument("--diffusion", action="store_true",
-                   help="run the diffusion concept-erasure demo instead")
-    p.add_argument("--overwrite", action="store_true",
-                   help="re-run finished stages whose configuration differs (default: an error)")
+    p.add_argument(
+        "--quick",
+        action="store_true",
+        help="a much smaller run (20 people, xs model) for smoke tests",
+    )
+    p.add_argument(
+        "--diffusion", action="store_true", help="run the diffusion concept-erasure demo instead"
+    )
+    p.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="re-run finished stages whose configuration differs (default: an error)",
+    )
     p.add_argument("--no-progress", action="store_true", help="hide progress bars")
     p.set_defaults(func=run)
 
@@ -49,15 +66,23 @@ def run(args: argparse.Namespace) -> int:
         size = "xs"
         eval_settings = {"max_new_tokens": 48}
     t0 = time.perf_counter()
-    doc = run_benchmark(args.out, methods=[m for m in args.methods.split(",") if m],
-                        split=args.split, size=size, builtin=builtin,
-                        finetune_train={"epochs": args.epochs},
-                        eval_settings=eval_settings, progress=not args.no_progress,
-                        overwrite=args.overwrite)
+    doc = run_benchmark(
+        args.out,
+        methods=[m for m in args.methods.split(",") if m],
+        split=args.split,
+        size=size,
+        builtin=builtin,
+        finetune_train={"epochs": args.epochs},
+        eval_settings=eval_settings,
+        progress=not args.no_progress,
+        overwrite=args.overwrite,
+    )
     print()
     print(comparison_markdown(doc))
-    print(f"wall time: {time.perf_counter() - t0:.0f} s; results in {args.out}/ (comparison.md, "
-          "one run folder per model)")
+    print(
+        f"wall time: {time.perf_counter() - t0:.0f} s; results in {args.out}/ (comparison.md, "
+        "one run folder per model)"
+    )
     _report(Path(args.out))
     return 0
 

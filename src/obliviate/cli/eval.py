@@ -9,16 +9,21 @@ from obliviate.cli._common import add_data_args, add_set_arg, data_kwargs
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("eval", help="evaluate a model with a benchmark's metric suite",
-                       description="Any registered benchmark (--benchmark NAME, see `obliviate ls "
-                                   "benchmarks`; default tofu). Writes metrics.json and "
-                                   "samples.jsonl to --out. With "
-                                   "--retain-model, forget quality and privleak are computed "
-                                   "against it (its evaluation is cached next to it).")
+    p = sub.add_parser(
+        "eval",
+        help="evaluate a model with a benchmark's metric suite",
+        description="Any registered benchmark (--benchmark NAME, see `obliviate ls "
+        "benchmarks`; default tofu). Writes metrics.json and "
+        "samples.jsonl to --out. With "
+        "--retain-model, forget quality and privleak are computed "
+        "against it (its evaluation is cached next to it).",
+    )
     p.add_argument("--model", required=True, help="model folder, run folder or hub name")
     p.add_argument("--retain-model", help="the retain (gold-standard) model")
     p.add_argument("--out", help="run folder for the results")
-    p.add_argument("--no-reuse", action="store_true", help="recompute even if results with the same key exist")
+    p.add_argument(
+        "--no-reuse", action="store_true", help="recompute even if results with the same key exist"
+    )
     p.add_argument("--no-progress", action="store_true")
     add_data_args(p)
     add_set_arg(p, "evaluation (batch_size, max_new_tokens, min_k, ...)")
@@ -36,8 +41,14 @@ def run(args: argparse.Namespace) -> int:
     from obliviate import api
     from obliviate.config import parse_overrides
 
-    result = api.evaluate(args.model, retain_model=args.retain_model, out=args.out,
-                          settings=parse_overrides(args.overrides), progress=not args.no_progress,
-                          reuse=not args.no_reuse, **data_kwargs(args))
+    result = api.evaluate(
+        args.model,
+        retain_model=args.retain_model,
+        out=args.out,
+        settings=parse_overrides(args.overrides),
+        progress=not args.no_progress,
+        reuse=not args.no_reuse,
+        **data_kwargs(args),
+    )
     print_metrics(result.metrics)
     return 0

@@ -9,12 +9,18 @@ from obliviate.cli._common import add_set_arg, builtin_kwargs
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
-        "finetune", help="fine-tune a target (split full) or retain (retainNN) model",
+        "finetune",
+        help="fine-tune a target (split full) or retain (retainNN) model",
         description="Answer-only NLL fine-tuning. Without --model a tiny Llama is trained from "
-                    "scratch with a tokenizer trained on the benchmark text; pass --tokenizer "
-                    "with the target's folder when training its retain model.")
-    p.add_argument("--data", default="builtin", help="builtin, a TOFU folder, a hub name, or a QA file")
-    p.add_argument("--split", default="full", help="training config: full, retain90, retain95, retain99")
+        "scratch with a tokenizer trained on the benchmark text; pass --tokenizer "
+        "with the target's folder when training its retain model.",
+    )
+    p.add_argument(
+        "--data", default="builtin", help="builtin, a TOFU folder, a hub name, or a QA file"
+    )
+    p.add_argument(
+        "--split", default="full", help="training config: full, retain90, retain95, retain99"
+    )
     p.add_argument("--out", required=True, help="run folder; the model goes to OUT/model")
     p.add_argument("--model", help="hub name or folder to start from (default: tiny from scratch)")
     p.add_argument("--tokenizer", help="tokenizer folder (default: the model's, or train one)")
@@ -36,10 +42,22 @@ def run(args: argparse.Namespace) -> int:
     train = over.pop("train", {})
     if over:
         raise ValueError(f"finetune takes only train.* overrides, not {sorted(over)}")
-    res = api.finetune(data=args.data, split=args.split, out=args.out, model=args.model,
-                       tokenizer=args.tokenizer, size=args.size, train=train,
-                       template=args.template, builtin=builtin_kwargs(args), seed=args.seed,
-                       progress=not args.no_progress, trust_remote_code=args.trust_remote_code)
+    res = api.finetune(
+        data=args.data,
+        split=args.split,
+        out=args.out,
+        model=args.model,
+        tokenizer=args.tokenizer,
+        size=args.size,
+        train=train,
+        template=args.template,
+        builtin=builtin_kwargs(args),
+        seed=args.seed,
+        progress=not args.no_progress,
+        trust_remote_code=args.trust_remote_code,
+    )
     last = res.train_log[-1]["loss"] if res.train_log else float("nan")
-    print(f"saved {res.path} ({res.params:,} parameters, {res.wall_s:.0f} s, final loss {last:.4f})")
+    print(
+        f"saved {res.path} ({res.params:,} parameters, {res.wall_s:.0f} s, final loss {last:.4f})"
+    )
     return 0

@@ -8,7 +8,9 @@ KINDS = ("methods", "metrics", "benchmarks", "erasers")
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("ls", help="list methods, metrics, benchmarks and erasers (with their papers)")
+    p = sub.add_parser(
+        "ls", help="list methods, metrics, benchmarks and erasers (with their papers)"
+    )
     p.add_argument("kind", nargs="?", choices=KINDS, help="what to list (default: all)")
     p.add_argument("name", nargs="?", help="show one entry's defaults")
     p.set_defaults(func=run)
@@ -17,8 +19,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from obliviate import registry
 
-    regs = {"methods": registry.METHODS, "metrics": registry.METRICS,
-            "benchmarks": registry.BENCHMARKS, "erasers": registry.ERASERS}
+    regs = {
+        "methods": registry.METHODS,
+        "metrics": registry.METRICS,
+        "benchmarks": registry.BENCHMARKS,
+        "erasers": registry.ERASERS,
+    }
     if args.name:
         import yaml
 
@@ -58,19 +64,23 @@ def _goal(meta: dict) -> str:
 def _metric_details(d: object) -> str:
     """Direction, ideal, version, inputs and functions of one metric definition."""
     ideal = getattr(d, "ideal", None)
-    lines = [f"direction: {getattr(d, 'direction', None)}"
-             + ("" if ideal is None else f" (ideal {ideal:g})"),
-             f"version: {getattr(d, 'version', None)}",
-             f"inputs: {', '.join(getattr(d, 'inputs', ()) or ()) or '-'}",
-             f"function: {getattr(d, 'function', None)}"]
+    lines = [
+        f"direction: {getattr(d, 'direction', None)}"
+        + ("" if ideal is None else f" (ideal {ideal:g})"),
+        f"version: {getattr(d, 'version', None)}",
+        f"inputs: {', '.join(getattr(d, 'inputs', ()) or ()) or '-'}",
+        f"function: {getattr(d, 'function', None)}",
+    ]
     if getattr(d, "per_item", None):
         lines.append(f"per item: {d.per_item}")  # type: ignore[attr-defined]
     return "\n".join(lines)
 
 
 def _show_benchmark(spec) -> None:
-    print(f"data: {spec.data or 'your files (--forget, --retain, --holdout)'}"
-          f"{' (fixed)' if spec.fixed_data else ''}\nsplit: {spec.split}")
+    print(
+        f"data: {spec.data or 'your files (--forget, --retain, --holdout)'}"
+        f"{' (fixed)' if spec.fixed_data else ''}\nsplit: {spec.split}"
+    )
     from obliviate.metrics.catalogue import direction_of
 
     print("metrics: " + ", ".join(f"{k} ({direction_of(k)})" for k in spec.metrics))

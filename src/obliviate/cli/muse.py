@@ -8,22 +8,30 @@ from obliviate.cli._common import add_set_arg
 
 
 def _add_data(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--data", default="builtin",
-                   help="'builtin' (generated, offline), 'news', 'books', a hub name such as "
-                        "muse-bench/MUSE-News, or a folder in the hub layout "
-                        "(<folder>/<config>/<split>.jsonl) (default: builtin)")
+    p.add_argument(
+        "--data",
+        default="builtin",
+        help="'builtin' (generated, offline), 'news', 'books', a hub name such as "
+        "muse-bench/MUSE-News, or a folder in the hub layout "
+        "(<folder>/<config>/<split>.jsonl) (default: builtin)",
+    )
     p.add_argument("--revision", help="hub dataset revision to pin (recorded with the results)")
-    p.add_argument("--people", type=int, help="built-in corpus: number of fictitious people (default 60)")
+    p.add_argument(
+        "--people", type=int, help="built-in corpus: number of fictitious people (default 60)"
+    )
     p.add_argument("--no-progress", action="store_true")
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("muse", help="MUSE six-way evaluation (VerbMem, KnowMem, PrivLeak, utility, "
-                                    "scalability, sustainability)",
-                       description="MUSE (Shi+ 2024, arXiv 2407.06460). `run` trains (or takes) a "
-                                   "target and a retrained model, unlearns with each method and "
-                                   "writes the six-way table; `eval` evaluates one model; `export` "
-                                   "writes the built-in corpus in the hub layout.")
+    p = sub.add_parser(
+        "muse",
+        help="MUSE six-way evaluation (VerbMem, KnowMem, PrivLeak, utility, "
+        "scalability, sustainability)",
+        description="MUSE (Shi+ 2024, arXiv 2407.06460). `run` trains (or takes) a "
+        "target and a retrained model, unlearns with each method and "
+        "writes the six-way table; `eval` evaluates one model; `export` "
+        "writes the built-in corpus in the hub layout.",
+    )
     verbs = p.add_subparsers(dest="verb", metavar="VERB")
 
     r = verbs.add_parser("run", help="the whole six-way evaluation for several methods")
@@ -35,11 +43,19 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     r.add_argument("--epochs", type=float, help="fine-tuning epochs of the tiny models")
     r.add_argument("--no-scal", action="store_true", help="skip C5 (scalability)")
     r.add_argument("--no-sust", action="store_true", help="skip C6 (sustainability)")
-    r.add_argument("--overwrite", action="store_true",
-                   help="re-run finished stages whose configuration differs (default: an error)")
-    r.add_argument("--method-set", dest="method_overrides", action="append", default=[],
-                   metavar="METHOD.KEY=VALUE",
-                   help="override a method setting, e.g. npo.train.lr=5e-4 (repeatable)")
+    r.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="re-run finished stages whose configuration differs (default: an error)",
+    )
+    r.add_argument(
+        "--method-set",
+        dest="method_overrides",
+        action="append",
+        default=[],
+        metavar="METHOD.KEY=VALUE",
+        help="override a method setting, e.g. npo.train.lr=5e-4 (repeatable)",
+    )
     _add_data(r)
     add_set_arg(r, "MUSE evaluation (max_items, n_icl, use_stemmer, max_length, ...)")
     r.set_defaults(func=run)
@@ -95,13 +111,23 @@ def run(args: argparse.Namespace) -> int:
     unknown = [m for m in overrides if m not in methods]
     if unknown:
         raise ValueError(f"--method-set names {unknown}, which are not in --methods {methods}")
-    doc = run_muse(args.out, methods=methods, data=args.data, target=args.target,
-                   retrain=args.retrain, size=args.size, builtin=_builtin(args),
-                   finetune_train={"epochs": args.epochs} if args.epochs else None,
-                   method_overrides=overrides or None, settings=parse_overrides(args.overrides),
-                   scalability=not args.no_scal, sustainability=not args.no_sust,
-                   progress=not args.no_progress, revision=args.revision,
-                   overwrite=args.overwrite)
+    doc = run_muse(
+        args.out,
+        methods=methods,
+        data=args.data,
+        target=args.target,
+        retrain=args.retrain,
+        size=args.size,
+        builtin=_builtin(args),
+        finetune_train={"epochs": args.epochs} if args.epochs else None,
+        method_overrides=overrides or None,
+        settings=parse_overrides(args.overrides),
+        scalability=not args.no_scal,
+        sustainability=not args.no_sust,
+        progress=not args.no_progress,
+        revision=args.revision,
+        overwrite=args.overwrite,
+    )
     print(muse_markdown(doc))
     return 0
 
@@ -120,10 +146,17 @@ def _eval(args: argparse.Namespace, settings: dict) -> int:
     from obliviate import api
     from obliviate.cli.eval import print_metrics
 
-    result = api.evaluate(args.model, benchmark=muse_entry(args.data), data=args.data,
-                          retain_model=args.retrain_model, out=args.out, settings=settings,
-                          builtin=_builtin(args), revision=args.revision,
-                          meta={"name": "muse-eval", "role": "unlearned"},
-                          progress=not args.no_progress)
+    result = api.evaluate(
+        args.model,
+        benchmark=muse_entry(args.data),
+        data=args.data,
+        retain_model=args.retrain_model,
+        out=args.out,
+        settings=settings,
+        builtin=_builtin(args),
+        revision=args.revision,
+        meta={"name": "muse-eval", "role": "unlearned"},
+        progress=not args.no_progress,
+    )
     print_metrics(result.metrics)
     return 0

@@ -23,17 +23,29 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("paths", nargs="+", metavar="RUN",
-                   help="run folders, or group folders whose sub-folders are runs")
+    p.add_argument(
+        "paths",
+        nargs="+",
+        metavar="RUN",
+        help="run folders, or group folders whose sub-folders are runs",
+    )
     mode = p.add_mutually_exclusive_group()
-    mode.add_argument("--compare", action="store_true",
-                      help="compare two run folders A B (deltas are B - A)")
-    mode.add_argument("--leaderboard", action="store_true",
-                      help="rank the runs of one benchmark split (HTML, Markdown and CSV)")
-    p.add_argument("-o", "--out", metavar="PATH",
-                   help="output file or folder (always a folder for a leaderboard); default: "
-                   "report.html in the one folder given, compare_A_vs_B.html beside A, the "
-                   "one folder given for a leaderboard")
+    mode.add_argument(
+        "--compare", action="store_true", help="compare two run folders A B (deltas are B - A)"
+    )
+    mode.add_argument(
+        "--leaderboard",
+        action="store_true",
+        help="rank the runs of one benchmark split (HTML, Markdown and CSV)",
+    )
+    p.add_argument(
+        "-o",
+        "--out",
+        metavar="PATH",
+        help="output file or folder (always a folder for a leaderboard); default: "
+        "report.html in the one folder given, compare_A_vs_B.html beside A, the "
+        "one folder given for a leaderboard",
+    )
     p.set_defaults(func=run)
 
 
@@ -51,13 +63,15 @@ def _run(args: argparse.Namespace) -> int:
 
     if args.compare:
         if len(args.paths) != 2:
-            raise ValueError(f"--compare takes exactly two run folders (A B), got "
-                             f"{len(args.paths)}")
+            raise ValueError(
+                f"--compare takes exactly two run folders (A B), got {len(args.paths)}"
+            )
         print(write_comparison(args.paths[0], args.paths[1], args.out))
     elif args.leaderboard:
         if args.out is None and len(args.paths) != 1:
-            raise ValueError(f"{len(args.paths)} folders given: say where to write the "
-                             "leaderboard with -o DIR")
+            raise ValueError(
+                f"{len(args.paths)} folders given: say where to write the leaderboard with -o DIR"
+            )
         out_dir = Path(args.out) if args.out is not None else Path(args.paths[0])
         for path in write_leaderboard(args.paths, out_dir).values():
             print(path)

@@ -8,13 +8,18 @@ from obliviate.cli._common import add_data_args, add_set_arg, data_kwargs
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("unlearn", help="unlearn a forget set from a model with a method",
-                       description="See `obliviate ls methods` for methods and their settings.")
+    p = sub.add_parser(
+        "unlearn",
+        help="unlearn a forget set from a model with a method",
+        description="See `obliviate ls methods` for methods and their settings.",
+    )
     p.add_argument("--model", required=True, help="model folder, run folder or hub name")
     p.add_argument("--method", default="npo", help="method name (default: npo)")
     p.add_argument("--out", required=True, help="run folder; the model goes to OUT/model")
     p.add_argument("--eval", action="store_true", help="evaluate the result afterwards")
-    p.add_argument("--retain-model", help="with --eval: the retain model for forget quality / privleak")
+    p.add_argument(
+        "--retain-model", help="with --eval: the retain model for forget quality / privleak"
+    )
     p.add_argument("--trust-remote-code", action="store_true")
     p.add_argument("--no-progress", action="store_true")
     add_data_args(p)
@@ -29,18 +34,30 @@ def run(args: argparse.Namespace) -> int:
 
     METHODS.entry(args.method)  # unknown method: clear error before any loading
     data = data_kwargs(args)
-    res = api.unlearn(args.model, method=args.method, out=args.out,
-                      overrides=parse_overrides(args.overrides), progress=not args.no_progress,
-                      trust_remote_code=args.trust_remote_code, **data)
+    res = api.unlearn(
+        args.model,
+        method=args.method,
+        out=args.out,
+        overrides=parse_overrides(args.overrides),
+        progress=not args.no_progress,
+        trust_remote_code=args.trust_remote_code,
+        **data,
+    )
     if res.stopped:
         print(f"stopped early: {res.stopped}")
     print(f"saved {res.path} ({res.trainable_params:,} trainable parameters, {res.wall_s:.0f} s)")
     if args.eval:
         from obliviate.cli.eval import print_metrics
 
-        result = api.evaluate(res.model, tokenizer=res.tokenizer, retain_model=args.retain_model,
-                              out=args.out, reuse=False,
-                              meta={"role": "unlearned", "method": args.method},
-                              progress=not args.no_progress, **data)
+        result = api.evaluate(
+            res.model,
+            tokenizer=res.tokenizer,
+            retain_model=args.retain_model,
+            out=args.out,
+            reuse=False,
+            meta={"role": "unlearned", "method": args.method},
+            progress=not args.no_progress,
+            **data,
+        )
         print_metrics(result.metrics)
     return 0

@@ -117,7 +117,9 @@ def _parse_fact(kind_index: int, question: str, answer: str) -> tuple[str, Fact]
         if m:
             slots = m.groupdict()
             name = slots["name"]
-            others = [q.format(name=name) for q in kind.questions if q.format(name=name) != question]
+            others = [
+                q.format(name=name) for q in kind.questions if q.format(name=name) != question
+            ]
             return name, Fact(kind.key, answer, (question, *others), _short_value(slots))
     raise ValueError(  # only if obliviate.data.builtin changed its templates
         f"built-in answer {answer!r} matches no {kind.key!r} template; "
@@ -148,7 +150,9 @@ def n_forget_people(n_people: int) -> int:
 
 
 @lru_cache(maxsize=8)
-def builtin_people(n_people: int = 60, seed: int = 0) -> tuple[tuple[Person, ...], tuple[Person, ...]]:
+def builtin_people(
+    n_people: int = 60, seed: int = 0
+) -> tuple[tuple[Person, ...], tuple[Person, ...]]:
     """(people, holdout people) of the built-in benchmark, every fact kind parsed."""
     min_people = 5
     if n_people < min_people:
@@ -160,8 +164,11 @@ def builtin_people(n_people: int = 60, seed: int = 0) -> tuple[tuple[Person, ...
     if n_people - N_FOLDS * n_f < 1:
         raise ValueError(f"n_people={n_people} leaves no retain1 people")
     rows = generate_builtin(
-        n_people=n_people, qa_per_person=len(FACT_KINDS), n_holdout_people=n_f,
-        n_world_facts=0, seed=seed,
+        n_people=n_people,
+        qa_per_person=len(FACT_KINDS),
+        n_holdout_people=n_f,
+        n_world_facts=0,
+        seed=seed,
     )
     people = _people(rows["full"])
     holdout = _people(rows["holdout10"])[:n_f]
@@ -194,8 +201,13 @@ def quiz_pages(people: Sequence[Person], seed: str, repeats: int = QUIZ_REPEATS)
     for r in range(repeats):
         order = pairs[:]
         random.Random(f"obliviate-builtin-muse/quiz/{seed}/{r}").shuffle(order)
-        pages += ["".join(f"Question: {f.questions[KNOWMEM_WORDING]}\nAnswer: {f.value}\n\n"
-                          for f in order[i : i + size]) for i in range(0, len(order), size)]
+        pages += [
+            "".join(
+                f"Question: {f.questions[KNOWMEM_WORDING]}\nAnswer: {f.value}\n\n"
+                for f in order[i : i + size]
+            )
+            for i in range(0, len(order), size)
+        ]
     return pages
 
 
@@ -240,7 +252,9 @@ def _split_people(n_people: int, seed: int) -> dict[str, list[Person]]:
     }
 
 
-def generate_builtin_muse(n_people: int = 60, seed: int = 0, n_icl: int = 3) -> dict[str, dict[str, list[dict[str, Any]]]]:
+def generate_builtin_muse(
+    n_people: int = 60, seed: int = 0, n_icl: int = 3
+) -> dict[str, dict[str, list[dict[str, Any]]]]:
     """The built-in MUSE-shaped benchmark: ``{config: {split: rows}}`` with the hub's names.
 
     Configs and splits: ``raw`` (forget, retain1, retain2, holdout: ``text``), ``verbmem``
@@ -256,10 +270,14 @@ def generate_builtin_muse(n_people: int = 60, seed: int = 0, n_icl: int = 3) -> 
     retain_qa, retain_icl = _knowmem(groups["retain1"], n_icl, len(forget_qa))
     # retain2 is made of folds of n_forget people; each group's quiz pages mix only its people
     fold_people = [groups["retain2"][i * n_f : (i + 1) * n_f] for i in range(N_FOLDS - 1)]
-    folds = [[{"text": d} for d in group_documents(f, f"{seed}/retain2/{i}")]
-             for i, f in enumerate(fold_people)]
-    docs = {name: [{"text": d} for d in group_documents(groups[name], f"{seed}/{name}")]
-            for name in ("forget", "retain1", "holdout")}
+    folds = [
+        [{"text": d} for d in group_documents(f, f"{seed}/retain2/{i}")]
+        for i, f in enumerate(fold_people)
+    ]
+    docs = {
+        name: [{"text": d} for d in group_documents(groups[name], f"{seed}/{name}")]
+        for name in ("forget", "retain1", "holdout")
+    }
     docs["retain2"] = [row for fold in folds for row in fold]
     per = len(docs["forget"])  # documents of n_forget people
     sust = [docs["forget"], *folds]
@@ -271,16 +289,25 @@ def generate_builtin_muse(n_people: int = 60, seed: int = 0, n_icl: int = 3) -> 
     return {
         "raw": {name: copy(docs[name]) for name in ("forget", "retain1", "retain2", "holdout")},
         "verbmem": {"forget": [verbmem_row(p) for p in groups["forget"]]},
-        "knowmem": {"forget_qa": forget_qa, "retain_qa": retain_qa,
-                    "forget_qa_icl": forget_icl, "retain_qa_icl": retain_icl},
-        "privleak": {"forget": copy(docs["forget"]), "holdout": copy(docs["holdout"]),
-                     "retain": copy(docs["retain1"][:per])},
+        "knowmem": {
+            "forget_qa": forget_qa,
+            "retain_qa": retain_qa,
+            "forget_qa_icl": forget_icl,
+            "retain_qa_icl": retain_icl,
+        },
+        "privleak": {
+            "forget": copy(docs["forget"]),
+            "holdout": copy(docs["holdout"]),
+            "retain": copy(docs["retain1"][:per]),
+        },
         "scal": {f"forget_{k + 1}": copy(fold) for k, fold in enumerate(scal)},
         "sust": {f"forget_{k + 1}": copy(fold) for k, fold in enumerate(sust)},
     }
 
 
-def _mcq_rows(people: list[Person], all_people: Iterable[Person], rng: random.Random) -> list[dict[str, Any]]:
+def _mcq_rows(
+    people: list[Person], all_people: Iterable[Person], rng: random.Random
+) -> list[dict[str, Any]]:
     values: dict[str, list[str]] = {}
     for p in all_people:
         for f in p.facts:
@@ -295,8 +322,9 @@ def _mcq_rows(people: list[Person], all_people: Iterable[Person], rng: random.Ra
             wrong = rng.sample(pool, N_CHOICES - 1)
             answer = rng.randrange(N_CHOICES)
             choices = wrong[:answer] + [f.value] + wrong[answer:]
-            rows.append({"question": f.questions[MCQ_WORDING], "choices": choices,
-                         "answer": answer})
+            rows.append(
+                {"question": f.questions[MCQ_WORDING], "choices": choices, "answer": answer}
+            )
     return rows
 
 

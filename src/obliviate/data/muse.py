@@ -42,16 +42,23 @@ MUSE_LAYOUT: dict[str, tuple[str, ...]] = {
     "sust": ("forget_1", "forget_2", "forget_3", "forget_4"),
 }
 FIELDS: dict[str, tuple[str, ...]] = {
-    "raw": ("text",), "verbmem": ("prompt", "gt"), "knowmem": ("question", "answer"),
-    "privleak": ("text",), "scal": ("text",), "sust": ("text",),
+    "raw": ("text",),
+    "verbmem": ("prompt", "gt"),
+    "knowmem": ("question", "answer"),
+    "privleak": ("text",),
+    "scal": ("text",),
+    "sust": ("text",),
 }
 # Splits that evaluation does not need; the rest of a requested config must be there.
 OPTIONAL_SPLITS = {("raw", "retain2"), ("raw", "holdout"), ("privleak", "retain")}
 # Configs a source may lack entirely (MUSE-Books has no scalability/sustainability folds).
 OPTIONAL_CONFIGS = ("scal", "sust")
 # Older hub revisions call the retain QA sets after retain2.
-SPLIT_ALIASES = {("knowmem", "retain_qa"): "retain2_qa", ("knowmem", "retain_qa_icl"): "retain2_qa_icl",
-                 ("privleak", "retain"): "retain2"}
+SPLIT_ALIASES = {
+    ("knowmem", "retain_qa"): "retain2_qa",
+    ("knowmem", "retain_qa_icl"): "retain2_qa_icl",
+    ("privleak", "retain"): "retain2",
+}
 HUB_NAMES = {"news": "muse-bench/MUSE-News", "books": "muse-bench/MUSE-Books"}
 
 _HUB_PATTERN = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
@@ -107,12 +114,16 @@ def source_kind(source: str) -> str:
     if path.is_dir():
         return "folder"
     if path.exists():
-        raise DataError(f"{source}: is a file; give a folder in the hub layout "
-                        "(<folder>/<config>/<split>.jsonl), 'builtin', or a hub dataset name")
+        raise DataError(
+            f"{source}: is a file; give a folder in the hub layout "
+            "(<folder>/<config>/<split>.jsonl), 'builtin', or a hub dataset name"
+        )
     looks_like_path = source.startswith((".", "/", "~")) or "\\" in source or source.count("/") > 1
     if looks_like_path or not _HUB_PATTERN.match(source):
-        raise DataError(f"{source}: no such folder; give a folder in the hub layout "
-                        "(<folder>/<config>/<split>.jsonl), 'builtin', or a hub dataset name")
+        raise DataError(
+            f"{source}: no such folder; give a folder in the hub layout "
+            "(<folder>/<config>/<split>.jsonl), 'builtin', or a hub dataset name"
+        )
     return "hub"
 
 
@@ -120,13 +131,17 @@ def _parquet_records(files: list[Path]) -> list[Record]:
     try:
         import pyarrow.parquet as pq
     except ImportError as exc:  # pragma: no cover - pyarrow comes with datasets
-        raise DataError(f"{files[0]}: reading parquet files needs pyarrow: pip install pyarrow") from exc
+        raise DataError(
+            f"{files[0]}: reading parquet files needs pyarrow: pip install pyarrow"
+        ) from exc
     records: list[Record] = []
     for file in files:
         try:
             rows = pq.read_table(file).to_pylist()
         except Exception as exc:  # corrupt or not parquet at all
-            raise DataError(f"{file}: not a readable parquet file ({type(exc).__name__}: {exc})") from exc
+            raise DataError(
+                f"{file}: not a readable parquet file ({type(exc).__name__}: {exc})"
+            ) from exc
         records.extend((f"{file}: row {i}", row) for i, row in enumerate(rows, start=1))
     if not records:
         raise DataError(f"{files[0]}: the file has no rows")
@@ -144,7 +159,9 @@ def split_files(folder: Path, config: str, split: str) -> list[Path]:
     shards = sorted(base.glob(f"{split}-*.parquet"))
     if shards:
         return shards
-    if (base / split).is_dir():  # the hub's refs/convert/parquet layout: <config>/<split>/0000.parquet
+    if (
+        base / split
+    ).is_dir():  # the hub's refs/convert/parquet layout: <config>/<split>/0000.parquet
         return sorted((base / split).glob("*.parquet"))
     return []
 
@@ -159,12 +176,16 @@ def folder_records(folder: Path, config: str, split: str) -> list[Record] | None
     return [(f"{files[0]}: {where}", row) for where, row in read_records(files[0])]
 
 
-def hub_records(name: str, config: str, split: str, revision: str | None = None) -> list[Record] | None:
+def hub_records(
+    name: str, config: str, split: str, revision: str | None = None
+) -> list[Record] | None:
     """Rows of one hub split; None when the dataset has no such config/split."""
     try:
         from datasets import load_dataset
     except ImportError as exc:  # pragma: no cover - datasets is a core dependency
-        raise DataError("loading a hub dataset needs the 'datasets' package: pip install datasets") from exc
+        raise DataError(
+            "loading a hub dataset needs the 'datasets' package: pip install datasets"
+        ) from exc
     try:
         dataset = load_dataset(name, config, split=split, revision=revision)
     except ValueError as exc:  # datasets raises ValueError for an unknown config or split
@@ -177,8 +198,10 @@ def hub_records(name: str, config: str, split: str, revision: str | None = None)
             f"({type(exc).__name__}: {exc}); check the name and the network, or pass a local "
             "folder in the hub layout (<folder>/<config>/<split>.jsonl)"
         ) from exc
-    return [(f"hub dataset {name!r} {config}/{split}: row {i}", dict(row))
-            for i, row in enumerate(dataset, start=1)]
+    return [
+        (f"hub dataset {name!r} {config}/{split}: row {i}", dict(row))
+        for i, row in enumerate(dataset, start=1)
+    ]
 
 
 # ----------------------------------------------------------------------------- rows
@@ -189,8 +212,10 @@ def _string(row: dict[str, Any], key: str, where: str, expected: tuple[str, ...]
     if value is None:
         state = "is null" if key in row else "is missing"
         have = ", ".join(repr(k) for k in row) or "none"
-        raise DataError(f"{where}: field {key!r} {state} (fields present: {have}); every row "
-                        f"needs {', '.join(repr(f) for f in expected)}")
+        raise DataError(
+            f"{where}: field {key!r} {state} (fields present: {have}); every row "
+            f"needs {', '.join(repr(f) for f in expected)}"
+        )
     if isinstance(value, bool) or not isinstance(value, (str, int, float)):
         raise DataError(f"{where}: field {key!r} must be a string, got {type(value).__name__}")
     text = str(value)
@@ -203,8 +228,10 @@ def parse_muse_row(row: Any, config: str, where: str, meta: dict[str, Any] | Non
     """One validated row of ``config`` as a :class:`QAItem` (see the module docstring)."""
     expected = FIELDS[config]
     if not isinstance(row, dict):
-        raise DataError(f"{where}: expected an object with {', '.join(repr(f) for f in expected)}, "
-                        f"got {type(row).__name__}")
+        raise DataError(
+            f"{where}: expected an object with {', '.join(repr(f) for f in expected)}, "
+            f"got {type(row).__name__}"
+        )
     values = [_string(row, key, where, expected) for key in expected]
     meta = dict(meta or {})
     if expected == ("text",):
@@ -212,8 +239,14 @@ def parse_muse_row(row: Any, config: str, where: str, meta: dict[str, Any] | Non
     return QAItem(question=values[0], answer=values[1], meta=meta)
 
 
-def _records(kind: str, source: str, config: str, split: str, revision: str | None,
-             builtin: dict[str, Any] | None) -> list[Record] | None:
+def _records(
+    kind: str,
+    source: str,
+    config: str,
+    split: str,
+    revision: str | None,
+    builtin: dict[str, Any] | None,
+) -> list[Record] | None:
     if kind == "builtin":
         rows = builtin.get(config, {}).get(split) if builtin is not None else None
         if rows is None:
@@ -228,8 +261,10 @@ def _missing_message(kind: str, source: str, config: str, split: str) -> str:
     if kind == "folder":
         base = Path(source).expanduser() / config
         found = sorted(p.name for p in base.iterdir())[:20] if base.is_dir() else []
-        return (f"{base}: missing {split}.jsonl (or {split}.json, {split}.parquet, "
-                f"{split}-*.parquet); found: {', '.join(found) or 'nothing'}")
+        return (
+            f"{base}: missing {split}.jsonl (or {split}.json, {split}.parquet, "
+            f"{split}-*.parquet); found: {', '.join(found) or 'nothing'}"
+        )
     return f"{source}: config {config!r} has no split {split!r}"
 
 
@@ -255,14 +290,19 @@ def load_muse(
         raise ValueError(f"unknown MUSE config(s) {unknown}; known: {', '.join(MUSE_LAYOUT)}")
     kind = source_kind(source)
     if builtin_kwargs and kind != "builtin":
-        raise ValueError(f"options {sorted(builtin_kwargs)} apply only to source='builtin', not {source!r}")
+        raise ValueError(
+            f"options {sorted(builtin_kwargs)} apply only to source='builtin', not {source!r}"
+        )
     builtin = None
     if kind == "builtin":
         from obliviate.data.builtin_muse import generate_builtin_muse
 
         builtin = generate_builtin_muse(**builtin_kwargs)
-    name = {"builtin": "builtin-muse", HUB_NAMES["news"]: "muse-news",
-            HUB_NAMES["books"]: "muse-books"}.get(source, "muse")
+    name = {
+        "builtin": "builtin-muse",
+        HUB_NAMES["news"]: "muse-news",
+        HUB_NAMES["books"]: "muse-books",
+    }.get(source, "muse")
     data = MuseData(name=name, source=source, revision=revision)
     for config in configs:
         loaded: dict[str, list[QAItem]] = {}
@@ -280,8 +320,10 @@ def load_muse(
                     data.missing.append(config)
                     break
                 raise DataError(_missing_message(kind, source, config, split))
-            loaded[split] = [parse_muse_row(row, config, where, {"config": config, "split": split})
-                             for where, row in records]
+            loaded[split] = [
+                parse_muse_row(row, config, where, {"config": config, "split": split})
+                for where, row in records
+            ]
             if not loaded[split]:
                 raise DataError(f"{source}: {config}/{split} has no rows")
         _assign(data, config, loaded)
@@ -316,8 +358,9 @@ def chunk_ids(ids: Sequence[int], window: int) -> list[list[int]]:
     return [ids[i : i + window] for i in range(0, len(ids), window)]
 
 
-def encode_documents(tokenizer: Any, items: Sequence[QAItem], max_length: int = 512,
-                     template: Any = None) -> list[Any]:
+def encode_documents(
+    tokenizer: Any, items: Sequence[QAItem], max_length: int = 512, template: Any = None
+) -> list[Any]:
     """Encode items for training: documents cut into windows, QA items as usual.
 
     A document (``question == ""``) is tokenised once without special tokens and cut by

@@ -92,7 +92,7 @@ def encode(
     if a_ids and a_ids[-1] == eos and not document:
         has_eos = True
     if len(p_ids) >= max_length:
-        p_ids = p_ids[-(max_length // 2):]
+        p_ids = p_ids[-(max_length // 2) :]
     room = max_length - len(p_ids)
     if len(a_ids) > room:
         a_ids = a_ids[:room]

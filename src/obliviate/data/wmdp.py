@@ -51,32 +51,45 @@ class MCQItem:
 def parse_mcq_row(row: Any, where: str, meta: dict[str, Any] | None = None) -> MCQItem:
     """Validate one ``cais/wmdp``-style row; errors name the row and the field."""
     if not isinstance(row, dict):
-        raise DataError(f"{where}: expected an object with 'question', 'choices' and 'answer', "
-                        f"got {type(row).__name__}")
+        raise DataError(
+            f"{where}: expected an object with 'question', 'choices' and 'answer', "
+            f"got {type(row).__name__}"
+        )
     for key in ("question", "choices", "answer"):
         if row.get(key) is None:
             state = "is null" if key in row else "is missing"
             have = ", ".join(repr(k) for k in row) or "none"
-            raise DataError(f"{where}: field {key!r} {state} (fields present: {have}); every row "
-                            "needs 'question', 'choices' (a list of strings) and 'answer' (an index)")
+            raise DataError(
+                f"{where}: field {key!r} {state} (fields present: {have}); every row "
+                "needs 'question', 'choices' (a list of strings) and 'answer' (an index)"
+            )
     question = row["question"]
     if not isinstance(question, str) or not question.strip():
         raise DataError(f"{where}: field 'question' must be a non-empty string")
     choices = row["choices"]
-    if isinstance(choices, str) or not isinstance(choices, (list, tuple)) or \
-            not all(isinstance(c, str) for c in choices):
+    if (
+        isinstance(choices, str)
+        or not isinstance(choices, (list, tuple))
+        or not all(isinstance(c, str) for c in choices)
+    ):
         raise DataError(f"{where}: field 'choices' must be a list of strings, got {choices!r:.80}")
     if len(choices) < 2:
-        raise DataError(f"{where}: field 'choices' has {len(choices)} choice(s); a question needs at least 2")
+        raise DataError(
+            f"{where}: field 'choices' has {len(choices)} choice(s); a question needs at least 2"
+        )
     answer = row["answer"]
     if isinstance(answer, str) and answer.strip().isdigit():
         answer = int(answer)
     if isinstance(answer, bool) or not isinstance(answer, int):
-        raise DataError(f"{where}: field 'answer' must be the index (0-based int) of the right "
-                        f"choice, got {answer!r}")
+        raise DataError(
+            f"{where}: field 'answer' must be the index (0-based int) of the right "
+            f"choice, got {answer!r}"
+        )
     if not 0 <= answer < len(choices):
-        raise DataError(f"{where}: field 'answer' is {answer} but there are {len(choices)} "
-                        f"choices (valid: 0..{len(choices) - 1})")
+        raise DataError(
+            f"{where}: field 'answer' is {answer} but there are {len(choices)} "
+            f"choices (valid: 0..{len(choices) - 1})"
+        )
     return MCQItem(question, tuple(choices), answer, dict(meta or {}))
 
 
@@ -101,19 +114,26 @@ def _hub_records(name: str, config: str | None, split: str, revision: str | None
     try:
         from datasets import load_dataset
     except ImportError as exc:  # pragma: no cover - datasets is a core dependency
-        raise DataError("loading a hub dataset needs the 'datasets' package: pip install datasets") from exc
+        raise DataError(
+            "loading a hub dataset needs the 'datasets' package: pip install datasets"
+        ) from exc
     try:
         dataset = load_dataset(name, config, split=split, revision=revision)
     except Exception as exc:  # network, unknown or gated dataset: reported the same way
-        gated = " (bio-forget-corpus is gated: request access from the WMDP authors)" \
-            if config == "bio-forget-corpus" else ""
+        gated = (
+            " (bio-forget-corpus is gated: request access from the WMDP authors)"
+            if config == "bio-forget-corpus"
+            else ""
+        )
         raise DataError(
             f"hub dataset {name!r}, config {config!r}, split {split!r}: could not load it "
             f"({type(exc).__name__}: {exc}){gated}; check the name and the network, or pass a "
             "local file or folder"
         ) from exc
-    return [(f"hub dataset {name!r} {config}/{split}: row {i}", dict(row))
-            for i, row in enumerate(dataset, start=1)]
+    return [
+        (f"hub dataset {name!r} {config}/{split}: row {i}", dict(row))
+        for i, row in enumerate(dataset, start=1)
+    ]
 
 
 def load_wmdp(
@@ -131,7 +151,9 @@ def load_wmdp(
     path = Path(source).expanduser()
     if source != "builtin" and path.is_file():
         if path.suffix.lower() not in _FILE_EXTS:
-            raise DataError(f"{path}: unsupported file extension {path.suffix!r}; use .jsonl, .json or .parquet")
+            raise DataError(
+                f"{path}: unsupported file extension {path.suffix!r}; use .jsonl, .json or .parquet"
+            )
         records = {path.stem: _file_records(path)}
     else:
         kind = source_kind(source)
@@ -144,25 +166,35 @@ def load_wmdp(
             names = list(subsets or rows)
             unknown = [s for s in names if s not in rows]
             if unknown:
-                raise DataError(f"builtin: no WMDP-style subset {unknown}; it has {', '.join(rows)}")
-            records = {s: [(f"builtin wmdp {s}: row {i}", r) for i, r in enumerate(rows[s], 1)]
-                       for s in names}
+                raise DataError(
+                    f"builtin: no WMDP-style subset {unknown}; it has {', '.join(rows)}"
+                )
+            records = {
+                s: [(f"builtin wmdp {s}: row {i}", r) for i, r in enumerate(rows[s], 1)]
+                for s in names
+            }
         elif kind == "folder":
             records = {}
             names = list(subsets or [s for s in WMDP_SUBSETS if _subset_files(path, s, split)])
             if not names:
                 found = sorted(p.name for p in path.iterdir())[:20]
-                raise DataError(f"{path}: no WMDP subset file found (expected e.g. wmdp-bio.jsonl or "
-                                f"wmdp-bio/{split}.jsonl; found: {', '.join(found) or 'nothing'}); "
-                                "pass subsets=[...] to name your own files")
+                raise DataError(
+                    f"{path}: no WMDP subset file found (expected e.g. wmdp-bio.jsonl or "
+                    f"wmdp-bio/{split}.jsonl; found: {', '.join(found) or 'nothing'}); "
+                    "pass subsets=[...] to name your own files"
+                )
             for s in names:
                 files = _subset_files(path, s, split)
                 if not files:
-                    raise DataError(f"{path}: missing {s}.jsonl (or {s}.json, {s}.parquet, "
-                                    f"{s}/{split}.jsonl, {s}/{split}-*.parquet)")
+                    raise DataError(
+                        f"{path}: missing {s}.jsonl (or {s}.json, {s}.parquet, "
+                        f"{s}/{split}.jsonl, {s}/{split}-*.parquet)"
+                    )
                 records[s] = [r for f in files for r in _file_records(f)]
         else:
-            records = {s: _hub_records(source, s, split, revision) for s in (subsets or WMDP_SUBSETS)}
+            records = {
+                s: _hub_records(source, s, split, revision) for s in (subsets or WMDP_SUBSETS)
+            }
     out: dict[str, list[MCQItem]] = {}
     for s, recs in records.items():
         out[s] = [parse_mcq_row(row, where, {"subset": s}) for where, row in recs]
@@ -189,11 +221,15 @@ def load_wmdp_corpus(
     else:
         kind = source_kind(source)
         if kind == "builtin":
-            raise DataError("there is no built-in WMDP corpus; the built-in documents are the MUSE "
-                            "ones (obliviate.data.muse.load_muse('builtin'))")
+            raise DataError(
+                "there is no built-in WMDP corpus; the built-in documents are the MUSE "
+                "ones (obliviate.data.muse.load_muse('builtin'))"
+            )
         if name is None:
-            raise DataError(f"{source}: name the corpus, e.g. name='cyber-forget-corpus' "
-                            f"(known: {', '.join(CORPORA)})")
+            raise DataError(
+                f"{source}: name the corpus, e.g. name='cyber-forget-corpus' "
+                f"(known: {', '.join(CORPORA)})"
+            )
         if kind == "folder":
             files = _subset_files(path, name, split)
             if not files:
@@ -201,7 +237,9 @@ def load_wmdp_corpus(
             records = [r for f in files for r in _file_records(f)]
         else:
             records = _hub_records(source, name, split, revision)
-    items = [parse_muse_row(row, "raw", where, {"corpus": name or path.stem}) for where, row in records]
+    items = [
+        parse_muse_row(row, "raw", where, {"corpus": name or path.stem}) for where, row in records
+    ]
     if not items:
         raise DataError(f"{source}: the corpus has no documents")
     return items

@@ -22,15 +22,26 @@ class RecordingCrossAttnProcessor:
     def __init__(self, store: list[torch.Tensor]) -> None:
         self.store = store
 
-    def __call__(self, attn: Any, hidden_states: torch.Tensor,
-                 encoder_hidden_states: torch.Tensor | None = None,
-                 attention_mask: torch.Tensor | None = None, temb: Any = None,
-                 *args: Any, **kwargs: Any) -> torch.Tensor:
-        if (hidden_states.ndim != 3 or getattr(attn, "spatial_norm", None) is not None
-                or getattr(attn, "group_norm", None) is not None
-                or getattr(attn, "residual_connection", False)):
-            raise NotImplementedError("this cross-attention layout is not supported for "
-                                      "attention recording (expected a Transformer2D attn2 block)")
+    def __call__(
+        self,
+        attn: Any,
+        hidden_states: torch.Tensor,
+        encoder_hidden_states: torch.Tensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        temb: Any = None,
+        *args: Any,
+        **kwargs: Any,
+    ) -> torch.Tensor:
+        if (
+            hidden_states.ndim != 3
+            or getattr(attn, "spatial_norm", None) is not None
+            or getattr(attn, "group_norm", None) is not None
+            or getattr(attn, "residual_connection", False)
+        ):
+            raise NotImplementedError(
+                "this cross-attention layout is not supported for "
+                "attention recording (expected a Transformer2D attn2 block)"
+            )
         b, n, _ = hidden_states.shape
         context = hidden_states if encoder_hidden_states is None else encoder_hidden_states
         if getattr(attn, "norm_cross", None):
@@ -54,8 +65,10 @@ def record_cross_attention(unet: Any) -> Iterator[list[torch.Tensor]]:
     originals = dict(unet.attn_processors)
     store: list[torch.Tensor] = []
     recorder = RecordingCrossAttnProcessor(store)
-    swapped = {name: (recorder if name.endswith("attn2.processor") else proc)
-               for name, proc in originals.items()}
+    swapped = {
+        name: (recorder if name.endswith("attn2.processor") else proc)
+        for name, proc in originals.items()
+    }
     if not any(name.endswith("attn2.processor") for name in originals):
         raise ValueError("this UNet has no cross-attention (attn2) layers")
     unet.set_attn_processor(swapped)

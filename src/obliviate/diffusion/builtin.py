@@ -51,14 +51,20 @@ def cache_root(cache_dir: str | os.PathLike[str] | None = None) -> Path:
 
 
 def cache_key(config: TinyConfig, judge_config: JudgeConfig) -> str:
-    blob = json.dumps({"v": CACHE_VERSION, "tiny": config.to_dict(),
-                       "judge": dataclasses.asdict(judge_config)}, sort_keys=True)
+    blob = json.dumps(
+        {"v": CACHE_VERSION, "tiny": config.to_dict(), "judge": dataclasses.asdict(judge_config)},
+        sort_keys=True,
+    )
     return hashlib.sha256(blob.encode()).hexdigest()[:12]
 
 
-def ensure_builtin(cache_dir: str | os.PathLike[str] | None = None, quick: bool = False,
-                   config: TinyConfig | None = None, judge_config: JudgeConfig | None = None,
-                   log: Callable[[str], None] | None = None) -> BuiltinArtifacts:
+def ensure_builtin(
+    cache_dir: str | os.PathLike[str] | None = None,
+    quick: bool = False,
+    config: TinyConfig | None = None,
+    judge_config: JudgeConfig | None = None,
+    log: Callable[[str], None] | None = None,
+) -> BuiltinArtifacts:
     """The cached tiny pipeline + judge, trained first if needed (minutes on 2 CPU cores)."""
     import torch
 
@@ -79,9 +85,11 @@ def ensure_builtin(cache_dir: str | os.PathLike[str] | None = None, quick: bool 
 
         start = time.time()
         say(f"training the tiny shapes model ({config.steps} steps; cached in {root})")
-        train_tiny_pipeline(tmp / "pipeline", config,
-                            log=lambda r: say(f"  step {r['step']}: loss {r['loss']:.4f} "
-                                              f"({r['elapsed_s']} s)"))
+        train_tiny_pipeline(
+            tmp / "pipeline",
+            config,
+            log=lambda r: say(f"  step {r['step']}: loss {r['loss']:.4f} ({r['elapsed_s']} s)"),
+        )
         say("training the judge classifier")
         judge, acc = train_judge(config.spec, judge_config)
         save_judge(judge, config.spec, tmp / "judge", acc, judge_config)
@@ -89,19 +97,34 @@ def ensure_builtin(cache_dir: str | os.PathLike[str] | None = None, quick: bool 
         model = load_model(tmp / "pipeline")
         loaded = load_judge(tmp / "judge")
         torch.manual_seed(0)
-        ev = evaluate_builtin(model, loaded, config.spec.colours[0],
-                              EvalConfig(images_per_prompt=16))
+        ev = evaluate_builtin(
+            model, loaded, config.spec.colours[0], EvalConfig(images_per_prompt=16)
+        )
         acc_gen = {
-            "shape": float(sum(s["shape_pred"] == s["shape_label"] for s in ev.samples) / len(ev.samples)),
-            "colour": float(sum(s["colour_pred"] == s["colour_label"] for s in ev.samples) / len(ev.samples)),
+            "shape": float(
+                sum(s["shape_pred"] == s["shape_label"] for s in ev.samples) / len(ev.samples)
+            ),
+            "colour": float(
+                sum(s["colour_pred"] == s["colour_label"] for s in ev.samples) / len(ev.samples)
+            ),
         }
-        info = {"schema": 1, "spec": config.spec.to_dict(), "tiny": config.to_dict(),
-                "judge": {"config": dataclasses.asdict(judge_config), "validation": acc,
-                          "fingerprint": loaded.fingerprint},
-                "generated_accuracy": acc_gen, "build_s": round(time.time() - start, 1)}
+        info = {
+            "schema": 1,
+            "spec": config.spec.to_dict(),
+            "tiny": config.to_dict(),
+            "judge": {
+                "config": dataclasses.asdict(judge_config),
+                "validation": acc,
+                "fingerprint": loaded.fingerprint,
+            },
+            "generated_accuracy": acc_gen,
+            "build_s": round(time.time() - start, 1),
+        }
         write_json(tmp / DONE, info)
-        say(f"judge accuracy on the model's samples: shape {acc_gen['shape']:.2f}, "
-            f"colour {acc_gen['colour']:.2f}")
+        say(
+            f"judge accuracy on the model's samples: shape {acc_gen['shape']:.2f}, "
+            f"colour {acc_gen['colour']:.2f}"
+        )
         try:
             os.replace(tmp, root)
         except OSError:
@@ -140,9 +163,11 @@ def builtin_request(spec: ShapesSpec, concept: str, anchor: str | None = None) -
     if anchor is None:
         anchor = siblings[(siblings.index(concept) + 1) % len(siblings)]
     elif anchor == concept or (anchor.strip() not in generic and anchor not in siblings):
-        raise DataError(f"anchor {anchor!r} for the {kind} {concept!r}: choose another {kind} "
-                        f"({', '.join(v for v in siblings if v != concept)}) or a generic word "
-                        f"({', '.join(repr(g) for g in generic)})")
+        raise DataError(
+            f"anchor {anchor!r} for the {kind} {concept!r}: choose another {kind} "
+            f"({', '.join(v for v in siblings if v != concept)}) or a generic word "
+            f"({', '.join(repr(g) for g in generic)})"
+        )
     full = [(c, s) for s in spec.shapes for c in spec.colours]
     partial = [(c, None) for c in spec.colours] + [(None, s) for s in spec.shapes]
     erase, preserve = [], []
@@ -150,6 +175,11 @@ def builtin_request(spec: ShapesSpec, concept: str, anchor: str | None = None) -
         has = (c == concept) if kind == "colour" else (s == concept)
         (erase if has else preserve).append(caption(c, s))
     preserve.append("")
-    return ErasureRequest(concept=concept, prompts=erase, preserve=preserve, anchor=anchor,
-                          superclass=GENERIC_SHAPE_WORD if kind == "shape" else "",
-                          alternatives=siblings)
+    return ErasureRequest(
+        concept=concept,
+        prompts=erase,
+        preserve=preserve,
+        anchor=anchor,
+        superclass=GENERIC_SHAPE_WORD if kind == "shape" else "",
+        alternatives=siblings,
+    )

@@ -59,12 +59,16 @@ class ErasureRequest:
             self.prompts = [self.concept]
         for i, p in enumerate(self.prompts):
             if not F.contains_concept(p, self.concept):
-                raise DataError(f"erase prompt {i} {p!r} does not contain the concept "
-                                f"{self.concept!r}; every erase prompt must name it")
+                raise DataError(
+                    f"erase prompt {i} {p!r} does not contain the concept "
+                    f"{self.concept!r}; every erase prompt must name it"
+                )
         for i, p in enumerate(self.preserve):
             if F.contains_concept(p, self.concept):
-                raise DataError(f"preserve prompt {i} {p!r} contains the concept "
-                                f"{self.concept!r}; remove it from the preserve set")
+                raise DataError(
+                    f"preserve prompt {i} {p!r} contains the concept "
+                    f"{self.concept!r}; remove it from the preserve set"
+                )
 
     def mapped(self, anchor: str) -> list[str]:
         """The erase prompts with the concept replaced by ``anchor``."""
@@ -79,7 +83,7 @@ class ErasureRequest:
         if self.alternatives:
             if self.concept in self.alternatives:
                 k = self.alternatives.index(self.concept)
-                others = self.alternatives[k + 1:] + self.alternatives[:k]
+                others = self.alternatives[k + 1 :] + self.alternatives[:k]
             else:
                 others = list(self.alternatives)
             if others:
@@ -112,7 +116,9 @@ def select_parameters(unet: Any, which: str) -> list[tuple[str, torch.nn.Paramet
     - ``all``: every UNet parameter.
     """
     if which not in PARAMETER_SETS:
-        raise ValueError(f"unknown parameter set {which!r}; choose one of {', '.join(PARAMETER_SETS)}")
+        raise ValueError(
+            f"unknown parameter set {which!r}; choose one of {', '.join(PARAMETER_SETS)}"
+        )
     if which == "all":
         return list(unet.named_parameters())
     out = []
@@ -140,10 +146,12 @@ def concept_token_mask(model: Any, prompts: list[str], concept: str) -> torch.Te
     for i, row in enumerate(ids.tolist()):
         start = F.find_subsequence(row, sub)
         if start < 0:
-            raise DataError(f"prompt {prompts[i]!r}: the concept {concept!r} (tokens {sub}) is "
-                            "not a token subsequence of the tokenized prompt; rephrase the "
-                            "prompt or the concept so that they tokenize alike")
-        mask[i, start:start + len(sub)] = True
+            raise DataError(
+                f"prompt {prompts[i]!r}: the concept {concept!r} (tokens {sub}) is "
+                "not a token subsequence of the tokenized prompt; rephrase the "
+                "prompt or the concept so that they tokenize alike"
+            )
+        mask[i, start : start + len(sub)] = True
     return mask
 
 
@@ -152,8 +160,16 @@ def _repeat(prompts: list[str], n: int) -> list[str]:
 
 
 @torch.no_grad()
-def sample_pool(model: Any, unet: Any, prompts: list[str], n: int, steps: int, guidance: float,
-                gen: torch.Generator, trajectory: bool = False) -> dict[str, Any]:
+def sample_pool(
+    model: Any,
+    unet: Any,
+    prompts: list[str],
+    n: int,
+    steps: int,
+    guidance: float,
+    gen: torch.Generator,
+    trajectory: bool = False,
+) -> dict[str, Any]:
     """``n`` samples of the (frozen) ``unet`` for the prompts, cycled.
 
     Returns ``{"prompts", "x0"}`` and, with ``trajectory=True``, ``"xt"`` ``(steps, n, ...)``
@@ -168,8 +184,15 @@ def sample_pool(model: Any, unet: Any, prompts: list[str], n: int, steps: int, g
         states.append(x.clone())
         ts.append(int(t))
 
-    x0 = model.sample(reps, noise, steps=steps, guidance=guidance, unet=unet,
-                      record=rec if trajectory else None, batch_size=max(n, 1))
+    x0 = model.sample(
+        reps,
+        noise,
+        steps=steps,
+        guidance=guidance,
+        unet=unet,
+        record=rec if trajectory else None,
+        batch_size=max(n, 1),
+    )
     out: dict[str, Any] = {"prompts": reps, "x0": x0}
     if trajectory:
         out["xt"] = torch.stack(states)
@@ -177,8 +200,9 @@ def sample_pool(model: Any, unet: Any, prompts: list[str], n: int, steps: int, g
     return out
 
 
-def noised_batch(model: Any, x_all: torch.Tensor, batch_size: int, gen: torch.Generator
-                 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+def noised_batch(
+    model: Any, x_all: torch.Tensor, batch_size: int, gen: torch.Generator
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """``batch_size`` random images of ``x_all`` noised at random timesteps (the diffusion
     training input): returns ``(x_t, noise, t, indices)``."""
     j = torch.randint(0, len(x_all), (batch_size,), generator=gen)
@@ -188,10 +212,15 @@ def noised_batch(model: Any, x_all: torch.Tensor, batch_size: int, gen: torch.Ge
     return model.add_noise(x0, noise, t), noise, t, j
 
 
-def train_loop(model: Any, params: list[tuple[str, torch.nn.Parameter]], steps: int, lr: float,
-               loss_fn: Callable[[int], torch.Tensor],
-               grad_mask: dict[str, torch.Tensor] | None = None,
-               progress: Callable[[dict[str, float]], None] | None = None) -> list[dict[str, float]]:
+def train_loop(
+    model: Any,
+    params: list[tuple[str, torch.nn.Parameter]],
+    steps: int,
+    lr: float,
+    loss_fn: Callable[[int], torch.Tensor],
+    grad_mask: dict[str, torch.Tensor] | None = None,
+    progress: Callable[[dict[str, float]], None] | None = None,
+) -> list[dict[str, float]]:
     """Adam (no weight decay) on ``params`` only; ``grad_mask`` zeroes masked gradient entries,
     so masked weights stay exactly unchanged. Returns the per-step log."""
     unet = model.unet
@@ -262,15 +291,23 @@ class Eraser:
         conv = {k: _convert(k, v, getattr(defaults, k), what) for k, v in values.items()}
         config = dataclasses.replace(defaults, **conv)
         if getattr(config, "parameters", PARAMETER_SETS[0]) not in PARAMETER_SETS:
-            raise ValueError(f"{cls.name}: parameters={config.parameters!r}; choose one of "
-                             f"{', '.join(PARAMETER_SETS)}")
+            raise ValueError(
+                f"{cls.name}: parameters={config.parameters!r}; choose one of "
+                f"{', '.join(PARAMETER_SETS)}"
+            )
         return cls(config)
 
     def config_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self.config)
 
-    def erase(self, model: Any, request: ErasureRequest, *, seed: int = 0,
-              progress: Callable[[dict[str, float]], None] | None = None) -> EraseResult:
+    def erase(
+        self,
+        model: Any,
+        request: ErasureRequest,
+        *,
+        seed: int = 0,
+        progress: Callable[[dict[str, float]], None] | None = None,
+    ) -> EraseResult:
         start = time.time()
         torch.manual_seed(seed)
         gen = torch.Generator().manual_seed(seed)
@@ -278,16 +315,23 @@ class Eraser:
         result.seconds = round(time.time() - start, 2)
         return result
 
-    def _erase(self, model: Any, request: ErasureRequest, gen: torch.Generator,
-               progress: Callable[[dict[str, float]], None] | None) -> EraseResult:
+    def _erase(
+        self,
+        model: Any,
+        request: ErasureRequest,
+        gen: torch.Generator,
+        progress: Callable[[dict[str, float]], None] | None,
+    ) -> EraseResult:
         raise NotImplementedError
 
     def _preserving(self, request: ErasureRequest) -> bool:
         """Whether the preservation term is on; a weight without preserve prompts is an error."""
         weight = getattr(self.config, "preserve_weight", 0.0)
         if weight > 0 and not request.preserve:
-            raise DataError(f"{self.name}: preserve_weight={weight} needs preserve prompts "
-                            "(--preserve TEXT, repeatable); give some or set preserve_weight=0")
+            raise DataError(
+                f"{self.name}: preserve_weight={weight} needs preserve prompts "
+                "(--preserve TEXT, repeatable); give some or set preserve_weight=0"
+            )
         return weight > 0
 
     def _result(self, **kw: Any) -> EraseResult:

@@ -83,13 +83,21 @@ def real_features(judge: Any, spec: ShapesSpec, n: int, seed: int = 7) -> dict[s
     if key not in _REAL_FEATURES:
         data = make_dataset(n, spec, seed=seed)
         feats = judge.predict(torch.from_numpy(data.images))["features"].numpy()
-        _REAL_FEATURES[key] = {"features": feats, "shape": data.shape_labels,
-                               "colour": data.colour_labels}
+        _REAL_FEATURES[key] = {
+            "features": feats,
+            "shape": data.shape_labels,
+            "colour": data.colour_labels,
+        }
     return _REAL_FEATURES[key]
 
 
-def evaluate_builtin(model: Any, judge: Any, concept: str, config: EvalConfig = EvalConfig(),
-                     images: torch.Tensor | None = None) -> EvalResult:
+def evaluate_builtin(
+    model: Any,
+    judge: Any,
+    concept: str,
+    config: EvalConfig = EvalConfig(),
+    images: torch.Tensor | None = None,
+) -> EvalResult:
     """Generate every shape x colour prompt and score the erasure of ``concept``."""
     start = time.time()
     spec = judge.spec
@@ -104,8 +112,10 @@ def evaluate_builtin(model: Any, judge: Any, concept: str, config: EvalConfig = 
     pred = judge.predict(images.flatten(0, 1))
     p_kind, p_other = pred[kind].numpy(), pred[other].numpy()
     feats = pred["features"].numpy()
-    labels = {"shape": np.repeat([s for _, s, _ in table], n),
-              "colour": np.repeat([c for _, _, c in table], n)}
+    labels = {
+        "shape": np.repeat([s for _, s, _ in table], n),
+        "colour": np.repeat([c for _, _, c in table], n),
+    }
     forget = labels[kind] == target
     retain = ~forget
     if not retain.any():
@@ -121,31 +131,46 @@ def evaluate_builtin(model: Any, judge: Any, concept: str, config: EvalConfig = 
         "cross_domain_retain_accuracy": cra,
         "fid": M.fid_from_features(feats[retain], real["features"][real_keep]),
         "kid": M.kid_from_features(feats[retain], real["features"][real_keep]),
-        "cross_domain_accuracy_forget_prompts":
-            M.retain_accuracy(p_other[forget].argmax(1), labels[other][forget]),
-        "cross_domain_accuracy_retain_prompts":
-            M.retain_accuracy(p_other[retain].argmax(1), labels[other][retain]),
+        "cross_domain_accuracy_forget_prompts": M.retain_accuracy(
+            p_other[forget].argmax(1), labels[other][forget]
+        ),
+        "cross_domain_accuracy_retain_prompts": M.retain_accuracy(
+            p_other[retain].argmax(1), labels[other][retain]
+        ),
     }
     metrics = {k: _metric(k, v) for k, v in values.items()}
     samples = []
     counters = {"forget": 0, "retain": 0}
     for i in range(len(prompts) * n):
         split = "forget" if forget[i] else "retain"
-        samples.append({
-            "split": split, "index": counters[split], "prompt": prompts[i // n],
-            "seed": config.seed, "image": i % n,
-            "shape_label": spec.shapes[labels["shape"][i]],
-            "colour_label": spec.colours[labels["colour"][i]],
-            "shape_pred": spec.shapes[int(pred["shape"][i].argmax())],
-            "colour_pred": spec.colours[int(pred["colour"][i].argmax())],
-            "p_concept": round(float(p_kind[i, target]), 4),
-        })
+        samples.append(
+            {
+                "split": split,
+                "index": counters[split],
+                "prompt": prompts[i // n],
+                "seed": config.seed,
+                "image": i % n,
+                "shape_label": spec.shapes[labels["shape"][i]],
+                "colour_label": spec.colours[labels["colour"][i]],
+                "shape_pred": spec.shapes[int(pred["shape"][i].argmax())],
+                "colour_pred": spec.colours[int(pred["colour"][i].argmax())],
+                "p_concept": round(float(p_kind[i, target]), 4),
+            }
+        )
         counters[split] += 1
-    return EvalResult(metrics, samples, images, prompts, round(time.time() - start, 2),
-                      info={"kind": kind, "concept": concept})
+    return EvalResult(
+        metrics,
+        samples,
+        images,
+        prompts,
+        round(time.time() - start, 2),
+        info={"kind": kind, "concept": concept},
+    )
 
 
-def evaluate_prompts(model: Any, prompts: list[str], config: EvalConfig = EvalConfig()) -> EvalResult:
+def evaluate_prompts(
+    model: Any, prompts: list[str], config: EvalConfig = EvalConfig()
+) -> EvalResult:
     """For pipelines without a judge: generate the prompts for grids; no metrics."""
     start = time.time()
     images = generate(model, prompts, config)
@@ -169,8 +194,9 @@ def _cell_scale(h: int) -> int:
     return max(1, 64 // h)
 
 
-def make_grid(images: torch.Tensor, prompts: list[str], columns: int = 8,
-              title: str | None = None) -> Any:
+def make_grid(
+    images: torch.Tensor, prompts: list[str], columns: int = 8, title: str | None = None
+) -> Any:
     """A PIL grid: one row per prompt (label on the left), ``columns`` samples per row."""
     from PIL import Image, ImageDraw
 
@@ -202,8 +228,9 @@ def comparison_grid(columns: dict[str, torch.Tensor], prompts: list[str], per_ce
     ch, cw = h * s, w * s
     label_w, pad, gap, top = 130, 2, 12, 22
     block = per_cell * (cw + pad) + gap
-    grid = Image.new("RGB", (label_w + len(columns) * block, top + len(prompts) * (ch + pad)),
-                     (255,) * 3)
+    grid = Image.new(
+        "RGB", (label_w + len(columns) * block, top + len(prompts) * (ch + pad)), (255,) * 3
+    )
     draw = ImageDraw.Draw(grid)
     for b, (name, imgs) in enumerate(columns.items()):
         draw.text((label_w + b * block + 2, 4), name, fill=(0, 0, 0))

@@ -18,15 +18,20 @@ from obliviate.data.types import DataError
 def mse(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """Mean squared error over every element (``torch.nn.MSELoss`` with reduction "mean")."""
     if pred.shape != target.shape:
-        raise ValueError(f"shape mismatch: prediction {tuple(pred.shape)} vs target "
-                         f"{tuple(target.shape)}")
+        raise ValueError(
+            f"shape mismatch: prediction {tuple(pred.shape)} vs target {tuple(target.shape)}"
+        )
     if pred.numel() == 0:
         raise ValueError("empty prediction: nothing to compare")
     return torch.nn.functional.mse_loss(pred, target)
 
 
-def esd_target(eps_from: torch.Tensor, eps_concept: torch.Tensor, eps_null: torch.Tensor,
-               negative_guidance: float) -> torch.Tensor:
+def esd_target(
+    eps_from: torch.Tensor,
+    eps_concept: torch.Tensor,
+    eps_null: torch.Tensor,
+    negative_guidance: float,
+) -> torch.Tensor:
     """ESD's training target (Gandikota+ 2023, arXiv 2303.07345, the negative-guidance
     target of §3, in the reference code's form, ``rohitgandikota/erasing, esd_sd.py``):
 
@@ -47,8 +52,13 @@ def ablation_loss(eps_concept: torch.Tensor, eps_anchor: torch.Tensor) -> torch.
     return mse(eps_concept, eps_anchor.detach())
 
 
-def salun_loss(eps_forget: torch.Tensor, eps_mismatch: torch.Tensor, eps_retain: torch.Tensor,
-               noise_retain: torch.Tensor, alpha: float) -> torch.Tensor:
+def salun_loss(
+    eps_forget: torch.Tensor,
+    eps_mismatch: torch.Tensor,
+    eps_retain: torch.Tensor,
+    noise_retain: torch.Tensor,
+    alpha: float,
+) -> torch.Tensor:
     """SalUn for diffusion (Fan+ 2024, arXiv 2310.12508, §4, random-label
     objective for diffusion models as in the reference code):
 
@@ -126,7 +136,7 @@ def uce_closed_form(
         raise ValueError(f"erase_keys must be (n, {in_dim}), got {tuple(ce.shape)}")
     if ve.shape != (ce.shape[0], out_dim):
         raise ValueError(f"erase_values must be ({ce.shape[0]}, {out_dim}), got {tuple(ve.shape)}")
-    lhs = lam * w + erase_scale * ve.T @ ce                      # (out, in)
+    lhs = lam * w + erase_scale * ve.T @ ce  # (out, in)
     rhs = lam * torch.eye(in_dim, dtype=torch.float64) + erase_scale * ce.T @ ce  # (in, in)
     if preserve_keys is not None and preserve_keys.numel():
         cp = preserve_keys.detach().double()
@@ -154,8 +164,9 @@ def contains_concept(prompt: str, concept: str) -> bool:
     return bool(concept.strip()) and bool(pattern.search(prompt))
 
 
-def align_replacement(length: int, start: int, n_concept: int, n_anchor: int
-                      ) -> list[tuple[int, int]]:
+def align_replacement(
+    length: int, start: int, n_concept: int, n_anchor: int
+) -> list[tuple[int, int]]:
     """Token alignment of a prompt and its copy with the concept replaced (UCE's erase keys).
 
     The prompt holds the concept's ``n_concept`` tokens at ``start``; the guide prompt holds
@@ -170,12 +181,21 @@ def align_replacement(length: int, start: int, n_concept: int, n_anchor: int
     The UCE code aligns only from the concept's last token onward and trims the longer
     sequence; this keeps the concept token itself and shifts the suffix exactly.
     """
-    if not (0 < start and n_concept > 0 and start + n_concept <= length and n_anchor >= 0
-            and start + n_anchor <= length):
-        raise ValueError(f"bad alignment: length={length}, start={start}, "
-                         f"n_concept={n_concept}, n_anchor={n_anchor}")
-    pairs = [(start + i, start + min(i, n_anchor - 1) if n_anchor else start - 1)
-             for i in range(n_concept)]
+    if not (
+        0 < start
+        and n_concept > 0
+        and start + n_concept <= length
+        and n_anchor >= 0
+        and start + n_anchor <= length
+    ):
+        raise ValueError(
+            f"bad alignment: length={length}, start={start}, "
+            f"n_concept={n_concept}, n_anchor={n_anchor}"
+        )
+    pairs = [
+        (start + i, start + min(i, n_anchor - 1) if n_anchor else start - 1)
+        for i in range(n_concept)
+    ]
     j = 0
     while start + n_concept + j < length and start + n_anchor + j < length:
         pairs.append((start + n_concept + j, start + n_anchor + j))
@@ -188,6 +208,6 @@ def find_subsequence(ids: list[int], sub: list[int]) -> int:
     if not sub:
         return -1
     for i in range(len(ids) - len(sub) + 1):
-        if ids[i:i + len(sub)] == sub:
+        if ids[i : i + len(sub)] == sub:
             return i
     return -1

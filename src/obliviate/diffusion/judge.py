@@ -39,12 +39,23 @@ class ShapesJudge(nn.Module):
         super().__init__()
         w = width
         self.body = nn.Sequential(
-            nn.Conv2d(3, w, 3, padding=1), nn.ReLU(),
-            nn.Conv2d(w, w, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-            nn.Conv2d(w, 2 * w, 3, padding=1), nn.ReLU(),
-            nn.Conv2d(2 * w, 2 * w, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-            nn.Conv2d(2 * w, 2 * w, 3, padding=1), nn.ReLU(),
-            nn.AdaptiveAvgPool2d(4), nn.Flatten(), nn.Linear(2 * w * 16, 2 * w), nn.ReLU())
+            nn.Conv2d(3, w, 3, padding=1),
+            nn.ReLU(),
+            nn.Conv2d(w, w, 3, padding=1),
+            nn.ReLU(),
+            nn.MaxPool2d(2),
+            nn.Conv2d(w, 2 * w, 3, padding=1),
+            nn.ReLU(),
+            nn.Conv2d(2 * w, 2 * w, 3, padding=1),
+            nn.ReLU(),
+            nn.MaxPool2d(2),
+            nn.Conv2d(2 * w, 2 * w, 3, padding=1),
+            nn.ReLU(),
+            nn.AdaptiveAvgPool2d(4),
+            nn.Flatten(),
+            nn.Linear(2 * w * 16, 2 * w),
+            nn.ReLU(),
+        )
         self.shape_head = nn.Linear(2 * w, n_shapes)
         self.colour_head = nn.Linear(2 * w, n_colours)
         self.feature_dim = 2 * w
@@ -131,8 +142,13 @@ def _sha256(path: Path) -> str:
     return "sha256:" + h.hexdigest()
 
 
-def save_judge(model: ShapesJudge, spec: ShapesSpec, out_dir: str | Path,
-               info: dict[str, Any] | None = None, config: JudgeConfig = JudgeConfig()) -> Path:
+def save_judge(
+    model: ShapesJudge,
+    spec: ShapesSpec,
+    out_dir: str | Path,
+    info: dict[str, Any] | None = None,
+    config: JudgeConfig = JudgeConfig(),
+) -> Path:
     from safetensors.torch import save_file
 
     from obliviate.io import write_json
@@ -140,9 +156,17 @@ def save_judge(model: ShapesJudge, spec: ShapesSpec, out_dir: str | Path,
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(out_dir / WEIGHTS))
-    write_json(out_dir / CONFIG, {"schema": 1, "spec": spec.to_dict(), "width": config.width,
-                                  "train": asdict(config), "validation": info or {},
-                                  "fingerprint": _sha256(out_dir / WEIGHTS)})
+    write_json(
+        out_dir / CONFIG,
+        {
+            "schema": 1,
+            "spec": spec.to_dict(),
+            "width": config.width,
+            "train": asdict(config),
+            "validation": info or {},
+            "fingerprint": _sha256(out_dir / WEIGHTS),
+        },
+    )
     return out_dir
 
 
@@ -158,12 +182,15 @@ class LoadedJudge:
         """Probabilities per head and features for images ``(B, 3, H, W)`` in [0, 1]."""
         h, w = images.shape[-2:]
         if (h, w) != (self.spec.size, self.spec.size):
-            images = torch.nn.functional.interpolate(images, size=(self.spec.size,) * 2,
-                                                     mode="bilinear", antialias=True)
-        outs = [self.model(images[i:i + batch_size]) for i in range(0, len(images), batch_size)]
-        return {"shape": torch.cat([o[0] for o in outs]).softmax(-1),
-                "colour": torch.cat([o[1] for o in outs]).softmax(-1),
-                "features": torch.cat([o[2] for o in outs])}
+            images = torch.nn.functional.interpolate(
+                images, size=(self.spec.size,) * 2, mode="bilinear", antialias=True
+            )
+        outs = [self.model(images[i : i + batch_size]) for i in range(0, len(images), batch_size)]
+        return {
+            "shape": torch.cat([o[0] for o in outs]).softmax(-1),
+            "colour": torch.cat([o[1] for o in outs]).softmax(-1),
+            "features": torch.cat([o[2] for o in outs]),
+        }
 
 
 def load_judge(path: str | Path) -> LoadedJudge:
@@ -179,8 +206,10 @@ def load_judge(path: str | Path) -> LoadedJudge:
     cfg = read_json(cfg_path)
     fp = _sha256(path / WEIGHTS)
     if cfg.get("fingerprint") != fp:
-        raise DataError(f"{path / WEIGHTS}: SHA-256 {fp} does not match the fingerprint "
-                        f"{cfg.get('fingerprint')} in {cfg_path}; the judge was changed or damaged")
+        raise DataError(
+            f"{path / WEIGHTS}: SHA-256 {fp} does not match the fingerprint "
+            f"{cfg.get('fingerprint')} in {cfg_path}; the judge was changed or damaged"
+        )
     spec = ShapesSpec.from_dict(cfg["spec"])
     model = ShapesJudge(len(spec.shapes), len(spec.colours), int(cfg["width"]))
     model.load_state_dict(load_file(str(path / WEIGHTS)))

@@ -108,33 +108,52 @@ class _TrajectorySource:
     """ESD's x_t for a prompt list: states of the frozen model's DDIM trajectories, either
     fresh each draw (``pool_size`` 0, the paper) or drawn from a pool sampled once."""
 
-    def __init__(self, model: Any, unet0: Any, prompts: list[str], cfg: ESDConfig,
-                 gen: torch.Generator) -> None:
+    def __init__(
+        self, model: Any, unet0: Any, prompts: list[str], cfg: ESDConfig, gen: torch.Generator
+    ) -> None:
         self.model, self.unet0, self.prompts, self.cfg, self.gen = model, unet0, prompts, cfg, gen
         self.emb = model.encode(prompts)
         self.timesteps = model.timesteps(cfg.sample_steps)
         self.pool = None
         if cfg.pool_size > 0:
-            self.pool = sample_pool(model, unet0, prompts, cfg.pool_size, cfg.sample_steps,
-                                    cfg.sample_guidance, gen, trajectory=True)
+            self.pool = sample_pool(
+                model,
+                unet0,
+                prompts,
+                cfg.pool_size,
+                cfg.sample_steps,
+                cfg.sample_guidance,
+                gen,
+                trajectory=True,
+            )
 
     def draw(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         cfg, gen, model = self.cfg, self.gen, self.model
         if self.pool is not None:
             j = torch.randint(0, cfg.pool_size, (cfg.batch_size,), generator=gen)
             i = torch.randint(0, cfg.sample_steps, (cfg.batch_size,), generator=gen)
-            return (self.pool["xt"][i, j], self.pool["t"][i].to(model.device),
-                    self.emb[j % len(self.prompts)])
+            return (
+                self.pool["xt"][i, j],
+                self.pool["t"][i].to(model.device),
+                self.emb[j % len(self.prompts)],
+            )
         k = torch.randint(0, len(self.prompts), (cfg.batch_size,), generator=gen)
         i = int(torch.randint(0, cfg.sample_steps, (1,), generator=gen))
         ps = [self.prompts[int(a)] for a in k]
-        x = model.sample(ps, model.initial_noise(len(ps), gen), steps=cfg.sample_steps,
-                         guidance=cfg.sample_guidance, unet=self.unet0, stop_at=i)
+        x = model.sample(
+            ps,
+            model.initial_noise(len(ps), gen),
+            steps=cfg.sample_steps,
+            guidance=cfg.sample_guidance,
+            unet=self.unet0,
+            stop_at=i,
+        )
         return x, self.timesteps[i].repeat(len(ps)).to(model.device), self.emb[k]
 
 
-def preservation_loss(model: Any, unet0: Any, x: torch.Tensor, t: torch.Tensor,
-                      emb: torch.Tensor) -> torch.Tensor:
+def preservation_loss(
+    model: Any, unet0: Any, x: torch.Tensor, t: torch.Tensor, emb: torch.Tensor
+) -> torch.Tensor:
     """MSE between the edited and the frozen UNet's noise predictions for preserve prompts:
     the regulariser of ESD's and FMN's ``preserve_weight`` (an addition to both papers,
     the distillation form of the preservation terms of CA and SalUn)."""
@@ -189,8 +208,9 @@ class ConceptAblation(Eraser):
         anchors = request.mapped(request.anchor_or_superclass())
         params = select_parameters(model.unet, cfg.parameters)
         unet0 = model.frozen_unet()
-        pool = sample_pool(model, unet0, anchors, cfg.anchor_images, cfg.sample_steps,
-                           cfg.sample_guidance, gen)
+        pool = sample_pool(
+            model, unet0, anchors, cfg.anchor_images, cfg.sample_steps, cfg.sample_guidance, gen
+        )
         del unet0
         emb_c = model.encode(request.prompts)
         emb_a = model.encode(anchors)
@@ -202,12 +222,15 @@ class ConceptAblation(Eraser):
                 target = model.eps(model.unet, xt, t, emb_a[k])
             loss = F.ablation_loss(model.eps(model.unet, xt, t, emb_c[k]), target)
             if cfg.prior_weight:
-                loss = loss + cfg.prior_weight * F.mse(model.eps(model.unet, xt, t, emb_a[k]), noise)
+                loss = loss + cfg.prior_weight * F.mse(
+                    model.eps(model.unet, xt, t, emb_a[k]), noise
+                )
             return loss
 
         log = train_loop(model, params, cfg.steps, cfg.lr, loss_fn, progress=progress)
-        return self._result(train_log=log, trainable_params=_count(params),
-                            info={"anchor_prompts": anchors})
+        return self._result(
+            train_log=log, trainable_params=_count(params), info={"anchor_prompts": anchors}
+        )
 
 
 # ----------------------------------------------------------------------------- UCE
@@ -222,8 +245,9 @@ class UCEConfig:
     lam: float = 0.5
 
 
-def uce_keys(model: Any, request: ErasureRequest, guide: str
-             ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def uce_keys(
+    model: Any, request: ErasureRequest, guide: str
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """UCE's key sets, from the text encoder's output embeddings.
 
     Each erase prompt is paired with its guide prompt (the concept replaced by ``guide``) and
@@ -237,22 +261,31 @@ def uce_keys(model: Any, request: ErasureRequest, guide: str
     ids_e, ids_g = model.tokenize(request.prompts).tolist(), model.tokenize(guides).tolist()
     emb_e, emb_g = model.encode(request.prompts), model.encode(guides)
     concept_ids = model.tokenizer(request.concept, add_special_tokens=False).input_ids
-    n_anchor = len(model.tokenizer(guide, add_special_tokens=False).input_ids) if guide.strip() else 0
+    n_anchor = (
+        len(model.tokenizer(guide, add_special_tokens=False).input_ids) if guide.strip() else 0
+    )
     erase, target = [], []
     for i, (a, b) in enumerate(zip(ids_e, ids_g)):
         start = F.find_subsequence(a, concept_ids)
         if start < 0:
-            raise DataError(f"erase prompt {request.prompts[i]!r}: the concept "
-                            f"{request.concept!r} is not a token subsequence of the tokenized "
-                            "prompt (or was truncated); shorten or rephrase the prompt")
+            raise DataError(
+                f"erase prompt {request.prompts[i]!r}: the concept "
+                f"{request.concept!r} is not a token subsequence of the tokenized "
+                "prompt (or was truncated); shorten or rephrase the prompt"
+            )
         if a == b:
-            raise DataError(f"erase prompt {request.prompts[i]!r} and its guide {guides[i]!r} "
-                            "tokenize identically; nothing to edit")
+            raise DataError(
+                f"erase prompt {request.prompts[i]!r} and its guide {guides[i]!r} "
+                "tokenize identically; nothing to edit"
+            )
         pairs = F.align_replacement(len(a), start, len(concept_ids), n_anchor)
         erase.append(emb_e[i, [p for p, _ in pairs]])
         target.append(emb_g[i, [q for _, q in pairs]])
-    preserve = model.encode(request.preserve).flatten(0, 1) if request.preserve else \
-        emb_e.new_zeros((0, emb_e.shape[-1]))
+    preserve = (
+        model.encode(request.preserve).flatten(0, 1)
+        if request.preserve
+        else emb_e.new_zeros((0, emb_e.shape[-1]))
+    )
     return torch.cat(erase), torch.cat(target), preserve
 
 
@@ -279,15 +312,28 @@ class UCE(Eraser):
                 if w.ndim != 2:
                     continue  # a bias, if any, is left as it is
                 values = guide_keys.to(w.dtype) @ w.T
-                new = F.uce_closed_form(w, erase_keys, values, preserve_keys,
-                                        cfg.erase_scale, cfg.preserve_scale, cfg.lam)
+                new = F.uce_closed_form(
+                    w,
+                    erase_keys,
+                    values,
+                    preserve_keys,
+                    cfg.erase_scale,
+                    cfg.preserve_scale,
+                    cfg.lam,
+                )
                 changes.append(float((new - w).norm() / w.norm()))
                 w.copy_(new)
         n_edit = sum(p.numel() for _, p in params if p.ndim == 2)
-        return self._result(trainable_params=n_edit, info={
-            "edited_matrices": len(changes), "guide_prompts": request.mapped(guide),
-            "erase_keys": int(erase_keys.shape[0]), "preserve_keys": int(preserve_keys.shape[0]),
-            "mean_relative_change": sum(changes) / max(1, len(changes))})
+        return self._result(
+            trainable_params=n_edit,
+            info={
+                "edited_matrices": len(changes),
+                "guide_prompts": request.mapped(guide),
+                "erase_keys": int(erase_keys.shape[0]),
+                "preserve_keys": int(preserve_keys.shape[0]),
+                "mean_relative_change": sum(changes) / max(1, len(changes)),
+            },
+        )
 
 
 # ----------------------------------------------------------------------------- SalUn
@@ -327,10 +373,24 @@ class SalUn(Eraser):
         retain_prompts = request.preserve or [""]
         params = select_parameters(model.unet, cfg.parameters)
         unet0 = model.frozen_unet()
-        forget = sample_pool(model, unet0, request.prompts, cfg.forget_images, cfg.sample_steps,
-                             cfg.sample_guidance, gen)
-        retain = sample_pool(model, unet0, retain_prompts, cfg.retain_images, cfg.sample_steps,
-                             cfg.sample_guidance, gen)
+        forget = sample_pool(
+            model,
+            unet0,
+            request.prompts,
+            cfg.forget_images,
+            cfg.sample_steps,
+            cfg.sample_guidance,
+            gen,
+        )
+        retain = sample_pool(
+            model,
+            unet0,
+            retain_prompts,
+            cfg.retain_images,
+            cfg.sample_steps,
+            cfg.sample_guidance,
+            gen,
+        )
         del unet0
         emb_f, emb_m = model.encode(request.prompts), model.encode(mismatched)
         emb_r = model.encode(retain_prompts)
@@ -342,14 +402,23 @@ class SalUn(Eraser):
             kf, kr = jf % len(request.prompts), jr % len(retain_prompts)
             with torch.no_grad():
                 target = model.eps(model.unet, xf, tf, emb_m[kf])
-            return F.salun_loss(model.eps(model.unet, xf, tf, emb_f[kf]), target,
-                                model.eps(model.unet, xr, tr, emb_r[kr]), nr, cfg.alpha)
+            return F.salun_loss(
+                model.eps(model.unet, xf, tf, emb_f[kf]),
+                target,
+                model.eps(model.unet, xr, tr, emb_r[kr]),
+                nr,
+                cfg.alpha,
+            )
 
-        log = train_loop(model, params, cfg.steps, cfg.lr, loss_fn, grad_mask=mask,
-                         progress=progress)
+        log = train_loop(
+            model, params, cfg.steps, cfg.lr, loss_fn, grad_mask=mask, progress=progress
+        )
         kept = int(sum(float(m.sum()) for m in mask.values()))
-        return self._result(train_log=log, trainable_params=kept,
-                            info={"mismatched_prompts": mismatched, "mask_ratio": cfg.mask_ratio})
+        return self._result(
+            train_log=log,
+            trainable_params=kept,
+            info={"mismatched_prompts": mismatched, "mask_ratio": cfg.mask_ratio},
+        )
 
     def _mask(self, model, params, forget, emb_f, n_prompts, gen) -> dict[str, torch.Tensor]:
         """Gradient of the plain diffusion loss on the forget images, accumulated over the
@@ -361,14 +430,16 @@ class SalUn(Eraser):
             p.grad = None
         x_all = forget["x0"]
         for s in range(0, len(x_all), cfg.batch_size):
-            x0 = x_all[s:s + cfg.batch_size]
+            x0 = x_all[s : s + cfg.batch_size]
             k = torch.arange(s, s + len(x0)) % n_prompts
             noise = torch.randn(x0.shape, generator=gen).to(model.device)
             t = model.random_timesteps(len(x0), gen)
             loss = F.mse(model.eps(model.unet, model.add_noise(x0, noise, t), t, emb_f[k]), noise)
             (loss * len(x0) / len(x_all)).backward()
-        grads = {n: p.grad.detach().clone() if p.grad is not None else torch.zeros_like(p)
-                 for n, p in params}
+        grads = {
+            n: p.grad.detach().clone() if p.grad is not None else torch.zeros_like(p)
+            for n, p in params
+        }
         for _, p in params:
             p.grad = None
             p.requires_grad_(False)
@@ -412,13 +483,21 @@ class ForgetMeNot(Eraser):
         params = select_parameters(model.unet, cfg.parameters)
         mask = concept_token_mask(model, request.prompts, request.concept).to(model.device)
         unet0 = model.frozen_unet()
-        pool = sample_pool(model, unet0, request.prompts, cfg.images, cfg.sample_steps,
-                           cfg.sample_guidance, gen)
+        pool = sample_pool(
+            model, unet0, request.prompts, cfg.images, cfg.sample_steps, cfg.sample_guidance, gen
+        )
         emb = model.encode(request.prompts)
         keep = None
         if self._preserving(request):
-            keep = sample_pool(model, unet0, request.preserve, cfg.images, cfg.sample_steps,
-                               cfg.sample_guidance, gen)
+            keep = sample_pool(
+                model,
+                unet0,
+                request.preserve,
+                cfg.images,
+                cfg.sample_steps,
+                cfg.sample_guidance,
+                gen,
+            )
             emb_p = model.encode(request.preserve)
 
         def loss_fn(step: int) -> torch.Tensor:
@@ -430,15 +509,17 @@ class ForgetMeNot(Eraser):
             if keep is not None:
                 xp, _, tp, jp = noised_batch(model, keep["x0"], cfg.batch_size, gen)
                 loss = loss + cfg.preserve_weight * preservation_loss(
-                    model, unet0, xp, tp, emb_p[jp % len(request.preserve)])
+                    model, unet0, xp, tp, emb_p[jp % len(request.preserve)]
+                )
             return loss
 
         log = train_loop(model, params, cfg.steps, cfg.lr, loss_fn, progress=progress)
         return self._result(train_log=log, trainable_params=_count(params))
 
 
-def make_eraser(name: str, overrides: dict[str, Any] | None = None,
-                preset: str | None = None) -> Eraser:
+def make_eraser(
+    name: str, overrides: dict[str, Any] | None = None, preset: str | None = None
+) -> Eraser:
     """The registered eraser ``name`` with a preset and overrides applied."""
     from obliviate.registry import ERASERS
 

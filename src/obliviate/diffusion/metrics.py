@@ -32,8 +32,9 @@ def unlearning_accuracy(predictions: Sequence[int] | np.ndarray, target: int) ->
     return float(np.mean(pred != target))
 
 
-def retain_accuracy(predictions: Sequence[int] | np.ndarray,
-                    labels: Sequence[int] | np.ndarray) -> float:
+def retain_accuracy(
+    predictions: Sequence[int] | np.ndarray, labels: Sequence[int] | np.ndarray
+) -> float:
     """IRA / CRA: plain accuracy (1/N) Σ_i 1[ŷ_i = y_i] on images of retained concepts
     (in-domain: same head as the erased concept; cross-domain: the other head), UnlearnCanvas
     (arXiv 2402.11846). Higher is better."""
@@ -44,8 +45,9 @@ def retain_accuracy(predictions: Sequence[int] | np.ndarray,
     return float(np.mean(pred == lab))
 
 
-def frechet_distance(mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray,
-                     sigma2: np.ndarray, eps: float = 1e-6) -> float:
+def frechet_distance(
+    mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma2: np.ndarray, eps: float = 1e-6
+) -> float:
     """Fréchet distance of two Gaussians (Heusel+ 2017, arXiv 1706.08500, the FID
     formula):
 
@@ -58,8 +60,9 @@ def frechet_distance(mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray,
     mu1, mu2 = np.atleast_1d(mu1).astype(np.float64), np.atleast_1d(mu2).astype(np.float64)
     s1, s2 = np.atleast_2d(sigma1).astype(np.float64), np.atleast_2d(sigma2).astype(np.float64)
     if mu1.shape != mu2.shape or s1.shape != s2.shape or s1.shape != (mu1.size, mu1.size):
-        raise ValueError(f"shape mismatch: mu {mu1.shape} vs {mu2.shape}, "
-                         f"sigma {s1.shape} vs {s2.shape}")
+        raise ValueError(
+            f"shape mismatch: mu {mu1.shape} vs {mu2.shape}, sigma {s1.shape} vs {s2.shape}"
+        )
     diff = mu1 - mu2
     with warnings.catch_warnings():  # singular products are handled below
         warnings.simplefilter("ignore", linalg.LinAlgWarning)
@@ -79,8 +82,9 @@ def fid_from_features(features1: np.ndarray, features2: np.ndarray) -> float:
     for name, f in (("features1", f1), ("features2", f2)):
         if f.ndim != 2 or f.shape[0] < 2:
             raise ValueError(f"{name} must be (N >= 2, D), got shape {f.shape}")
-    return frechet_distance(f1.mean(0), np.cov(f1, rowvar=False),
-                            f2.mean(0), np.cov(f2, rowvar=False))
+    return frechet_distance(
+        f1.mean(0), np.cov(f1, rowvar=False), f2.mean(0), np.cov(f2, rowvar=False)
+    )
 
 
 def kid_from_features(features1: np.ndarray, features2: np.ndarray) -> float:
@@ -104,6 +108,8 @@ def kid_from_features(features1: np.ndarray, features2: np.ndarray) -> float:
     kxx = (x @ x.T / d + 1) ** 3
     kyy = (y @ y.T / d + 1) ** 3
     kxy = (x @ y.T / d + 1) ** 3
-    return float((kxx.sum() - np.trace(kxx)) / (m * (m - 1))
-                 + (kyy.sum() - np.trace(kyy)) / (n * (n - 1))
-                 - 2 * kxy.mean())
+    return float(
+        (kxx.sum() - np.trace(kxx)) / (m * (m - 1))
+        + (kyy.sum() - np.trace(kyy)) / (n * (n - 1))
+        - 2 * kxy.mean()
+    )

@@ -35,8 +35,13 @@ def encode_prompts(tokenizer: Any, text_encoder: Any, prompts: list[str]) -> tor
 
 def tokenize(tokenizer: Any, prompts: list[str]) -> torch.Tensor:
     """Padded input ids ``(B, model_max_length)``."""
-    return tokenizer(list(prompts), padding="max_length", max_length=tokenizer.model_max_length,
-                     truncation=True, return_tensors="pt").input_ids
+    return tokenizer(
+        list(prompts),
+        padding="max_length",
+        max_length=tokenizer.model_max_length,
+        truncation=True,
+        return_tensors="pt",
+    ).input_ids
 
 
 class TinyTextToImagePipeline(DiffusionPipeline):
@@ -48,11 +53,13 @@ class TinyTextToImagePipeline(DiffusionPipeline):
     ``save_pretrained`` / ``from_pretrained`` (of this class, or :func:`load_model`).
     """
 
-    def __init__(self, unet: Any, text_encoder: Any, tokenizer: Any, scheduler: Any,
-                 patch_size: int = 1) -> None:
+    def __init__(
+        self, unet: Any, text_encoder: Any, tokenizer: Any, scheduler: Any, patch_size: int = 1
+    ) -> None:
         super().__init__()
-        self.register_modules(unet=unet, text_encoder=text_encoder, tokenizer=tokenizer,
-                              scheduler=scheduler)
+        self.register_modules(
+            unet=unet, text_encoder=text_encoder, tokenizer=tokenizer, scheduler=scheduler
+        )
         self.register_to_config(patch_size=int(patch_size))
 
     @torch.no_grad()
@@ -89,9 +96,11 @@ class DiffusionModel:
     def __init__(self, pipe: Any, source: str | None = None) -> None:
         for name in ("unet", "text_encoder", "tokenizer", "scheduler"):
             if getattr(pipe, name, None) is None:
-                raise ValueError(f"{source or 'pipeline'}: has no {name!r} component; obliviate "
-                                 "erases concepts from text-conditioned UNet pipelines "
-                                 "(Stable Diffusion 1.x/2.x or the built-in tiny model)")
+                raise ValueError(
+                    f"{source or 'pipeline'}: has no {name!r} component; obliviate "
+                    "erases concepts from text-conditioned UNet pipelines "
+                    "(Stable Diffusion 1.x/2.x or the built-in tiny model)"
+                )
         self.pipe = pipe
         self.source = source
         self.shapes_info: dict[str, Any] | None = None  # the built-in model's spec file, if any
@@ -100,10 +109,14 @@ class DiffusionModel:
         self.tokenizer = pipe.tokenizer
         self.vae = getattr(pipe, "vae", None)
         self.train_scheduler = DDPMScheduler.from_config(pipe.scheduler.config)
-        if getattr(self.unet.config, "prediction_type", None) not in (None, "epsilon") or \
-                self.train_scheduler.config.prediction_type != "epsilon":
-            raise ValueError(f"{source or 'pipeline'}: only epsilon-prediction models are "
-                             f"supported (got {self.train_scheduler.config.prediction_type!r})")
+        if (
+            getattr(self.unet.config, "prediction_type", None) not in (None, "epsilon")
+            or self.train_scheduler.config.prediction_type != "epsilon"
+        ):
+            raise ValueError(
+                f"{source or 'pipeline'}: only epsilon-prediction models are "
+                f"supported (got {self.train_scheduler.config.prediction_type!r})"
+            )
         self.text_encoder.requires_grad_(False)
         if self.vae is not None:
             self.vae.requires_grad_(False)
@@ -137,16 +150,26 @@ class DiffusionModel:
         return encode_prompts(self.tokenizer, self.text_encoder, prompts)
 
     # ------------------------------------------------------------------ denoising
-    def eps(self, unet: Any, latents: torch.Tensor, t: torch.Tensor | int,
-            emb: torch.Tensor, token_mask: torch.Tensor | None = None) -> torch.Tensor:
+    def eps(
+        self,
+        unet: Any,
+        latents: torch.Tensor,
+        t: torch.Tensor | int,
+        emb: torch.Tensor,
+        token_mask: torch.Tensor | None = None,
+    ) -> torch.Tensor:
         """Noise prediction ε(x_t, c, t) of ``unet`` (the model's or a frozen copy);
         ``token_mask`` ``(B, L)`` (1 = visible) hides prompt tokens from cross-attention."""
         if not torch.is_tensor(t) or t.ndim == 0:
             t = torch.full((latents.shape[0],), int(t), device=latents.device, dtype=torch.long)
         if token_mask is None:
             return unet(latents, t, encoder_hidden_states=emb).sample
-        return unet(latents, t, encoder_hidden_states=emb,
-                    encoder_attention_mask=token_mask.to(latents.device, latents.dtype)).sample
+        return unet(
+            latents,
+            t,
+            encoder_hidden_states=emb,
+            encoder_attention_mask=token_mask.to(latents.device, latents.dtype),
+        ).sample
 
     def initial_noise(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
         return torch.randn((n, *self.latent_shape), generator=generator).to(self.device)
@@ -178,11 +201,21 @@ class DiffusionModel:
         if len(prompts) > batch_size:
             if record is not None:
                 raise ValueError("record= needs the whole batch at once; raise batch_size")
-            return torch.cat([
-                self.sample(prompts[i:i + batch_size], noise[i:i + batch_size], steps=steps,
-                            guidance=guidance, unet=unet, stop_at=stop_at, batch_size=batch_size,
-                            token_mask=None if token_mask is None else token_mask[i:i + batch_size])
-                for i in range(0, len(prompts), batch_size)])
+            return torch.cat(
+                [
+                    self.sample(
+                        prompts[i : i + batch_size],
+                        noise[i : i + batch_size],
+                        steps=steps,
+                        guidance=guidance,
+                        unet=unet,
+                        stop_at=stop_at,
+                        batch_size=batch_size,
+                        token_mask=None if token_mask is None else token_mask[i : i + batch_size],
+                    )
+                    for i in range(0, len(prompts), batch_size)
+                ]
+            )
         sched = DDIMScheduler.from_config(self.pipe.scheduler.config)
         sched.set_timesteps(steps)
         cond = self.encode(prompts)
@@ -197,8 +230,11 @@ class DiffusionModel:
             if uncond is None:
                 e = self.eps(unet, xin, t, cond, token_mask)
             else:
-                mask = None if token_mask is None else torch.cat(
-                    [torch.ones_like(token_mask), token_mask])
+                mask = (
+                    None
+                    if token_mask is None
+                    else torch.cat([torch.ones_like(token_mask), token_mask])
+                )
                 both = self.eps(unet, torch.cat([xin, xin]), t, torch.cat([uncond, cond]), mask)
                 e_u, e_c = both.chunk(2)
                 e = e_u + guidance * (e_c - e_u)
@@ -229,7 +265,7 @@ class DiffusionModel:
         out = []
         sf = self.vae.config.scaling_factor
         for i in range(0, len(latents), batch_size):
-            img = self.vae.decode(latents[i:i + batch_size] / sf).sample
+            img = self.vae.decode(latents[i : i + batch_size] / sf).sample
             out.append(((img + 1) / 2).clamp(0, 1).float().cpu())
         return torch.cat(out)
 
@@ -274,8 +310,9 @@ def _pipeline_class_name(path: Path) -> str | None:
         raise ValueError(f"{index}: not valid JSON ({exc}); is this a diffusers pipeline folder?")
 
 
-def load_model(name_or_path: str | Path, device: str | torch.device = "cpu",
-               dtype: torch.dtype = torch.float32) -> DiffusionModel:
+def load_model(
+    name_or_path: str | Path, device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32
+) -> DiffusionModel:
     """Load a pipeline folder or hub name into a :class:`DiffusionModel`.
 
     Folders written by the tiny default are loaded with :class:`TinyTextToImagePipeline`;
@@ -284,8 +321,10 @@ def load_model(name_or_path: str | Path, device: str | torch.device = "cpu",
     """
     path = Path(name_or_path)
     if path.exists() and not (path / "model_index.json").is_file():
-        raise FileNotFoundError(f"{path}: no model_index.json; give a diffusers pipeline folder "
-                                "(written by save_pretrained) or a hub name")
+        raise FileNotFoundError(
+            f"{path}: no model_index.json; give a diffusers pipeline folder "
+            "(written by save_pretrained) or a hub name"
+        )
     cls_name = _pipeline_class_name(path) if path.exists() else None
     from obliviate.diffusion.quiet import quiet_loading
 

@@ -15,8 +15,15 @@ from typing import Any, Callable
 
 import torch
 
-from obliviate.diffusion.evaluate import (BENCHMARK, EvalConfig, EvalResult, evaluate_builtin,
-                                          evaluate_prompts, make_grid, png_bytes)
+from obliviate.diffusion.evaluate import (
+    BENCHMARK,
+    EvalConfig,
+    EvalResult,
+    evaluate_builtin,
+    evaluate_prompts,
+    make_grid,
+    png_bytes,
+)
 
 BUILTIN = "builtin"
 
@@ -46,9 +53,14 @@ class Setup:
         return self.judge.spec if self.judge is not None else None
 
 
-def load_setup(model: str = BUILTIN, cache_dir: str | Path | None = None, quick: bool = False,
-               device: str = "cpu", log: Callable[[str], None] | None = None,
-               judge: str | Path | None = None) -> Setup:
+def load_setup(
+    model: str = BUILTIN,
+    cache_dir: str | Path | None = None,
+    quick: bool = False,
+    device: str = "cpu",
+    log: Callable[[str], None] | None = None,
+    judge: str | Path | None = None,
+) -> Setup:
     """``model="builtin"`` trains/loads the tiny shapes model and its judge; anything else is a
     diffusers pipeline folder or hub name. ``judge`` (a judge folder) enables the built-in
     metrics for a shapes pipeline folder (the built-in model or one erased from it); without a
@@ -70,15 +82,18 @@ def load_setup(model: str = BUILTIN, cache_dir: str | Path | None = None, quick:
         loaded = load_judge(judge)
         spec = read_spec(model) if Path(model).is_dir() else None
         if spec != loaded.spec:
-            raise DataError(f"{model}: the judge {judge} scores the built-in shapes model "
-                            f"({loaded.spec.to_dict()}), but this pipeline's shapes spec is "
-                            f"{spec.to_dict() if spec else 'missing'}; use --judge only with "
-                            "shapes pipelines")
+            raise DataError(
+                f"{model}: the judge {judge} scores the built-in shapes model "
+                f"({loaded.spec.to_dict()}), but this pipeline's shapes spec is "
+                f"{spec.to_dict() if spec else 'missing'}; use --judge only with "
+                "shapes pipelines"
+            )
     return Setup(load_model(model, device), str(model), loaded)
 
 
-def evaluate_setup(setup: Setup, concept: str, prompts: list[str],
-                   config: EvalConfig) -> EvalResult:
+def evaluate_setup(
+    setup: Setup, concept: str, prompts: list[str], config: EvalConfig
+) -> EvalResult:
     if setup.judge is not None:
         return evaluate_builtin(setup.model, setup.judge, concept, config)
     return evaluate_prompts(setup.model, prompts, config)
@@ -111,12 +126,18 @@ def write_run(
     images = []
     cols = config.get("eval", {}).get("grid_columns", 8)
     if before is not None:
-        atomic_write_bytes(run_dir / "grid_before.png", png_bytes(
-            make_grid(before.images, before.prompts, cols, f"before: {setup.model_name}")))
+        atomic_write_bytes(
+            run_dir / "grid_before.png",
+            png_bytes(
+                make_grid(before.images, before.prompts, cols, f"before: {setup.model_name}")
+            ),
+        )
         images.append("grid_before.png")
     title = f"after: {method} erased {concept!r}" if method else f"{setup.model_name}"
-    atomic_write_bytes(run_dir / "grid_after.png" if method else run_dir / "grid.png",
-                       png_bytes(make_grid(result.images, result.prompts, cols, title)))
+    atomic_write_bytes(
+        run_dir / "grid_after.png" if method else run_dir / "grid.png",
+        png_bytes(make_grid(result.images, result.prompts, cols, title)),
+    )
     images.append("grid_after.png" if method else "grid.png")
     if erase is not None and erase.train_log:
         write_jsonl(run_dir / "train_log.jsonl", erase.train_log)
@@ -132,8 +153,11 @@ def write_run(
         "benchmark": BENCHMARK if setup.judge is not None else "custom-diffusion",
         "split": concept,
         "concept": concept,
-        "model": {"path": model_path, "source": setup.model_name,
-                  "fingerprint": unet_fingerprint(setup.model.unet)},
+        "model": {
+            "path": model_path,
+            "source": setup.model_name,
+            "fingerprint": unet_fingerprint(setup.model.unet),
+        },
         "metrics": result.metrics,
         "before": before.values() if before is not None else None,
         "timing": {**(timing or {}), "eval_s": result.seconds},
@@ -144,13 +168,11 @@ def write_run(
         "created": now(),
     }
     if setup.judge is not None:
-        doc["judge"] = {"fingerprint": setup.judge.fingerprint,
-                        "validation": setup.judge.info}
+        doc["judge"] = {"fingerprint": setup.judge.fingerprint, "validation": setup.judge.info}
     if erase is not None and erase.info:
         doc["erase_info"] = erase.info
     if not result.metrics:
-        doc["note"] = ("no judge for this pipeline: metrics were not computed; compare the "
-                       "grids")
+        doc["note"] = "no judge for this pipeline: metrics were not computed; compare the grids"
     write_json(run_dir / "metrics.json", doc)
     return doc
 
@@ -188,8 +210,12 @@ def erase_run(
         if preserve is not None:
             request = dataclasses.replace(request, preserve=list(preserve))
     else:
-        request = ErasureRequest(concept=concept, prompts=list(prompts or []),
-                                 preserve=list(preserve or []), anchor=anchor)
+        request = ErasureRequest(
+            concept=concept,
+            prompts=list(prompts or []),
+            preserve=list(preserve or []),
+            anchor=anchor,
+        )
     if preset is None:
         preset = BUILTIN if setup.judge is not None else "paper"
     eraser = make_eraser(method, overrides, preset)
@@ -213,9 +239,19 @@ def erase_run(
         "eval": asdict(eval_config),
         "seed": seed,
     }
-    doc = write_run(run_dir, name=name or Path(run_dir).name, role="unlearned", method=method,
-                    concept=concept, setup=setup, result=after, config=config, before=before,
-                    erase=erase, save_model=save_model, seed=seed,
-                    timing={"train_s": erase.seconds})
+    doc = write_run(
+        run_dir,
+        name=name or Path(run_dir).name,
+        role="unlearned",
+        method=method,
+        concept=concept,
+        setup=setup,
+        result=after,
+        config=config,
+        before=before,
+        erase=erase,
+        save_model=save_model,
+        seed=seed,
+        timing={"train_s": erase.seconds},
+    )
     return doc, after
-

@@ -51,7 +51,9 @@ class ShapesSpec:
     def __post_init__(self) -> None:
         for s in self.shapes:
             if s not in DRAWABLE_SHAPES:
-                raise ValueError(f"unknown shape {s!r}; drawable shapes: {', '.join(DRAWABLE_SHAPES)}")
+                raise ValueError(
+                    f"unknown shape {s!r}; drawable shapes: {', '.join(DRAWABLE_SHAPES)}"
+                )
         for c in self.colours:
             if c not in _RGB:
                 raise ValueError(f"unknown colour {c!r}; known colours: {', '.join(_RGB)}")
@@ -87,8 +89,11 @@ class ShapesSpec:
 
     def prompts(self) -> list[tuple[str, int, int]]:
         """The evaluation prompts: every full caption with its (shape, colour) labels."""
-        return [(caption(c, s), si, ci) for si, s in enumerate(self.shapes)
-                for ci, c in enumerate(self.colours)]
+        return [
+            (caption(c, s), si, ci)
+            for si, s in enumerate(self.shapes)
+            for ci, c in enumerate(self.colours)
+        ]
 
 
 def caption(colour: str | None, shape: str | None) -> str:
@@ -111,8 +116,13 @@ def _polygon(shape: str, cx: float, cy: float, r: float, angle: float) -> list[t
         k, offset = 4, 0.0
     else:
         raise ValueError(shape)
-    return [(cx + r * math.cos(offset + angle + 2 * math.pi * i / k),
-             cy + r * math.sin(offset + angle + 2 * math.pi * i / k)) for i in range(k)]
+    return [
+        (
+            cx + r * math.cos(offset + angle + 2 * math.pi * i / k),
+            cy + r * math.sin(offset + angle + 2 * math.pi * i / k),
+        )
+        for i in range(k)
+    ]
 
 
 def draw(shape: str, colour: str, rng: np.random.Generator, size: int = 16) -> np.ndarray:
@@ -165,8 +175,9 @@ def make_dataset(n: int, spec: ShapesSpec = ShapesSpec(), seed: int = 0) -> Shap
     classes = np.arange(n) % (k_s * k_c)
     rng.shuffle(classes)
     s_lab, c_lab = classes // k_c, classes % k_c
-    imgs = np.stack([draw(spec.shapes[s], spec.colours[c], rng, spec.size)
-                     for s, c in zip(s_lab, c_lab)])
+    imgs = np.stack(
+        [draw(spec.shapes[s], spec.colours[c], rng, spec.size) for s, c in zip(s_lab, c_lab)]
+    )
     imgs = imgs.transpose(0, 3, 1, 2).astype(np.float32) / 255.0
     return ShapesData(imgs, s_lab.astype(np.int64), c_lab.astype(np.int64), spec)
 
@@ -197,4 +208,4 @@ def iterate_batches(n: int, batch_size: int, rng: np.random.Generator) -> Iterat
     while True:
         perm = rng.permutation(n)
         for i in range(0, n - batch_size + 1, batch_size):
-            yield perm[i:i + batch_size]
+            yield perm[i : i + batch_size]

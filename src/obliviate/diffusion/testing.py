@@ -16,8 +16,17 @@ from typing import Any
 from obliviate.diffusion.shapes import ShapesSpec
 
 # Any eraser Config field with one of these names is shrunk for tests.
-FAST = {"iterations": 2, "steps": 2, "batch_size": 2, "pool_size": 2, "anchor_images": 2,
-        "forget_images": 2, "retain_images": 2, "images": 2, "sample_steps": 3}
+FAST = {
+    "iterations": 2,
+    "steps": 2,
+    "batch_size": 2,
+    "pool_size": 2,
+    "anchor_images": 2,
+    "forget_images": 2,
+    "retain_images": 2,
+    "images": 2,
+    "sample_steps": 3,
+}
 
 
 def fast_overrides(eraser_cls: Any) -> dict[str, Any]:
@@ -70,10 +79,12 @@ def clip_tokenizer(words: list[str], folder: str | Path, max_length: int = 12) -
     add("<|startoftext|>")
     add("<|endoftext|>")
     (folder / "vocab.json").write_text(json.dumps(vocab), encoding="utf-8")
-    (folder / "merges.txt").write_text("#version: 0.2\n" + "\n".join(dict.fromkeys(merges)) + "\n",
-                                       encoding="utf-8")
-    return CLIPTokenizer(str(folder / "vocab.json"), str(folder / "merges.txt"),
-                         model_max_length=max_length)
+    (folder / "merges.txt").write_text(
+        "#version: 0.2\n" + "\n".join(dict.fromkeys(merges)) + "\n", encoding="utf-8"
+    )
+    return CLIPTokenizer(
+        str(folder / "vocab.json"), str(folder / "merges.txt"), model_max_length=max_length
+    )
 
 
 SD_WORDS = ["a", "photo", "painting", "of", "dog", "cat", "house", "by", "van", "gogh", "monet"]
@@ -83,32 +94,70 @@ def tiny_sd_pipeline(folder: str | Path, words: list[str] = SD_WORDS, seed: int 
     """Save a random, tiny ``StableDiffusionPipeline`` (latent space, 4 latent channels, VAE
     downsampling 2, 16 px images) to ``folder`` and return it."""
     import torch
-    from diffusers import (AutoencoderKL, DDIMScheduler, StableDiffusionPipeline,
-                           UNet2DConditionModel)
+    from diffusers import (
+        AutoencoderKL,
+        DDIMScheduler,
+        StableDiffusionPipeline,
+        UNet2DConditionModel,
+    )
     from transformers import CLIPTextConfig, CLIPTextModel
 
     folder = Path(folder)
     torch.manual_seed(seed)
     tok = clip_tokenizer(words, folder.parent / f".{folder.name}-tokenizer")
-    text = CLIPTextModel(CLIPTextConfig(
-        vocab_size=len(tok), hidden_size=32, intermediate_size=64, num_hidden_layers=1,
-        num_attention_heads=2, max_position_embeddings=tok.model_max_length,
-        bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id,
-        pad_token_id=tok.pad_token_id))
+    text = CLIPTextModel(
+        CLIPTextConfig(
+            vocab_size=len(tok),
+            hidden_size=32,
+            intermediate_size=64,
+            num_hidden_layers=1,
+            num_attention_heads=2,
+            max_position_embeddings=tok.model_max_length,
+            bos_token_id=tok.bos_token_id,
+            eos_token_id=tok.eos_token_id,
+            pad_token_id=tok.pad_token_id,
+        )
+    )
     unet = UNet2DConditionModel(
-        sample_size=8, in_channels=4, out_channels=4, layers_per_block=1,
-        block_out_channels=(16, 32), down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
-        up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"), cross_attention_dim=32,
-        attention_head_dim=8, norm_num_groups=8)
-    vae = AutoencoderKL(in_channels=3, out_channels=3, latent_channels=4,
-                        down_block_types=("DownEncoderBlock2D", "DownEncoderBlock2D"),
-                        up_block_types=("UpDecoderBlock2D", "UpDecoderBlock2D"),
-                        block_out_channels=(8, 16), norm_num_groups=8, sample_size=16)
-    sched = DDIMScheduler(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear",
-                          clip_sample=False, set_alpha_to_one=False, steps_offset=1)
-    pipe = StableDiffusionPipeline(vae=vae, text_encoder=text, tokenizer=tok, unet=unet,
-                                   scheduler=sched, safety_checker=None, feature_extractor=None,
-                                   requires_safety_checker=False)
+        sample_size=8,
+        in_channels=4,
+        out_channels=4,
+        layers_per_block=1,
+        block_out_channels=(16, 32),
+        down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
+        up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
+        cross_attention_dim=32,
+        attention_head_dim=8,
+        norm_num_groups=8,
+    )
+    vae = AutoencoderKL(
+        in_channels=3,
+        out_channels=3,
+        latent_channels=4,
+        down_block_types=("DownEncoderBlock2D", "DownEncoderBlock2D"),
+        up_block_types=("UpDecoderBlock2D", "UpDecoderBlock2D"),
+        block_out_channels=(8, 16),
+        norm_num_groups=8,
+        sample_size=16,
+    )
+    sched = DDIMScheduler(
+        beta_start=0.00085,
+        beta_end=0.012,
+        beta_schedule="scaled_linear",
+        clip_sample=False,
+        set_alpha_to_one=False,
+        steps_offset=1,
+    )
+    pipe = StableDiffusionPipeline(
+        vae=vae,
+        text_encoder=text,
+        tokenizer=tok,
+        unet=unet,
+        scheduler=sched,
+        safety_checker=None,
+        feature_extractor=None,
+        requires_safety_checker=False,
+    )
     from obliviate.diffusion.quiet import quiet_loading
 
     with quiet_loading():

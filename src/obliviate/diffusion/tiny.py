@@ -75,10 +75,17 @@ def build_tokenizer(words: list[str], max_length: int = 8) -> Any:
     tok.normalizer = normalizers.Lowercase()
     tok.pre_tokenizer = pre_tokenizers.Whitespace()
     tok.post_processor = processors.TemplateProcessing(
-        single="<bos> $A <eos>", special_tokens=[("<bos>", vocab["<bos>"]), ("<eos>", vocab["<eos>"])])
+        single="<bos> $A <eos>",
+        special_tokens=[("<bos>", vocab["<bos>"]), ("<eos>", vocab["<eos>"])],
+    )
     return PreTrainedTokenizerFast(
-        tokenizer_object=tok, bos_token="<bos>", eos_token="<eos>", pad_token="<pad>",
-        unk_token="<unk>", model_max_length=max_length)
+        tokenizer_object=tok,
+        bos_token="<bos>",
+        eos_token="<eos>",
+        pad_token="<pad>",
+        unk_token="<unk>",
+        model_max_length=max_length,
+    )
 
 
 def build_components(config: TinyConfig) -> dict[str, Any]:
@@ -89,28 +96,48 @@ def build_components(config: TinyConfig) -> dict[str, Any]:
     torch.manual_seed(config.seed)
     tokenizer = build_tokenizer(config.spec.vocabulary(), config.max_length)
     text_config = CLIPTextConfig(
-        vocab_size=len(tokenizer), hidden_size=config.text_dim,
-        intermediate_size=2 * config.text_dim, num_hidden_layers=config.text_layers,
-        num_attention_heads=4, max_position_embeddings=config.max_length,
-        pad_token_id=tokenizer.pad_token_id, bos_token_id=tokenizer.bos_token_id,
-        eos_token_id=tokenizer.eos_token_id, projection_dim=config.text_dim)
+        vocab_size=len(tokenizer),
+        hidden_size=config.text_dim,
+        intermediate_size=2 * config.text_dim,
+        num_hidden_layers=config.text_layers,
+        num_attention_heads=4,
+        max_position_embeddings=config.max_length,
+        pad_token_id=tokenizer.pad_token_id,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        projection_dim=config.text_dim,
+    )
     text_encoder = CLIPTextModel(text_config)
     c1, c2 = config.channels
     p = config.patch_size
     if config.spec.size % p:
         raise ValueError(f"image size {config.spec.size} is not divisible by patch_size {p}")
     unet = UNet2DConditionModel(
-        sample_size=config.spec.size // p, in_channels=3 * p * p, out_channels=3 * p * p,
+        sample_size=config.spec.size // p,
+        in_channels=3 * p * p,
+        out_channels=3 * p * p,
         layers_per_block=1,
         block_out_channels=(c1, c2),
         down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
         up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
         mid_block_type="UNetMidBlock2DCrossAttn",
-        cross_attention_dim=config.text_dim, attention_head_dim=16, norm_num_groups=8)
-    scheduler = DDPMScheduler(num_train_timesteps=1000, beta_schedule="squaredcos_cap_v2",
-                              prediction_type="epsilon", clip_sample=False)
-    return {"unet": unet, "text_encoder": text_encoder, "tokenizer": tokenizer,
-            "scheduler": scheduler, "patch_size": p}
+        cross_attention_dim=config.text_dim,
+        attention_head_dim=16,
+        norm_num_groups=8,
+    )
+    scheduler = DDPMScheduler(
+        num_train_timesteps=1000,
+        beta_schedule="squaredcos_cap_v2",
+        prediction_type="epsilon",
+        clip_sample=False,
+    )
+    return {
+        "unet": unet,
+        "text_encoder": text_encoder,
+        "tokenizer": tokenizer,
+        "scheduler": scheduler,
+        "patch_size": p,
+    }
 
 
 def _lr_at(step: int, config: TinyConfig) -> float:
@@ -135,8 +162,9 @@ def train_tiny_pipeline(
     from obliviate.io import write_json
 
     comps = build_components(config)
-    unet, text_encoder, tokenizer, scheduler = (comps[k] for k in
-                                                ("unet", "text_encoder", "tokenizer", "scheduler"))
+    unet, text_encoder, tokenizer, scheduler = (
+        comps[k] for k in ("unet", "text_encoder", "tokenizer", "scheduler")
+    )
     data = make_dataset(config.n_images, config.spec, seed=config.seed)
     x_all = torch.from_numpy(data.images) * 2 - 1  # pixels; to latents per batch (after flips)
     rng = np.random.default_rng(config.seed + 1)
@@ -151,7 +179,9 @@ def train_tiny_pipeline(
     batches = iterate_batches(len(data), config.batch_size, rng)
     for step in range(config.steps):
         idx = next(batches)
-        sub = type(data)(data.images[idx], data.shape_labels[idx], data.colour_labels[idx], data.spec)
+        sub = type(data)(
+            data.images[idx], data.shape_labels[idx], data.colour_labels[idx], data.spec
+        )
         captions = training_captions(sub, rng, config.p_uncond, config.p_partial)
         x0 = x_all[idx]
         flip = torch.rand(len(idx), generator=gen) < 0.5
@@ -174,23 +204,40 @@ def train_tiny_pipeline(
                 pe.lerp_(p, 1 - decay)
         running.append(loss.item())
         if log is not None and ((step + 1) % log_every == 0 or step + 1 == config.steps):
-            log({"step": step + 1, "loss": float(np.mean(running)), "lr": _lr_at(step, config),
-                 "elapsed_s": round(time.time() - start, 1),
-                 "cpu_s": round(time.process_time() - cpu0, 1)})
+            log(
+                {
+                    "step": step + 1,
+                    "loss": float(np.mean(running)),
+                    "lr": _lr_at(step, config),
+                    "elapsed_s": round(time.time() - start, 1),
+                    "cpu_s": round(time.process_time() - cpu0, 1),
+                }
+            )
             running = []
     ema_unet.eval()
     ema_text.eval()
-    pipe = TinyTextToImagePipeline(unet=ema_unet, text_encoder=ema_text, tokenizer=tokenizer,
-                                   scheduler=scheduler, patch_size=config.patch_size)
+    pipe = TinyTextToImagePipeline(
+        unet=ema_unet,
+        text_encoder=ema_text,
+        tokenizer=tokenizer,
+        scheduler=scheduler,
+        patch_size=config.patch_size,
+    )
     out_dir = Path(out_dir)
     from obliviate.diffusion.quiet import quiet_loading
 
     with quiet_loading():
         pipe.save_pretrained(out_dir, safe_serialization=True)
-    write_json(out_dir / SPEC_FILE, {"schema": 1, "spec": config.spec.to_dict(),
-                                     "train": config.to_dict(),
-                                     "train_s": round(time.time() - start, 1),
-                                     "train_cpu_s": round(time.process_time() - cpu0, 1)})
+    write_json(
+        out_dir / SPEC_FILE,
+        {
+            "schema": 1,
+            "spec": config.spec.to_dict(),
+            "train": config.to_dict(),
+            "train_s": round(time.time() - start, 1),
+            "train_cpu_s": round(time.process_time() - cpu0, 1),
+        },
+    )
     return out_dir
 
 

@@ -51,8 +51,10 @@ class EditableModel:
 
     def __init__(self, model: Any) -> None:
         if hasattr(model, "peft_config"):
-            raise ValueError("model editing needs a plain model: merge the PEFT adapter first "
-                             "(model.merge_and_unload())")
+            raise ValueError(
+                "model editing needs a plain model: merge the PEFT adapter first "
+                "(model.merge_and_unload())"
+            )
         model_type = getattr(getattr(model, "config", None), "model_type", None)
         if model_type not in ARCHITECTURES:
             raise ValueError(
@@ -79,7 +81,9 @@ class EditableModel:
 
     def down(self, layer: int) -> Any:
         if not 0 <= layer < len(self.blocks):
-            raise ValueError(f"layer {layer} is out of range: the model has {len(self.blocks)} layers")
+            raise ValueError(
+                f"layer {layer} is out of range: the model has {len(self.blocks)} layers"
+            )
         return _get(self.blocks[layer], self.spec.down_proj)
 
     def weight(self, layer: int) -> torch.Tensor:
@@ -118,7 +122,9 @@ def _rows_pos(positions: Sequence[int], device: Any) -> tuple[torch.Tensor, torc
 
 
 @contextlib.contextmanager
-def capture_io(module: Any, positions: Sequence[int], store: dict[str, torch.Tensor]) -> Iterator[None]:
+def capture_io(
+    module: Any, positions: Sequence[int], store: dict[str, torch.Tensor]
+) -> Iterator[None]:
     """Record the module's input (``store["key"]``) and output (``store["value"]``) at one
     position per batch row: tensors of shape (batch, d)."""
 
@@ -144,8 +150,12 @@ def capture_io(module: Any, positions: Sequence[int], store: dict[str, torch.Ten
 
 
 @contextlib.contextmanager
-def patch_output(module: Any, positions: Sequence[int], delta: torch.Tensor | None = None,
-                 replace: torch.Tensor | None = None) -> Iterator[None]:
+def patch_output(
+    module: Any,
+    positions: Sequence[int],
+    delta: torch.Tensor | None = None,
+    replace: torch.Tensor | None = None,
+) -> Iterator[None]:
     """Add ``delta`` (d,) or (batch, d) to, or ``replace`` (batch, d) the module's output at one
     position per batch row (differentiable in ``delta``)."""
 
@@ -167,10 +177,13 @@ def patch_output(module: Any, positions: Sequence[int], delta: torch.Tensor | No
 
 
 @contextlib.contextmanager
-def collect_inputs(modules: dict[int, Any], mask: torch.Tensor, store: dict[int, list[torch.Tensor]]) -> Iterator[None]:
+def collect_inputs(
+    modules: dict[int, Any], mask: torch.Tensor, store: dict[int, list[torch.Tensor]]
+) -> Iterator[None]:
     """Append every real token's input vector of each module (keys) to ``store[layer]``."""
     handles = []
     for layer, module in modules.items():
+
         def pre(_m: Any, args: tuple, layer: int = layer) -> None:
             store.setdefault(layer, []).append(args[0][mask.bool()].detach().float())
 

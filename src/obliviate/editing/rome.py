@@ -33,16 +33,22 @@ from obliviate.editing.subjects import SubjectSpan, subject_of, subject_span
 # ----------------------------------------------------------------------------- pure updates
 
 
-def rank_one_update(C: torch.Tensor, k: torch.Tensor, residual: torch.Tensor, ridge: float = 1e-6) -> torch.Tensor:
+def rank_one_update(
+    C: torch.Tensor, k: torch.Tensor, residual: torch.Tensor, ridge: float = 1e-6
+) -> torch.Tensor:
     """ROME's Δ = residual·(C⁻¹k)ᵀ / ((C⁻¹k)ᵀ k), shape (d_out, d_in).
 
     ``residual`` = v* − W k*. C is regularised as C + ridge·(tr C / d)·I before solving, so a
     rank-deficient estimate (few statistics tokens) still gives a solution."""
     if C.dim() != 2 or C.shape[0] != C.shape[1] or C.shape[0] != k.shape[0]:
-        raise ValueError(f"C must be (d, d) with d = len(k); got {tuple(C.shape)} and {tuple(k.shape)}")
+        raise ValueError(
+            f"C must be (d, d) with d = len(k); got {tuple(C.shape)} and {tuple(k.shape)}"
+        )
     Cd, kd = C.double(), k.double()
     d = Cd.shape[0]
-    reg = Cd + ridge * (torch.trace(Cd) / d).clamp_min(1e-12) * torch.eye(d, dtype=Cd.dtype, device=Cd.device)
+    reg = Cd + ridge * (torch.trace(Cd) / d).clamp_min(1e-12) * torch.eye(
+        d, dtype=Cd.dtype, device=Cd.device
+    )
     u = torch.linalg.solve(reg, kd)
     denom = u @ kd
     if abs(float(denom)) < 1e-12:
@@ -53,7 +59,9 @@ def rank_one_update(C: torch.Tensor, k: torch.Tensor, residual: torch.Tensor, ri
 def memit_update(R: torch.Tensor, K: torch.Tensor, C: torch.Tensor) -> torch.Tensor:
     """MEMIT's Δ = Rᵀ K (C + KᵀK)⁻¹ for R (N, d_out), K (N, d_in), C (d_in, d_in): (d_out, d_in)."""
     if R.shape[0] != K.shape[0] or C.shape != (K.shape[1], K.shape[1]):
-        raise ValueError(f"shapes do not fit: R {tuple(R.shape)}, K {tuple(K.shape)}, C {tuple(C.shape)}")
+        raise ValueError(
+            f"shapes do not fit: R {tuple(R.shape)}, K {tuple(K.shape)}, C {tuple(C.shape)}"
+        )
     Kd = K.double()
     A = C.double() + Kd.T @ Kd  # symmetric
     return torch.linalg.solve(A, Kd.T @ R.double()).T.to(R.dtype)
@@ -92,18 +100,24 @@ class EditConfig:
     logs: list[dict[str, Any]] = field(default_factory=list)
 
 
-def prepare_prompts(tokenizer: Any, template: PromptTemplate, items: Sequence[Any], cfg: EditConfig) -> list[EditPrompt]:
+def prepare_prompts(
+    tokenizer: Any, template: PromptTemplate, items: Sequence[Any], cfg: EditConfig
+) -> list[EditPrompt]:
     """Encode forget items with the refusal as target; group them by subject (items without a
     subject, and every item when ``cfg.key_position == "prompt_last"``, form groups of one)."""
     from obliviate.data.types import DataError
 
     if cfg.key_position not in ("subject_last", "prompt_last"):
-        raise ValueError(f"key_position must be 'subject_last' or 'prompt_last', not {cfg.key_position!r}")
+        raise ValueError(
+            f"key_position must be 'subject_last' or 'prompt_last', not {cfg.key_position!r}"
+        )
     groups: dict[str, int] = {}
     out = []
     for i, it in enumerate(items):
         if it.is_document:
-            raise DataError(f"forget item {i + 1} is a plain document: model editing needs questions")
+            raise DataError(
+                f"forget item {i + 1} is a plain document: model editing needs questions"
+            )
         subj = subject_of(it, cfg.subject_field)
         tgt = encode(tokenizer, it.question, cfg.refusal, template, cfg.max_length)
         ans = encode(tokenizer, it.question, it.answer, template, cfg.max_length)
@@ -111,18 +125,32 @@ def prepare_prompts(tokenizer: Any, template: PromptTemplate, items: Sequence[An
         by_subject = cfg.key_position == "subject_last" and span.found
         key_pos = span.last if by_subject else tgt.prompt_len - 1
         g = groups.setdefault(subj if by_subject else f"\0item{i}", len(groups))  # type: ignore[arg-type]
-        out.append(EditPrompt(g, subj if span.found else None, span, key_pos, tgt.input_ids,
-                              tgt.labels, ans.input_ids, ans.labels))
+        out.append(
+            EditPrompt(
+                g,
+                subj if span.found else None,
+                span,
+                key_pos,
+                tgt.input_ids,
+                tgt.labels,
+                ans.input_ids,
+                ans.labels,
+            )
+        )
     return out
 
 
-def _batch(seqs: Sequence[Sequence[int]], labels: Sequence[Sequence[int]] | None, pad: int, device: Any) -> dict[str, torch.Tensor]:
+def _batch(
+    seqs: Sequence[Sequence[int]], labels: Sequence[Sequence[int]] | None, pad: int, device: Any
+) -> dict[str, torch.Tensor]:
     b = pad_batch(seqs, pad, labels)
     return {k: v.to(device) for k, v in b.items()}
 
 
 @torch.no_grad()
-def read_at(model: Any, tokenizer: Any, module: Any, prompts: Sequence[EditPrompt], batch_size: int = 32) -> tuple[torch.Tensor, torch.Tensor]:
+def read_at(
+    model: Any, tokenizer: Any, module: Any, prompts: Sequence[EditPrompt], batch_size: int = 32
+) -> tuple[torch.Tensor, torch.Tensor]:
     """(keys, values) of ``module`` at each prompt's subject-last token: (N, d_in), (N, d_out)."""
     from obliviate.scoring import model_device
 
@@ -139,7 +167,9 @@ def read_at(model: Any, tokenizer: Any, module: Any, prompts: Sequence[EditPromp
     return torch.cat(keys).float(), torch.cat(values).float()
 
 
-def _essence(tokenizer: Any, subject: str | None, device: Any) -> tuple[dict[str, torch.Tensor], list[int]] | None:
+def _essence(
+    tokenizer: Any, subject: str | None, device: Any
+) -> tuple[dict[str, torch.Tensor], list[int]] | None:
     """The KL prompt ``"{subject} is a"`` (ROME's essence-drift prompt) and its subject position."""
     from obliviate.editing.subjects import last_token_of
 
@@ -149,12 +179,21 @@ def _essence(tokenizer: Any, subject: str | None, device: Any) -> tuple[dict[str
     last = last_token_of(tokenizer, ids, subject)
     if last is None:
         return None
-    b = {"input_ids": torch.tensor([ids], device=device), "attention_mask": torch.ones(1, len(ids), dtype=torch.long, device=device)}
+    b = {
+        "input_ids": torch.tensor([ids], device=device),
+        "attention_mask": torch.ones(1, len(ids), dtype=torch.long, device=device),
+    }
     return b, [last]
 
 
-def optimise_delta(model: Any, tokenizer: Any, module: Any, prompts: Sequence[EditPrompt], v0_norm: float,
-                   cfg: EditConfig) -> torch.Tensor:
+def optimise_delta(
+    model: Any,
+    tokenizer: Any,
+    module: Any,
+    prompts: Sequence[EditPrompt],
+    v0_norm: float,
+    cfg: EditConfig,
+) -> torch.Tensor:
     """δ added to ``module``'s output at each prompt's subject-last token so the model outputs
     the refusal (module docstring: loss, weight decay, clamp)."""
     from obliviate.methods import functional as F
@@ -185,14 +224,18 @@ def optimise_delta(model: Any, tokenizer: Any, module: Any, prompts: Sequence[Ed
             opt.zero_grad()
             with torch.enable_grad():
                 with patch_output(module, pos, delta=delta):
-                    logits = model(input_ids=b["input_ids"], attention_mask=b["attention_mask"]).logits
+                    logits = model(
+                        input_ids=b["input_ids"], attention_mask=b["attention_mask"]
+                    ).logits
                 nll = F.nll_loss(logits, b["labels"])
                 loss = nll + cfg.weight_decay * delta.norm() / max(v0_norm, 1e-8) ** 2
                 kl = torch.zeros(())
                 if essence is not None and ref_logp is not None:
                     with patch_output(module, essence[1], delta=delta):
                         new_logp = torch.log_softmax(model(**essence[0]).logits[:, -1].float(), -1)
-                    kl = torch.nn.functional.kl_div(new_logp, ref_logp, log_target=True, reduction="batchmean")
+                    kl = torch.nn.functional.kl_div(
+                        new_logp, ref_logp, log_target=True, reduction="batchmean"
+                    )
                     loss = loss + cfg.kl_factor * kl
                 loss.backward()
             opt.step()
@@ -201,8 +244,14 @@ def optimise_delta(model: Any, tokenizer: Any, module: Any, prompts: Sequence[Ed
                 if n > limit:
                     delta.mul_(limit / n)
             if step == cfg.steps - 1 or step == 0:
-                cfg.logs.append({"step": step, "nll": float(nll.detach()), "kl": float(kl.detach()),
-                                 "delta_norm": float(delta.detach().norm())})
+                cfg.logs.append(
+                    {
+                        "step": step,
+                        "nll": float(nll.detach()),
+                        "kl": float(kl.detach()),
+                        "delta_norm": float(delta.detach().norm()),
+                    }
+                )
     finally:
         for p in params:
             p.requires_grad_(True)
@@ -216,8 +265,14 @@ def _groups(prompts: Sequence[EditPrompt]) -> list[list[EditPrompt]]:
     return list(out.values())
 
 
-def rome_edit(model: Any, tokenizer: Any, prompts: Sequence[EditPrompt], layer: int, C: torch.Tensor,
-              cfg: EditConfig) -> list[dict[str, Any]]:
+def rome_edit(
+    model: Any,
+    tokenizer: Any,
+    prompts: Sequence[EditPrompt],
+    layer: int,
+    C: torch.Tensor,
+    cfg: EditConfig,
+) -> list[dict[str, Any]]:
     """Sequential rank-one edits of layer ``layer``, one per subject group: k* is the mean key of
     the group's prompts at the subject's last token, v* = v_0 + δ (so v* − W k* = δ)."""
     ed = EditableModel(model)
@@ -229,13 +284,27 @@ def rome_edit(model: Any, tokenizer: Any, prompts: Sequence[EditPrompt], layer: 
         delta = optimise_delta(model, tokenizer, module, group, float(v0.norm()), cfg)
         upd = rank_one_update(C.to(k_star.device), k_star, delta)
         ed.add_to_weight(layer, upd)
-        report.append({"subject": group[0].subject, "prompts": len(group), "layer": layer,
-                       "delta_norm": float(delta.norm()), "update_norm": float(upd.norm())})
+        report.append(
+            {
+                "subject": group[0].subject,
+                "prompts": len(group),
+                "layer": layer,
+                "delta_norm": float(delta.norm()),
+                "update_norm": float(upd.norm()),
+            }
+        )
     return report
 
 
-def memit_edit(model: Any, tokenizer: Any, prompts: Sequence[EditPrompt], layers: Sequence[int],
-               C: dict[int, torch.Tensor], update_weight: float, cfg: EditConfig) -> list[dict[str, Any]]:
+def memit_edit(
+    model: Any,
+    tokenizer: Any,
+    prompts: Sequence[EditPrompt],
+    layers: Sequence[int],
+    C: dict[int, torch.Tensor],
+    update_weight: float,
+    cfg: EditConfig,
+) -> list[dict[str, Any]]:
     """MEMIT over ``layers`` (ascending): targets at the top layer's block output, residuals
     spread over the layers, one least-squares update per layer for all prompts at once."""
     ed = EditableModel(model)
@@ -246,7 +315,9 @@ def memit_edit(model: Any, tokenizer: Any, prompts: Sequence[EditPrompt], layers
     idx = {id(p): i for i, p in enumerate(prompts)}
     for group in _groups(prompts):
         rows = [idx[id(p)] for p in group]
-        delta = optimise_delta(model, tokenizer, top, group, float(H0[rows].norm(dim=-1).mean()), cfg)
+        delta = optimise_delta(
+            model, tokenizer, top, group, float(H0[rows].norm(dim=-1).mean()), cfg
+        )
         Z[rows] = H0[rows] + delta
     report = []
     for i, layer in enumerate(layers):
@@ -255,8 +326,13 @@ def memit_edit(model: Any, tokenizer: Any, prompts: Sequence[EditPrompt], layers
         R = (Z - H) / (len(layers) - i)
         upd = memit_update(R, K, update_weight * C[layer].to(K.device))
         ed.add_to_weight(layer, upd)
-        report.append({"layer": layer, "residual_norm": float(R.norm(dim=-1).mean()),
-                       "update_norm": float(upd.norm())})
+        report.append(
+            {
+                "layer": layer,
+                "residual_norm": float(R.norm(dim=-1).mean()),
+                "update_norm": float(upd.norm()),
+            }
+        )
     _, H = read_at(model, tokenizer, top, prompts, cfg.batch_size)
     report.append({"final_residual_norm": float((Z - H).norm(dim=-1).mean())})
     return report

@@ -38,8 +38,12 @@ def read_text_lines(path: str | Path) -> list[str]:
 
 @torch.no_grad()
 def key_second_moments(
-    model: Any, tokenizer: Any, sequences: Sequence[Sequence[int]], layers: Sequence[int],
-    max_tokens: int = 100_000, batch_size: int = 32,
+    model: Any,
+    tokenizer: Any,
+    sequences: Sequence[Sequence[int]],
+    layers: Sequence[int],
+    max_tokens: int = 100_000,
+    batch_size: int = 32,
 ) -> dict[int, torch.Tensor]:
     """C_l for each layer in ``layers`` over the real tokens of ``sequences`` (token ids),
     stopping after ``max_tokens`` tokens."""

@@ -18,7 +18,7 @@ _QUESTION_WORDS = frozenset(
     "have had the a an on at for from to of name tell according describe give list".split()
 )
 _WORD = re.compile(r"\S+")
-_STRIP = ".,;:!?\"()[]{}"
+_STRIP = '.,;:!?"()[]{}'
 
 
 def guess_subject(question: str) -> str | None:

@@ -47,7 +47,9 @@ def window(layer: int, width: int, n_layers: int) -> list[int]:
 
 
 @contextlib.contextmanager
-def _noised_embeddings(embedding: Any, first: int, last: int, noise: torch.Tensor) -> Iterator[None]:
+def _noised_embeddings(
+    embedding: Any, first: int, last: int, noise: torch.Tensor
+) -> Iterator[None]:
     """Add ``noise`` (S, last-first+1, d) to rows' embeddings at positions first..last."""
 
     def post(_m: Any, _args: tuple, out: torch.Tensor) -> torch.Tensor:
@@ -63,9 +65,19 @@ def _noised_embeddings(embedding: Any, first: int, last: int, noise: torch.Tenso
 
 
 @torch.no_grad()
-def trace_item(model: Any, tokenizer: Any, input_ids: Sequence[int], labels: Sequence[int],
-               subject_first: int, subject_last: int, noise: float = 3.0, samples: int = 5,
-               width: int = 1, seed: int = 0, restore_pos: int | None = None) -> dict[str, Any]:
+def trace_item(
+    model: Any,
+    tokenizer: Any,
+    input_ids: Sequence[int],
+    labels: Sequence[int],
+    subject_first: int,
+    subject_last: int,
+    noise: float = 3.0,
+    samples: int = 5,
+    width: int = 1,
+    seed: int = 0,
+    restore_pos: int | None = None,
+) -> dict[str, Any]:
     """Causal trace of one (prompt + answer) sequence; returns P_clean, P_corrupt (S,),
     P_restored (L, S) and IE (L,). MLP outputs are restored at ``restore_pos`` (default: the
     subject's last token)."""
@@ -90,24 +102,57 @@ def trace_item(model: Any, tokenizer: Any, input_ids: Sequence[int], labels: Seq
     z = torch.randn((samples, subject_last - subject_first + 1, emb.weight.shape[1]), generator=g)
     z = (noise * std * z).to(device)
     with _noised_embeddings(emb, subject_first, subject_last, z):
-        p_corrupt = answer_probability(model(input_ids=ids, attention_mask=mask).logits, lab).cpu().numpy()
+        p_corrupt = (
+            answer_probability(model(input_ids=ids, attention_mask=mask).logits, lab).cpu().numpy()
+        )
         restored = []
         for layer in range(ed.n_layers):
             with contextlib.ExitStack() as stack:
                 for w in window(layer, width, ed.n_layers):
-                    stack.enter_context(patch_output(ed.down(w), pos, replace=clean[w][None].expand(samples, -1)))
-                restored.append(answer_probability(model(input_ids=ids, attention_mask=mask).logits, lab).cpu().numpy())
+                    stack.enter_context(
+                        patch_output(ed.down(w), pos, replace=clean[w][None].expand(samples, -1))
+                    )
+                restored.append(
+                    answer_probability(model(input_ids=ids, attention_mask=mask).logits, lab)
+                    .cpu()
+                    .numpy()
+                )
     p_restored = np.stack(restored)
-    return {"p_clean": p_clean, "p_corrupt": p_corrupt, "p_restored": p_restored,
-            "ie": indirect_effects(p_restored, p_corrupt)}
+    return {
+        "p_clean": p_clean,
+        "p_corrupt": p_corrupt,
+        "p_restored": p_restored,
+        "ie": indirect_effects(p_restored, p_corrupt),
+    }
 
 
-def trace_layers(model: Any, tokenizer: Any, traced: Sequence[dict[str, Any]], noise: float = 3.0,
-                 samples: int = 5, width: int = 1, seed: int = 0) -> np.ndarray:
+def trace_layers(
+    model: Any,
+    tokenizer: Any,
+    traced: Sequence[dict[str, Any]],
+    noise: float = 3.0,
+    samples: int = 5,
+    width: int = 1,
+    seed: int = 0,
+) -> np.ndarray:
     """Mean IE per layer over ``traced`` items (dicts with ``input_ids``, ``labels``,
     ``first``, ``last`` and optionally ``restore``)."""
     if not traced:
         raise ValueError("causal tracing needs at least one item with a subject")
-    ies = [trace_item(model, tokenizer, t["input_ids"], t["labels"], t["first"], t["last"], noise,
-                      samples, width, seed + i, t.get("restore"))["ie"] for i, t in enumerate(traced)]
+    ies = [
+        trace_item(
+            model,
+            tokenizer,
+            t["input_ids"],
+            t["labels"],
+            t["first"],
+            t["last"],
+            noise,
+            samples,
+            width,
+            seed + i,
+            t.get("restore"),
+        )["ie"]
+        for i, t in enumerate(traced)
+    ]
     return np.mean(np.stack(ies), axis=0)

@@ -33,12 +33,12 @@ from obliviate.decoding import (  # noqa: F401  (re-exported: the wrappers decod
 REFUSAL = "I don't know."
 
 
-
 # ----------------------------------------------------------------------------- prompt border
 
 
-def first_prefix_containing(tokenizer: Any, ids: Sequence[int], text: str,
-                            skip_special_tokens: bool = False) -> int | None:
+def first_prefix_containing(
+    tokenizer: Any, ids: Sequence[int], text: str, skip_special_tokens: bool = False
+) -> int | None:
     """The smallest ``k`` such that ``decode(ids[:k])`` contains ``text`` (binary search: the
     property is monotone in ``k``), or ``None`` when even the whole sequence does not."""
     ids = list(ids)
@@ -81,7 +81,9 @@ class PromptSplitter:
         rendered = self._render(self.PROBE)
         self.prefix, _, self.marker = rendered.partition(self.PROBE)
         if not self.marker.strip():
-            raise ValueError(f"template {template.name!r} renders no answer marker after the question")
+            raise ValueError(
+                f"template {template.name!r} renders no answer marker after the question"
+            )
 
     def _render(self, question: str) -> str:
         if self.template.name == "chat":
@@ -89,9 +91,14 @@ class PromptSplitter:
             if self.template.system_prompt:
                 messages.append({"role": "system", "content": self.template.system_prompt})
             messages.append({"role": "user", "content": question})
-            return str(self.tokenizer.apply_chat_template(
-                messages, tokenize=False, add_generation_prompt=True,
-                date_string=self.template.date_string))
+            return str(
+                self.tokenizer.apply_chat_template(
+                    messages,
+                    tokenize=False,
+                    add_generation_prompt=True,
+                    date_string=self.template.date_string,
+                )
+            )
         return self.template.prompt_text(question)
 
     def prompt_len(self, ids: Sequence[int]) -> int:
@@ -104,7 +111,7 @@ class PromptSplitter:
         text = self.tokenizer.decode(list(prompt_ids), skip_special_tokens=False)
         pre = self.prefix.strip()
         if pre and pre in text:
-            text = text[text.index(pre) + len(pre):]
+            text = text[text.index(pre) + len(pre) :]
         mark = self.marker.rstrip()
         if mark and mark in text:
             text = text[: text.rindex(mark)]
@@ -125,12 +132,16 @@ def real_rows(input_ids: torch.Tensor, attention_mask: torch.Tensor) -> list[tup
             continue
         start, end = pos[0], pos[-1] + 1
         if end - start != len(pos):
-            raise ValueError("inference wrappers need contiguous attention masks (left or right padding)")
+            raise ValueError(
+                "inference wrappers need contiguous attention masks (left or right padding)"
+            )
         out.append((start, ids[start:end]))
     return out
 
 
-def pad_rows(rows: Sequence[Sequence[int]], pad_id: int, side: str, device: Any) -> tuple[torch.Tensor, torch.Tensor]:
+def pad_rows(
+    rows: Sequence[Sequence[int]], pad_id: int, side: str, device: Any
+) -> tuple[torch.Tensor, torch.Tensor]:
     from obliviate.data.collate import pad_batch
 
     b = pad_batch(rows, pad_id, side=side)
@@ -168,8 +179,14 @@ class InferenceWrapper(torch.nn.Module):
     description: ClassVar[str] = ""  # one line, shown by the registry
     paper: ClassVar[str] = ""
 
-    def __init__(self, base: Any, tokenizer: Any, template: PromptTemplate | None = None,
-                 base_path: str | None = None, save_base: str = "copy") -> None:
+    def __init__(
+        self,
+        base: Any,
+        tokenizer: Any,
+        template: PromptTemplate | None = None,
+        base_path: str | None = None,
+        save_base: str = "copy",
+    ) -> None:
         super().__init__()
         if save_base not in ("copy", "path"):
             raise ValueError(f"save_base must be 'copy' or 'path', not {save_base!r}")
@@ -195,8 +212,16 @@ class InferenceWrapper(torch.nn.Module):
         return {}
 
     @classmethod
-    def _build(cls, base: Any, tokenizer: Any, template: PromptTemplate, spec: dict[str, Any],
-               folder: Path, base_path: str | None, save_base: str) -> InferenceWrapper:
+    def _build(
+        cls,
+        base: Any,
+        tokenizer: Any,
+        template: PromptTemplate,
+        spec: dict[str, Any],
+        folder: Path,
+        base_path: str | None,
+        save_base: str,
+    ) -> InferenceWrapper:
         raise NotImplementedError
 
     def _fingerprint_extra(self) -> dict[str, Any]:
@@ -217,8 +242,13 @@ class InferenceWrapper(torch.nn.Module):
         """Content hash of the wrapper: its kind, options, template, base model and extras."""
         from obliviate.models.loading import model_fingerprint
 
-        doc = {"wrapper": self.kind, "options": self.options(), "template": asdict(self.template),
-               "base": model_fingerprint(self.base), **self._fingerprint_extra()}
+        doc = {
+            "wrapper": self.kind,
+            "options": self.options(),
+            "template": asdict(self.template),
+            "base": model_fingerprint(self.base),
+            **self._fingerprint_extra(),
+        }
         blob = json.dumps(doc, sort_keys=True, default=str).encode()
         return "sha256:" + hashlib.sha256(blob).hexdigest()[:16]
 
@@ -236,7 +266,9 @@ class InferenceWrapper(torch.nn.Module):
             "schema": WRAPPER_SCHEMA,
             "wrapper": self.kind,
             "template": asdict(self.template),
-            "base": save_model(self.base, self.tokenizer, folder, "base", self.save_base, self.base_path),
+            "base": save_model(
+                self.base, self.tokenizer, folder, "base", self.save_base, self.base_path
+            ),
             "options": self.options(),
         }
         spec.update(self._save_extra(folder))
@@ -244,7 +276,9 @@ class InferenceWrapper(torch.nn.Module):
         write_json(folder / WRAPPER_FILE, spec)
 
     @classmethod
-    def from_pretrained(cls, folder: str | Path, spec: dict[str, Any] | None = None) -> InferenceWrapper:
+    def from_pretrained(
+        cls, folder: str | Path, spec: dict[str, Any] | None = None
+    ) -> InferenceWrapper:
         from obliviate.inference.wrapper_file import WRAPPER_FILE
         from obliviate.io import read_json
         from obliviate.models.loading import load_tokenizer
@@ -258,8 +292,9 @@ class InferenceWrapper(torch.nn.Module):
         return cls._build(base, tokenizer, template, spec, folder, base_path, save_base)
 
 
-def save_model(model: Any, tokenizer: Any, folder: Path, name: str, mode: str,
-               source: str | None) -> dict[str, Any]:
+def save_model(
+    model: Any, tokenizer: Any, folder: Path, name: str, mode: str, source: str | None
+) -> dict[str, Any]:
     """Save ``model`` under ``folder/name`` (``mode="copy"``) or record ``source`` (``"path"``)."""
     from obliviate.models.loading import model_fingerprint
 

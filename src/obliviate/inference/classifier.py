@@ -70,8 +70,13 @@ def minilm_embed(texts: Sequence[str], batch_size: int = 64) -> np.ndarray:
     out = []
     with torch.no_grad():
         for i in range(0, len(texts), batch_size):
-            b = tok(list(texts[i : i + batch_size]), padding=True, truncation=True, max_length=256,
-                    return_tensors="pt")
+            b = tok(
+                list(texts[i : i + batch_size]),
+                padding=True,
+                truncation=True,
+                max_length=256,
+                return_tensors="pt",
+            )
             h = model(**b).last_hidden_state
             m = b["attention_mask"][..., None].to(h.dtype)
             e = (h * m).sum(1) / m.sum(1).clamp_min(1.0)
@@ -97,7 +102,9 @@ class TextEncoder:
         if self.kind == "tfidf":
             from sklearn.feature_extraction.text import TfidfVectorizer
 
-            vec = TfidfVectorizer(analyzer="char_wb", ngram_range=self.ngram_range, sublinear_tf=True)
+            vec = TfidfVectorizer(
+                analyzer="char_wb", ngram_range=self.ngram_range, sublinear_tf=True
+            )
             vec.fit(list(texts))
             self._vectorizer = vec
             self.vocabulary = {k: int(v) for k, v in vec.vocabulary_.items()}
@@ -110,8 +117,12 @@ class TextEncoder:
 
             if self.idf is None or not self.vocabulary:
                 raise ValueError("the TF-IDF encoder is not fitted")
-            vec = TfidfVectorizer(analyzer="char_wb", ngram_range=self.ngram_range,
-                                  sublinear_tf=True, vocabulary=self.vocabulary)
+            vec = TfidfVectorizer(
+                analyzer="char_wb",
+                ngram_range=self.ngram_range,
+                sublinear_tf=True,
+                vocabulary=self.vocabulary,
+            )
             vec.idf_ = self.idf
             self._vectorizer = vec
         return self._vectorizer
@@ -135,8 +146,12 @@ class TextEncoder:
     def from_state(cls, meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> TextEncoder:
         kind = resolve_encoder(meta["kind"])
         if kind == "tfidf":
-            return cls(kind, {k: int(v) for k, v in meta["vocabulary"].items()}, arrays["idf"],
-                       tuple(meta.get("ngram_range", (2, 4))))  # type: ignore[arg-type]
+            return cls(
+                kind,
+                {k: int(v) for k, v in meta["vocabulary"].items()},
+                arrays["idf"],
+                tuple(meta.get("ngram_range", (2, 4))),
+            )  # type: ignore[arg-type]
         return cls(kind)
 
 
@@ -169,15 +184,21 @@ class ForgetScopeClassifier:
     C: float = 10.0
     calibration: dict[str, Any] = field(default_factory=dict)
 
-    def fit(self, positives: Sequence[str], negatives: Sequence[str], seed: int = 0) -> ForgetScopeClassifier:
+    def fit(
+        self, positives: Sequence[str], negatives: Sequence[str], seed: int = 0
+    ) -> ForgetScopeClassifier:
         from sklearn.linear_model import LogisticRegression
 
         if not positives or not negatives:
-            raise ValueError("the classifier needs forget prompts (positives) and retain prompts (negatives)")
+            raise ValueError(
+                "the classifier needs forget prompts (positives) and retain prompts (negatives)"
+            )
         self.encoder.fit(list(positives) + list(negatives))
         x = self.encoder.encode(list(positives) + list(negatives))
         y = np.r_[np.ones(len(positives)), np.zeros(len(negatives))]
-        clf = LogisticRegression(C=self.C, class_weight="balanced", max_iter=5000, random_state=seed)
+        clf = LogisticRegression(
+            C=self.C, class_weight="balanced", max_iter=5000, random_state=seed
+        )
         clf.fit(x, y)
         self.coef = np.asarray(clf.coef_[0], dtype=np.float64)
         self.intercept = float(clf.intercept_[0])
@@ -190,13 +211,17 @@ class ForgetScopeClassifier:
         z = self.encoder.encode(list(texts)).astype(np.float64) @ self.coef + self.intercept
         return 1.0 / (1.0 + np.exp(-z))
 
-    def calibrate(self, negatives: Sequence[str], target_fpr: float,
-                  positives: Sequence[str] = ()) -> float:
+    def calibrate(
+        self, negatives: Sequence[str], target_fpr: float, positives: Sequence[str] = ()
+    ) -> float:
         """Set :attr:`threshold` from held-out negative prompts; record the measured rates."""
         neg = self.scores(negatives)
         self.threshold = calibrate_threshold(neg, target_fpr)
-        self.calibration = {"target_fpr": target_fpr, "n_negatives": int(neg.size),
-                            "fpr": false_positive_rate(neg, self.threshold)}
+        self.calibration = {
+            "target_fpr": target_fpr,
+            "n_negatives": int(neg.size),
+            "fpr": false_positive_rate(neg, self.threshold),
+        }
         if positives:
             self.calibration["recall"] = float((self.scores(positives) > self.threshold).mean())
             self.calibration["n_positives"] = len(positives)
@@ -213,8 +238,14 @@ class ForgetScopeClassifier:
         arrays = {f"encoder.{k}": v for k, v in arrays.items()}
         arrays["coef"] = np.asarray(self.coef, dtype=np.float64)
         save_file(arrays, str(folder / f"{name}.safetensors"))
-        return {"file": f"{name}.safetensors", "encoder": enc_meta, "intercept": self.intercept,
-                "threshold": self.threshold, "C": self.C, "calibration": self.calibration}
+        return {
+            "file": f"{name}.safetensors",
+            "encoder": enc_meta,
+            "intercept": self.intercept,
+            "threshold": self.threshold,
+            "C": self.C,
+            "calibration": self.calibration,
+        }
 
     @classmethod
     def load(cls, folder: Path, meta: dict[str, Any]) -> ForgetScopeClassifier:
@@ -222,9 +253,17 @@ class ForgetScopeClassifier:
 
         arrays = load_file(str(folder / meta["file"]))
         enc = TextEncoder.from_state(
-            meta["encoder"], {k[len("encoder."):]: v for k, v in arrays.items() if k.startswith("encoder.")})
-        return cls(enc, arrays["coef"], float(meta["intercept"]), float(meta["threshold"]),
-                   float(meta.get("C", 10.0)), dict(meta.get("calibration", {})))
+            meta["encoder"],
+            {k[len("encoder.") :]: v for k, v in arrays.items() if k.startswith("encoder.")},
+        )
+        return cls(
+            enc,
+            arrays["coef"],
+            float(meta["intercept"]),
+            float(meta["threshold"]),
+            float(meta.get("C", 10.0)),
+            dict(meta.get("calibration", {})),
+        )
 
     def digest(self) -> str:
         import hashlib

@@ -69,7 +69,9 @@ class AnswerSpanFilter:
     n: int = 3
 
     @classmethod
-    def build(cls, forget_answers: Iterable[str], allowed_texts: Iterable[str], n: int = 3) -> AnswerSpanFilter:
+    def build(
+        cls, forget_answers: Iterable[str], allowed_texts: Iterable[str], n: int = 3
+    ) -> AnswerSpanFilter:
         if n < 1:
             raise ValueError(f"span length n must be >= 1, got {n}")
         allowed: set[str] = set()
@@ -84,7 +86,9 @@ class AnswerSpanFilter:
         return bool(self.spans) and not ngrams(words(text), self.n).isdisjoint(self.spans)
 
 
-def refusal_logits(base_logits: torch.Tensor, targets: torch.Tensor, epsilon: float) -> torch.Tensor:
+def refusal_logits(
+    base_logits: torch.Tensor, targets: torch.Tensor, epsilon: float
+) -> torch.Tensor:
     """Log-probabilities of ``(1 − ε)·onehot(target) + ε·softmax(base_logits)`` per row.
 
     ``base_logits``: (N, V); ``targets``: (N,) token ids. Returned values are normalised
@@ -129,7 +133,9 @@ class GuardrailWrapper(InferenceWrapper):
         if action not in ACTIONS:
             raise ValueError(f"action must be one of {', '.join(ACTIONS)}, not {action!r}")
         if corruption not in CORRUPTIONS:
-            raise ValueError(f"corruption must be one of {', '.join(CORRUPTIONS)}, not {corruption!r}")
+            raise ValueError(
+                f"corruption must be one of {', '.join(CORRUPTIONS)}, not {corruption!r}"
+            )
         if action != "none" and classifier is None:
             raise ValueError(f"action {action!r} needs a classifier")
         if action == "none" and output_filter is None:
@@ -187,8 +193,13 @@ class GuardrailWrapper(InferenceWrapper):
         idx = embeds.abs().topk(k, dim=-1).indices
         return embeds.scatter(-1, idx, 0.0)
 
-    def _embeds(self, input_ids: torch.Tensor, rows: list[tuple[int, list[int]]],
-                plens: list[int], flagged: list[bool]) -> torch.Tensor:
+    def _embeds(
+        self,
+        input_ids: torch.Tensor,
+        rows: list[tuple[int, list[int]]],
+        plens: list[int],
+        flagged: list[bool],
+    ) -> torch.Tensor:
         embeds = self.base.get_input_embeddings()(input_ids)
         if not any(flagged):
             return embeds
@@ -199,7 +210,9 @@ class GuardrailWrapper(InferenceWrapper):
         return embeds
 
     # ---- model interface
-    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None, **_: Any) -> WrapperOutput:
+    def forward(
+        self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None, **_: Any
+    ) -> WrapperOutput:
         mask = attention_mask if attention_mask is not None else torch.ones_like(input_ids)
         rows = real_rows(input_ids, mask)
         plens = [self.splitter.prompt_len(ids) for _, ids in rows]
@@ -210,7 +223,10 @@ class GuardrailWrapper(InferenceWrapper):
             logits = self.base(inputs_embeds=embeds, attention_mask=mask).logits
         else:
             logits = self.base(input_ids=input_ids, attention_mask=mask).logits
-        answers = [self.tokenizer.decode(ids[p:], skip_special_tokens=True) for (_, ids), p in zip(rows, plens)]
+        answers = [
+            self.tokenizer.decode(ids[p:], skip_special_tokens=True)
+            for (_, ids), p in zip(rows, plens)
+        ]
         blocked = self._blocked(answers)
         refuse = [(f and self.action == "refuse") or bl for f, bl in zip(flagged, blocked)]
         if not any(refuse):
@@ -221,50 +237,81 @@ class GuardrailWrapper(InferenceWrapper):
             if not r or p == 0:
                 continue
             first, last = start + p - 1, start + len(ids) - 1  # positions predicting answer tokens
-            targets = torch.tensor([self._refusal_target(t, eos) for t in range(last - first + 1)],
-                                   device=logits.device)
-            logits[b, first : last + 1] = refusal_logits(logits[b, first : last + 1], targets, self.epsilon)
+            targets = torch.tensor(
+                [self._refusal_target(t, eos) for t in range(last - first + 1)],
+                device=logits.device,
+            )
+            logits[b, first : last + 1] = refusal_logits(
+                logits[b, first : last + 1], targets, self.epsilon
+            )
         return WrapperOutput(logits=logits)
 
-    def generate(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
-                 max_new_tokens: int = 20, do_sample: bool = False, use_cache: bool = True,
-                 pad_token_id: int | None = None, eos_token_id: Any = None, num_beams: int = 1) -> torch.Tensor:
+    def generate(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        max_new_tokens: int = 20,
+        do_sample: bool = False,
+        use_cache: bool = True,
+        pad_token_id: int | None = None,
+        eos_token_id: Any = None,
+        num_beams: int = 1,
+    ) -> torch.Tensor:
         check_generate_args(do_sample, num_beams)
         mask = attention_mask if attention_mask is not None else torch.ones_like(input_ids)
         pad = pad_token_id if pad_token_id is not None else self.pad_id
-        eos_list = eos_ids(eos_token_id if eos_token_id is not None else self.tokenizer.eos_token_id)
+        eos_list = eos_ids(
+            eos_token_id if eos_token_id is not None else self.tokenizer.eos_token_id
+        )
         rows = real_rows(input_ids, mask)
         flagged = self.flag([self.splitter.question(ids) for _, ids in rows])
         refusal_new = (self.refusal_ids + eos_list[:1])[:max_new_tokens]
-        new: list[list[int]] = [refusal_new if (f and self.action == "refuse") else [] for f in flagged]
+        new: list[list[int]] = [
+            refusal_new if (f and self.action == "refuse") else [] for f in flagged
+        ]
         todo = [i for i, f in enumerate(flagged) if not (f and self.action == "refuse")]
         if todo and max_new_tokens > 0:
             sub_ids, sub_mask = input_ids[todo], mask[todo]
             if self.action == "corrupt" and any(flagged[i] for i in todo):
                 sub_rows = [rows[i] for i in todo]
-                embeds = self._embeds(sub_ids, sub_rows, [len(r[1]) for r in sub_rows],
-                                      [flagged[i] for i in todo])
+                embeds = self._embeds(
+                    sub_ids, sub_rows, [len(r[1]) for r in sub_rows], [flagged[i] for i in todo]
+                )
                 step = hf_step(self.base)
                 first = {"done": False}
 
-                def corrupt_step(ids: torch.Tensor, m: torch.Tensor, pos: torch.Tensor, past: Any) -> tuple[torch.Tensor, Any]:
+                def corrupt_step(
+                    ids: torch.Tensor, m: torch.Tensor, pos: torch.Tensor, past: Any
+                ) -> tuple[torch.Tensor, Any]:
                     if first["done"]:
                         return step(ids, m, pos, past)
                     first["done"] = True
-                    out = self.base(inputs_embeds=embeds, attention_mask=m, position_ids=pos, use_cache=True)
+                    out = self.base(
+                        inputs_embeds=embeds, attention_mask=m, position_ids=pos, use_cache=True
+                    )
                     return out.logits[:, -1, :], getattr(out, cache_argument(self.base))
 
-                gen = greedy_generate(corrupt_step, sub_ids, sub_mask, max_new_tokens, pad, eos_list)
+                gen = greedy_generate(
+                    corrupt_step, sub_ids, sub_mask, max_new_tokens, pad, eos_list
+                )
             else:
-                gen = self.base.generate(input_ids=sub_ids, attention_mask=sub_mask,
-                                         max_new_tokens=max_new_tokens, do_sample=False,
-                                         use_cache=use_cache, pad_token_id=pad, eos_token_id=eos_list or None)
+                gen = self.base.generate(
+                    input_ids=sub_ids,
+                    attention_mask=sub_mask,
+                    max_new_tokens=max_new_tokens,
+                    do_sample=False,
+                    use_cache=use_cache,
+                    pad_token_id=pad,
+                    eos_token_id=eos_list or None,
+                )
             for j, i in enumerate(todo):
-                new[i] = gen[j, input_ids.shape[1]:].tolist()
+                new[i] = gen[j, input_ids.shape[1] :].tolist()
         if self.output_filter is not None:
             for i, toks in enumerate(new):
                 cut = next((n for n, t in enumerate(toks) if t in eos_list), len(toks))
-                if self.output_filter.blocks(self.tokenizer.decode(toks[:cut], skip_special_tokens=True)):
+                if self.output_filter.blocks(
+                    self.tokenizer.decode(toks[:cut], skip_special_tokens=True)
+                ):
                     new[i] = list(refusal_new)
         width = max((len(t) for t in new), default=0)
         if width == 0:
@@ -277,29 +324,61 @@ class GuardrailWrapper(InferenceWrapper):
 
     # ---- persistence
     def options(self) -> dict[str, Any]:
-        return {"action": self.action, "refusal": self.refusal, "epsilon": self.epsilon,
-                "corruption": self.corruption, "sigma": self.sigma, "k": self.k, "seed": self.seed}
+        return {
+            "action": self.action,
+            "refusal": self.refusal,
+            "epsilon": self.epsilon,
+            "corruption": self.corruption,
+            "sigma": self.sigma,
+            "k": self.k,
+            "seed": self.seed,
+        }
 
     def _save_extra(self, folder: Path) -> dict[str, Any]:
         out: dict[str, Any] = {}
         if self.classifier is not None:
             out["classifier"] = self.classifier.save(folder)
         if self.output_filter is not None:
-            out["output_filter"] = {"n": self.output_filter.n, "spans": sorted(self.output_filter.spans)}
+            out["output_filter"] = {
+                "n": self.output_filter.n,
+                "spans": sorted(self.output_filter.spans),
+            }
         return out
 
     def _fingerprint_extra(self) -> dict[str, Any]:
         spans = sorted(self.output_filter.spans) if self.output_filter else None
-        return {"classifier": self.classifier.digest() if self.classifier else None,
-                "filter": hashlib.sha256(repr(spans).encode()).hexdigest()[:16]}
+        return {
+            "classifier": self.classifier.digest() if self.classifier else None,
+            "filter": hashlib.sha256(repr(spans).encode()).hexdigest()[:16],
+        }
 
     @classmethod
-    def _build(cls, base: Any, tokenizer: Any, template: PromptTemplate, spec: dict[str, Any],
-               folder: Path, base_path: str | None, save_base: str) -> GuardrailWrapper:
-        clf = ForgetScopeClassifier.load(folder, spec["classifier"]) if spec.get("classifier") else None
+    def _build(
+        cls,
+        base: Any,
+        tokenizer: Any,
+        template: PromptTemplate,
+        spec: dict[str, Any],
+        folder: Path,
+        base_path: str | None,
+        save_base: str,
+    ) -> GuardrailWrapper:
+        clf = (
+            ForgetScopeClassifier.load(folder, spec["classifier"])
+            if spec.get("classifier")
+            else None
+        )
         filt = None
         if spec.get("output_filter"):
             f = spec["output_filter"]
             filt = AnswerSpanFilter(frozenset(f["spans"]), int(f["n"]))
-        return cls(base, tokenizer, template, clf, output_filter=filt, base_path=base_path,
-                   save_base=save_base, **spec.get("options", {}))
+        return cls(
+            base,
+            tokenizer,
+            template,
+            clf,
+            output_filter=filt,
+            base_path=base_path,
+            save_base=save_base,
+            **spec.get("options", {}),
+        )

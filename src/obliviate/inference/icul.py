@@ -70,7 +70,9 @@ class ICULWrapper(InferenceWrapper):
         if self.encoder.kind == "tfidf" and self.encoder.idf is None:
             self.encoder.fit([q for q, _ in self.forget_examples])
         self._forget_vecs = self.encoder.encode([q for q, _ in self.forget_examples])
-        limit = max_positions or getattr(getattr(base, "config", None), "max_position_embeddings", None)
+        limit = max_positions or getattr(
+            getattr(base, "config", None), "max_position_embeddings", None
+        )
         self.max_positions = int(limit) if limit else None
         self._ctx_ids = [self._example_ids(q, a) for q, a in self.context_examples]
         self._forget_ids = [self._example_ids(q, a) for q, a in self.forget_examples]
@@ -101,7 +103,9 @@ class ICULWrapper(InferenceWrapper):
                 ctx.pop(0)
         return forget_part + [t for ex in ctx for t in ex]
 
-    def _with_context(self, rows: list[tuple[int, list[int]]], prompt_only: bool) -> list[list[int]]:
+    def _with_context(
+        self, rows: list[tuple[int, list[int]]], prompt_only: bool
+    ) -> list[list[int]]:
         out = []
         for _, ids in rows:
             p = len(ids) if prompt_only else self.splitter.prompt_len(ids)
@@ -109,31 +113,49 @@ class ICULWrapper(InferenceWrapper):
             out.append(self.context_ids(q, len(ids)) + ids)
         return out
 
-    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None, **_: Any) -> WrapperOutput:
+    def forward(
+        self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None, **_: Any
+    ) -> WrapperOutput:
         mask = attention_mask if attention_mask is not None else torch.ones_like(input_ids)
         rows = real_rows(input_ids, mask)
         full = self._with_context(rows, prompt_only=False)
         ids, m = pad_rows(full, self.pad_id, "right", input_ids.device)
         logits = self.base(input_ids=ids, attention_mask=m).logits
-        out = torch.zeros(input_ids.shape + (logits.shape[-1],), dtype=logits.dtype, device=logits.device)
+        out = torch.zeros(
+            input_ids.shape + (logits.shape[-1],), dtype=logits.dtype, device=logits.device
+        )
         for b, ((start, row), seq) in enumerate(zip(rows, full)):
             off = len(seq) - len(row)
             out[b, start : start + len(row)] = logits[b, off : off + len(row)]
         return WrapperOutput(logits=out)
 
-    def generate(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
-                 max_new_tokens: int = 20, do_sample: bool = False, use_cache: bool = True,
-                 pad_token_id: int | None = None, eos_token_id: Any = None, num_beams: int = 1) -> torch.Tensor:
+    def generate(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        max_new_tokens: int = 20,
+        do_sample: bool = False,
+        use_cache: bool = True,
+        pad_token_id: int | None = None,
+        eos_token_id: Any = None,
+        num_beams: int = 1,
+    ) -> torch.Tensor:
         check_generate_args(do_sample, num_beams)
         mask = attention_mask if attention_mask is not None else torch.ones_like(input_ids)
         pad = pad_token_id if pad_token_id is not None else self.pad_id
         eos = eos_ids(eos_token_id if eos_token_id is not None else self.tokenizer.eos_token_id)
         full = self._with_context(real_rows(input_ids, mask), prompt_only=True)
         ids, m = pad_rows(full, pad, "left", input_ids.device)
-        gen = self.base.generate(input_ids=ids, attention_mask=m, max_new_tokens=max_new_tokens,
-                                 do_sample=False, use_cache=use_cache, pad_token_id=pad,
-                                 eos_token_id=eos or None)
-        return torch.cat([input_ids, gen[:, ids.shape[1]:]], dim=1)
+        gen = self.base.generate(
+            input_ids=ids,
+            attention_mask=m,
+            max_new_tokens=max_new_tokens,
+            do_sample=False,
+            use_cache=use_cache,
+            pad_token_id=pad,
+            eos_token_id=eos or None,
+        )
+        return torch.cat([input_ids, gen[:, ids.shape[1] :]], dim=1)
 
     # ---- persistence
     def options(self) -> dict[str, Any]:
@@ -145,21 +167,43 @@ class ICULWrapper(InferenceWrapper):
         meta, arrays = self.encoder.state()
         if arrays:
             save_file(arrays, str(folder / "icul_encoder.safetensors"))
-        return {"forget_examples": [list(e) for e in self.forget_examples],
-                "context_examples": [list(e) for e in self.context_examples],
-                "encoder": meta, "encoder_file": "icul_encoder.safetensors" if arrays else None}
+        return {
+            "forget_examples": [list(e) for e in self.forget_examples],
+            "context_examples": [list(e) for e in self.context_examples],
+            "encoder": meta,
+            "encoder_file": "icul_encoder.safetensors" if arrays else None,
+        }
 
     def _fingerprint_extra(self) -> dict[str, Any]:
-        return {"forget": self.forget_examples, "context": self.context_examples,
-                "encoder": self.encoder.kind}
+        return {
+            "forget": self.forget_examples,
+            "context": self.context_examples,
+            "encoder": self.encoder.kind,
+        }
 
     @classmethod
-    def _build(cls, base: Any, tokenizer: Any, template: PromptTemplate, spec: dict[str, Any],
-               folder: Path, base_path: str | None, save_base: str) -> ICULWrapper:
+    def _build(
+        cls,
+        base: Any,
+        tokenizer: Any,
+        template: PromptTemplate,
+        spec: dict[str, Any],
+        folder: Path,
+        base_path: str | None,
+        save_base: str,
+    ) -> ICULWrapper:
         from safetensors.numpy import load_file
 
         arrays = load_file(str(folder / spec["encoder_file"])) if spec.get("encoder_file") else {}
         enc = TextEncoder.from_state(spec["encoder"], arrays)
-        return cls(base, tokenizer, template, [tuple(e) for e in spec["forget_examples"]],
-                   [tuple(e) for e in spec["context_examples"]], encoder=enc, base_path=base_path,
-                   save_base=save_base, **spec.get("options", {}))
+        return cls(
+            base,
+            tokenizer,
+            template,
+            [tuple(e) for e in spec["forget_examples"]],
+            [tuple(e) for e in spec["context_examples"]],
+            encoder=enc,
+            base_path=base_path,
+            save_base=save_base,
+            **spec.get("options", {}),
+        )

@@ -17,8 +17,15 @@ from typing import Any
 from obliviate.data.templates import PromptTemplate
 
 
-def generation_latency(model: Any, tokenizer: Any, questions: Sequence[str], template: PromptTemplate,
-                       max_new_tokens: int = 64, batch_size: int = 32, repeats: int = 1) -> dict[str, float]:
+def generation_latency(
+    model: Any,
+    tokenizer: Any,
+    questions: Sequence[str],
+    template: PromptTemplate,
+    max_new_tokens: int = 64,
+    batch_size: int = 32,
+    repeats: int = 1,
+) -> dict[str, float]:
     """Wall seconds, generated tokens and seconds per generated token (best of ``repeats``)."""
     import torch
 
@@ -38,9 +45,15 @@ def generation_latency(model: Any, tokenizer: Any, questions: Sequence[str], tem
                 b = pad_batch(prompts[i : i + batch_size], pad, side="left")
                 b = {k: v.to(device) for k, v in b.items()}
                 t0 = time.perf_counter()
-                gen = model.generate(input_ids=b["input_ids"], attention_mask=b["attention_mask"],
-                                     max_new_tokens=max_new_tokens, do_sample=False, use_cache=True,
-                                     pad_token_id=pad, eos_token_id=eos)
+                gen = model.generate(
+                    input_ids=b["input_ids"],
+                    attention_mask=b["attention_mask"],
+                    max_new_tokens=max_new_tokens,
+                    do_sample=False,
+                    use_cache=True,
+                    pad_token_id=pad,
+                    eos_token_id=eos,
+                )
                 wall += time.perf_counter() - t0
                 tokens += gen.shape[0] * (gen.shape[1] - b["input_ids"].shape[1])
         res = {"seconds": wall, "tokens": float(tokens), "s_per_token": wall / max(tokens, 1)}

@@ -59,7 +59,9 @@ class LogitOffsetWrapper(InferenceWrapper):
         vb = base.get_output_embeddings().weight.shape[0]
         vr = reinforced.get_output_embeddings().weight.shape[0]
         if vb != vr:
-            raise ValueError(f"base and reinforced models have different vocabularies ({vb} vs {vr})")
+            raise ValueError(
+                f"base and reinforced models have different vocabularies ({vb} vs {vr})"
+            )
         self.reinforced = reinforced
         for p in self.reinforced.parameters():
             p.requires_grad_(False)
@@ -72,23 +74,35 @@ class LogitOffsetWrapper(InferenceWrapper):
 
         return whp_generic_logits(base_logits.float(), reinforced_logits.float(), self.alpha)
 
-    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None, **_: Any) -> WrapperOutput:
+    def forward(
+        self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None, **_: Any
+    ) -> WrapperOutput:
         mask = attention_mask if attention_mask is not None else torch.ones_like(input_ids)
         pos = positions(mask)
         zb = self.base(input_ids=input_ids, attention_mask=mask, position_ids=pos).logits
         zr = self.reinforced(input_ids=input_ids, attention_mask=mask, position_ids=pos).logits
         return WrapperOutput(logits=self.combine(zb, zr))
 
-    def generate(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
-                 max_new_tokens: int = 20, do_sample: bool = False, use_cache: bool = True,
-                 pad_token_id: int | None = None, eos_token_id: Any = None, num_beams: int = 1) -> torch.Tensor:
+    def generate(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        max_new_tokens: int = 20,
+        do_sample: bool = False,
+        use_cache: bool = True,
+        pad_token_id: int | None = None,
+        eos_token_id: Any = None,
+        num_beams: int = 1,
+    ) -> torch.Tensor:
         check_generate_args(do_sample, num_beams)
         mask = attention_mask if attention_mask is not None else torch.ones_like(input_ids)
         pad = pad_token_id if pad_token_id is not None else self.pad_id
         eos = eos_ids(eos_token_id if eos_token_id is not None else self.tokenizer.eos_token_id)
         sb, sr = hf_step(self.base), hf_step(self.reinforced)
 
-        def step(ids: torch.Tensor, m: torch.Tensor, pos: torch.Tensor, past: Any) -> tuple[torch.Tensor, Any]:
+        def step(
+            ids: torch.Tensor, m: torch.Tensor, pos: torch.Tensor, past: Any
+        ) -> tuple[torch.Tensor, Any]:
             pb, pr = past if past is not None else (None, None)
             zb, pb = sb(ids, m, pos, pb)
             zr, pr = sr(ids, m, pos, pr)
@@ -102,8 +116,11 @@ class LogitOffsetWrapper(InferenceWrapper):
 
     def _save_extra(self, folder: Path) -> dict[str, Any]:
         mode = "path" if (self.save_base == "path" and self.reinforced_path) else "copy"
-        return {"reinforced": save_model(self.reinforced, self.tokenizer, folder, "reinforced",
-                                         mode, self.reinforced_path)}
+        return {
+            "reinforced": save_model(
+                self.reinforced, self.tokenizer, folder, "reinforced", mode, self.reinforced_path
+            )
+        }
 
     def _fingerprint_extra(self) -> dict[str, Any]:
         from obliviate.models.loading import model_fingerprint
@@ -111,8 +128,24 @@ class LogitOffsetWrapper(InferenceWrapper):
         return {"reinforced": model_fingerprint(self.reinforced)}
 
     @classmethod
-    def _build(cls, base: Any, tokenizer: Any, template: PromptTemplate, spec: dict[str, Any],
-               folder: Path, base_path: str | None, save_base: str) -> LogitOffsetWrapper:
+    def _build(
+        cls,
+        base: Any,
+        tokenizer: Any,
+        template: PromptTemplate,
+        spec: dict[str, Any],
+        folder: Path,
+        base_path: str | None,
+        save_base: str,
+    ) -> LogitOffsetWrapper:
         reinforced, rpath = load_saved_model(folder, spec["reinforced"], "reinforced")
-        return cls(base, tokenizer, template, reinforced, reinforced_path=rpath,
-                   base_path=base_path, save_base=save_base, **spec.get("options", {}))
+        return cls(
+            base,
+            tokenizer,
+            template,
+            reinforced,
+            reinforced_path=rpath,
+            base_path=base_path,
+            save_base=save_base,
+            **spec.get("options", {}),
+        )

@@ -21,8 +21,15 @@ from obliviate.methods.terms import Term, make_term, term_params
 from obliviate.registry import FORGET_TERMS, METHODS, RETAIN_TERMS
 
 __all__ = [
-    "ComposedMethod", "MethodPreset", "Term", "UnlearnJob", "UnlearnOutput", "build_method",
-    "forward", "make_term", "term_params",
+    "ComposedMethod",
+    "MethodPreset",
+    "Term",
+    "UnlearnJob",
+    "UnlearnOutput",
+    "build_method",
+    "forward",
+    "make_term",
+    "term_params",
 ]
 
 
@@ -56,7 +63,9 @@ class ComposedMethod:
         self.peft = peft
         self.saliency = saliency
 
-    def loss(self, model: Any, fb: dict, rb: dict | None, job: UnlearnJob) -> tuple[Any, dict[str, float]]:
+    def loss(
+        self, model: Any, fb: dict, rb: dict | None, job: UnlearnJob
+    ) -> tuple[Any, dict[str, float]]:
         lf = self.forget(model, fb, job)
         logs = {"forget_loss": float(lf.detach())}
         loss = self.gamma * lf
@@ -72,14 +81,18 @@ class ComposedMethod:
 
         cfg = self.train
         forget = job.encode_items(job.request.forget, cfg.max_length)
-        retain = job.encode_items(job.request.retain, cfg.max_length) if job.request.retain else None
+        retain = (
+            job.encode_items(job.request.retain, cfg.max_length) if job.request.retain else None
+        )
         if self.retain is not None and self.alpha and not retain:
             raise ValueError(
                 "this method has a retain term but the request has no retain set; give one or "
                 "set alpha=0"
             )
         # terms precompute with the untouched target (reference log-probs)
-        needs_ref = self.forget.needs_reference or (self.retain is not None and self.retain.needs_reference)
+        needs_ref = self.forget.needs_reference or (
+            self.retain is not None and self.retain.needs_reference
+        )
         if needs_ref:
             job.reference_model()
         self.forget.setup(job, forget, cfg)
@@ -115,7 +128,10 @@ class ComposedMethod:
 
             job.model = finish_adapter(job.model)
         return UnlearnOutput(
-            job.model, result.log, n_train, result.stopped,
+            job.model,
+            result.log,
+            n_train,
+            result.stopped,
             {"steps": result.steps, "train_s": result.wall_s},
         )
 
@@ -155,10 +171,17 @@ class MethodPreset:
         """The full resolved default configuration (what `obliviate ls` and config.yaml show)."""
         out: dict[str, Any] = {"method": self.name}
         if self.forget:
-            out.update(forget=self.forget, retain=self.retain, gamma=self.gamma, alpha=self.alpha,
-                       forget_params=self._params(FORGET_TERMS, self.forget, self.forget_params),
-                       retain_params=self._params(RETAIN_TERMS, self.retain, self.retain_params),
-                       trainable=None, peft=None, saliency=self.saliency)
+            out.update(
+                forget=self.forget,
+                retain=self.retain,
+                gamma=self.gamma,
+                alpha=self.alpha,
+                forget_params=self._params(FORGET_TERMS, self.forget, self.forget_params),
+                retain_params=self._params(RETAIN_TERMS, self.retain, self.retain_params),
+                trainable=None,
+                peft=None,
+                saliency=self.saliency,
+            )
         out.update(self.options)
         out["train"] = to_dict(from_dict(TrainConfig, self.train))
         return out
@@ -179,14 +202,19 @@ class MethodPreset:
         retain_name = overrides.pop("retain", self.retain)
         # the method's own term values apply to its own terms; a replaced term starts from its
         # defaults
-        fp = {**(self.forget_params if forget_name == self.forget else {}),
-              **(overrides.pop("forget_params", {}) or {})}
-        rp = {**(self.retain_params if retain_name == self.retain else {}),
-              **(overrides.pop("retain_params", {}) or {})}
+        fp = {
+            **(self.forget_params if forget_name == self.forget else {}),
+            **(overrides.pop("forget_params", {}) or {}),
+        }
+        rp = {
+            **(self.retain_params if retain_name == self.retain else {}),
+            **(overrides.pop("retain_params", {}) or {}),
+        }
         forget = make_term(FORGET_TERMS, forget_name, fp)
         retain = make_term(RETAIN_TERMS, retain_name, rp) if retain_name else None
         return ComposedMethod(
-            forget, retain,
+            forget,
+            retain,
             gamma=float(overrides.pop("gamma", self.gamma)),
             alpha=float(overrides.pop("alpha", self.alpha)) if retain else 0.0,
             train=train_cfg,

@@ -110,17 +110,28 @@ class DistillRetainTerm(Term):
         dev = next(ref.parameters()).device
         with torch.no_grad():
             target = forward(ref, {k: v.to(dev) for k, v in batch.items()}).logits
-        return F.distillation_loss(logits, target.to(logits.device), batch["labels"], self.temperature)
+        return F.distillation_loss(
+            logits, target.to(logits.device), batch["labels"], self.temperature
+        )
 
 
 # Tiny CPU models: a larger step than the paper's lr 1e-4 one-epoch recipe (override for real
 # models: train.lr=1e-4 train.epochs=1).
-DISTILL_TINY_TRAIN = {"lr": 1e-3, "epochs": 5, "batch_size": 32, "warmup_epochs": 0,
-                      "scheduler": "constant"}
+DISTILL_TINY_TRAIN = {
+    "lr": 1e-3,
+    "epochs": 5,
+    "batch_size": 32,
+    "warmup_epochs": 0,
+    "scheduler": "constant",
+}
 
 DISTILL = MethodPreset(
     "distill",
     "Bad-teacher distillation: student matches a random teacher on forget, the target on retain",
-    BAD_TEACHER_PAPER, forget="bad_teacher", retain="kd", gamma=1.0, alpha=1.0,
+    BAD_TEACHER_PAPER,
+    forget="bad_teacher",
+    retain="kd",
+    gamma=1.0,
+    alpha=1.0,
     train=DISTILL_TINY_TRAIN,
 )

@@ -49,11 +49,18 @@ class EditingMethod:
     ) -> None:
         if algorithm not in ("rome", "memit"):
             raise ValueError(f"algorithm must be 'rome' or 'memit', not {algorithm!r}")
-        if not (layers == "auto" or isinstance(layers, int) or
-                (isinstance(layers, (list, tuple)) and all(isinstance(x, int) for x in layers))):
-            raise ValueError(f"layers must be 'auto', a layer index or a list of them, not {layers!r}")
+        if not (
+            layers == "auto"
+            or isinstance(layers, int)
+            or (isinstance(layers, (list, tuple)) and all(isinstance(x, int) for x in layers))
+        ):
+            raise ValueError(
+                f"layers must be 'auto', a layer index or a list of them, not {layers!r}"
+            )
         if n_layers < 1 or steps < 0 or trace_items < 1 or trace_samples < 1 or stats_tokens < 1:
-            raise ValueError("n_layers, trace_items, trace_samples and stats_tokens must be >= 1; steps >= 0")
+            raise ValueError(
+                "n_layers, trace_items, trace_samples and stats_tokens must be >= 1; steps >= 0"
+            )
         if update_weight < 0:
             raise ValueError(f"update_weight must be >= 0, got {update_weight}")
         self.train = train
@@ -73,13 +80,23 @@ class EditingMethod:
     def _config(self) -> Any:
         from obliviate.editing.rome import EditConfig
 
-        return EditConfig(refusal=self.refusal, steps=self.steps, lr=self.lr,
-                          weight_decay=self.weight_decay, clamp_norm_factor=self.clamp_norm_factor,
-                          kl_factor=self.kl_factor, batch_size=self.train.batch_size,
-                          max_length=self.train.max_length, seed=self.train.seed,
-                          subject_field=self.subject_field, key_position=self.key_position)
+        return EditConfig(
+            refusal=self.refusal,
+            steps=self.steps,
+            lr=self.lr,
+            weight_decay=self.weight_decay,
+            clamp_norm_factor=self.clamp_norm_factor,
+            kl_factor=self.kl_factor,
+            batch_size=self.train.batch_size,
+            max_length=self.train.max_length,
+            seed=self.train.seed,
+            subject_field=self.subject_field,
+            key_position=self.key_position,
+        )
 
-    def locate(self, job: UnlearnJob, prompts: Sequence[Any]) -> tuple[list[int], list[float] | None]:
+    def locate(
+        self, job: UnlearnJob, prompts: Sequence[Any]
+    ) -> tuple[list[int], list[float] | None]:
         """The layers to edit: given, or chosen by causal tracing (module docs of
         :mod:`obliviate.editing.trace`)."""
         import numpy as np
@@ -92,7 +109,9 @@ class EditingMethod:
             layers = [self.layers] if isinstance(self.layers, int) else list(self.layers)
             bad = [x for x in layers if not 0 <= x < n]
             if bad:
-                raise ValueError(f"layers {bad} are out of range: the model has {n} layers (0..{n - 1})")
+                raise ValueError(
+                    f"layers {bad} are out of range: the model has {n} layers (0..{n - 1})"
+                )
             return sorted(set(layers)), None
         with_subject = [p for p in prompts if p.span.found][: self.trace_items]
         # the last block's output at a prompt position other than the last reaches no answer
@@ -102,10 +121,25 @@ class EditingMethod:
             ie = None
             best = top // 2
         else:
-            traced = [{"input_ids": p.answer_ids, "labels": p.answer_labels, "first": p.span.first,
-                       "last": p.span.last, "restore": p.key_pos} for p in with_subject]
-            ie = trace_layers(job.model, job.tokenizer, traced, self.trace_noise, self.trace_samples,
-                              self.trace_window, self.train.seed)
+            traced = [
+                {
+                    "input_ids": p.answer_ids,
+                    "labels": p.answer_labels,
+                    "first": p.span.first,
+                    "last": p.span.last,
+                    "restore": p.key_pos,
+                }
+                for p in with_subject
+            ]
+            ie = trace_layers(
+                job.model,
+                job.tokenizer,
+                traced,
+                self.trace_noise,
+                self.trace_samples,
+                self.trace_window,
+                self.train.seed,
+            )
             best = int(np.argmax(ie[: top + 1]))
         if self.algorithm == "rome":
             return [best], None if ie is None else [float(x) for x in ie]
@@ -120,14 +154,20 @@ class EditingMethod:
     def _stats_sequences(self, job: UnlearnJob) -> list[list[int]]:
         if self.stats == "retain":
             if not job.request.retain:
-                raise ValueError("key statistics come from the retain set, but the request has none; "
-                                 "give a retain set or stats='<text file, one document per line>'")
-            return [e.input_ids for e in job.encode_items(job.request.retain, self.train.max_length)]
+                raise ValueError(
+                    "key statistics come from the retain set, but the request has none; "
+                    "give a retain set or stats='<text file, one document per line>'"
+                )
+            return [
+                e.input_ids for e in job.encode_items(job.request.retain, self.train.max_length)
+            ]
         from obliviate.editing.stats import read_text_lines
 
         tok = job.tokenizer
-        return [list(tok(line, truncation=True, max_length=self.train.max_length)["input_ids"])
-                for line in read_text_lines(self.stats)]
+        return [
+            list(tok(line, truncation=True, max_length=self.train.max_length)["input_ids"])
+            for line in read_text_lines(self.stats)
+        ]
 
     def unlearn(self, job: UnlearnJob) -> UnlearnOutput:
         import time
@@ -146,23 +186,49 @@ class EditingMethod:
         cfg = self._config()
         prompts = prepare_prompts(job.tokenizer, job.template, job.request.forget, cfg)
         layers, ie = self.locate(job, prompts)
-        C = key_second_moments(model, job.tokenizer, self._stats_sequences(job), layers,
-                               self.stats_tokens, self.train.batch_size)
+        C = key_second_moments(
+            model,
+            job.tokenizer,
+            self._stats_sequences(job),
+            layers,
+            self.stats_tokens,
+            self.train.batch_size,
+        )
         if self.algorithm == "rome":
             report = rome_edit(model, job.tokenizer, prompts, layers[0], C[layers[0]], cfg)
         else:
             report = memit_edit(model, job.tokenizer, prompts, layers, C, self.update_weight, cfg)
         edited = sum(ed.down(layer).weight.numel() for layer in layers)
-        info = {"layers": layers, "indirect_effects": ie, "groups": len({p.group for p in prompts}),
-                "with_subject": sum(p.span.found for p in prompts), "prompts": len(prompts),
-                "edits": report, "value_log": cfg.logs, "edit_s": round(time.perf_counter() - t0, 3)}
+        info = {
+            "layers": layers,
+            "indirect_effects": ie,
+            "groups": len({p.group for p in prompts}),
+            "with_subject": sum(p.span.found for p in prompts),
+            "prompts": len(prompts),
+            "edits": report,
+            "value_log": cfg.logs,
+            "edit_s": round(time.perf_counter() - t0, 3),
+        }
         return UnlearnOutput(model, [], edited, None, info)
 
 
-_COMMON = {"layers": "auto", "refusal": REFUSAL, "key_position": "subject_last", "steps": 25,
-           "lr": 0.5, "weight_decay": 1e-3, "clamp_norm_factor": 4.0, "kl_factor": 0.0625,
-           "stats": "retain", "stats_tokens": 100_000, "trace_items": 10, "trace_samples": 5,
-           "trace_noise": 3.0, "trace_window": 1, "subject_field": "subject"}
+_COMMON = {
+    "layers": "auto",
+    "refusal": REFUSAL,
+    "key_position": "subject_last",
+    "steps": 25,
+    "lr": 0.5,
+    "weight_decay": 1e-3,
+    "clamp_norm_factor": 4.0,
+    "kl_factor": 0.0625,
+    "stats": "retain",
+    "stats_tokens": 100_000,
+    "trace_items": 10,
+    "trace_samples": 5,
+    "trace_noise": 3.0,
+    "trace_window": 1,
+    "subject_field": "subject",
+}
 
 
 def _rome(train: TrainConfig, **opts: Any) -> EditingMethod:
@@ -174,11 +240,18 @@ def _memit(train: TrainConfig, **opts: Any) -> EditingMethod:
 
 
 ROME = MethodPreset(
-    "rome", "Rank-one MLP edit per forget subject (located by causal tracing) to a refusal",
-    "Meng+ 2022, arXiv 2202.05262", builder=_rome, options=dict(_COMMON), kind="editing",
+    "rome",
+    "Rank-one MLP edit per forget subject (located by causal tracing) to a refusal",
+    "Meng+ 2022, arXiv 2202.05262",
+    builder=_rome,
+    options=dict(_COMMON),
+    kind="editing",
 )
 MEMIT = MethodPreset(
-    "memit", "Multi-layer batched MLP edit of the whole forget set to a refusal",
-    "Meng+ 2023, arXiv 2210.07229", builder=_memit,
-    options={**_COMMON, "n_layers": 2, "update_weight": 1.0}, kind="editing",
+    "memit",
+    "Multi-layer batched MLP edit of the whole forget set to a refusal",
+    "Meng+ 2023, arXiv 2210.07229",
+    builder=_memit,
+    options={**_COMMON, "n_layers": 2, "update_weight": 1.0},
+    kind="editing",
 )

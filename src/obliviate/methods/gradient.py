@@ -27,7 +27,13 @@ from obliviate.methods.base import MethodPreset, Term, UnlearnJob, forward
 # (s model, 100 people, forget10 = 100 QA, 40 steps): GradDiff at lr 1e-4 lowered forget prob
 # only 0.91 -> 0.78; at 2.5e-4 0.91 -> 0.39 with retain prob 0.91 -> 0.80; at 5e-4 the retain
 # NLL rose 14x. Override with train.lr=... for real models.
-TINY_TRAIN = {"lr": 2.5e-4, "epochs": 10, "batch_size": 32, "warmup_epochs": 1, "scheduler": "linear"}
+TINY_TRAIN = {
+    "lr": 2.5e-4,
+    "epochs": 10,
+    "batch_size": 32,
+    "warmup_epochs": 1,
+    "scheduler": "linear",
+}
 
 # The published training settings per method (docs/methods.md), for real models.
 COMMUNITY_TRAIN: dict[str, dict[str, Any]] = {
@@ -41,7 +47,8 @@ COMMUNITY_TRAIN: dict[str, dict[str, Any]] = {
 
 
 def _community(name: str) -> str:
-    """"lr 1e-5, epochs 5": the community settings of a preset, for its description."""
+    """ "lr 1e-5, epochs 5": the community settings of a preset, for its description."""
+
     def fmt(v: Any) -> str:
         return f"{v:.0e}".replace("e-0", "e-") if isinstance(v, float) and v < 1e-3 else f"{v:g}"
 
@@ -62,16 +69,28 @@ class GradientAscentTerm(Term):
 
 
 GA = MethodPreset(
-    "ga", "Gradient ascent on the forget set, no retain term", "Jang+ 2022, arXiv 2210.01504",
-    forget="ga", retain=None, train=TINY_TRAIN,
+    "ga",
+    "Gradient ascent on the forget set, no retain term",
+    "Jang+ 2022, arXiv 2210.01504",
+    forget="ga",
+    retain=None,
+    train=TINY_TRAIN,
 )
 GRADDIFF = MethodPreset(
-    "graddiff", "Gradient difference: ascent on forget + descent on retain (GDR)",
-    "Maini+ 2024 (TOFU), arXiv 2401.06121", forget="ga", retain="nll", train=TINY_TRAIN,
+    "graddiff",
+    "Gradient difference: ascent on forget + descent on retain (GDR)",
+    "Maini+ 2024 (TOFU), arXiv 2401.06121",
+    forget="ga",
+    retain="nll",
+    train=TINY_TRAIN,
 )
 GA_KL = MethodPreset(
-    "ga_kl", "Gradient ascent + KL(pi_ref || pi_theta) on retain (KLR)",
-    "Maini+ 2024 (TOFU), arXiv 2401.06121", forget="ga", retain="kl", train=TINY_TRAIN,
+    "ga_kl",
+    "Gradient ascent + KL(pi_ref || pi_theta) on retain (KLR)",
+    "Maini+ 2024 (TOFU), arXiv 2401.06121",
+    forget="ga",
+    retain="kl",
+    train=TINY_TRAIN,
 )
 
 
@@ -124,22 +143,35 @@ class CEUTerm(Term):
 
 
 WGA = MethodPreset(
-    "wga", f"Weighted gradient ascent (w_t = p_t^beta) + NLL on retain; community: {_community('wga')}",
-    "Wang+ 2025, arXiv 2502.19301", forget="wga", retain="nll", gamma=1.0, alpha=1.0,
+    "wga",
+    f"Weighted gradient ascent (w_t = p_t^beta) + NLL on retain; community: {_community('wga')}",
+    "Wang+ 2025, arXiv 2502.19301",
+    forget="wga",
+    retain="nll",
+    gamma=1.0,
+    alpha=1.0,
     train=TINY_TRAIN,
 )
 # gamma/alpha: SatImp's class defaults and README (gamma 1, alpha 0.1); OU's YAML has the
 # reverse (gamma 0.1, alpha 1) -- docs/methods.md.
 SATIMP = MethodPreset(
-    "satimp", "Saturation x importance weighted ascent + 0.1 NLL on retain; "
+    "satimp",
+    "Saturation x importance weighted ascent + 0.1 NLL on retain; "
     f"community: {_community('satimp')}",
-    "Yang+ 2025, arXiv 2505.11953", forget="satimp", retain="nll", gamma=1.0, alpha=0.1,
+    "Yang+ 2025, arXiv 2505.11953",
+    forget="satimp",
+    retain="nll",
+    gamma=1.0,
+    alpha=0.1,
     train=TINY_TRAIN,
 )
 CEU = MethodPreset(
-    "ceu", f"Cross-entropy unlearning towards the model's own non-label distribution, no retain "
+    "ceu",
+    f"Cross-entropy unlearning towards the model's own non-label distribution, no retain "
     f"term; community: {_community('ceu')}",
-    "Yang 2025, arXiv 2503.01224", forget="ceu", retain=None,
+    "Yang 2025, arXiv 2503.01224",
+    forget="ceu",
+    retain=None,
     train=TINY_TRAIN,
 )
 
@@ -182,7 +214,11 @@ class AnswerLogits:
                 b = {k: v.to(device) for k, v in b.items()}
                 logits = fn(b)
                 _, _, mask = F.shift_labels(logits, b["labels"])
-                keep = logits.dtype if logits.dtype in (torch.float32, torch.float64) else torch.float32
+                keep = (
+                    logits.dtype
+                    if logits.dtype in (torch.float32, torch.float64)
+                    else torch.float32
+                )
                 for r in range(len(chunk)):
                     rows.append(logits[r, :-1][mask[r]].to(keep).cpu())
         return cls(rows)
@@ -251,8 +287,11 @@ class UNDIALTerm(Term):
         was = model.training
         model.eval()
         self.cache = AnswerLogits.compute(
-            lambda b: forward(model, b).logits, forget, pad_id_of(job.tokenizer),
-            model_device(model), cfg.batch_size,
+            lambda b: forward(model, b).logits,
+            forget,
+            pad_id_of(job.tokenizer),
+            model_device(model),
+            cfg.batch_size,
         )
         model.train(was)
 
@@ -274,9 +313,12 @@ class UNDIALTerm(Term):
 
 
 UNDIAL = MethodPreset(
-    "undial", "UNDIAL self-distillation towards the reference with the true token's logit "
+    "undial",
+    "UNDIAL self-distillation towards the reference with the true token's logit "
     f"lowered by beta, no retain term; community: {_community('undial')}, LoRA r=8",
-    "Dong+ 2024, arXiv 2402.10052", forget="undial", retain=None,
+    "Dong+ 2024, arXiv 2402.10052",
+    forget="undial",
+    retain=None,
     train=TINY_TRAIN,
 )
 
@@ -312,8 +354,13 @@ class PDURetainTerm(Term):
     description = "PDU retain constraint lambda_r*(NLL - eps) with dual ascent on lambda_r"
     name = "pdu"
 
-    def __init__(self, lambda_r: float = 100.0, eps: float = 0.3, eta: float = 5.0,
-                 warmup_epochs: float = 5.0) -> None:
+    def __init__(
+        self,
+        lambda_r: float = 100.0,
+        eps: float = 0.3,
+        eta: float = 5.0,
+        warmup_epochs: float = 5.0,
+    ) -> None:
         if lambda_r < 0:
             raise ValueError(f"lambda_r (the initial dual variable) must be >= 0, got {lambda_r}")
         if eta <= 0:
@@ -349,9 +396,14 @@ class PDURetainTerm(Term):
 
 
 PDU = MethodPreset(
-    "pdu", "Primal-dual unlearning: logit-margin flattening on forget, retain NLL <= eps with "
+    "pdu",
+    "Primal-dual unlearning: logit-margin flattening on forget, retain NLL <= eps with "
     f"a dual variable; community: {_community('pdu')}",
-    "Entesari+ 2025, arXiv 2506.05314", forget="pdu", retain="pdu", gamma=1.0, alpha=1.0,
+    "Entesari+ 2025, arXiv 2506.05314",
+    forget="pdu",
+    retain="pdu",
+    gamma=1.0,
+    alpha=1.0,
     train=TINY_TRAIN,
 )
 
@@ -359,7 +411,9 @@ PDU = MethodPreset(
 # ----------------------------------------------------------------------------- LLMU
 
 
-def encode_pairs(job: UnlearnJob, pairs: Sequence[tuple[str, str]], max_length: int, device: Any) -> dict:
+def encode_pairs(
+    job: UnlearnJob, pairs: Sequence[tuple[str, str]], max_length: int, device: Any
+) -> dict:
     """Encode (question, answer) pairs with the job's template and collate them on ``device``."""
     enc = [encode(job.tokenizer, q, a, job.template, max_length) for q, a in pairs]
     b = pad_batch([e.input_ids for e in enc], pad_id_of(job.tokenizer), [e.labels for e in enc])
@@ -388,8 +442,10 @@ class LLMUTerm(Term):
 
     def setup(self, job: UnlearnJob, forget: list[Encoded], cfg: TrainConfig) -> None:
         if not job.request.retain:
-            raise ValueError("llmu pairs forget questions with random retain answers: the request "
-                             "has no retain set; give one")
+            raise ValueError(
+                "llmu pairs forget questions with random retain answers: the request "
+                "has no retain set; give one"
+            )
         self.questions = [it.question for it in job.request.forget]
         self.answers = [it.answer for it in job.request.retain]
         self.max_length = cfg.max_length
@@ -398,15 +454,23 @@ class LLMUTerm(Term):
     def __call__(self, model: Any, batch: dict, job: UnlearnJob) -> Any:
         loss = self.ascent_weight * F.ga_loss(forward(model, batch).logits, batch["labels"])
         if self.random_weight:
-            pairs = [(self.questions[int(i)], self.rng.choice(self.answers)) for i in batch["index"].tolist()]
+            pairs = [
+                (self.questions[int(i)], self.rng.choice(self.answers))
+                for i in batch["index"].tolist()
+            ]
             rb = encode_pairs(job, pairs, self.max_length, batch["input_ids"].device)
             loss = loss + self.random_weight * F.nll_loss(forward(model, rb).logits, rb["labels"])
         return loss
 
 
 LLMU = MethodPreset(
-    "llmu", "LLMU: 0.5 ascent + NLL of random normal answers on forget questions + KL on retain; "
+    "llmu",
+    "LLMU: 0.5 ascent + NLL of random normal answers on forget questions + KL on retain; "
     f"community: {_community('llmu')}",
-    "Yao+ 2023, arXiv 2310.10683", forget="llmu", retain="kl", gamma=1.0, alpha=1.0,
+    "Yao+ 2023, arXiv 2310.10683",
+    forget="llmu",
+    retain="kl",
+    gamma=1.0,
+    alpha=1.0,
     train=TINY_TRAIN,
 )

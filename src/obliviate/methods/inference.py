@@ -38,11 +38,20 @@ def _base_path(job: UnlearnJob, save_base: str) -> str | None:
 class ICULMethod:
     """Build an ICUL wrapper: forget questions with flipped answers + retain context examples."""
 
-    def __init__(self, train: TrainConfig, n_forget: int = 1, n_context: int = 4,
-                 forget_answer: str = "refusal", refusal: str = REFUSAL, encoder: str = "tfidf",
-                 save_base: str = "copy") -> None:
+    def __init__(
+        self,
+        train: TrainConfig,
+        n_forget: int = 1,
+        n_context: int = 4,
+        forget_answer: str = "refusal",
+        refusal: str = REFUSAL,
+        encoder: str = "tfidf",
+        save_base: str = "copy",
+    ) -> None:
         if forget_answer not in ("refusal", "perturbed"):
-            raise ValueError(f"forget_answer must be 'refusal' or 'perturbed', not {forget_answer!r}")
+            raise ValueError(
+                f"forget_answer must be 'refusal' or 'perturbed', not {forget_answer!r}"
+            )
         if n_context < 0 or n_forget < 1:
             raise ValueError("n_context must be >= 0 and n_forget >= 1")
         self.train, self.n_forget, self.n_context = train, n_forget, n_context
@@ -57,18 +66,33 @@ class ICULMethod:
         _qa_only(req.forget, "forget")
         flipped = []
         for it in req.forget:
-            alt = it.perturbed_answers[0] if (self.forget_answer == "perturbed" and it.perturbed_answers) else self.refusal
+            alt = (
+                it.perturbed_answers[0]
+                if (self.forget_answer == "perturbed" and it.perturbed_answers)
+                else self.refusal
+            )
             flipped.append((it.question, alt))
         pool = [it for it in req.retain if not it.is_document]
         if self.n_context and len(pool) < self.n_context:
-            raise ValueError(f"ICUL needs {self.n_context} retain examples for its context; the "
-                             f"retain set has {len(pool)} questions (lower n_context)")
+            raise ValueError(
+                f"ICUL needs {self.n_context} retain examples for its context; the "
+                f"retain set has {len(pool)} questions (lower n_context)"
+            )
         ctx = random.Random(self.train.seed).sample(pool, self.n_context) if self.n_context else []
-        wrapper = ICULWrapper(job.model, job.tokenizer, job.template, flipped,
-                              [(it.question, it.answer) for it in ctx], self.n_forget,
-                              TextEncoder.create(self.encoder), base_path=_base_path(job, self.save_base),
-                              save_base=self.save_base)
-        return UnlearnOutput(wrapper, [], 0, None, {"context_questions": [it.question for it in ctx]})
+        wrapper = ICULWrapper(
+            job.model,
+            job.tokenizer,
+            job.template,
+            flipped,
+            [(it.question, it.answer) for it in ctx],
+            self.n_forget,
+            TextEncoder.create(self.encoder),
+            base_path=_base_path(job, self.save_base),
+            save_base=self.save_base,
+        )
+        return UnlearnOutput(
+            wrapper, [], 0, None, {"context_questions": [it.question for it in ctx]}
+        )
 
 
 # ----------------------------------------------------------------------------- guardrails
@@ -77,12 +101,29 @@ class ICULMethod:
 class GuardrailMethod:
     """Fit and calibrate the forget-scope classifier, build the output filter, wrap the model."""
 
-    def __init__(self, train: TrainConfig, action: str = "refuse", encoder: str = "auto",
-                 C: float = 10.0, target_fpr: float = 0.01, calibration_fraction: float = 0.5,
-                 refusal: str = REFUSAL, epsilon: float = 1e-4, output_filter: bool = True,
-                 span_words: int = 3, corruption: str = "noise", sigma: Any = "auto", k: int = 0,
-                 sigma_init: float = 1.0, zo_steps: int = 20, zo_eps: float = 0.1, zo_lr: float = 2.0,
-                 sigma_min: float = 0.0, zo_tolerance: float = 0.01, save_base: str = "copy") -> None:
+    def __init__(
+        self,
+        train: TrainConfig,
+        action: str = "refuse",
+        encoder: str = "auto",
+        C: float = 10.0,
+        target_fpr: float = 0.01,
+        calibration_fraction: float = 0.5,
+        refusal: str = REFUSAL,
+        epsilon: float = 1e-4,
+        output_filter: bool = True,
+        span_words: int = 3,
+        corruption: str = "noise",
+        sigma: Any = "auto",
+        k: int = 0,
+        sigma_init: float = 1.0,
+        zo_steps: int = 20,
+        zo_eps: float = 0.1,
+        zo_lr: float = 2.0,
+        sigma_min: float = 0.0,
+        zo_tolerance: float = 0.01,
+        save_base: str = "copy",
+    ) -> None:
         if not 0.0 < calibration_fraction < 1.0:
             raise ValueError(f"calibration_fraction must be in (0, 1), got {calibration_fraction}")
         if not (sigma == "auto" or isinstance(sigma, (int, float))):
@@ -93,7 +134,12 @@ class GuardrailMethod:
         self.refusal, self.epsilon = refusal, epsilon
         self.output_filter, self.span_words = output_filter, span_words
         self.corruption, self.sigma, self.k = corruption, sigma, k
-        self.sigma_init, self.zo_steps, self.zo_eps, self.zo_lr = sigma_init, zo_steps, zo_eps, zo_lr
+        self.sigma_init, self.zo_steps, self.zo_eps, self.zo_lr = (
+            sigma_init,
+            zo_steps,
+            zo_eps,
+            zo_lr,
+        )
         self.sigma_min, self.zo_tolerance = sigma_min, zo_tolerance
         self.save_base = save_base
 
@@ -106,7 +152,9 @@ class GuardrailMethod:
         PromptSplitter(job.tokenizer, job.template)  # fails early on a template without a marker
         retain = [it.question for it in req.retain if not it.is_document]
         if len(retain) < 2:
-            raise ValueError("the guardrail classifier needs at least 2 retain questions (negatives)")
+            raise ValueError(
+                "the guardrail classifier needs at least 2 retain questions (negatives)"
+            )
         random.Random(self.train.seed).shuffle(retain)
         n_cal = max(1, round(self.calibration_fraction * len(retain)))
         fit_neg, cal_neg = retain[n_cal:], retain[:n_cal]
@@ -115,9 +163,14 @@ class GuardrailMethod:
         clf = ForgetScopeClassifier(TextEncoder.create(self.encoder), C=self.C)
         clf.fit(positives, fit_neg, seed=self.train.seed)
         clf.calibrate(cal_neg + holdout, self.target_fpr, positives)
-        info = {"encoder": clf.encoder.kind, "threshold": clf.threshold, **clf.calibration,
-                "n_fit_negatives": len(fit_neg), "n_calibration_retain": len(cal_neg),
-                "n_calibration_holdout": len(holdout)}
+        info = {
+            "encoder": clf.encoder.kind,
+            "threshold": clf.threshold,
+            **clf.calibration,
+            "n_fit_negatives": len(fit_neg),
+            "n_calibration_retain": len(cal_neg),
+            "n_calibration_holdout": len(holdout),
+        }
         return clf, info
 
     def unlearn(self, job: UnlearnJob) -> UnlearnOutput:
@@ -129,12 +182,27 @@ class GuardrailMethod:
         filt = None
         if self.output_filter:
             allowed = [it.answer for it in req.retain] + [it.answer for it in req.holdout]
-            filt = AnswerSpanFilter.build([it.answer for it in req.forget], allowed, self.span_words)
+            filt = AnswerSpanFilter.build(
+                [it.answer for it in req.forget], allowed, self.span_words
+            )
             info["filter_spans"] = len(filt.spans)
         sigma = self.sigma_init if self.sigma == "auto" else float(self.sigma)
-        wrapper = GuardrailWrapper(job.model, job.tokenizer, job.template, clf, self.action,
-                                   self.refusal, self.epsilon, self.corruption, sigma, self.k, filt,
-                                   self.train.seed, _base_path(job, self.save_base), self.save_base)
+        wrapper = GuardrailWrapper(
+            job.model,
+            job.tokenizer,
+            job.template,
+            clf,
+            self.action,
+            self.refusal,
+            self.epsilon,
+            self.corruption,
+            sigma,
+            self.k,
+            filt,
+            self.train.seed,
+            _base_path(job, self.save_base),
+            self.save_base,
+        )
         if self.action == "corrupt" and self.corruption == "noise" and self.sigma == "auto":
             info["sigma_search"] = self.tune_sigma(job, wrapper)
         info["sigma"] = wrapper.sigma
@@ -155,12 +223,21 @@ class GuardrailMethod:
 
         req = job.request
         if not req.holdout:
-            raise ValueError("sigma='auto' needs a holdout set for its target level; give one or a number")
+            raise ValueError(
+                "sigma='auto' needs a holdout set for its target level; give one or a number"
+            )
         pairs = [(it.question, it.answer) for it in req.forget]
 
         def mean_prob(model: Any, pp: list[tuple[str, str]]) -> float:
-            s = score_pairs(model, job.tokenizer, pp, job.template, self.train.batch_size,
-                            self.train.max_length, progress=False)
+            s = score_pairs(
+                model,
+                job.tokenizer,
+                pp,
+                job.template,
+                self.train.batch_size,
+                self.train.max_length,
+                progress=False,
+            )
             return float(np.mean([np.exp(-x.nll_avg()) for x in s]))
 
         target = mean_prob(job.model, [(it.question, it.answer) for it in req.holdout])
@@ -189,9 +266,19 @@ class GuardrailMethod:
 class WHPLogitsMethod:
     """Train the reinforced model (target + NLL on the forget set), wrap both (WHP logits)."""
 
-    def __init__(self, train: TrainConfig, alpha: float = 1.0, reinforced: str | None = None,
-                 save_base: str = "copy") -> None:
-        self.train, self.alpha, self.reinforced, self.save_base = train, alpha, reinforced, save_base
+    def __init__(
+        self,
+        train: TrainConfig,
+        alpha: float = 1.0,
+        reinforced: str | None = None,
+        save_base: str = "copy",
+    ) -> None:
+        self.train, self.alpha, self.reinforced, self.save_base = (
+            train,
+            alpha,
+            reinforced,
+            save_base,
+        )
 
     def unlearn(self, job: UnlearnJob) -> UnlearnOutput:
         import copy
@@ -215,51 +302,106 @@ class WHPLogitsMethod:
             forget = job.encode_items(job.request.forget, self.train.max_length)
 
             def loss_fn(m: Any, batch: dict, _rb: Any, _step: int) -> tuple[Any, dict[str, float]]:
-                logits = m(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+                logits = m(
+                    input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]
+                ).logits
                 return F.nll_loss(logits, batch["labels"]), {}
 
             log_path = job.run_dir / "train_log.jsonl" if job.run_dir else None
-            result = train_loop(reinforced, loss_fn, forget, self.train, pad_id_of(job.tokenizer),
-                                accelerator=job.accelerator, log_path=log_path,
-                                desc="reinforcing", progress=job.progress)
+            result = train_loop(
+                reinforced,
+                loss_fn,
+                forget,
+                self.train,
+                pad_id_of(job.tokenizer),
+                accelerator=job.accelerator,
+                log_path=log_path,
+                desc="reinforcing",
+                progress=job.progress,
+            )
             log = result.log
             reinforced = getattr(reinforced, "module", reinforced)
             reinforced.eval()
-        wrapper = LogitOffsetWrapper(job.model, job.tokenizer, job.template, reinforced, self.alpha,
-                                     reinforced_path=self.reinforced,
-                                     base_path=_base_path(job, self.save_base), save_base=self.save_base)
+        wrapper = LogitOffsetWrapper(
+            job.model,
+            job.tokenizer,
+            job.template,
+            reinforced,
+            self.alpha,
+            reinforced_path=self.reinforced,
+            base_path=_base_path(job, self.save_base),
+            save_base=self.save_base,
+        )
         return UnlearnOutput(wrapper, log, n_train, None, {"alpha": self.alpha})
 
 
 # ----------------------------------------------------------------------------- presets
 
-_GUARD = {"encoder": "auto", "C": 10.0, "target_fpr": 0.01, "calibration_fraction": 0.5,
-          "refusal": REFUSAL, "epsilon": 1e-4, "span_words": 3, "save_base": "copy"}
-_ECO = {"corruption": "noise", "sigma": "auto", "k": 0, "sigma_init": 1.0, "zo_steps": 20,
-        "zo_eps": 0.1, "zo_lr": 2.0, "sigma_min": 0.0, "zo_tolerance": 0.01}
+_GUARD = {
+    "encoder": "auto",
+    "C": 10.0,
+    "target_fpr": 0.01,
+    "calibration_fraction": 0.5,
+    "refusal": REFUSAL,
+    "epsilon": 1e-4,
+    "span_words": 3,
+    "save_base": "copy",
+}
+_ECO = {
+    "corruption": "noise",
+    "sigma": "auto",
+    "k": 0,
+    "sigma_init": 1.0,
+    "zo_steps": 20,
+    "zo_eps": 0.1,
+    "zo_lr": 2.0,
+    "sigma_min": 0.0,
+    "zo_tolerance": 0.01,
+}
 
 ICUL = MethodPreset(
-    "icul", "In-context unlearning: flipped forget examples + retain examples before each query",
-    "Pawelczyk+ 2023, arXiv 2310.07579", builder=ICULMethod,
-    options={"n_forget": 1, "n_context": 4, "forget_answer": "refusal", "refusal": REFUSAL,
-             "encoder": "tfidf", "save_base": "copy"}, kind="inference",
+    "icul",
+    "In-context unlearning: flipped forget examples + retain examples before each query",
+    "Pawelczyk+ 2023, arXiv 2310.07579",
+    builder=ICULMethod,
+    options={
+        "n_forget": 1,
+        "n_context": 4,
+        "forget_answer": "refusal",
+        "refusal": REFUSAL,
+        "encoder": "tfidf",
+        "save_base": "copy",
+    },
+    kind="inference",
 )
 GUARDRAIL = MethodPreset(
-    "guardrail", "Forget-scope prompt classifier -> refusal, plus an output filter on forget answer spans",
+    "guardrail",
+    "Forget-scope prompt classifier -> refusal, plus an output filter on forget answer spans",
     "Thaker+ 2024, arXiv 2403.03329",
     builder=lambda train, **o: GuardrailMethod(train, action="refuse", **o),
-    options={**_GUARD, "output_filter": True}, kind="inference",
+    options={**_GUARD, "output_filter": True},
+    kind="inference",
 )
 ECO = MethodPreset(
-    "eco", "Forget-scope prompt classifier -> corrupted prompt embeddings (noise scale tuned)",
+    "eco",
+    "Forget-scope prompt classifier -> corrupted prompt embeddings (noise scale tuned)",
     "Liu+ 2024 (ECO), arXiv 2406.07933",
     builder=lambda train, **o: GuardrailMethod(train, action="corrupt", **o),
-    options={**_GUARD, **_ECO, "output_filter": False}, kind="inference",
+    options={**_GUARD, **_ECO, "output_filter": False},
+    kind="inference",
 )
 WHP_LOGITS = MethodPreset(
-    "whp_logits", "Logit offset at inference: base - alpha*ReLU(reinforced - base), WHP style",
-    "Eldan & Russinovich 2023, arXiv 2310.02238", builder=WHPLogitsMethod,
+    "whp_logits",
+    "Logit offset at inference: base - alpha*ReLU(reinforced - base), WHP style",
+    "Eldan & Russinovich 2023, arXiv 2310.02238",
+    builder=WHPLogitsMethod,
     options={"alpha": 1.0, "reinforced": None, "save_base": "copy"},
-    train={"lr": 1e-3, "epochs": 5, "batch_size": 32, "warmup_epochs": 0.0, "scheduler": "constant"},
+    train={
+        "lr": 1e-3,
+        "epochs": 5,
+        "batch_size": 32,
+        "warmup_epochs": 0.0,
+        "scheduler": "constant",
+    },
     kind="inference",
 )

@@ -30,7 +30,10 @@ class UnlearnJob:
     _ref_model: Any = None
 
     def encode_items(self, items: list[QAItem], max_length: int = 512) -> list[Encoded]:
-        return [encode(self.tokenizer, it.question, it.answer, self.template, max_length) for it in items]
+        return [
+            encode(self.tokenizer, it.question, it.answer, self.template, max_length)
+            for it in items
+        ]
 
     def reference_model(self) -> Any:
         """A frozen copy of the model as it was before unlearning (built once, on demand)."""

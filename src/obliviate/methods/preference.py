@@ -56,12 +56,20 @@ class NPOTerm(Term):
 
 NPO_PAPER = "Zhang+ 2024, arXiv 2404.05868"
 NPO = MethodPreset(
-    "npo", "Negative preference optimisation + NLL on retain (NPO-RT, the TOFU/OU default)",
-    NPO_PAPER, forget="npo", retain="nll", train=TINY_TRAIN,
+    "npo",
+    "Negative preference optimisation + NLL on retain (NPO-RT, the TOFU/OU default)",
+    NPO_PAPER,
+    forget="npo",
+    retain="nll",
+    train=TINY_TRAIN,
 )
 NPO_KL = MethodPreset(
-    "npo_kl", "Negative preference optimisation + KL on retain (NPO-KL)",
-    NPO_PAPER, forget="npo", retain="kl", train=TINY_TRAIN,
+    "npo_kl",
+    "Negative preference optimisation + KL on retain (NPO-KL)",
+    NPO_PAPER,
+    forget="npo",
+    retain="kl",
+    train=TINY_TRAIN,
 )
 
 
@@ -88,9 +96,14 @@ class SimNPOTerm(Term):
 
 
 SIMNPO = MethodPreset(
-    "simnpo", "SimNPO (reference-free, length-normalised NPO) x 0.125 + NLL on retain; TOFU "
+    "simnpo",
+    "SimNPO (reference-free, length-normalised NPO) x 0.125 + NLL on retain; TOFU "
     "forget10 setting (beta 4.5, margin 0); community: lr 1e-5, 10 epochs",
-    "Fan+ 2024, arXiv 2410.07163", forget="simnpo", retain="nll", gamma=0.125, alpha=1.0,
+    "Fan+ 2024, arXiv 2410.07163",
+    forget="simnpo",
+    retain="nll",
+    gamma=0.125,
+    alpha=1.0,
     train=TINY_TRAIN,
 )
 
@@ -109,7 +122,9 @@ def load_idk(path: str | Path | None = None) -> list[str]:
     else:
         p = Path(path)
         if not p.is_file():
-            raise DataError(f"{p}: refusal-answer file not found; give a text file with one answer per line")
+            raise DataError(
+                f"{p}: refusal-answer file not found; give a text file with one answer per line"
+            )
         text = p.read_text(encoding="utf-8")
         where = str(p)
     answers = [line.strip() for line in text.splitlines() if line.strip()]
@@ -171,7 +186,9 @@ class PairwiseTerm(Term):
         idx = batch["index"].tolist()
         pick = [self.rng.randrange(len(self.cands[i])) for i in idx]
         seqs = [self.cands[i][j] for i, j in zip(idx, pick)] + [self.forget[i] for i in idx]
-        both = pad_batch([e.input_ids for e in seqs], pad_id_of(job.tokenizer), [e.labels for e in seqs])
+        both = pad_batch(
+            [e.input_ids for e in seqs], pad_id_of(job.tokenizer), [e.labels for e in seqs]
+        )
         both = {k: v.to(batch["input_ids"].device) for k, v in both.items()}
         lp, mask = F.token_logprobs(forward(model, both).logits, both["labels"])
         seq = F.sequence_logprob(lp, mask)
@@ -235,14 +252,23 @@ class IdkNLLTerm(Term):
 
 
 DPO = MethodPreset(
-    "dpo", "IdkDPO: DPO preferring a refusal over the true answer + NLL on retain (beta 0.1)",
+    "dpo",
+    "IdkDPO: DPO preferring a refusal over the true answer + NLL on retain (beta 0.1)",
     "Rafailov+ 2023, arXiv 2305.18290; IdkDPO as in Maini+ 2024 (TOFU), arXiv 2401.06121",
-    forget="dpo", retain="nll", gamma=1.0, alpha=1.0,
+    forget="dpo",
+    retain="nll",
+    gamma=1.0,
+    alpha=1.0,
     train=TINY_TRAIN,
 )
 IDK = MethodPreset(
-    "idk", "TOFU's original IdK baseline: NLL of refusal answers on forget questions + NLL on retain",
-    "Maini+ 2024 (TOFU), arXiv 2401.06121", forget="idk", retain="nll", gamma=1.0, alpha=1.0,
+    "idk",
+    "TOFU's original IdK baseline: NLL of refusal answers on forget questions + NLL on retain",
+    "Maini+ 2024 (TOFU), arXiv 2401.06121",
+    forget="idk",
+    retain="nll",
+    gamma=1.0,
+    alpha=1.0,
     train=TINY_TRAIN,
 )
 
@@ -293,9 +319,15 @@ def sample_answers(
             b = pad_batch([ids[i] for i in chunk], pad, side="left")
             b = {k: v.to(device) for k, v in b.items()}
             gen = model.generate(
-                input_ids=b["input_ids"], attention_mask=b["attention_mask"],
-                max_new_tokens=max_new_tokens, do_sample=True, temperature=temperature,
-                top_k=0, top_p=1.0, use_cache=True, pad_token_id=pad,
+                input_ids=b["input_ids"],
+                attention_mask=b["attention_mask"],
+                max_new_tokens=max_new_tokens,
+                do_sample=True,
+                temperature=temperature,
+                top_k=0,
+                top_p=1.0,
+                use_cache=True,
+                pad_token_id=pad,
                 eos_token_id=tokenizer.eos_token_id,
             )
             for row, i in zip(gen[:, b["input_ids"].shape[1] :].tolist(), chunk):
@@ -322,8 +354,15 @@ class AltPOTerm(PairwiseTerm):
     description = "DPO preferring alternate answers sampled from the target"
     name = "altpo"
 
-    def __init__(self, beta: float = 0.1, n_winners: int = 5, temperature: float = 1.0,
-                 max_new_tokens: int = 200, rounds: int = 3, alt_prompt: str | None = None) -> None:
+    def __init__(
+        self,
+        beta: float = 0.1,
+        n_winners: int = 5,
+        temperature: float = 1.0,
+        max_new_tokens: int = 200,
+        rounds: int = 3,
+        alt_prompt: str | None = None,
+    ) -> None:
         super().__init__(beta, n_winners)
         self.temperature, self.max_new_tokens, self.rounds = temperature, max_new_tokens, rounds
         self.alt_prompt = ALTPO_PAPER_PROMPT if alt_prompt == "paper" else alt_prompt
@@ -345,8 +384,14 @@ class AltPOTerm(PairwiseTerm):
             if not todo:
                 break
             samples = sample_answers(
-                job.model, job.tokenizer, self._prompts([items[i] for i in todo]), job.template,
-                self.n_winners, self.temperature, self.max_new_tokens, cfg.batch_size,
+                job.model,
+                job.tokenizer,
+                self._prompts([items[i] for i in todo]),
+                job.template,
+                self.n_winners,
+                self.temperature,
+                self.max_new_tokens,
+                cfg.batch_size,
                 seed=cfg.seed + r,
             )
             for i, s in zip(todo, samples):
@@ -357,8 +402,11 @@ class AltPOTerm(PairwiseTerm):
         empty = [i for i, g in enumerate(got) if not g]
         if empty:
             idk = load_idk()
-            log.warning("altpo: %d forget item(s) got no alternate answer different from the "
-                        "true one; using refusal answers for them", len(empty))
+            log.warning(
+                "altpo: %d forget item(s) got no alternate answer different from the "
+                "true one; using refusal answers for them",
+                len(empty),
+            )
             for i in empty:
                 got[i] = [self.rng.choice(idk)]
         self.alternates = got
@@ -366,8 +414,13 @@ class AltPOTerm(PairwiseTerm):
 
 
 ALTPO = MethodPreset(
-    "altpo", "AltPO: DPO preferring the target's own sampled alternate answers over the true "
+    "altpo",
+    "AltPO: DPO preferring the target's own sampled alternate answers over the true "
     "one + NLL on retain (5 alternates, T=1); community: lr 1e-5..5e-5, 2 epochs",
-    "Mekala+ 2024, arXiv 2409.13474", forget="altpo", retain="nll", gamma=1.0, alpha=1.0,
+    "Mekala+ 2024, arXiv 2409.13474",
+    forget="altpo",
+    retain="nll",
+    gamma=1.0,
+    alpha=1.0,
     train=TINY_TRAIN,
 )

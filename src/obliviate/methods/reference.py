@@ -14,7 +14,9 @@ from obliviate.data.templates import Encoded
 from obliviate.models.protocol import CausalLM
 
 
-def sequence_logprobs(model: CausalLM, encoded: Sequence[Encoded], tokenizer: Any, batch_size: int = 32) -> Any:
+def sequence_logprobs(
+    model: CausalLM, encoded: Sequence[Encoded], tokenizer: Any, batch_size: int = 32
+) -> Any:
     """``(N,)`` tensor of Σ_t log π(y_t | x, y_<t) for each encoded item, in order."""
     import torch
 
@@ -31,8 +33,9 @@ def sequence_logprobs(model: CausalLM, encoded: Sequence[Encoded], tokenizer: An
         for i in range(0, len(encoded), batch_size):
             chunk = list(encoded[i : i + batch_size])
             b = collate_encoded(chunk, list(range(len(chunk))), pad)
-            logits = model(input_ids=b["input_ids"].to(device),
-                           attention_mask=b["attention_mask"].to(device)).logits
+            logits = model(
+                input_ids=b["input_ids"].to(device), attention_mask=b["attention_mask"].to(device)
+            ).logits
             lp, mask = F.token_logprobs(logits, b["labels"].to(device))
             out.append(F.sequence_logprob(lp, mask).float().cpu())
     model.train(was_training)

@@ -39,11 +39,29 @@ from obliviate.methods.gradient import TINY_TRAIN
 # ----------------------------------------------------------------------------- locating modules
 
 _LAYER_PATHS = (
-    "model.layers", "model.model.layers", "transformer.h", "gpt_neox.layers", "model.decoder.layers",
-    "transformer.layers", "transformer.blocks", "layers", "h", "decoder.layers",
+    "model.layers",
+    "model.model.layers",
+    "transformer.h",
+    "gpt_neox.layers",
+    "model.decoder.layers",
+    "transformer.layers",
+    "transformer.blocks",
+    "layers",
+    "h",
+    "decoder.layers",
 )
-_MLP_OUT = ("mlp.down_proj", "mlp.c_proj", "mlp.dense_4h_to_h", "mlp.fc2", "fc2", "mlp.fc_out",
-            "feed_forward.w2", "mlp.w2", "ffn.down_proj", "block_sparse_moe")
+_MLP_OUT = (
+    "mlp.down_proj",
+    "mlp.c_proj",
+    "mlp.dense_4h_to_h",
+    "mlp.fc2",
+    "fc2",
+    "mlp.fc_out",
+    "feed_forward.w2",
+    "mlp.w2",
+    "ffn.down_proj",
+    "block_sparse_moe",
+)
 
 
 def base_model(model: Any) -> Any:
@@ -71,9 +89,13 @@ def find_decoder_layers(model: Any) -> Any:
         layers = _get(m, path)
         if isinstance(layers, torch.nn.ModuleList) and len(layers) > 0:
             return layers
-    lists = [mod for _, mod in m.named_modules() if isinstance(mod, torch.nn.ModuleList) and len(mod) > 0]
+    lists = [
+        mod for _, mod in m.named_modules() if isinstance(mod, torch.nn.ModuleList) and len(mod) > 0
+    ]
     if not lists:
-        raise ValueError(f"cannot find the decoder layers of {type(m).__name__}: no ModuleList inside")
+        raise ValueError(
+            f"cannot find the decoder layers of {type(m).__name__}: no ModuleList inside"
+        )
     return max(lists, key=len)
 
 
@@ -87,7 +109,9 @@ def resolve_layer(model: Any, layer: int | None) -> int:
     if layer is None:
         return default_layer(n)
     if not isinstance(layer, int) or not -n <= layer < n:
-        raise ValueError(f"layer must be an int in [{-n}, {n - 1}] (the model has {n} decoder layers), got {layer!r}")
+        raise ValueError(
+            f"layer must be an int in [{-n}, {n - 1}] (the model has {n} decoder layers), got {layer!r}"
+        )
     return layer % n
 
 
@@ -102,11 +126,17 @@ def mlp_out_module(block: Any) -> Any:
     # fallback: the last module with a weight matrix inside a child called like an MLP
     for name, child in block.named_children():
         if any(k in name.lower() for k in ("mlp", "ffn", "feed_forward", "feedforward")):
-            cands = [m for m in child.modules() if isinstance(getattr(m, "weight", None), torch.nn.Parameter)
-                     and m.weight.dim() == 2]
+            cands = [
+                m
+                for m in child.modules()
+                if isinstance(getattr(m, "weight", None), torch.nn.Parameter)
+                and m.weight.dim() == 2
+            ]
             if cands:
                 return cands[-1]
-    raise ValueError(f"cannot find the MLP output projection in {type(block).__name__}; pass trainable=<regex>")
+    raise ValueError(
+        f"cannot find the MLP output projection in {type(block).__name__}; pass trainable=<regex>"
+    )
 
 
 def select_mlp_out(model: Any, layers: list[int]) -> int:
@@ -170,9 +200,20 @@ class RMUForgetTerm(Term):
 
     name = "rmu"
 
-    def __init__(self, layer: int | None = None, coeff: float = 20.0, adaptive: bool = False,
-                 scale: float = 5.0, positions: str = "answer") -> None:
-        self.layer_arg, self.coeff, self.adaptive, self.scale = layer, float(coeff), adaptive, float(scale)
+    def __init__(
+        self,
+        layer: int | None = None,
+        coeff: float = 20.0,
+        adaptive: bool = False,
+        scale: float = 5.0,
+        positions: str = "answer",
+    ) -> None:
+        self.layer_arg, self.coeff, self.adaptive, self.scale = (
+            layer,
+            float(coeff),
+            adaptive,
+            float(scale),
+        )
         self.positions = positions
         self.layer = 0
         self.control: Any = None
@@ -212,7 +253,9 @@ class RMUForgetTerm(Term):
 
     def __call__(self, model: Any, batch: dict, job: UnlearnJob) -> Any:
         h = hidden_at(model, batch, self.layer)
-        return F.rmu_forget_loss(h, self.control.to(h.device), _mask(batch, self.positions), self.coeff)
+        return F.rmu_forget_loss(
+            h, self.control.to(h.device), _mask(batch, self.positions), self.coeff
+        )
 
 
 class RMURetainTerm(Term):
@@ -233,7 +276,9 @@ class RMURetainTerm(Term):
         h = hidden_at(model, batch, self.layer)
         ref = job.reference_model()
         with torch.no_grad():
-            h_ref = hidden_at(ref, {k: v.to(model_device(ref)) for k, v in batch.items()}, self.layer)
+            h_ref = hidden_at(
+                ref, {k: v.to(model_device(ref)) for k, v in batch.items()}, self.layer
+            )
         return F.rmu_retain_loss(h, h_ref.to(h.device), _mask(batch, self.positions))
 
 
@@ -245,16 +290,34 @@ class RMUMethod(ComposedMethod):
     selection (MLP output projections of ``update_layers``, default ℓ−2..ℓ) unless
     ``trainable`` or ``peft`` is given."""
 
-    def __init__(self, train: TrainConfig, layer: int | None = None, coeff: float = 20.0,
-                 adaptive: bool = False, scale: float = 5.0, positions: str = "answer",
-                 update_layers: list[int] | None = None, gamma: float = 1.0, alpha: float = 100.0,
-                 trainable: str | None = None, peft: dict[str, Any] | None = None,
-                 saliency: float | None = None) -> None:
+    def __init__(
+        self,
+        train: TrainConfig,
+        layer: int | None = None,
+        coeff: float = 20.0,
+        adaptive: bool = False,
+        scale: float = 5.0,
+        positions: str = "answer",
+        update_layers: list[int] | None = None,
+        gamma: float = 1.0,
+        alpha: float = 100.0,
+        trainable: str | None = None,
+        peft: dict[str, Any] | None = None,
+        saliency: float | None = None,
+    ) -> None:
         if positions not in ("answer", "all"):
             raise ValueError(f"positions must be 'answer' or 'all', got {positions!r}")
         forget = RMUForgetTerm(layer, coeff, adaptive, scale, positions)
-        super().__init__(forget, RMURetainTerm(0, positions), float(gamma), float(alpha), train,
-                         trainable=trainable, peft=peft, saliency=saliency)
+        super().__init__(
+            forget,
+            RMURetainTerm(0, positions),
+            float(gamma),
+            float(alpha),
+            train,
+            trainable=trainable,
+            peft=peft,
+            saliency=saliency,
+        )
         self.update_layers = update_layers
 
     def unlearn(self, job: UnlearnJob) -> UnlearnOutput:
@@ -267,8 +330,10 @@ class RMUMethod(ComposedMethod):
             else:
                 bad = [i for i in self.update_layers if not isinstance(i, int) or not -n <= i < n]
                 if bad or not self.update_layers:
-                    raise ValueError(f"update_layers must be a non-empty list of layer indices in "
-                                     f"[{-n}, {n - 1}], got {self.update_layers!r}")
+                    raise ValueError(
+                        f"update_layers must be a non-empty list of layer indices in "
+                        f"[{-n}, {n - 1}], got {self.update_layers!r}"
+                    )
                 chosen = sorted({i % n for i in self.update_layers})
             select_mlp_out(job.model, chosen)
         return super().unlearn(job)
@@ -279,8 +344,16 @@ def _build_rmu(train: TrainConfig, **options: Any) -> RMUMethod:
 
 
 RMU_OPTIONS: dict[str, Any] = {
-    "layer": None, "coeff": 20.0, "adaptive": False, "scale": 5.0, "positions": "answer",
-    "update_layers": None, "gamma": 1.0, "alpha": 100.0, "trainable": None, "peft": None,
+    "layer": None,
+    "coeff": 20.0,
+    "adaptive": False,
+    "scale": 5.0,
+    "positions": "answer",
+    "update_layers": None,
+    "gamma": 1.0,
+    "alpha": 100.0,
+    "trainable": None,
+    "peft": None,
     "saliency": None,
 }
 RMU_PAPER = "Li+ 2024 (WMDP), arXiv 2403.03218"
@@ -293,13 +366,20 @@ RMU_PAPER = "Li+ 2024 (WMDP), arXiv 2403.03218"
 RMU_TINY_TRAIN = {**TINY_TRAIN, "lr": 1e-2, "epochs": 30}
 
 RMU = MethodPreset(
-    "rmu", "RMU: steer layer-l hidden states of forget tokens to c*u (c 20), keep retain ones "
+    "rmu",
+    "RMU: steer layer-l hidden states of forget tokens to c*u (c 20), keep retain ones "
     "(alpha 10 here; upstream 100 at 4096-d); trains MLP out-projections of layers l-2..l; "
     "community: lr 5e-5, 80 batches, alpha 100",
-    RMU_PAPER, builder=_build_rmu, options={**RMU_OPTIONS, "alpha": 10.0}, train=RMU_TINY_TRAIN,
+    RMU_PAPER,
+    builder=_build_rmu,
+    options={**RMU_OPTIONS, "alpha": 10.0},
+    train=RMU_TINY_TRAIN,
 )
 RMU_ADAPTIVE = MethodPreset(
-    "rmu_adaptive", "Adaptive RMU: RMU with c = 5 x the mean forget hidden-state norm at layer l",
-    "Dang+ 2025, arXiv 2408.06223 (on RMU, arXiv 2403.03218)", builder=_build_rmu,
-    options={**RMU_OPTIONS, "adaptive": True}, train=RMU_TINY_TRAIN,
+    "rmu_adaptive",
+    "Adaptive RMU: RMU with c = 5 x the mean forget hidden-state norm at layer l",
+    "Dang+ 2025, arXiv 2408.06223 (on RMU, arXiv 2403.03218)",
+    builder=_build_rmu,
+    options={**RMU_OPTIONS, "adaptive": True},
+    train=RMU_TINY_TRAIN,
 )

@@ -96,8 +96,9 @@ def saliency_masks(scores: Sequence[Any], fraction: float) -> tuple[list[Any], f
 # --------------------------------------------------------------------------- gradients at θ_0
 
 
-def forget_gradient_scores(job: UnlearnJob, method: Any, forget: list[Encoded],
-                           batch_size: int) -> list[tuple[Any, Any]]:
+def forget_gradient_scores(
+    job: UnlearnJob, method: Any, forget: list[Encoded], batch_size: int
+) -> list[tuple[Any, Any]]:
     """``[(param, |g|)]`` for every trainable parameter of ``job.model``, with
     g = ∇_θ L_f(θ_0) of the method's forget term, averaged over the forget set (each batch's
     loss weighted by its share of the items). A term may name a different loss for its
@@ -188,8 +189,9 @@ def build_saliency_hook(scored: list[tuple[Any, Any]], fraction: float) -> Salie
     return SaliencyHook(params, masks, frozen, kept, total, tau)
 
 
-def saliency_hooks(job: UnlearnJob, method: Any, forget_encoded: list[Encoded],
-                   fraction: float) -> list[SaliencyHook]:
+def saliency_hooks(
+    job: UnlearnJob, method: Any, forget_encoded: list[Encoded], fraction: float
+) -> list[SaliencyHook]:
     """SalUn hooks for a composed method: mask = top ``fraction`` of |∇ forget loss| at θ_0.
 
     Called by :class:`obliviate.methods.base.ComposedMethod` after the PEFT adapter and the

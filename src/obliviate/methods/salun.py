@@ -47,7 +47,9 @@ class RandomAnswerTerm(Term):
                     "give a retain set or more than one distinct forget answer"
                 )
             wrong = rng.choice(choices)
-            self.encoded.append(encode(job.tokenizer, it.question, wrong, job.template, cfg.max_length))
+            self.encoded.append(
+                encode(job.tokenizer, it.question, wrong, job.template, cfg.max_length)
+            )
 
     def saliency_loss(self, model: Any, batch: dict, job: UnlearnJob) -> Any:
         """SalUn's mask uses the loss of the *true* forget answers (|∇ NLL| = |∇ GA|), not the
@@ -68,6 +70,11 @@ class RandomAnswerTerm(Term):
 SALUN = MethodPreset(
     "salun",
     "SalUn: random-answer fine-tuning on forget + NLL on retain, only the top 50% salient weights",
-    SALUN_PAPER, forget="random_answer", retain="nll", gamma=1.0, alpha=1.0, saliency=0.5,
+    SALUN_PAPER,
+    forget="random_answer",
+    retain="nll",
+    gamma=1.0,
+    alpha=1.0,
+    saliency=0.5,
     train=TINY_TRAIN,
 )

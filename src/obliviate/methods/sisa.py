@@ -62,8 +62,15 @@ class SISAMethod:
     the folder ``ensemble``, or a new ensemble trained here on the request's full training set
     (``request.full``, else forget + retain) from ``job.model``."""
 
-    def __init__(self, train: TrainConfig, shards: int = 4, slices: int = 4, init: str = "scratch",
-                 peft: dict[str, Any] | None = None, ensemble: str | None = None) -> None:
+    def __init__(
+        self,
+        train: TrainConfig,
+        shards: int = 4,
+        slices: int = 4,
+        init: str = "scratch",
+        peft: dict[str, Any] | None = None,
+        ensemble: str | None = None,
+    ) -> None:
         self.train, self.shards, self.slices = train, int(shards), int(slices)
         self.init, self.peft, self.ensemble = init, peft, ensemble
 
@@ -79,19 +86,33 @@ class SISAMethod:
         else:
             data = job.request.full or (job.request.forget + job.request.retain)
             ens, trained = SISAEnsemble.fit(
-                job.model, job.tokenizer, data, self.train, self.shards, self.slices, self.init,
-                self.peft, job.template, base_path=job.model_path if self.init == "model" else None,
+                job.model,
+                job.tokenizer,
+                data,
+                self.train,
+                self.shards,
+                self.slices,
+                self.init,
+                self.peft,
+                job.template,
+                base_path=job.model_path if self.init == "model" else None,
                 accelerator=job.accelerator,
             )
-            info.update(initial_training_steps=trained["steps"],
-                        initial_training_s=round(time.perf_counter() - t0, 3))
+            info.update(
+                initial_training_steps=trained["steps"],
+                initial_training_s=round(time.perf_counter() - t0, 3),
+            )
             # exact only when the constituents' starting point never saw the data
             info["exact"] = self.init == "scratch"
         report = ens.forget(job.request.forget, accelerator=job.accelerator)
-        info.update(removed=report.removed, shards_retrained=report.shards_retrained,
-                    first_stage={str(k): v for k, v in report.first_stage.items()},
-                    steps=report.steps, full_retrain_steps=report.full_retrain_steps,
-                    single_model_steps=report.single_model_steps)
+        info.update(
+            removed=report.removed,
+            shards_retrained=report.shards_retrained,
+            first_stage={str(k): v for k, v in report.first_stage.items()},
+            steps=report.steps,
+            full_retrain_steps=report.full_retrain_steps,
+            single_model_steps=report.single_model_steps,
+        )
         if job.run_dir is not None:
             from obliviate.io import write_json, write_jsonl
 
@@ -109,7 +130,9 @@ def _build(train: TrainConfig, **options: Any) -> SISAMethod:
 SISA = MethodPreset(
     "sisa",
     "SISA exact unlearning: shard/slice-checkpointed constituents, retrain only affected shards",
-    SISA_PAPER, builder=_build,
+    SISA_PAPER,
+    builder=_build,
     options={"shards": 4, "slices": 4, "init": "scratch", "peft": None, "ensemble": None},
-    train=SISA_TINY_TRAIN, kind="exact",
+    train=SISA_TINY_TRAIN,
+    kind="exact",
 )

@@ -68,14 +68,22 @@ class SISAEnsemble:
     description = "SISA shard ensemble (averaged next-token probabilities)"
     paper = SISA_PAPER
 
-    def __init__(self, base: Any, tokenizer: Any, items: dict[int, tuple[str, str]],
-                 assignment: list[list[list[int]]], settings: dict[str, Any]) -> None:
+    def __init__(
+        self,
+        base: Any,
+        tokenizer: Any,
+        items: dict[int, tuple[str, str]],
+        assignment: list[list[list[int]]],
+        settings: dict[str, Any],
+    ) -> None:
         self.tokenizer = tokenizer
         self.items = dict(items)
         self.assignment = [[list(sl) for sl in shard] for shard in assignment]
         self.settings = dict(settings)
         # folders saved before TrainConfig lost its never-read "optimizer"/"log_every" still load
-        train = {k: v for k, v in self.settings["train"].items() if k not in ("optimizer", "log_every")}
+        train = {
+            k: v for k, v in self.settings["train"].items() if k not in ("optimizer", "log_every")
+        }
         self.cfg = from_dict(TrainConfig, train, "sisa train")
         self.template = PromptTemplate(**self.settings["template"])
         self.removed = int(self.settings.get("removed", 0))
@@ -163,13 +171,13 @@ class SISAEnsemble:
 
     def train(self, mode: bool = True) -> SISAEnsemble:
         """Set train/eval mode of every constituent (``torch.nn.Module.train`` semantics)."""
-        for m in ([self.peft_model] if self.peft_cfg else self.models):
+        for m in [self.peft_model] if self.peft_cfg else self.models:
             m.train(mode)
         self.training = mode
         return self
 
     def to(self, device: Any) -> SISAEnsemble:
-        for m in ([self.peft_model] if self.peft_cfg else self.models):
+        for m in [self.peft_model] if self.peft_cfg else self.models:
             m.to(device)
         return self
 
@@ -183,8 +191,11 @@ class SISAEnsemble:
         return [self._encoded[i] for i in ids]
 
     def _stage_cfg(self, s: int, r: int) -> TrainConfig:
-        return replace(self.cfg, epochs=stage_epochs(self.cfg.epochs, self.n_slices),
-                       seed=stage_seed(self.cfg.seed, s, r))
+        return replace(
+            self.cfg,
+            epochs=stage_epochs(self.cfg.epochs, self.n_slices),
+            seed=stage_seed(self.cfg.seed, s, r),
+        )
 
     def _run_shard(self, s: int, start: int, accelerator: Any, log: list[dict[str, float]]) -> int:
         """Re-run stages ``start..R`` of shard ``s`` from checkpoint ``start - 1``."""
@@ -203,9 +214,16 @@ class SISAEnsemble:
             ids = [i for sl in self.assignment[s][:r] for i in sl]
             if ids:
                 model = self.shard_model(s)
-                res = train_loop(model, nll, self._encode(ids), self._stage_cfg(s, r),
-                                 pad_id_of(self.tokenizer), accelerator=accelerator,
-                                 desc=f"sisa shard {s} stage {r}", progress=False)
+                res = train_loop(
+                    model,
+                    nll,
+                    self._encode(ids),
+                    self._stage_cfg(s, r),
+                    pad_id_of(self.tokenizer),
+                    accelerator=accelerator,
+                    desc=f"sisa shard {s} stage {r}",
+                    progress=False,
+                )
                 steps += res.steps
                 for row in res.log:
                     log.append({**row, "shard": s, "stage": r})
@@ -248,7 +266,9 @@ class SISAEnsemble:
             raise ValueError("SISA with adapters needs init='model' (a pre-trained base to adapt)")
         pairs = [(it.question, it.answer) if isinstance(it, QAItem) else tuple(it) for it in items]
         if not pairs:
-            raise DataError("SISA needs a training set: the request has no full/forget/retain items")
+            raise DataError(
+                "SISA needs a training set: the request has no full/forget/retain items"
+            )
         if assignment is None:
             assignment = assign_shards(len(pairs), shards, slices, train.seed)
         _check_assignment(assignment, len(pairs))
@@ -261,11 +281,18 @@ class SISAEnsemble:
             base = copy.deepcopy(base)  # never change the caller's model
         tmpl = template or PromptTemplate()
         settings = {
-            "shards": len(assignment), "slices": len(assignment[0]), "init": init,
-            "peft": dict(peft) if peft else None, "train": to_dict(train),
-            "template": {"name": tmpl.name, "system_prompt": tmpl.system_prompt,
-                         "date_string": tmpl.date_string},
-            "base_path": str(Path(base_path).resolve()) if base_path else None, "removed": 0,
+            "shards": len(assignment),
+            "slices": len(assignment[0]),
+            "init": init,
+            "peft": dict(peft) if peft else None,
+            "train": to_dict(train),
+            "template": {
+                "name": tmpl.name,
+                "system_prompt": tmpl.system_prompt,
+                "date_string": tmpl.date_string,
+            },
+            "base_path": str(Path(base_path).resolve()) if base_path else None,
+            "removed": 0,
         }
         ens = cls(base, tokenizer, dict(enumerate(pairs)), assignment, settings)
         log: list[dict[str, float]] = []
@@ -274,7 +301,9 @@ class SISAEnsemble:
 
     # ------------------------------------------------------------------ deletion
 
-    def forget(self, items: Sequence[QAItem | tuple[str, str]], accelerator: Any = None) -> ForgetReport:
+    def forget(
+        self, items: Sequence[QAItem | tuple[str, str]], accelerator: Any = None
+    ) -> ForgetReport:
         """Delete ``items`` (matched by exact question and answer; every copy in D is removed)
         and retrain only the affected shards from their last checkpoint before the earliest
         affected slice. Raises :class:`DataError` for an item that is not in the training set."""
@@ -306,10 +335,18 @@ class SISAEnsemble:
         steps = sum(self._run_shard(s, r, accelerator, log) for s, r in sorted(first.items()))
         full = sum(
             planned_steps(sum(len(sl) for sl in shard[:r]), self._stage_cfg(s, r))
-            for s, shard in enumerate(self.assignment) for r in range(1, self.n_slices + 1)
+            for s, shard in enumerate(self.assignment)
+            for r in range(1, self.n_slices + 1)
         )
-        return ForgetReport(len(drop), sorted(first), first, steps, full,
-                            planned_steps(len(self.items), self.cfg), log)
+        return ForgetReport(
+            len(drop),
+            sorted(first),
+            first,
+            steps,
+            full,
+            planned_steps(len(self.items), self.cfg),
+            log,
+        )
 
     # ------------------------------------------------------------------ inference
 
@@ -319,22 +356,32 @@ class SISAEnsemble:
         out = self.shard_model(s)(**kwargs)
         return torch.log_softmax(out.logits.float(), dim=-1), out
 
-    def __call__(self, input_ids: Any, attention_mask: Any = None, position_ids: Any = None,
-                 **_ignored: Any) -> _Output:
+    def __call__(
+        self, input_ids: Any, attention_mask: Any = None, position_ids: Any = None, **_ignored: Any
+    ) -> _Output:
         """``.logits`` = log of the shards' averaged next-token probabilities, ``(B, T, V)``."""
         import torch
 
         total = None
         with torch.no_grad():
             for s in range(self.n_shards):
-                lp, _ = self._shard_logprobs(s, input_ids=input_ids, attention_mask=attention_mask,
-                                             position_ids=position_ids)
+                lp, _ = self._shard_logprobs(
+                    s, input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids
+                )
                 total = lp if total is None else torch.logaddexp(total, lp)
         return _Output(total - math.log(self.n_shards))
 
-    def generate(self, input_ids: Any, attention_mask: Any = None, max_new_tokens: int = 20,
-                 do_sample: bool = False, use_cache: bool = True, pad_token_id: int | None = None,
-                 eos_token_id: int | None = None, **_ignored: Any) -> Any:
+    def generate(
+        self,
+        input_ids: Any,
+        attention_mask: Any = None,
+        max_new_tokens: int = 20,
+        do_sample: bool = False,
+        use_cache: bool = True,
+        pad_token_id: int | None = None,
+        eos_token_id: int | None = None,
+        **_ignored: Any,
+    ) -> Any:
         """Greedy decoding from the averaged distribution (the loop of
         :func:`obliviate.decoding.greedy_generate`); left-padded batches; one KV cache per shard
         (``use_cache=False`` recomputes the whole prefix each step: same result). Returns
@@ -344,7 +391,9 @@ class SISAEnsemble:
         from obliviate.decoding import greedy_generate
 
         if do_sample:
-            raise ValueError("SISAEnsemble.generate supports greedy decoding only (do_sample=False)")
+            raise ValueError(
+                "SISAEnsemble.generate supports greedy decoding only (do_sample=False)"
+            )
         if attention_mask is None:
             attention_mask = torch.ones_like(input_ids)
 
@@ -355,8 +404,12 @@ class SISAEnsemble:
             caches = past if use_cache and past is not None else [None] * self.n_shards
             total, new_caches = None, []
             for s in range(self.n_shards):
-                kw: dict[str, Any] = {"input_ids": ids, "attention_mask": mask,
-                                      "position_ids": pos, "use_cache": use_cache}
+                kw: dict[str, Any] = {
+                    "input_ids": ids,
+                    "attention_mask": mask,
+                    "position_ids": pos,
+                    "use_cache": use_cache,
+                }
                 if use_cache and caches[s] is not None:
                     kw[caches[s][0]] = caches[s][1]
                 lp, out = self._shard_logprobs(s, **kw)
@@ -366,8 +419,9 @@ class SISAEnsemble:
                 total = lp if total is None else torch.logaddexp(total, lp)
             return total, (new_caches if use_cache else (ids, pos))
 
-        return greedy_generate(step, input_ids, attention_mask, max_new_tokens, pad_token_id,
-                               eos_token_id)
+        return greedy_generate(
+            step, input_ids, attention_mask, max_new_tokens, pad_token_id, eos_token_id
+        )
 
     # ------------------------------------------------------------------ identity, save, load
 
@@ -376,8 +430,11 @@ class SISAEnsemble:
         import numpy as np
 
         h = hashlib.sha256()
-        h.update(json.dumps({"settings": self.settings, "assignment": self.assignment},
-                            sort_keys=True).encode())
+        h.update(
+            json.dumps(
+                {"settings": self.settings, "assignment": self.assignment}, sort_keys=True
+            ).encode()
+        )
         states = [self.checkpoints[s][self.n_slices] for s in range(self.n_shards)]
         if self.peft_cfg:  # the shared base matters too
             from obliviate.models.loading import model_fingerprint
@@ -411,17 +468,29 @@ class SISAEnsemble:
                 state = self.checkpoints[s][r]
                 assert state is not None
                 data = st_save({k: v.contiguous() for k, v in state.items()})
-                atomic_write_bytes(path / "checkpoints" / f"shard{s}" / f"slice{r}.safetensors", data)
-        write_jsonl(path / "data.jsonl",
-                    [{"id": i, "question": q, "answer": a} for i, (q, a) in sorted(self.items.items())])
+                atomic_write_bytes(
+                    path / "checkpoints" / f"shard{s}" / f"slice{r}.safetensors", data
+                )
+        write_jsonl(
+            path / "data.jsonl",
+            [{"id": i, "question": q, "answer": a} for i, (q, a) in sorted(self.items.items())],
+        )
         self.tokenizer.save_pretrained(path)
         from obliviate.inference import WRAPPER_SCHEMA
 
-        write_json(path / WRAPPER_FILE, {
-            "wrapper": "sisa", "schema": WRAPPER_SCHEMA, "format_version": FORMAT_VERSION,
-            "method": "sisa", "paper": SISA_PAPER, "settings": settings,
-            "assignment": self.assignment, "fingerprint": self.fingerprint(),
-        })
+        write_json(
+            path / WRAPPER_FILE,
+            {
+                "wrapper": "sisa",
+                "schema": WRAPPER_SCHEMA,
+                "format_version": FORMAT_VERSION,
+                "method": "sisa",
+                "paper": SISA_PAPER,
+                "settings": settings,
+                "assignment": self.assignment,
+                "fingerprint": self.fingerprint(),
+            },
+        )
 
     def _base_for_saving(self) -> Any:
         if self.peft_cfg:
@@ -436,8 +505,9 @@ class SISAEnsemble:
         return base
 
     @classmethod
-    def from_pretrained(cls, path: str | Path, spec: dict[str, Any] | None = None,
-                        device: str | None = None) -> SISAEnsemble:
+    def from_pretrained(
+        cls, path: str | Path, spec: dict[str, Any] | None = None, device: str | None = None
+    ) -> SISAEnsemble:
         """Load a folder written by :meth:`save_pretrained` (safetensors only). ``spec`` is the
         already-read wrapper file (as :func:`obliviate.inference.load_wrapper` passes it)."""
         from safetensors.torch import load_file
@@ -450,10 +520,14 @@ class SISAEnsemble:
         meta_path = path / WRAPPER_FILE
         meta = spec if spec is not None else read_json(meta_path)
         if meta.get("wrapper") != "sisa":
-            raise ValueError(f"{meta_path} is not a SISA ensemble (wrapper={meta.get('wrapper')!r})")
+            raise ValueError(
+                f"{meta_path} is not a SISA ensemble (wrapper={meta.get('wrapper')!r})"
+            )
         if meta.get("format_version") != FORMAT_VERSION:
-            raise ValueError(f"{meta_path}: unsupported SISA format_version "
-                             f"{meta.get('format_version')!r} (this obliviate reads {FORMAT_VERSION})")
+            raise ValueError(
+                f"{meta_path}: unsupported SISA format_version "
+                f"{meta.get('format_version')!r} (this obliviate reads {FORMAT_VERSION})"
+            )
         settings = meta["settings"]
         base_dir = settings.get("base_path") or str(path / "base")
         if not Path(base_dir, "config.json").exists():
@@ -464,7 +538,9 @@ class SISAEnsemble:
             try:
                 items[int(row["id"])] = (str(row["question"]), str(row["answer"]))
             except (KeyError, TypeError, ValueError) as exc:
-                raise DataError(f"{path / 'data.jsonl'}: row {n} needs id, question, answer") from exc
+                raise DataError(
+                    f"{path / 'data.jsonl'}: row {n} needs id, question, answer"
+                ) from exc
         ens = cls(base, load_tokenizer(str(path)), items, meta["assignment"], settings)
         for s in range(ens.n_shards):
             first = 0 if ens.peft_cfg else 1

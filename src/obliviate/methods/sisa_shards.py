@@ -16,8 +16,14 @@ FORMAT_VERSION = 1
 
 # The tiny CPU default trains constituents from scratch (the tiny training recipe, smaller batches
 # because a shard holds 1/S of the data).
-SISA_TINY_TRAIN = {"lr": 3e-3, "epochs": 15, "batch_size": 8, "warmup_epochs": 0.0,
-                   "scheduler": "cosine", "weight_decay": 0.01}
+SISA_TINY_TRAIN = {
+    "lr": 3e-3,
+    "epochs": 15,
+    "batch_size": 8,
+    "warmup_epochs": 0.0,
+    "scheduler": "cosine",
+    "weight_decay": 0.01,
+}
 
 
 # ----------------------------------------------------------------------------- pure helpers
@@ -43,7 +49,7 @@ def _split(seq: Sequence[int], parts: int) -> list[list[int]]:
     out, start = [], 0
     for i in range(parts):
         size = q + (1 if i < r else 0)
-        out.append(list(seq[start:start + size]))
+        out.append(list(seq[start : start + size]))
         start += size
     return out
 

@@ -30,8 +30,14 @@ TV_PAPER = "Ilharco+ ICLR 2023 (task arithmetic), arXiv 2212.04089"
 
 # Tiny CPU models memorise the forget set already (its NLL is near 0), so the fine-tuning
 # step must be large enough to move them; MUSE's real-model recipe is lr 1e-5 (override).
-TV_TINY_TRAIN = {"lr": 1e-4, "epochs": 5, "batch_size": 8, "warmup_epochs": 0,
-                 "scheduler": "constant", "weight_decay": 0.0}
+TV_TINY_TRAIN = {
+    "lr": 1e-4,
+    "epochs": 5,
+    "batch_size": 8,
+    "warmup_epochs": 0,
+    "scheduler": "constant",
+    "weight_decay": 0.0,
+}
 
 
 def negate_tensor(theta0: Any, theta_ft: Any, scale: float) -> Any:
@@ -41,7 +47,9 @@ def negate_tensor(theta0: Any, theta_ft: Any, scale: float) -> Any:
     import torch
 
     if theta0.shape != theta_ft.shape:
-        raise ValueError(f"task vector shapes differ: {tuple(theta0.shape)} vs {tuple(theta_ft.shape)}")
+        raise ValueError(
+            f"task vector shapes differ: {tuple(theta0.shape)} vs {tuple(theta_ft.shape)}"
+        )
     if not theta0.is_floating_point():
         return theta0.clone()
     t0 = theta0.detach().to(torch.promote_types(theta0.dtype, torch.float32))
@@ -49,8 +57,9 @@ def negate_tensor(theta0: Any, theta_ft: Any, scale: float) -> Any:
     return (t0 - scale * (tf - t0)).to(theta0.dtype)
 
 
-def negate_task_vector(theta0: Mapping[str, Any], theta_ft: Mapping[str, Any],
-                       scale: float = 5.0) -> dict[str, Any]:
+def negate_task_vector(
+    theta0: Mapping[str, Any], theta_ft: Mapping[str, Any], scale: float = 5.0
+) -> dict[str, Any]:
     """Task-vector negation over two state dicts: ``{name: θ_0 − λ·(θ_ft − θ_0)}``
     (Ilharco+ 2023, arXiv 2212.04089, §3). Both must have the same names and shapes; integer
     tensors are copied from ``theta0``."""
@@ -64,8 +73,9 @@ def negate_task_vector(theta0: Mapping[str, Any], theta_ft: Mapping[str, Any],
 class TaskVectorNegation:
     """Builder object of the ``task_vector`` method (see the module docstring)."""
 
-    def __init__(self, train: TrainConfig, scale: float = 5.0,
-                 peft: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self, train: TrainConfig, scale: float = 5.0, peft: dict[str, Any] | None = None
+    ) -> None:
         if not isinstance(scale, (int, float)) or isinstance(scale, bool):
             raise ValueError(f"task_vector scale (λ) must be a number, got {scale!r}")  # noqa: TRY004
         self.train, self.scale, self.peft = train, float(scale), peft
@@ -91,9 +101,17 @@ class TaskVectorNegation:
             theta0 = {n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad}
         n_train = sum(p.numel() for p in model.parameters() if p.requires_grad)
         log_path = job.run_dir / "train_log.jsonl" if job.run_dir else None
-        result = train_loop(model, nll, forget, cfg, pad_id_of(job.tokenizer),
-                            accelerator=job.accelerator, log_path=log_path,
-                            desc="task vector: fine-tuning on forget", progress=job.progress)
+        result = train_loop(
+            model,
+            nll,
+            forget,
+            cfg,
+            pad_id_of(job.tokenizer),
+            accelerator=job.accelerator,
+            log_path=log_path,
+            desc="task vector: fine-tuning on forget",
+            progress=job.progress,
+        )
         sq = 0.0
         if self.peft:
             scale_lora(model, -self.scale)
@@ -107,7 +125,7 @@ class TaskVectorNegation:
         job.model = model
         info = {"finetune_steps": result.steps, "train_s": result.wall_s, "scale": self.scale}
         if not self.peft:
-            info["task_vector_norm"] = sq ** 0.5
+            info["task_vector_norm"] = sq**0.5
         return UnlearnOutput(model, result.log, n_train, result.stopped, info)
 
 
@@ -118,5 +136,8 @@ def _build(train: TrainConfig, **options: Any) -> TaskVectorNegation:
 TASK_VECTOR = MethodPreset(
     "task_vector",
     "Task-vector negation: fine-tune on forget, then theta_0 - lambda*(theta_ft - theta_0)",
-    TV_PAPER, builder=_build, options={"scale": 5.0, "peft": None}, train=TV_TINY_TRAIN,
+    TV_PAPER,
+    builder=_build,
+    options={"scale": 5.0, "peft": None},
+    train=TV_TINY_TRAIN,
 )

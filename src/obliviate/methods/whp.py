@@ -51,9 +51,15 @@ class WHPTerm(Term):
 
     name = "whp"
 
-    def __init__(self, generic_alpha: float = 1.0, reinforce_epochs: float = 3.0,
-                 reinforce_lr: float | None = None, labels: str = "soft", temperature: float = 1.0,
-                 cache_mb: float = 1024.0) -> None:
+    def __init__(
+        self,
+        generic_alpha: float = 1.0,
+        reinforce_epochs: float = 3.0,
+        reinforce_lr: float | None = None,
+        labels: str = "soft",
+        temperature: float = 1.0,
+        cache_mb: float = 1024.0,
+    ) -> None:
         if labels not in ("soft", "hard"):
             raise ValueError(f"labels must be 'soft' or 'hard', got {labels!r}")
         if generic_alpha < 0:
@@ -61,7 +67,11 @@ class WHPTerm(Term):
         if reinforce_epochs <= 0:
             raise ValueError(f"reinforce_epochs must be > 0, got {reinforce_epochs}")
         self.generic_alpha, self.labels, self.temperature = generic_alpha, labels, temperature
-        self.reinforce_epochs, self.reinforce_lr, self.cache_mb = reinforce_epochs, reinforce_lr, cache_mb
+        self.reinforce_epochs, self.reinforce_lr, self.cache_mb = (
+            reinforce_epochs,
+            reinforce_lr,
+            cache_mb,
+        )
         self.cache: AnswerLogits | None = None
         self.reinforced: Any = None
         self.reinforce_log: list[dict[str, float]] = []
@@ -73,14 +83,27 @@ class WHPTerm(Term):
         model = copy.deepcopy(_unwrap(job.model))
         for p in model.parameters():
             p.requires_grad_(True)
-        rcfg = replace(cfg, lr=float(self.reinforce_lr or cfg.lr), epochs=float(self.reinforce_epochs),
-                       max_steps=None, retain_guard=None)
+        rcfg = replace(
+            cfg,
+            lr=float(self.reinforce_lr or cfg.lr),
+            epochs=float(self.reinforce_epochs),
+            max_steps=None,
+            retain_guard=None,
+        )
 
         def nll(m: Any, batch: dict, _rb: Any, _step: int) -> tuple[Any, dict[str, float]]:
             return F.nll_loss(forward(m, batch).logits, batch["labels"]), {}
 
-        result = train_loop(model, nll, forget, rcfg, pad_id_of(job.tokenizer),
-                            accelerator=job.accelerator, desc="whp reinforce", progress=job.progress)
+        result = train_loop(
+            model,
+            nll,
+            forget,
+            rcfg,
+            pad_id_of(job.tokenizer),
+            accelerator=job.accelerator,
+            desc="whp reinforce",
+            progress=job.progress,
+        )
         self.reinforce_log = result.log
         model = _unwrap(model)
         model.eval()
@@ -102,9 +125,13 @@ class WHPTerm(Term):
         device = model_device(base)
         reinforced.to(device)
         self.cache = AnswerLogits.compute(
-            lambda b: F.whp_generic_logits(forward(base, b).logits, forward(reinforced, b).logits,
-                                           self.generic_alpha),
-            forget, pad_id_of(job.tokenizer), device, cfg.batch_size,
+            lambda b: F.whp_generic_logits(
+                forward(base, b).logits, forward(reinforced, b).logits, self.generic_alpha
+            ),
+            forget,
+            pad_id_of(job.tokenizer),
+            device,
+            cfg.batch_size,
         )
         base.train(was)
 
@@ -119,8 +146,9 @@ class WHPTerm(Term):
         ref = job.reference_model()
         with torch.no_grad():
             b = {k: v.to(model_device(ref)) for k, v in batch.items()}
-            out = F.whp_generic_logits(forward(ref, b).logits, forward(self.reinforced, b).logits,
-                                       self.generic_alpha)
+            out = F.whp_generic_logits(
+                forward(ref, b).logits, forward(self.reinforced, b).logits, self.generic_alpha
+            )
         return out.to(logits.device)
 
     def __call__(self, model: Any, batch: dict, job: UnlearnJob) -> Any:
@@ -135,8 +163,12 @@ class WHPTerm(Term):
 
 
 WHP = MethodPreset(
-    "whp", "Who's Harry Potter (training): distil the target towards base - alpha*relu(reinforced "
+    "whp",
+    "Who's Harry Potter (training): distil the target towards base - alpha*relu(reinforced "
     "- base) on the forget set, the reinforced model fine-tuned further on it",
-    "Eldan & Russinovich 2023, arXiv 2310.02238", forget="whp", retain=None, gamma=1.0,
+    "Eldan & Russinovich 2023, arXiv 2310.02238",
+    forget="whp",
+    retain=None,
+    gamma=1.0,
     train=TINY_TRAIN,
 )

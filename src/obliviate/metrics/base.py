@@ -97,8 +97,13 @@ class MetricDef:
     ) -> MetricResult:
         """Wrap an aggregate value with this metric's direction, version and ideal."""
         return MetricResult(
-            None if value is None else float(value), self.direction, self.version, n,
-            dict(settings or {}), self.ideal, dict(extra or {}),
+            None if value is None else float(value),
+            self.direction,
+            self.version,
+            n,
+            dict(settings or {}),
+            self.ideal,
+            dict(extra or {}),
         )
 
 

@@ -46,16 +46,26 @@ TOFU = "Maini+ 2024, arXiv 2401.06121 (TOFU)"
 MUSE = "Shi+ 2024, arXiv 2407.06460 (MUSE)"
 WMDP = "Li+ 2024, arXiv 2403.03218 (WMDP)"
 CANVAS = "Zhang+ 2024, arXiv 2402.11846 (UnlearnCanvas), evaluation metrics"
-_AUC = ("MIA ROC-AUC in OU orientation, forget = 0 / holdout = 1 (1 = forget set looks "
-        "trained on, 0.5 = the retain model's level, -> 0 = over-unlearned)")
+_AUC = (
+    "MIA ROC-AUC in OU orientation, forget = 0 / holdout = 1 (1 = forget set looks "
+    "trained on, 0.5 = the retain model's level, -> 0 = over-unlearned)"
+)
 _PRIVLEAK = "(s - r) / r * 100, s = 1 - AUC(model), r = 1 - AUC(retain model); 0 = retain level"
 
 _DEFS: list[MetricDef] = []
 
 
-def _add(name: str, direction: str, description: str, paper: str, function: str,
-         per_item: str | None = None, inputs: tuple[str, ...] = (TOKEN_SCORES,),
-         ideal: float | None = None, version: int = 1) -> None:
+def _add(
+    name: str,
+    direction: str,
+    description: str,
+    paper: str,
+    function: str,
+    per_item: str | None = None,
+    inputs: tuple[str, ...] = (TOKEN_SCORES,),
+    ideal: float | None = None,
+    version: int = 1,
+) -> None:
     """Define one metric; ``function``/``per_item`` are ``"module:attr"`` (relative to
     ``obliviate.metrics`` when they start with ':')."""
 
@@ -64,98 +74,237 @@ def _add(name: str, direction: str, description: str, paper: str, function: str,
             return None
         return f"{_M}.{target[1:]}" if target.startswith(":") else target
 
-    _DEFS.append(MetricDef(name, description, paper, direction,  # type: ignore[arg-type]
-                           ref(function) or "", ref(per_item), version, ideal, inputs))
+    _DEFS.append(
+        MetricDef(
+            name,
+            description,
+            paper,
+            direction,  # type: ignore[arg-type]
+            ref(function) or "",
+            ref(per_item),
+            version,
+            ideal,
+            inputs,
+        )
+    )
 
 
 # --------------------------------------------------------------------------------- TOFU suite
 # evaluation.py; TOFU's metrics are defined in its "Evaluation Metrics" section
 
-_add("forget_quality", "higher",
-     "KS-test p-value of forget truth ratios against the retain model's", f"{TOFU}, Forget Quality",
-     ":tofu:forget_quality", ":tofu:truth_ratio", (TOKEN_SCORES, REFERENCE))
-_add("model_utility", "higher",
-     "harmonic mean of retain, real-authors and world-facts prob, ROUGE, truth ratio",
-     f"{TOFU}, Model Utility", ":tofu:model_utility", None, (METRICS_IN,))
+_add(
+    "forget_quality",
+    "higher",
+    "KS-test p-value of forget truth ratios against the retain model's",
+    f"{TOFU}, Forget Quality",
+    ":tofu:forget_quality",
+    ":tofu:truth_ratio",
+    (TOKEN_SCORES, REFERENCE),
+)
+_add(
+    "model_utility",
+    "higher",
+    "harmonic mean of retain, real-authors and world-facts prob, ROUGE, truth ratio",
+    f"{TOFU}, Model Utility",
+    ":tofu:model_utility",
+    None,
+    (METRICS_IN,),
+)
 for _split, _label, _forget in (("forget", "forget set", True), ("retain", "retain set", False)):
     _better = "lower" if _forget else "higher"
-    _add(f"{_split}_prob", _better,
-         f"mean per-token-normalised answer probability exp(-NLL_avg), EOS included, {_label}",
-         f"{TOFU}, Probability", ":base:mean_score", ":tofu:probability")
-    _add(f"{_split}_rouge", _better, f"mean ROUGE-L recall of greedy generations, {_label}",
-         f"{TOFU}, ROUGE; Lin 2004 (ROUGE-L)", ":base:mean_score", ":rouge:rouge_scores",
-         (GENERATIONS,))
-_add("forget_paraphrased_prob", "lower",
-     "mean probability exp(-NLL_avg) of the paraphrased forget answers",
-     f"{TOFU}, Probability", ":base:mean_score", ":tofu:probability")
-_add("forget_paraphrased_rouge", "lower",
-     "mean ROUGE-L recall of greedy generations for the paraphrased forget questions",
-     f"{TOFU}, ROUGE", ":base:mean_score", ":rouge:rouge_scores", (GENERATIONS,))
-_add("forget_truth_ratio", "higher",
-     "mean of min(tr, 1/tr), tr = p(perturbed) / p(paraphrased), forget set",
-     f"{TOFU}, Truth Ratio", ":tofu:truth_ratio_forget", ":tofu:truth_ratio")
-_add("retain_truth_ratio", "higher",
-     "mean of max(0, 1 - tr), tr = p(perturbed) / p(paraphrased), retain set",
-     f"{TOFU}, Truth Ratio", ":tofu:truth_ratio_true_better", ":tofu:truth_ratio")
+    _add(
+        f"{_split}_prob",
+        _better,
+        f"mean per-token-normalised answer probability exp(-NLL_avg), EOS included, {_label}",
+        f"{TOFU}, Probability",
+        ":base:mean_score",
+        ":tofu:probability",
+    )
+    _add(
+        f"{_split}_rouge",
+        _better,
+        f"mean ROUGE-L recall of greedy generations, {_label}",
+        f"{TOFU}, ROUGE; Lin 2004 (ROUGE-L)",
+        ":base:mean_score",
+        ":rouge:rouge_scores",
+        (GENERATIONS,),
+    )
+_add(
+    "forget_paraphrased_prob",
+    "lower",
+    "mean probability exp(-NLL_avg) of the paraphrased forget answers",
+    f"{TOFU}, Probability",
+    ":base:mean_score",
+    ":tofu:probability",
+)
+_add(
+    "forget_paraphrased_rouge",
+    "lower",
+    "mean ROUGE-L recall of greedy generations for the paraphrased forget questions",
+    f"{TOFU}, ROUGE",
+    ":base:mean_score",
+    ":rouge:rouge_scores",
+    (GENERATIONS,),
+)
+_add(
+    "forget_truth_ratio",
+    "higher",
+    "mean of min(tr, 1/tr), tr = p(perturbed) / p(paraphrased), forget set",
+    f"{TOFU}, Truth Ratio",
+    ":tofu:truth_ratio_forget",
+    ":tofu:truth_ratio",
+)
+_add(
+    "retain_truth_ratio",
+    "higher",
+    "mean of max(0, 1 - tr), tr = p(perturbed) / p(paraphrased), retain set",
+    f"{TOFU}, Truth Ratio",
+    ":tofu:truth_ratio_true_better",
+    ":tofu:truth_ratio",
+)
 for _split, _label in (("real_authors", "real authors"), ("world_facts", "world facts")):
-    _add(f"{_split}_prob", "higher", f"mean normalised probability p_c / (p_c + sum_k p_k), {_label}",
-         f"{TOFU}, Probability", ":base:mean_score", ":tofu:normalised_probability")
-    _add(f"{_split}_rouge", "higher", f"mean ROUGE-L recall of greedy generations, {_label}",
-         f"{TOFU}, ROUGE", ":base:mean_score", ":rouge:rouge_scores", (GENERATIONS,))
-    _add(f"{_split}_truth_ratio", "higher", f"mean of max(0, 1 - tr), tr = p(wrong) / p(correct), {_label}",
-         f"{TOFU}, Truth Ratio", ":tofu:truth_ratio_true_better", ":tofu:truth_ratio")
-_add("forget_exact_memorisation", "lower",
-     "mean share of answer tokens the argmax predicts (teacher-forced, EOS excluded)",
-     "Tirumala+ 2022, arXiv 2205.10770, exact memorisation", ":base:mean_score",
-     ":memorisation:exact_memorisation")
-_add("forget_extraction_strength", "lower",
-     "mean 1 - k/n, k the shortest prefix after which the argmax reproduces the answer",
-     "Carlini+ 2021, arXiv 2012.07805 (as used by OpenUnlearning, arXiv 2506.12618)",
-     ":base:mean_score", ":memorisation:extraction_strength")
+    _add(
+        f"{_split}_prob",
+        "higher",
+        f"mean normalised probability p_c / (p_c + sum_k p_k), {_label}",
+        f"{TOFU}, Probability",
+        ":base:mean_score",
+        ":tofu:normalised_probability",
+    )
+    _add(
+        f"{_split}_rouge",
+        "higher",
+        f"mean ROUGE-L recall of greedy generations, {_label}",
+        f"{TOFU}, ROUGE",
+        ":base:mean_score",
+        ":rouge:rouge_scores",
+        (GENERATIONS,),
+    )
+    _add(
+        f"{_split}_truth_ratio",
+        "higher",
+        f"mean of max(0, 1 - tr), tr = p(wrong) / p(correct), {_label}",
+        f"{TOFU}, Truth Ratio",
+        ":tofu:truth_ratio_true_better",
+        ":tofu:truth_ratio",
+    )
+_add(
+    "forget_exact_memorisation",
+    "lower",
+    "mean share of answer tokens the argmax predicts (teacher-forced, EOS excluded)",
+    "Tirumala+ 2022, arXiv 2205.10770, exact memorisation",
+    ":base:mean_score",
+    ":memorisation:exact_memorisation",
+)
+_add(
+    "forget_extraction_strength",
+    "lower",
+    "mean 1 - k/n, k the shortest prefix after which the argmax reproduces the answer",
+    "Carlini+ 2021, arXiv 2012.07805 (as used by OpenUnlearning, arXiv 2506.12618)",
+    ":base:mean_score",
+    ":memorisation:extraction_strength",
+)
 
 # ------------------------------------------------------------------- membership inference
 # TOFU evaluation (four attacks), the audit (six), MUSE C3 (Min-K% only): one entry each.
 
 _ATTACKS = (
-    ("loss", "LOSS attack, s = NLL_avg", "Yeom+ 2018, arXiv 1709.01604, the LOSS attack",
-     ":mia:loss_score", (TOKEN_SCORES,)),
-    ("zlib", "ZLib attack, s = NLL_avg / zlib bytes of the text",
-     "Carlini+ 2021, arXiv 2012.07805, zlib-entropy membership metric", ":mia:zlib_score", (TOKEN_SCORES,)),
-    ("min_k", "Min-K% Prob, k = 0.4, over the scored text (TOFU: the answer; MUSE: the document)",
-     "Shi+ 2023, arXiv 2310.16789, Min-K% Prob", ":mia:min_k_score", (TOKEN_SCORES,)),
-    ("min_k_plus_plus", "Min-K%++, k = 0.4, normalised token scores",
-     "Zhang+ 2024, arXiv 2404.02936, Min-K%++ score", ":mia:min_k_plus_plus_score",
-     (TOKEN_SCORES,)),
-    ("gradnorm", "GradNorm attack, mean per-tensor gradient norm (audit)",
-     "OpenUnlearning, arXiv 2506.12618, GradNorm attack", ":mia:gradnorm_score", (GRADIENTS,)),
-    ("reference", "Reference attack, NLL_avg(model) - NLL_avg(retain model) (audit)",
-     "Carlini+ 2021, arXiv 2012.07805, reference-model membership metric", ":mia:reference_score",
-     (TOKEN_SCORES, REFERENCE)),
+    (
+        "loss",
+        "LOSS attack, s = NLL_avg",
+        "Yeom+ 2018, arXiv 1709.01604, the LOSS attack",
+        ":mia:loss_score",
+        (TOKEN_SCORES,),
+    ),
+    (
+        "zlib",
+        "ZLib attack, s = NLL_avg / zlib bytes of the text",
+        "Carlini+ 2021, arXiv 2012.07805, zlib-entropy membership metric",
+        ":mia:zlib_score",
+        (TOKEN_SCORES,),
+    ),
+    (
+        "min_k",
+        "Min-K% Prob, k = 0.4, over the scored text (TOFU: the answer; MUSE: the document)",
+        "Shi+ 2023, arXiv 2310.16789, Min-K% Prob",
+        ":mia:min_k_score",
+        (TOKEN_SCORES,),
+    ),
+    (
+        "min_k_plus_plus",
+        "Min-K%++, k = 0.4, normalised token scores",
+        "Zhang+ 2024, arXiv 2404.02936, Min-K%++ score",
+        ":mia:min_k_plus_plus_score",
+        (TOKEN_SCORES,),
+    ),
+    (
+        "gradnorm",
+        "GradNorm attack, mean per-tensor gradient norm (audit)",
+        "OpenUnlearning, arXiv 2506.12618, GradNorm attack",
+        ":mia:gradnorm_score",
+        (GRADIENTS,),
+    ),
+    (
+        "reference",
+        "Reference attack, NLL_avg(model) - NLL_avg(retain model) (audit)",
+        "Carlini+ 2021, arXiv 2012.07805, reference-model membership metric",
+        ":mia:reference_score",
+        (TOKEN_SCORES, REFERENCE),
+    ),
 )
 for _attack, _what, _paper, _score, _inputs in _ATTACKS:
-    _add(f"mia_{_attack}_auc", "lower", f"{_AUC}; {_what}", _paper, ":mia:auc", _score, _inputs,
-         ideal=0.5)
+    _add(
+        f"mia_{_attack}_auc",
+        "lower",
+        f"{_AUC}; {_what}",
+        _paper,
+        ":mia:auc",
+        _score,
+        _inputs,
+        ideal=0.5,
+    )
     _pl = "privleak" if _attack == "min_k" else f"privleak_{_attack}"
-    _add(_pl, "zero", f"MUSE PrivLeak (%) of the {_attack} attack: {_PRIVLEAK}",
-         f"{MUSE}, §3 C3 (no privacy leakage)", ":mia:privleak", ":mia:auc",
-         (*_inputs, REFERENCE))
+    _add(
+        _pl,
+        "zero",
+        f"MUSE PrivLeak (%) of the {_attack} attack: {_PRIVLEAK}",
+        f"{MUSE}, §3 C3 (no privacy leakage)",
+        ":mia:privleak",
+        ":mia:auc",
+        (*_inputs, REFERENCE),
+    )
 
 # ------------------------------------------------------------------------------ MUSE C1-C4
 # benchmarks/muse.py; mia_min_k_auc and privleak above are the same quantities
 
 _MUSE_FN = "obliviate.benchmarks.muse"
-_add("forget_verbmem", "lower",
-     "C1 VerbMem: mean ROUGE-L F1 of 128-token continuations of forget prompts, 0-1",
-     f"{MUSE}, §3 C1 (no verbatim memorisation)", f"{_MUSE_FN}:verbmem_score",
-     f"{_MUSE_FN}:rouge_l_f1", (GENERATIONS,))
-_add("forget_knowmem", "lower",
-     "C2 KnowMem: mean ROUGE-L F1 of few-shot answers to forget questions, 0-1",
-     f"{MUSE}, §3 C2 (no knowledge memorisation)", f"{_MUSE_FN}:knowmem_score",
-     f"{_MUSE_FN}:rouge_l_f1", (GENERATIONS,))
-_add("retain_knowmem", "higher",
-     "C4 utility: mean ROUGE-L F1 of few-shot answers to retain questions, 0-1",
-     f"{MUSE}, §3 C4 (utility preservation)", f"{_MUSE_FN}:knowmem_score",
-     f"{_MUSE_FN}:rouge_l_f1", (GENERATIONS,))
+_add(
+    "forget_verbmem",
+    "lower",
+    "C1 VerbMem: mean ROUGE-L F1 of 128-token continuations of forget prompts, 0-1",
+    f"{MUSE}, §3 C1 (no verbatim memorisation)",
+    f"{_MUSE_FN}:verbmem_score",
+    f"{_MUSE_FN}:rouge_l_f1",
+    (GENERATIONS,),
+)
+_add(
+    "forget_knowmem",
+    "lower",
+    "C2 KnowMem: mean ROUGE-L F1 of few-shot answers to forget questions, 0-1",
+    f"{MUSE}, §3 C2 (no knowledge memorisation)",
+    f"{_MUSE_FN}:knowmem_score",
+    f"{_MUSE_FN}:rouge_l_f1",
+    (GENERATIONS,),
+)
+_add(
+    "retain_knowmem",
+    "higher",
+    "C4 utility: mean ROUGE-L F1 of few-shot answers to retain questions, 0-1",
+    f"{MUSE}, §3 C4 (utility preservation)",
+    f"{_MUSE_FN}:knowmem_score",
+    f"{_MUSE_FN}:rouge_l_f1",
+    (GENERATIONS,),
+)
 
 # --------------------------------------------------------------------- multiple choice (WMDP)
 # benchmarks/wmdp.py: <set>_accuracy (+ _accuracy_norm in cloze mode). Forget-type sets aim at
@@ -164,12 +313,27 @@ _add("retain_knowmem", "higher",
 _WMDP_FN = "obliviate.benchmarks.wmdp"
 
 
-def _mcq(name: str, direction: str, what: str, paper: str = f"{WMDP}, zero-shot multiple-choice accuracy") -> None:
-    _add(f"{name}_accuracy", direction, f"multiple-choice accuracy (argmax log-likelihood), {what}",
-         paper, f"{_WMDP_FN}:mcq_accuracy", f"{_WMDP_FN}:predictions", (MCQ,))
-    _add(f"{name}_accuracy_norm", direction,
-         f"multiple-choice accuracy, log-likelihood per UTF-8 byte of the choice (cloze), {what}",
-         paper, f"{_WMDP_FN}:mcq_accuracy_norm", f"{_WMDP_FN}:predictions", (MCQ,))
+def _mcq(
+    name: str, direction: str, what: str, paper: str = f"{WMDP}, zero-shot multiple-choice accuracy"
+) -> None:
+    _add(
+        f"{name}_accuracy",
+        direction,
+        f"multiple-choice accuracy (argmax log-likelihood), {what}",
+        paper,
+        f"{_WMDP_FN}:mcq_accuracy",
+        f"{_WMDP_FN}:predictions",
+        (MCQ,),
+    )
+    _add(
+        f"{name}_accuracy_norm",
+        direction,
+        f"multiple-choice accuracy, log-likelihood per UTF-8 byte of the choice (cloze), {what}",
+        paper,
+        f"{_WMDP_FN}:mcq_accuracy_norm",
+        f"{_WMDP_FN}:predictions",
+        (MCQ,),
+    )
 
 
 for _sub in ("bio", "cyber", "chem"):
@@ -189,56 +353,126 @@ _mcq("{subset}", "lower", "any other question set: forget-type, chance is the go
 # ------------------------------------------------------------------------ robustness audit
 # audits/report.py: recoverability rows and fluency of greedy answers
 
-_add("audit_{attack}_{metric}_recoverability", "lower",
-     "R = (m_attacked - m_unlearned) / (m_target - m_retain): 0 = the attack recovers nothing",
-     "obliviate's definition (docs/audit.md); attacks from Lynch+ 2024, arXiv 2402.16835, "
-     "Hu+ 2024, arXiv 2406.13356 and Zhang+ 2024, arXiv 2410.16454", "obliviate.audits.scores:recoverability", None, (ATTACKED,))
+_add(
+    "audit_{attack}_{metric}_recoverability",
+    "lower",
+    "R = (m_attacked - m_unlearned) / (m_target - m_retain): 0 = the attack recovers nothing",
+    "obliviate's definition (docs/audit.md); attacks from Lynch+ 2024, arXiv 2402.16835, "
+    "Hu+ 2024, arXiv 2406.13356 and Zhang+ 2024, arXiv 2410.16454",
+    "obliviate.audits.scores:recoverability",
+    None,
+    (ATTACKED,),
+)
 _FLUENCY = "obliviate.metrics.fluency"
-_add("forget_perplexity", "higher",
-     "pooled perplexity exp(mean NLL) of the forget documents (higher = less memorised)",
-     "Jelinek+ 1977 (perplexity); the documents benchmark, docs/muse-wmdp.md",
-     f"{_FLUENCY}:perplexity")
-_add("retain_perplexity", "lower",
-     "pooled perplexity exp(mean NLL) of the retain documents (lower = fluency kept)",
-     "Jelinek+ 1977 (perplexity); the documents benchmark, docs/muse-wmdp.md",
-     f"{_FLUENCY}:perplexity")
-_add("fluency_{split}_perplexity", "lower",
-     "pooled perplexity of the unlearned model's greedy answers under the retain model",
-     "Jelinek+ 1977 (perplexity)", f"{_FLUENCY}:perplexity", f"{_FLUENCY}:text_perplexity",
-     (GENERATIONS, REFERENCE))
-_add("fluency_{split}_repetition_rate", "lower",
-     "mean seq-rep-4 of the greedy answers: share of repeated word 4-grams",
-     "Welleck+ 2019, arXiv 1908.04319, §5 (seq-rep-n)", f"{_FLUENCY}:fluency_summary",
-     f"{_FLUENCY}:repetition_rate", (GENERATIONS,))
-_add("fluency_{split}_unique_token_ratio", "higher",
-     "mean distinct-words / words of the greedy answers (type-token ratio)",
-     "Templin 1957 (type-token ratio)", f"{_FLUENCY}:fluency_summary",
-     f"{_FLUENCY}:unique_token_ratio", (GENERATIONS,))
+_add(
+    "forget_perplexity",
+    "higher",
+    "pooled perplexity exp(mean NLL) of the forget documents (higher = less memorised)",
+    "Jelinek+ 1977 (perplexity); the documents benchmark, docs/muse-wmdp.md",
+    f"{_FLUENCY}:perplexity",
+)
+_add(
+    "retain_perplexity",
+    "lower",
+    "pooled perplexity exp(mean NLL) of the retain documents (lower = fluency kept)",
+    "Jelinek+ 1977 (perplexity); the documents benchmark, docs/muse-wmdp.md",
+    f"{_FLUENCY}:perplexity",
+)
+_add(
+    "fluency_{split}_perplexity",
+    "lower",
+    "pooled perplexity of the unlearned model's greedy answers under the retain model",
+    "Jelinek+ 1977 (perplexity)",
+    f"{_FLUENCY}:perplexity",
+    f"{_FLUENCY}:text_perplexity",
+    (GENERATIONS, REFERENCE),
+)
+_add(
+    "fluency_{split}_repetition_rate",
+    "lower",
+    "mean seq-rep-4 of the greedy answers: share of repeated word 4-grams",
+    "Welleck+ 2019, arXiv 1908.04319, §5 (seq-rep-n)",
+    f"{_FLUENCY}:fluency_summary",
+    f"{_FLUENCY}:repetition_rate",
+    (GENERATIONS,),
+)
+_add(
+    "fluency_{split}_unique_token_ratio",
+    "higher",
+    "mean distinct-words / words of the greedy answers (type-token ratio)",
+    "Templin 1957 (type-token ratio)",
+    f"{_FLUENCY}:fluency_summary",
+    f"{_FLUENCY}:unique_token_ratio",
+    (GENERATIONS,),
+)
 
 # ------------------------------------------------------------------------- diffusion erasure
 # diffusion/evaluate.py on the built-in shapes benchmark (docs/diffusion.md)
 
 _DIFF = "obliviate.diffusion.metrics"
-_add("unlearning_accuracy", "higher",
-     "UA: share of the erased concept's images the judge does not assign to it", CANVAS,
-     f"{_DIFF}:unlearning_accuracy", None, (IMAGES,))
-_add("in_domain_retain_accuracy", "higher",
-     "IRA: the erased concept's judge head's accuracy on the other concepts' images", CANVAS,
-     f"{_DIFF}:retain_accuracy", None, (IMAGES,))
-_add("cross_domain_retain_accuracy", "higher",
-     "CRA: the other judge head's accuracy on every prompt's images", CANVAS,
-     f"{_DIFF}:retain_accuracy", None, (IMAGES,))
-_add("cross_domain_accuracy_forget_prompts", "higher",
-     "the other judge head's accuracy on the erased concept's prompts only", CANVAS,
-     f"{_DIFF}:retain_accuracy", None, (IMAGES,))
-_add("cross_domain_accuracy_retain_prompts", "higher",
-     "the other judge head's accuracy on the retained prompts only", CANVAS,
-     f"{_DIFF}:retain_accuracy", None, (IMAGES,))
-_add("fid", "lower", "FID-style Fréchet distance of judge features, retained prompts vs real drawings",
-     "Heusel+ 2017, arXiv 1706.08500, FID", f"{_DIFF}:fid_from_features",
-     f"{_DIFF}:frechet_distance", (FEATURES,))
-_add("kid", "lower", "KID (unbiased MMD², cubic kernel) of judge features vs real drawings",
-     "Bińkowski+ 2018, arXiv 1801.01401, KID", f"{_DIFF}:kid_from_features", None, (FEATURES,))
+_add(
+    "unlearning_accuracy",
+    "higher",
+    "UA: share of the erased concept's images the judge does not assign to it",
+    CANVAS,
+    f"{_DIFF}:unlearning_accuracy",
+    None,
+    (IMAGES,),
+)
+_add(
+    "in_domain_retain_accuracy",
+    "higher",
+    "IRA: the erased concept's judge head's accuracy on the other concepts' images",
+    CANVAS,
+    f"{_DIFF}:retain_accuracy",
+    None,
+    (IMAGES,),
+)
+_add(
+    "cross_domain_retain_accuracy",
+    "higher",
+    "CRA: the other judge head's accuracy on every prompt's images",
+    CANVAS,
+    f"{_DIFF}:retain_accuracy",
+    None,
+    (IMAGES,),
+)
+_add(
+    "cross_domain_accuracy_forget_prompts",
+    "higher",
+    "the other judge head's accuracy on the erased concept's prompts only",
+    CANVAS,
+    f"{_DIFF}:retain_accuracy",
+    None,
+    (IMAGES,),
+)
+_add(
+    "cross_domain_accuracy_retain_prompts",
+    "higher",
+    "the other judge head's accuracy on the retained prompts only",
+    CANVAS,
+    f"{_DIFF}:retain_accuracy",
+    None,
+    (IMAGES,),
+)
+_add(
+    "fid",
+    "lower",
+    "FID-style Fréchet distance of judge features, retained prompts vs real drawings",
+    "Heusel+ 2017, arXiv 1706.08500, FID",
+    f"{_DIFF}:fid_from_features",
+    f"{_DIFF}:frechet_distance",
+    (FEATURES,),
+)
+_add(
+    "kid",
+    "lower",
+    "KID (unbiased MMD², cubic kernel) of judge features vs real drawings",
+    "Bińkowski+ 2018, arXiv 1801.01401, KID",
+    f"{_DIFF}:kid_from_features",
+    None,
+    (FEATURES,),
+)
 
 
 DEFINITIONS: tuple[MetricDef, ...] = tuple(_DEFS)
@@ -262,7 +496,8 @@ def metric_def(name: str) -> MetricDef:
         hint = f" (did you mean {close[0]!r}?)" if close else ""
         raise UnknownMetricError(
             f"metric {name!r} is not registered{hint}: every recorded metric must be registered "
-            "in obliviate/metrics/catalogue.py with its direction, version and paper")
+            "in obliviate/metrics/catalogue.py with its direction, version and paper"
+        )
     return entry.load()
 
 
@@ -271,8 +506,14 @@ def direction_of(name: str) -> str:
     return metric_def(name).direction
 
 
-def metric_result(name: str, value: float | None, *, n: int | None = None,
-                  settings: dict[str, Any] | None = None, **extra: Any) -> MetricResult:
+def metric_result(
+    name: str,
+    value: float | None,
+    *,
+    n: int | None = None,
+    settings: dict[str, Any] | None = None,
+    **extra: Any,
+) -> MetricResult:
     """The ``metrics.json`` entry of metric ``name`` (``.to_dict()``): ``value`` with the
     catalogue's direction, version and ideal, plus ``n``, ``settings`` and any ``extra`` keys."""
     clash = sorted(set(extra) & {"value", "direction", "version", "ideal"})
@@ -283,8 +524,7 @@ def metric_result(name: str, value: float | None, *, n: int | None = None,
 
 def _register() -> None:
     for d in DEFINITIONS:
-        meta: dict[str, Any] = {"direction": d.direction, "version": d.version,
-                                "inputs": d.inputs}
+        meta: dict[str, Any] = {"direction": d.direction, "version": d.version, "inputs": d.inputs}
         if d.ideal is not None:
             meta["ideal"] = d.ideal
         METRICS.register(d.name, d, description=d.description, paper=d.paper, **meta)

@@ -15,7 +15,9 @@ from obliviate.inference.wrapper_file import WRAPPER_FILE, load_wrapper
 
 def _check_local(path: str) -> None:
     p = Path(path)
-    looks_local = path.startswith((".", "/", "~")) or p.exists() or os.sep in path and path.count("/") > 1
+    looks_local = (
+        path.startswith((".", "/", "~")) or p.exists() or os.sep in path and path.count("/") > 1
+    )
     if looks_local and not p.is_dir():
         raise FileNotFoundError(
             f"model path {path!r} does not exist or is not a folder; give a folder written by "

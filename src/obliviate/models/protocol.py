@@ -25,7 +25,14 @@ class CausalLM(Protocol):
 
     config: Any
 
-    def __call__(self, input_ids: Any, attention_mask: Any = None, *, past_key_values: Any = None,
-                 use_cache: bool = False, **kwargs: Any) -> CausalLMOutput: ...
+    def __call__(
+        self,
+        input_ids: Any,
+        attention_mask: Any = None,
+        *,
+        past_key_values: Any = None,
+        use_cache: bool = False,
+        **kwargs: Any,
+    ) -> CausalLMOutput: ...
 
     def parameters(self) -> Iterator[Any]: ...

@@ -30,7 +30,9 @@ def select_trainable(model: Any, pattern: str) -> int:
         n += p.numel() if on else 0
     if n == 0:
         examples = ", ".join(name for name, _ in list(model.named_parameters())[:6])
-        raise ValueError(f"trainable pattern {pattern!r} matches no parameter; names look like: {examples}")
+        raise ValueError(
+            f"trainable pattern {pattern!r} matches no parameter; names look like: {examples}"
+        )
     return n
 
 
@@ -51,7 +53,12 @@ def apply_peft(model: Any, peft_config: dict[str, Any], adapter_name: str = "def
     if not isinstance(merge, bool):
         raise ValueError(f"peft.merge must be true or false, got {merge!r}")
     kind = str(cfg.pop("type", "lora")).lower()
-    classes = {"lora": peft.LoraConfig, "ia3": peft.IA3Config, "loha": peft.LoHaConfig, "lokr": peft.LoKrConfig}
+    classes = {
+        "lora": peft.LoraConfig,
+        "ia3": peft.IA3Config,
+        "loha": peft.LoHaConfig,
+        "lokr": peft.LoKrConfig,
+    }
     if kind not in classes:
         raise ValueError(f"unknown peft type {kind!r}; use one of {sorted(classes)}")
     cfg.setdefault("target_modules", "all-linear")

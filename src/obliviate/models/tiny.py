@@ -44,7 +44,9 @@ def train_tokenizer(texts: Iterable[str], vocab_size: int = 3000) -> Any:
     )
 
 
-def build_tiny_llama(tokenizer: Any, size: str = "s", max_positions: int = 512, seed: int = 0) -> Any:
+def build_tiny_llama(
+    tokenizer: Any, size: str = "s", max_positions: int = 512, seed: int = 0
+) -> Any:
     """A randomly initialised LlamaForCausalLM of one of :data:`TINY_SIZES`."""
     import torch
     from transformers import LlamaConfig, LlamaForCausalLM

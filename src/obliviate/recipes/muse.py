@@ -27,22 +27,49 @@ from obliviate.reporting.render import EXTRA_COLUMNS, MAIN_COLUMNS, muse_markdow
 
 # Fine-tuning recipe for the tiny models trained from scratch on the built-in documents
 # (measured: see docs/muse-wmdp.md); windows of 512 tokens hold a whole profile document.
-TINY_DOC_TRAIN = {"lr": 3e-3, "epochs": 20, "batch_size": 8, "warmup_epochs": 1.0,
-                  "scheduler": "cosine", "weight_decay": 0.01, "max_length": 512}
+TINY_DOC_TRAIN = {
+    "lr": 3e-3,
+    "epochs": 20,
+    "batch_size": 8,
+    "warmup_epochs": 1.0,
+    "scheduler": "cosine",
+    "weight_decay": 0.01,
+    "max_length": 512,
+}
 
 # Unlearning settings for the built-in corpus and the tiny models (a few documents, so the
 # methods' per-step defaults are far too weak; tuned on the built-in corpus, docs/muse-wmdp.md).
 BUILTIN_UNLEARN: dict[str, dict[str, Any]] = {
-    "graddiff": {"train": {"lr": 1e-3, "epochs": 10, "batch_size": 4, "warmup_epochs": 0,
-                           "scheduler": "constant"}},
-    "npo": {"train": {"lr": 1e-3, "epochs": 10, "batch_size": 4, "warmup_epochs": 0,
-                      "scheduler": "constant"}},
+    "graddiff": {
+        "train": {
+            "lr": 1e-3,
+            "epochs": 10,
+            "batch_size": 4,
+            "warmup_epochs": 0,
+            "scheduler": "constant",
+        }
+    },
+    "npo": {
+        "train": {
+            "lr": 1e-3,
+            "epochs": 10,
+            "batch_size": 4,
+            "warmup_epochs": 0,
+            "scheduler": "constant",
+        }
+    },
 }
 
 
-def train_on_documents(tokenizer: Any, items: Sequence[QAItem], out: Path, size: str = "xs",
-                       train: dict[str, Any] | None = None, seed: int = 0,
-                       progress: bool = False) -> Path:
+def train_on_documents(
+    tokenizer: Any,
+    items: Sequence[QAItem],
+    out: Path,
+    size: str = "xs",
+    train: dict[str, Any] | None = None,
+    seed: int = 0,
+    progress: bool = False,
+) -> Path:
     """Train a tiny Llama from scratch on documents (windows of ``max_length``) and save it
     with its tokenizer to ``out/model``; the training log goes to ``out/train_log.jsonl``."""
     from obliviate.config import TrainConfig, from_dict
@@ -60,12 +87,19 @@ def train_on_documents(tokenizer: Any, items: Sequence[QAItem], out: Path, size:
         logits = m(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
         return F.nll_loss(logits, batch["labels"]), {}
 
-    train_loop(net, loss_fn, enc, cfg, pad_id_of(tokenizer), log_path=out / "train_log.jsonl",
-               desc=f"train {out.name}", progress=progress)
+    train_loop(
+        net,
+        loss_fn,
+        enc,
+        cfg,
+        pad_id_of(tokenizer),
+        log_path=out / "train_log.jsonl",
+        desc=f"train {out.name}",
+        progress=progress,
+    )
     net.save_pretrained(out / "model", safe_serialization=True)
     tokenizer.save_pretrained(out / "model")
     return out / "model"
-
 
 
 @dataclass
@@ -132,9 +166,12 @@ def run_muse(
 
     if target is None or retrain is None:
         if target is not None or retrain is not None:
-            raise ValueError("give both target and retrain models, or neither (tiny ones are trained)")
-        target, retrain = _tiny_models(out, muse, data, builtin, size, finetune_train, seed,
-                                       progress, say, times, overwrite)
+            raise ValueError(
+                "give both target and retrain models, or neither (tiny ones are trained)"
+            )
+        target, retrain = _tiny_models(
+            out, muse, data, builtin, size, finetune_train, seed, progress, say, times, overwrite
+        )
     tok = load_tokenizer(str(target))
     mcq = _builtin_mcq(builtin) if is_builtin else None
 
@@ -144,20 +181,40 @@ def run_muse(
         return suite.evaluate(model, tok, reference, model_fingerprint(model), progress)
 
     def write(run: Path, res: Any, stage: _Stage, model_path: str | None) -> None:
-        write_eval(run, res, {"name": stage.name, "role": stage.role, "method": stage.method,
-                              "benchmark": muse.name, "split": "forget",
-                              "model": {"path": model_path, "fingerprint": res.key["model"]},
-                              "timing": {"train_s": stage.train_s}, **stage.extra})
+        write_eval(
+            run,
+            res,
+            {
+                "name": stage.name,
+                "role": stage.role,
+                "method": stage.method,
+                "benchmark": muse.name,
+                "split": "forget",
+                "model": {"path": model_path, "fingerprint": res.key["model"]},
+                "timing": {"train_s": stage.train_s},
+                **stage.extra,
+            },
+        )
 
     say("[retrain] evaluating the retrained model (the gold standard)")
     retrain_model = load_model(str(retrain))
     ref = evaluate(retrain_model)
     add_privleak(ref, ref)
-    write(out / "retrain", ref, _Stage("retrain", "retain", train_s=times.get("retrain", 0.0)), str(retrain))
+    write(
+        out / "retrain",
+        ref,
+        _Stage("retrain", "retain", train_s=times.get("retrain", 0.0)),
+        str(retrain),
+    )
     del retrain_model
     say("[target] evaluating the target model")
     tgt = evaluate(load_model(str(target)), ref)
-    write(out / "target", tgt, _Stage("target", "target", train_s=times.get("target", 0.0)), str(target))
+    write(
+        out / "target",
+        tgt,
+        _Stage("target", "target", train_s=times.get("target", 0.0)),
+        str(target),
+    )
     results: dict[str, Any] = {"target": tgt, "retrain": ref}
     roles = {"target": "target", "retrain": "retain"}
     scal_doc: dict[str, list[dict[str, Any]]] = {}
@@ -167,10 +224,17 @@ def run_muse(
 
     for method in methods:
         ov = overrides_all.get(method, {})
-        stage_config = {"command": "muse", "method": method, "overrides": ov, "data": data,
-                        "builtin": builtin or {}, "target": str(target), "settings": asdict(mset),
-                        "scalability": bool(scalability and muse.scal),
-                        "sustainability": bool(sustainability and muse.sust)}
+        stage_config = {
+            "command": "muse",
+            "method": method,
+            "overrides": ov,
+            "data": data,
+            "builtin": builtin or {},
+            "target": str(target),
+            "settings": asdict(mset),
+            "scalability": bool(scalability and muse.scal),
+            "sustainability": bool(sustainability and muse.sust),
+        }
         done = resume.stage(out / method, stage_config, ("metrics.json", "model"), overwrite)
         if done is not None:
             say(f"[{method}] reusing finished run {out / method}")
@@ -184,29 +248,64 @@ def run_muse(
             continue
         say(f"[{method}] unlearning {len(muse.forget)} forget documents")
         t0 = time.perf_counter()
-        res = unlearn_documents(load_model(str(target)), tok, method, muse.request(), ov,
-                                run_dir=out / method, progress=progress)
+        res = unlearn_documents(
+            load_model(str(target)),
+            tok,
+            method,
+            muse.request(),
+            ov,
+            run_dir=out / method,
+            progress=progress,
+        )
         train_s = round(time.perf_counter() - t0, 2)
         from obliviate.api import save_unlearned
 
         save_unlearned(res.model, tok, out / method / "model")
-        write_config(out / method, {"command": "muse", "method": method, "overrides": ov,
-                                    "data": data, "builtin": builtin or {}, "target": str(target)})
+        write_config(
+            out / method,
+            {
+                "command": "muse",
+                "method": method,
+                "overrides": ov,
+                "data": data,
+                "builtin": builtin or {},
+                "target": str(target),
+            },
+        )
         ev = evaluate(res.model, ref)
-        write(out / method, ev, _Stage(method, "unlearned", method, train_s,
-                                       {"trainable_params": res.trainable_params,
-                                        "stopped": res.stopped}), str(out / method / "model"))
+        write(
+            out / method,
+            ev,
+            _Stage(
+                method,
+                "unlearned",
+                method,
+                train_s,
+                {"trainable_params": res.trainable_params, "stopped": res.stopped},
+            ),
+            str(out / method / "model"),
+        )
         results[method] = ev
         roles[method] = "unlearned"
         times[method] = train_s
 
         def fold_writer(kind: str, method: str = method) -> Callable[[int, Any, Any], None]:
             def on_fold(k: int, ev_k: Any, _res: Any) -> None:
-                say(f"[{method}] {kind} fold {k}: " + ", ".join(
-                    f"{n}={ev_k.metrics[n]['value']:.3f}" for n in ("forget_knowmem", "retain_knowmem")
-                    if n in ev_k.metrics))
-                write(out / kind / method / f"forget_{k}", ev_k,
-                      _Stage(f"{method}-{kind}-{k}", "unlearned", method), None)
+                say(
+                    f"[{method}] {kind} fold {k}: "
+                    + ", ".join(
+                        f"{n}={ev_k.metrics[n]['value']:.3f}"
+                        for n in ("forget_knowmem", "retain_knowmem")
+                        if n in ev_k.metrics
+                    )
+                )
+                write(
+                    out / kind / method / f"forget_{k}",
+                    ev_k,
+                    _Stage(f"{method}-{kind}-{k}", "unlearned", method),
+                    None,
+                )
+
             return on_fold
 
         def load_target() -> Any:
@@ -216,15 +315,22 @@ def run_muse(
             return evaluate(m, ref)
 
         if scalability and muse.scal:
-            folds = run_scalability(load_target, tok, muse, method, ev_ref, ov, progress,
-                                    fold_writer("scal"))
+            folds = run_scalability(
+                load_target, tok, muse, method, ev_ref, ov, progress, fold_writer("scal")
+            )
             scal_doc[method] = [asdict(f) for f in folds]
         if sustainability and muse.sust:
-            folds = run_sustainability(load_target, tok, muse, method, ev_ref, ov, progress,
-                                       fold_writer("sust"))
+            folds = run_sustainability(
+                load_target, tok, muse, method, ev_ref, ov, progress, fold_writer("sust")
+            )
             sust_doc[method] = [asdict(f) for f in folds]
-        resume.finish(out / method, stage_config, train_s=train_s, scal=scal_doc.get(method),
-                      sust=sust_doc.get(method))
+        resume.finish(
+            out / method,
+            stage_config,
+            train_s=train_s,
+            scal=scal_doc.get(method),
+            sust=sust_doc.get(method),
+        )
 
     columns = [k for k, _ in MAIN_COLUMNS + EXTRA_COLUMNS]
     rows = []
@@ -234,12 +340,25 @@ def run_muse(
         row["mia_min_k_auc"] = res.metrics.get("mia_min_k_auc", {}).get("value")
         row["train_s"] = times.get(name)
         rows.append(row)
-    doc = {"schema": 1, "benchmark": muse.name, "split": "forget", "runs": list(results),
-           "columns": columns + ["mia_min_k_auc", "train_s"], "rows": rows,
-           "scalability": scal_doc, "sustainability": sust_doc,
-           "settings": asdict(mset), "method_overrides": {m: overrides_all.get(m, {}) for m in methods},
-           "data": {"source": muse.source, "revision": muse.revision, "builtin": builtin or {},
-                    "n_forget_docs": len(muse.forget), "n_retain_docs": len(muse.retain)}}
+    doc = {
+        "schema": 1,
+        "benchmark": muse.name,
+        "split": "forget",
+        "runs": list(results),
+        "columns": columns + ["mia_min_k_auc", "train_s"],
+        "rows": rows,
+        "scalability": scal_doc,
+        "sustainability": sust_doc,
+        "settings": asdict(mset),
+        "method_overrides": {m: overrides_all.get(m, {}) for m in methods},
+        "data": {
+            "source": muse.source,
+            "revision": muse.revision,
+            "builtin": builtin or {},
+            "n_forget_docs": len(muse.forget),
+            "n_retain_docs": len(muse.retain),
+        },
+    }
     write_json(out / "comparison.json", doc)
     atomic_write_text(out / "comparison.md", muse_markdown(doc))
     return doc
@@ -252,10 +371,19 @@ def _builtin_mcq(builtin: dict[str, Any] | None) -> dict[str, list[Any]]:
     return load_wmdp("builtin", **kw)
 
 
-def _tiny_models(out: Path, muse: Any, data: str, builtin: dict[str, Any] | None, size: str,
-                 train: dict[str, Any] | None, seed: int, progress: bool,
-                 say: Callable[[str], None], times: dict[str, float],
-                 overwrite: bool = False) -> tuple[str, str]:
+def _tiny_models(
+    out: Path,
+    muse: Any,
+    data: str,
+    builtin: dict[str, Any] | None,
+    size: str,
+    train: dict[str, Any] | None,
+    seed: int,
+    progress: bool,
+    say: Callable[[str], None],
+    times: dict[str, float],
+    overwrite: bool = False,
+) -> tuple[str, str]:
     """Train (or reuse) the tiny target and retrained models; returns their folders."""
     from obliviate.models.loading import load_tokenizer
     from obliviate.models.tiny import train_tokenizer
@@ -264,10 +392,20 @@ def _tiny_models(out: Path, muse: Any, data: str, builtin: dict[str, Any] | None
 
     paths = {}
     tok = None
-    for name, splits in (("target", ("forget", "retain1", "retain2")), ("retrain", ("retain1", "retain2"))):
+    for name, splits in (
+        ("target", ("forget", "retain1", "retain2")),
+        ("retrain", ("retain1", "retain2")),
+    ):
         run = out / name
-        config = {"command": "muse-finetune", "data": data, "builtin": builtin or {}, "size": size,
-                  "splits": list(splits), "train": {**TINY_DOC_TRAIN, **(train or {})}, "seed": seed}
+        config = {
+            "command": "muse-finetune",
+            "data": data,
+            "builtin": builtin or {},
+            "size": size,
+            "splits": list(splits),
+            "train": {**TINY_DOC_TRAIN, **(train or {})},
+            "seed": seed,
+        }
         done = resume.stage(run, config, ("model/config.json",), overwrite)
         if done is not None:
             say(f"[{name}] reusing the trained model in {run / 'model'}")
@@ -279,7 +417,9 @@ def _tiny_models(out: Path, muse: Any, data: str, builtin: dict[str, Any] | None
         if tok is None:
             tok = train_tokenizer(_corpus_texts(muse, data, builtin))
         items = [it for s in splits for it in muse.raw.get(s, [])]
-        say(f"[{name}] training a tiny Llama ({size}) on {len(items)} documents ({'+'.join(splits)})")
+        say(
+            f"[{name}] training a tiny Llama ({size}) on {len(items)} documents ({'+'.join(splits)})"
+        )
         t0 = time.perf_counter()
         paths[name] = str(train_on_documents(tok, items, run, size, train, seed, progress))
         times[name] = round(time.perf_counter() - t0, 2)
@@ -295,5 +435,7 @@ def _corpus_texts(muse: Any, data: str, builtin: dict[str, Any] | None) -> list[
         kw = {k: v for k, v in (builtin or {}).items() if k in ("n_people", "seed")}
         return builtin_muse_corpus_text(**kw)
     texts = [it.answer for items in muse.raw.values() for it in items]
-    texts += [t for items in muse.knowmem.values() for it in items for t in (it.question, it.answer)]
+    texts += [
+        t for items in muse.knowmem.values() for it in items for t in (it.question, it.answer)
+    ]
     return texts

@@ -37,8 +37,9 @@ def _canonical(config: dict[str, Any]) -> dict[str, Any]:
     return json.loads(json.dumps(config, sort_keys=True, default=str))
 
 
-def stage(run_dir: str | Path, config: dict[str, Any], done: Sequence[str] = (),
-          overwrite: bool = False) -> dict[str, Any] | None:
+def stage(
+    run_dir: str | Path, config: dict[str, Any], done: Sequence[str] = (), overwrite: bool = False
+) -> dict[str, Any] | None:
     """The stored record of a finished stage with this ``config`` (reuse it), or None (run it).
 
     ``done``: files or folders under ``run_dir`` that must exist for the stage to count as
@@ -60,7 +61,8 @@ def stage(run_dir: str | Path, config: dict[str, Any], done: Sequence[str] = (),
     raise ConfigMismatchError(
         f"{run_dir} holds a finished run with another configuration (differs in "
         f"{', '.join(keys) or 'its fingerprint'}); choose a new output folder or ask to "
-        "overwrite it (--overwrite)")
+        "overwrite it (--overwrite)"
+    )
 
 
 def finish(run_dir: str | Path, config: dict[str, Any], **extra: Any) -> dict[str, Any]:

@@ -68,8 +68,10 @@ def run_benchmark(
         split = normalize_split(split or "forget10")
         retain_split = f"retain{100 - int(split[-2:])}"
     elif target is None or retain is None:
-        raise ValueError(f"benchmark {benchmark!r} has no training set to train the tiny models "
-                         "on; give the target and retain models (--target, --retain)")
+        raise ValueError(
+            f"benchmark {benchmark!r} has no training set to train the tiny models "
+            "on; give the target and retain models (--target, --retain)"
+        )
     else:
         from obliviate.benchmarks import get_benchmark
 
@@ -80,16 +82,32 @@ def run_benchmark(
     def finetune_stage(name: str, cfg_split: str, tokenizer: str | None) -> str:
         run = out / name
         t0 = time.perf_counter()
-        config = {"command": "finetune", "data": data, "split": cfg_split, "train": ft,
-                  "builtin": builtin or {}, "model": f"tiny-llama-{size}", "template": template}
+        config = {
+            "command": "finetune",
+            "data": data,
+            "split": cfg_split,
+            "train": ft,
+            "builtin": builtin or {},
+            "model": f"tiny-llama-{size}",
+            "template": template,
+        }
         done = resume.stage(run, config, ("model/config.json",), overwrite)
         if done is not None:
             _say(log, f"[{name}] reusing the trained model in {run / 'model'}")
             times[name] = done.get("train_s", 0.0)
             return str(run / "model")
         _say(log, f"[{name}] fine-tuning a tiny Llama ({size}) on {data}:{cfg_split}")
-        res = api.finetune(data=data, split=cfg_split, out=run, size=size, tokenizer=tokenizer,
-                           train=ft, builtin=builtin, progress=progress, template=template)
+        res = api.finetune(
+            data=data,
+            split=cfg_split,
+            out=run,
+            size=size,
+            tokenizer=tokenizer,
+            train=ft,
+            builtin=builtin,
+            progress=progress,
+            template=template,
+        )
         times[name] = round(time.perf_counter() - t0, 2)
         write_json(run / "timing.json", {"train_s": times[name]})
         resume.finish(run, config, train_s=times[name])
@@ -104,32 +122,67 @@ def run_benchmark(
     else:
         times["retain"] = 0.0
 
-    common = {"data": data, "split": split, "template": template, "settings": eval_settings,
-              "builtin": builtin, "progress": progress}
+    common = {
+        "data": data,
+        "split": split,
+        "template": template,
+        "settings": eval_settings,
+        "builtin": builtin,
+        "progress": progress,
+    }
     if not is_tofu:
-        common.update(benchmark=benchmark, forget=forget, retain=retain_data, holdout=holdout,
-                      revision=revision)
-    request_kw = {k: common[k] for k in ("data", "split", "template", "builtin", "benchmark",
-                                         "forget", "retain", "holdout", "revision") if k in common}
+        common.update(
+            benchmark=benchmark,
+            forget=forget,
+            retain=retain_data,
+            holdout=holdout,
+            revision=revision,
+        )
+    request_kw = {
+        k: common[k]
+        for k in (
+            "data",
+            "split",
+            "template",
+            "builtin",
+            "benchmark",
+            "forget",
+            "retain",
+            "holdout",
+            "revision",
+        )
+        if k in common
+    }
     _say(log, "[retain] evaluating the retain model (the gold standard)")
     results: dict[str, Any] = {}
     roles: dict[str, str] = {}
     params: dict[str, int] = {}
-    results["retain"] = api.evaluate(retain, retain_model=retain, out=out / "retain",
-                                     meta={"role": "retain", "method": None,
-                                           "timing": {"train_s": times["retain"]}}, **common)
+    results["retain"] = api.evaluate(
+        retain,
+        retain_model=retain,
+        out=out / "retain",
+        meta={"role": "retain", "method": None, "timing": {"train_s": times["retain"]}},
+        **common,
+    )
     roles["retain"] = "retain"
     _say(log, "[target] evaluating the target model")
-    results["target"] = api.evaluate(target, retain_model=retain, out=out / "target",
-                                     meta={"role": "target", "method": None,
-                                           "timing": {"train_s": times["target"]}}, **common)
+    results["target"] = api.evaluate(
+        target,
+        retain_model=retain,
+        out=out / "target",
+        meta={"role": "target", "method": None, "timing": {"train_s": times["target"]}},
+        **common,
+    )
     roles["target"] = "target"
     for method in methods:
         run = out / method
         overrides = (method_overrides or {}).get(method, {})
-        config = {"method_config": _config_for(method, overrides), "target": str(target),
-                  "request": {k: str(v) if isinstance(v, Path) else v for k, v in request_kw.items()},
-                  "eval": eval_settings or {}}
+        config = {
+            "method_config": _config_for(method, overrides),
+            "target": str(target),
+            "request": {k: str(v) if isinstance(v, Path) else v for k, v in request_kw.items()},
+            "eval": eval_settings or {},
+        }
         if resume.stage(run, config, ("metrics.json", "model"), overwrite) is not None:
             done = read_json(run / "metrics.json")
             _say(log, f"[{method}] reusing finished run {run}")
@@ -140,20 +193,30 @@ def run_benchmark(
             continue
         _say(log, f"[{method}] unlearning {split}")
         t0 = time.perf_counter()
-        res = api.unlearn(target, method=method, out=run, overrides=overrides, progress=progress,
-                          **request_kw)
+        res = api.unlearn(
+            target, method=method, out=run, overrides=overrides, progress=progress, **request_kw
+        )
         times[method] = round(time.perf_counter() - t0, 2)
         params[method] = res.trainable_params
         if res.stopped:
             _say(log, f"[{method}] stopped early: {res.stopped}")
         _say(log, f"[{method}] evaluating")
         results[method] = api.evaluate(
-            res.model, tokenizer=res.tokenizer, retain_model=retain, out=run, reuse=False,
-            meta={"role": "unlearned", "method": method, "timing": {"train_s": times[method]},
-                  "trainable_params": res.trainable_params,
-                  "method_config": _config_for(method, overrides),
-                  "model": {"path": str(res.path)}},
-            **common)
+            res.model,
+            tokenizer=res.tokenizer,
+            retain_model=retain,
+            out=run,
+            reuse=False,
+            meta={
+                "role": "unlearned",
+                "method": method,
+                "timing": {"train_s": times[method]},
+                "trainable_params": res.trainable_params,
+                "method_config": _config_for(method, overrides),
+                "model": {"path": str(res.path)},
+            },
+            **common,
+        )
         roles[method] = "unlearned"
         resume.finish(run, config)
     label = data if is_tofu else f"{benchmark}" + (f" ({data})" if data else "")
@@ -187,9 +250,15 @@ def columns_for(benchmark: str | None) -> list[tuple[str, str, str]]:
     return [(k, k, direction_of(k)) for k in get_benchmark(benchmark).metrics]
 
 
-def comparison_doc(results: dict[str, Any], roles: dict[str, str], times: dict[str, float],
-                   params: dict[str, int], data: str, split: str,
-                   columns: list[tuple[str, str, str]] | None = None) -> dict[str, Any]:
+def comparison_doc(
+    results: dict[str, Any],
+    roles: dict[str, str],
+    times: dict[str, float],
+    params: dict[str, int],
+    data: str,
+    split: str,
+    columns: list[tuple[str, str, str]] | None = None,
+) -> dict[str, Any]:
     columns = columns or list(COLUMNS)
     rows = []
     for name, res in results.items():
@@ -199,8 +268,14 @@ def comparison_doc(results: dict[str, Any], roles: dict[str, str], times: dict[s
         row["train_s"] = times.get(name)
         row["trainable_params"] = params.get(name)
         rows.append(row)
-    doc = {"schema": 1, "benchmark": data, "split": split, "runs": list(results),
-           "columns": [c[0] for c in columns] + ["train_s", "trainable_params"], "rows": rows}
+    doc = {
+        "schema": 1,
+        "benchmark": data,
+        "split": split,
+        "runs": list(results),
+        "columns": [c[0] for c in columns] + ["train_s", "trainable_params"],
+        "rows": rows,
+    }
     if columns != COLUMNS:
         doc["labels"] = {k: [label, d] for k, label, d in columns}
     return doc

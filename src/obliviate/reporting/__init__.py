@@ -17,11 +17,11 @@ from obliviate.reporting.report import write_report
 from obliviate.runs import Metric, Run, load_run, load_runs
 
 __all__ = [
-           "Metric",
-           "Run",
-           "load_run",
-           "load_runs",
-           "write_comparison",
-           "write_leaderboard",
-           "write_report",
+    "Metric",
+    "Run",
+    "load_run",
+    "load_runs",
+    "write_comparison",
+    "write_leaderboard",
+    "write_report",
 ]

@@ -13,8 +13,7 @@ from typing import Any, Iterable, Sequence
 
 from obliviate import __version__
 
-CSP = ("default-src 'none'; img-src data:; style-src 'unsafe-inline'; "
-       "script-src 'unsafe-inline'")
+CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'; script-src 'unsafe-inline'"
 
 CSS = """
 :root { --fg:#1d2330; --muted:#5f6b7a; --line:#d9dee5; --bg:#fff; --alt:#f6f8fa;
@@ -170,8 +169,14 @@ def th(text: str, title: str | None = None, num: bool = False) -> str:
 _TEXT = object()
 
 
-def td(content_html: str, *, v: Any = _TEXT, cls: str | None = None,
-       title: str | None = None, num: bool | None = None) -> str:
+def td(
+    content_html: str,
+    *,
+    v: Any = _TEXT,
+    cls: str | None = None,
+    title: str | None = None,
+    num: bool | None = None,
+) -> str:
     """A cell holding ``content_html`` (already escaped). ``v`` is the numeric sort value
     (``None`` = missing, sorted last); leave it out for a text cell sorted by its content.
     ``num`` (default: whether ``v`` is given) right-aligns the cell as a number."""
@@ -185,51 +190,60 @@ def tr(cells: Iterable[str], cls: str | None = None, split: str | None = None) -
     return f"<tr{attrs(class_=cls, data_split=split)}>{''.join(cells)}</tr>"
 
 
-def table(head: Sequence[str], rows: Sequence[str], *, id_: str | None = None,
-          sortable: bool = True, cls: str | None = None) -> str:
+def table(
+    head: Sequence[str],
+    rows: Sequence[str],
+    *,
+    id_: str | None = None,
+    sortable: bool = True,
+    cls: str | None = None,
+) -> str:
     """A table from ``th`` cells and ``tr`` rows; sortable by clicking a header."""
     classes = " ".join(c for c in ("sortable" if sortable else None, cls) if c) or None
-    return (f"<table{attrs(id=id_, class_=classes)}><thead><tr>{''.join(head)}</tr></thead>"
-            f"<tbody>{''.join(rows)}</tbody></table>")
+    return (
+        f"<table{attrs(id=id_, class_=classes)}><thead><tr>{''.join(head)}</tr></thead>"
+        f"<tbody>{''.join(rows)}</tbody></table>"
+    )
 
 
 def filter_bar(table_id: str, splits: Sequence[str] = (), placeholder: str = "Search") -> str:
     """Search box (and split selector) filtering the rows of table ``table_id``."""
     select = ""
     if len(splits) > 1:
-        opts = "".join(f"<option value=\"{esc(s)}\">{esc(s)}</option>" for s in splits)
-        select = (f"<select aria-label=\"split\"><option value=\"\">all splits</option>"
-                  f"{opts}</select>")
-    return (f"<div class=\"filters\" data-for=\"{esc(table_id)}\">"
-            f"<input type=\"search\" placeholder=\"{esc(placeholder)}\" aria-label=\"search\">"
-            f"{select}<span class=\"count\"></span></div>")
+        opts = "".join(f'<option value="{esc(s)}">{esc(s)}</option>' for s in splits)
+        select = f'<select aria-label="split"><option value="">all splits</option>{opts}</select>'
+    return (
+        f'<div class="filters" data-for="{esc(table_id)}">'
+        f'<input type="search" placeholder="{esc(placeholder)}" aria-label="search">'
+        f'{select}<span class="count"></span></div>'
+    )
 
 
 def figure(data_uri: str, alt: str, caption: str | None = None) -> str:
     cap = f"<figcaption>{esc(caption)}</figcaption>" if caption else ""
-    return f"<figure><img src=\"{data_uri}\" alt=\"{esc(alt)}\">{cap}</figure>"
+    return f'<figure><img src="{data_uri}" alt="{esc(alt)}">{cap}</figure>'
 
 
 def role_badge(role: str) -> str:
     text = {"target": "target · before", "retain": "retain · gold standard"}.get(role, role)
-    return f"<span class=\"role {esc(role)}\">{esc(text)}</span>"
+    return f'<span class="role {esc(role)}">{esc(text)}</span>'
 
 
-def page(title: str, subtitle: str, sections: Sequence[tuple[str, str, str]],
-         created: str | None = None) -> str:
+def page(
+    title: str, subtitle: str, sections: Sequence[tuple[str, str, str]], created: str | None = None
+) -> str:
     """The whole document: header, navigation, ``(anchor, heading, body_html)`` sections."""
-    nav = "".join(f"<a href=\"#{esc(a)}\">{esc(h)}</a>" for a, h, _ in sections)
+    nav = "".join(f'<a href="#{esc(a)}">{esc(h)}</a>' for a, h, _ in sections)
     body = "".join(
-        f"<section id=\"{esc(a)}\"><h2>{esc(h)}</h2>{content}</section>"
-        for a, h, content in sections
+        f'<section id="{esc(a)}"><h2>{esc(h)}</h2>{content}</section>' for a, h, content in sections
     )
     made = f" · {esc(created)}" if created else ""
     return (
-        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
-        f"<meta http-equiv=\"Content-Security-Policy\" content=\"{CSP}\">"
-        "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
+        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+        f'<meta http-equiv="Content-Security-Policy" content="{CSP}">'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">'
         f"<title>{esc(title)}</title><style>{CSS}</style></head><body>"
-        f"<header class=\"top\"><h1>{esc(title)}</h1><div class=\"sub\">{esc(subtitle)}</div>"
+        f'<header class="top"><h1>{esc(title)}</h1><div class="sub">{esc(subtitle)}</div>'
         f"</header><nav>{nav}</nav><main>{body}"
         f"<footer>Written by obliviate {esc(__version__)}{made}. Self-contained: no network "
         "access at view time.</footer></main>"

@@ -34,8 +34,10 @@ def check_one_task(runs: Sequence[Run]) -> tuple[str | None, str | None]:
         tasks.setdefault((r.benchmark, r.split), []).append(str(r.path))
     if len(tasks) > 1:
         detail = "; ".join(f"{b}/{s}: {', '.join(p)}" for (b, s), p in tasks.items())
-        raise ValueError(f"a leaderboard ranks runs of one benchmark split, but these runs "
-                         f"come from {len(tasks)}: {detail}. Pass the runs of one split.")
+        raise ValueError(
+            f"a leaderboard ranks runs of one benchmark split, but these runs "
+            f"come from {len(tasks)}: {detail}. Pass the runs of one split."
+        )
     return next(iter(tasks))
 
 
@@ -48,8 +50,9 @@ def table_html(board: Leaderboard) -> str:
         elif c in TIMING_KEYS:
             head.append(H.th(label(c), title="wall-clock seconds", num=True))
         else:
-            head.append(H.th(c.replace("_", " ").capitalize(),
-                             num=c in ("trainable_params", "seed")))
+            head.append(
+                H.th(c.replace("_", " ").capitalize(), num=c in ("trainable_params", "seed"))
+            )
     rows = []
     for i, row in enumerate(board.rows):
         cells = []
@@ -63,11 +66,13 @@ def table_html(board: Leaderboard) -> str:
             else:
                 cells.append(H.td(H.esc(format_value(v)), v=v, cls=best))
         rows.append(H.tr(cells, cls="ref" if row["role"] != "unlearned" else None))
-    return "<div class=\"wide\">" + H.table(head, rows, id_="leaderboard-table") + "</div>"
+    return '<div class="wide">' + H.table(head, rows, id_="leaderboard-table") + "</div>"
 
 
-def write_leaderboard(paths: Sequence[str | os.PathLike[str]] | str | os.PathLike[str],
-                      out_dir: str | os.PathLike[str]) -> dict[str, Path]:
+def write_leaderboard(
+    paths: Sequence[str | os.PathLike[str]] | str | os.PathLike[str],
+    out_dir: str | os.PathLike[str],
+) -> dict[str, Path]:
     """Write ``leaderboard.html``, ``leaderboard.md`` and ``leaderboard.csv`` for the runs
     of ``paths`` (run or group folders, all of one benchmark split) into ``out_dir``.
 
@@ -83,20 +88,31 @@ def write_leaderboard(paths: Sequence[str | os.PathLike[str]] | str | os.PathLik
     task = " · ".join(x for x in (benchmark, split) if x) or "runs"
     out = Path(out_dir)
     names = [row["run"] for row in board.rows]
-    note = ("<p class=\"note\">Target and retain rows (italic) are references; the unlearned "
-            "runs are ranked by the first column metric, best first, and the best value of each "
-            f"column is green. Click a header to sort. Also written: {FILES['md']}, "
-            f"{FILES['csv']}.</p>")
+    note = (
+        '<p class="note">Target and retain rows (italic) are references; the unlearned '
+        "runs are ranked by the first column metric, best first, and the best value of each "
+        f"column is green. Click a header to sort. Also written: {FILES['md']}, "
+        f"{FILES['csv']}.</p>"
+    )
     sections = [
         ("leaderboard", "Leaderboard", table_html(board) + note),
-        ("tradeoff", "Forget vs utility",
-         tradeoff_section(board.runs, names, plots.colours([r.role for r in board.runs]))),
+        (
+            "tradeoff",
+            "Forget vs utility",
+            tradeoff_section(board.runs, names, plots.colours([r.role for r in board.runs])),
+        ),
         ("runs", "Runs", runs_section(board.runs, names)),
     ]
-    page = H.page(f"Leaderboard: {task}", f"{len(runs)} runs", [s for s in sections if s[2]],
-                  created=now_utc())
-    md = (f"# Leaderboard: {task}\n\nTarget and retain are references; **bold** = best "
-          f"unlearned value per column.\n\n{to_markdown(board)}")
+    page = H.page(
+        f"Leaderboard: {task}",
+        f"{len(runs)} runs",
+        [s for s in sections if s[2]],
+        created=now_utc(),
+    )
+    md = (
+        f"# Leaderboard: {task}\n\nTarget and retain are references; **bold** = best "
+        f"unlearned value per column.\n\n{to_markdown(board)}"
+    )
     return {
         "html": atomic_write_text(out / FILES["html"], page),
         "md": atomic_write_text(out / FILES["md"], md),

@@ -14,12 +14,25 @@ from dataclasses import dataclass
 from typing import Any, Iterable, Sequence
 
 ROLE_COLOURS = {"target": "#d62728", "retain": "#2ca02c"}
-PALETTE = ("#1f77b4", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#bcbd22",
-           "#7f7f7f", "#393b79", "#637939")
+PALETTE = (
+    "#1f77b4",
+    "#ff7f0e",
+    "#9467bd",
+    "#8c564b",
+    "#e377c2",
+    "#17becf",
+    "#bcbd22",
+    "#7f7f7f",
+    "#393b79",
+    "#637939",
+)
 ARROWS = {
-    ("x", "higher"): "→ better", ("x", "lower"): "← better",
-    ("y", "higher"): "↑ better", ("y", "lower"): "↓ better",
-    ("x", "zero"): "best at 0", ("y", "zero"): "best at 0",
+    ("x", "higher"): "→ better",
+    ("x", "lower"): "← better",
+    ("y", "higher"): "↑ better",
+    ("y", "lower"): "↓ better",
+    ("x", "zero"): "best at 0",
+    ("y", "zero"): "best at 0",
 }
 
 
@@ -37,8 +50,11 @@ def colours(roles: Sequence[str]) -> list[str]:
 
 def finite(values: Iterable[Any]) -> list[float]:
     """The finite numbers among ``values`` (drops None, NaN, inf, strings, booleans)."""
-    return [float(v) for v in values
-            if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)]
+    return [
+        float(v)
+        for v in values
+        if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+    ]
 
 
 def bin_count(n_values: int) -> int:
@@ -83,16 +99,30 @@ def _figure(width: float, height: float) -> Any:
     return Figure(figsize=(width, height))
 
 
-def _margins(fig: Any, rows: int = 1, cols: int = 1, left: float = 0.65, right: float = 0.2,
-             bottom: float = 0.55, top: float = 0.35, wgap: float = 0.6,
-             hgap: float = 0.75) -> None:
+def _margins(
+    fig: Any,
+    rows: int = 1,
+    cols: int = 1,
+    left: float = 0.65,
+    right: float = 0.2,
+    bottom: float = 0.55,
+    top: float = 0.35,
+    wgap: float = 0.6,
+    hgap: float = 0.75,
+) -> None:
     """Fixed margins and gaps in inches (much cheaper than a layout engine, which measures
     every tick label again)."""
     w, h = fig.get_size_inches()
     ax_w = (w - left - right - (cols - 1) * wgap) / cols
     ax_h = (h - top - bottom - (rows - 1) * hgap) / rows
-    fig.subplots_adjust(left=left / w, right=1 - right / w, bottom=bottom / h, top=1 - top / h,
-                        wspace=wgap / ax_w, hspace=hgap / ax_h)
+    fig.subplots_adjust(
+        left=left / w,
+        right=1 - right / w,
+        bottom=bottom / h,
+        top=1 - top / h,
+        wspace=wgap / ax_w,
+        hspace=hgap / ax_h,
+    )
 
 
 def _log_x(ax: Any, lo: float, hi: float) -> None:
@@ -103,8 +133,13 @@ def _log_x(ax: Any, lo: float, hi: float) -> None:
 
     ax.set_xscale("log")
     decades = math.log10(hi / lo)
-    subs = (tuple(float(k) for k in range(1, 10)) if decades < 0.5
-            else (1.0, 2.0, 5.0) if decades <= 3 else (1.0,))
+    subs = (
+        tuple(float(k) for k in range(1, 10))
+        if decades < 0.5
+        else (1.0, 2.0, 5.0)
+        if decades <= 3
+        else (1.0,)
+    )
     ax.xaxis.set_major_locator(LogLocator(base=10, subs=subs, numticks=12))
     ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
     ax.xaxis.set_minor_formatter(NullFormatter())
@@ -117,8 +152,9 @@ def _style(ax: Any) -> None:
     ax.tick_params(labelsize=8)
 
 
-def label_offsets(xs: Sequence[float], ys: Sequence[float], near: float = 0.04,
-                  step: float = 11.0) -> list[float]:
+def label_offsets(
+    xs: Sequence[float], ys: Sequence[float], near: float = 0.04, step: float = 11.0
+) -> list[float]:
     """Vertical label offsets (points) so that labels of coinciding markers do not overlap:
     a point within ``near`` (as a share of each axis range) of earlier points is labelled
     ``step`` points higher per such point."""
@@ -126,8 +162,9 @@ def label_offsets(xs: Sequence[float], ys: Sequence[float], near: float = 0.04,
     wy = (max(ys) - min(ys)) or 1.0
     out: list[float] = []
     for i, (x, y) in enumerate(zip(xs, ys)):
-        close = sum(1 for j in range(i)
-                    if abs(xs[j] - x) / wx < near and abs(ys[j] - y) / wy < near)
+        close = sum(
+            1 for j in range(i) if abs(xs[j] - x) / wx < near and abs(ys[j] - y) / wy < near
+        )
         out.append(close * step)
     return out
 
@@ -143,8 +180,14 @@ class Point:
     colour: str
 
 
-def tradeoff_scatter(points: Sequence[Point], x_label: str, y_label: str, x_dir: str | None,
-                     y_dir: str | None, log_x: bool = False) -> str | None:
+def tradeoff_scatter(
+    points: Sequence[Point],
+    x_label: str,
+    y_label: str,
+    x_dir: str | None,
+    y_dir: str | None,
+    log_x: bool = False,
+) -> str | None:
     """Forget (x) against utility (y), one labelled point per run; the target and retain
     models are drawn as reference markers. With ``log_x``, non-positive x values are drawn
     at the left edge and marked ``≤``."""
@@ -159,18 +202,25 @@ def tradeoff_scatter(points: Sequence[Point], x_label: str, y_label: str, x_dir:
         floor = (min(pos) / 10) if pos else 1e-30
         drawn = [x if x > 0 else floor for x in drawn]
         _log_x(ax, min(drawn), max(drawn))
-    offsets = label_offsets([math.log10(x) if log_x else x for x in drawn],
-                            [p.y for p in points])
+    offsets = label_offsets([math.log10(x) if log_x else x for x in drawn], [p.y for p in points])
     for p, x, dy in zip(points, drawn, offsets):
         marker, size = {"target": ("X", 130), "retain": ("*", 220)}.get(p.role, ("o", 70))
-        ax.scatter([x], [p.y], s=size, marker=marker, color=p.colour, edgecolor="black",
-                   linewidth=0.6, zorder=3)
-        name = p.name + (f" ({p.role})" if p.role in ("target", "retain") and p.name != p.role
-                         else "")
+        ax.scatter(
+            [x],
+            [p.y],
+            s=size,
+            marker=marker,
+            color=p.colour,
+            edgecolor="black",
+            linewidth=0.6,
+            zorder=3,
+        )
+        name = p.name + (
+            f" ({p.role})" if p.role in ("target", "retain") and p.name != p.role else ""
+        )
         if log_x and p.x <= 0:
             name = "≤ " + name
-        ax.annotate(name, (x, p.y), textcoords="offset points", xytext=(7, 5 + dy),
-                    fontsize=8.5)
+        ax.annotate(name, (x, p.y), textcoords="offset points", xytext=(7, 5 + dy), fontsize=8.5)
     xd, yd = ARROWS.get(("x", x_dir or ""), ""), ARROWS.get(("y", y_dir or ""), "")
     ax.set_xlabel(f"{x_label}{' (log scale)' if log_x else ''}   {xd}", fontsize=9)
     ax.set_ylabel(f"{y_label}   {yd}", fontsize=9)
@@ -189,8 +239,13 @@ class HistPanel:
     reference: Sequence[float] = ()
 
 
-def histograms(panels: Sequence[HistPanel], x_label: str, reference_label: str,
-               log_x: bool = False, per_row: int = 3) -> str | None:
+def histograms(
+    panels: Sequence[HistPanel],
+    x_label: str,
+    reference_label: str,
+    log_x: bool = False,
+    per_row: int = 3,
+) -> str | None:
     """Small multiples: each panel overlays a run's histogram on the reference histogram,
     with shared bins (log-spaced with ``log_x``; non-positive values are then left out)."""
     panels = [p for p in panels if p.values]
@@ -208,11 +263,22 @@ def histograms(panels: Sequence[HistPanel], x_label: str, reference_label: str,
         k = bin_count(max(len(vals), len(ref)))
         bins = log_bins(both, k) if log_x else linear_bins(both, k)
         if ref:
-            ax.hist(ref, bins=bins, histtype="stepfilled", color="#9aa5b4", alpha=0.55,
-                    label=f"{reference_label} "
-                    f"(n={len(ref)})")
-        ax.hist(vals, bins=bins, histtype="step", linewidth=1.8, color=p.colour,
-                label=f"run (n={len(vals)})")
+            ax.hist(
+                ref,
+                bins=bins,
+                histtype="stepfilled",
+                color="#9aa5b4",
+                alpha=0.55,
+                label=f"{reference_label} (n={len(ref)})",
+            )
+        ax.hist(
+            vals,
+            bins=bins,
+            histtype="step",
+            linewidth=1.8,
+            color=p.colour,
+            label=f"run (n={len(vals)})",
+        )
         if log_x:
             _log_x(ax, bins[0], bins[-1])
         ax.set_title(p.title, fontsize=9.5)
@@ -251,12 +317,20 @@ def mia_grid(cells: Sequence[MiaCell], attacks: Sequence[str], runs: Sequence[st
             if c is None:
                 ax.set_visible(False)
                 continue
-            bins = linear_bins(list(c.forget) + list(c.holdout),
-                               bin_count(max(len(c.forget), len(c.holdout))))
-            ax.hist(c.holdout, bins=bins, histtype="stepfilled", color="#1f77b4", alpha=0.45,
-                    label="holdout")
-            ax.hist(c.forget, bins=bins, histtype="step", linewidth=1.8, color="#d62728",
-                    label="forget")
+            bins = linear_bins(
+                list(c.forget) + list(c.holdout), bin_count(max(len(c.forget), len(c.holdout)))
+            )
+            ax.hist(
+                c.holdout,
+                bins=bins,
+                histtype="stepfilled",
+                color="#1f77b4",
+                alpha=0.45,
+                label="holdout",
+            )
+            ax.hist(
+                c.forget, bins=bins, histtype="step", linewidth=1.8, color="#d62728", label="forget"
+            )
             auc = f" · AUC {c.auc:.3f}" if c.auc is not None else ""
             ax.set_title(f"{run} · {attack}{auc}", fontsize=8.5)
             if i == 0 and j == 0:
@@ -289,8 +363,14 @@ def training_curves(series: dict[str, Sequence[Curve]], per_row: int = 3) -> str
     for k, (name, curves) in enumerate(series.items()):
         ax = axes[k // cols][k % cols]
         for c in curves:
-            ax.plot(c.steps, c.values, color=c.colour, linewidth=1.5, marker="." if
-                    len(c.steps) < 40 else None, label=c.run)
+            ax.plot(
+                c.steps,
+                c.values,
+                color=c.colour,
+                linewidth=1.5,
+                marker="." if len(c.steps) < 40 else None,
+                label=c.run,
+            )
         ax.set_title(name, fontsize=9.5)
         ax.set_xlabel("step", fontsize=8.5)
         ax.legend(fontsize=7.5, frameon=False)
@@ -300,8 +380,9 @@ def training_curves(series: dict[str, Sequence[Curve]], per_row: int = 3) -> str
     return _to_uri(fig)
 
 
-def paired_scatter(pairs: dict[str, Sequence[tuple[float, float]]], key_label: str,
-                   a_name: str, b_name: str) -> str | None:
+def paired_scatter(
+    pairs: dict[str, Sequence[tuple[float, float]]], key_label: str, a_name: str, b_name: str
+) -> str | None:
     """Per-sample value in run A (x) against run B (y), one colour per split, with the
     diagonal: points far from it are the samples that changed most."""
     pairs = {s: p for s, p in pairs.items() if p}
@@ -313,11 +394,23 @@ def paired_scatter(pairs: dict[str, Sequence[tuple[float, float]]], key_label: s
     allv = [v for p in pairs.values() for xy in p for v in xy]
     lo, hi = min(allv), max(allv)
     pad = (hi - lo) * 0.05 or 0.5
-    ax.plot([lo - pad, hi + pad], [lo - pad, hi + pad], color="#9aa5b4", linewidth=1,
-            linestyle="--", label="no change")
+    ax.plot(
+        [lo - pad, hi + pad],
+        [lo - pad, hi + pad],
+        color="#9aa5b4",
+        linewidth=1,
+        linestyle="--",
+        label="no change",
+    )
     for k, (split, p) in enumerate(sorted(pairs.items())):
-        ax.scatter([x for x, _ in p], [y for _, y in p], s=22, alpha=0.75,
-                   color=PALETTE[k % len(PALETTE)], label=split)
+        ax.scatter(
+            [x for x, _ in p],
+            [y for _, y in p],
+            s=22,
+            alpha=0.75,
+            color=PALETTE[k % len(PALETTE)],
+            label=split,
+        )
     ax.set_xlabel(f"{key_label}: {a_name}", fontsize=9)
     ax.set_ylabel(f"{key_label}: {b_name}", fontsize=9)
     ax.legend(fontsize=8, frameon=False)

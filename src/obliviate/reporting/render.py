@@ -25,14 +25,17 @@ def markdown_table(head: Sequence[str], rows: Sequence[Sequence[str]]) -> list[s
 # ----------------------------------------------------------------------------- QA / TOFU
 
 # (key, label, direction); the direction is the metric catalogue's
-COLUMNS = [(key, label, direction_of(key)) for key, label in (
-    ("forget_quality", "FQ"),
-    ("model_utility", "MU"),
-    ("forget_rouge", "forget ROUGE"),
-    ("forget_prob", "forget prob"),
-    ("retain_rouge", "retain ROUGE"),
-    ("privleak", "privleak"),
-)]
+COLUMNS = [
+    (key, label, direction_of(key))
+    for key, label in (
+        ("forget_quality", "FQ"),
+        ("model_utility", "MU"),
+        ("forget_rouge", "forget ROUGE"),
+        ("forget_prob", "forget prob"),
+        ("retain_rouge", "retain ROUGE"),
+        ("privleak", "privleak"),
+    )
+]
 
 
 def fmt_number(v: Any) -> str:
@@ -55,7 +58,11 @@ def comparison_markdown(doc: dict[str, Any]) -> str:
     for r in doc["rows"]:
         cells = [r["name"], r["role"]] + [fmt_number(r.get(k)) for k, _, _ in columns]
         rows.append(cells + [fmt_number(r.get("train_s")), fmt_number(r.get("trainable_params"))])
-    lines = [f"benchmark: {doc['benchmark']}  split: {doc['split']}", "", *markdown_table(heads, rows)]
+    lines = [
+        f"benchmark: {doc['benchmark']}  split: {doc['split']}",
+        "",
+        *markdown_table(heads, rows),
+    ]
     return "\n".join(lines) + "\n"
 
 
@@ -67,7 +74,10 @@ MAIN_COLUMNS = [
     ("privleak", "C3 PrivLeak →0"),
     ("retain_knowmem", "C4 KnowMem(r) ↑"),
 ]
-EXTRA_COLUMNS = [("wmdp_forget_accuracy", "MCQ acc(f) →0.25"), ("wmdp_retain_accuracy", "MCQ acc(r) ↑")]
+EXTRA_COLUMNS = [
+    ("wmdp_forget_accuracy", "MCQ acc(f) →0.25"),
+    ("wmdp_retain_accuracy", "MCQ acc(r) ↑"),
+]
 
 
 def _fmt_muse(v: Any) -> str:
@@ -82,26 +92,43 @@ def _fmt_muse(v: Any) -> str:
 
 def muse_markdown(doc: dict[str, Any]) -> str:
     """The six-way table (C1-C4 per model; C5/C6 per fold) as Markdown."""
-    cols = [c for c in MAIN_COLUMNS + EXTRA_COLUMNS if any(r.get(c[0]) is not None for r in doc["rows"])]
+    cols = [
+        c for c in MAIN_COLUMNS + EXTRA_COLUMNS if any(r.get(c[0]) is not None for r in doc["rows"])
+    ]
     labels = [label for _, label in cols]
     rows = [[r["name"]] + [_fmt_muse(r.get(k)) for k, _ in cols] for r in doc["rows"]]
     lines = [f"benchmark: {doc['benchmark']}", "", *markdown_table(["model", *labels], rows)]
-    for key, title in (("scalability", "C5 scalability: each fold unlearned from the target"),
-                       ("sustainability", "C6 sustainability: folds unlearned one after another")):
+    for key, title in (
+        ("scalability", "C5 scalability: each fold unlearned from the target"),
+        ("sustainability", "C6 sustainability: folds unlearned one after another"),
+    ):
         runs = doc.get(key) or {}
         if not runs:
             continue
-        fold_rows = [[method, str(f["fold"]), str(f["n_docs"])]
-                     + [_fmt_muse(f["metrics"].get(k)) for k, _ in cols]
-                     for method, folds in runs.items() for f in folds]
-        lines += ["", f"{title}", "", *markdown_table(["method", "fold", "docs", *labels], fold_rows)]
+        fold_rows = [
+            [method, str(f["fold"]), str(f["n_docs"])]
+            + [_fmt_muse(f["metrics"].get(k)) for k, _ in cols]
+            for method, folds in runs.items()
+            for f in folds
+        ]
+        lines += [
+            "",
+            f"{title}",
+            "",
+            *markdown_table(["method", "fold", "docs", *labels], fold_rows),
+        ]
     return "\n".join(lines) + "\n"
 
 
 # ----------------------------------------------------------------------------- diffusion
 
-DIFFUSION_SHORT = {"unlearning_accuracy": "UA", "in_domain_retain_accuracy": "IRA",
-                   "cross_domain_retain_accuracy": "CRA", "fid": "FID", "kid": "KID"}
+DIFFUSION_SHORT = {
+    "unlearning_accuracy": "UA",
+    "in_domain_retain_accuracy": "IRA",
+    "cross_domain_retain_accuracy": "CRA",
+    "fid": "FID",
+    "kid": "KID",
+}
 
 
 def diffusion_markdown(doc: dict[str, Any]) -> str:

@@ -23,26 +23,30 @@ DIFFUSION_HEADLINE = (
     "fid",
 )
 # Order of the full metric table; metrics not listed follow alphabetically.
-METRIC_ORDER = TEXT_HEADLINE + (
-    "forget_paraphrased_rouge",
-    "forget_prob",
-    "forget_truth_ratio",
-    "forget_exact_memorisation",
-    "forget_extraction_strength",
-    "retain_prob",
-    "retain_rouge",
-    "retain_truth_ratio",
-    "real_authors_prob",
-    "real_authors_rouge",
-    "real_authors_truth_ratio",
-    "world_facts_prob",
-    "world_facts_rouge",
-    "world_facts_truth_ratio",
-    "mia_loss_auc",
-    "mia_zlib_auc",
-    "mia_min_k_auc",
-    "mia_min_k_plus_plus_auc",
-) + DIFFUSION_HEADLINE
+METRIC_ORDER = (
+    TEXT_HEADLINE
+    + (
+        "forget_paraphrased_rouge",
+        "forget_prob",
+        "forget_truth_ratio",
+        "forget_exact_memorisation",
+        "forget_extraction_strength",
+        "retain_prob",
+        "retain_rouge",
+        "retain_truth_ratio",
+        "real_authors_prob",
+        "real_authors_rouge",
+        "real_authors_truth_ratio",
+        "world_facts_prob",
+        "world_facts_rouge",
+        "world_facts_truth_ratio",
+        "mia_loss_auc",
+        "mia_zlib_auc",
+        "mia_min_k_auc",
+        "mia_min_k_plus_plus_auc",
+    )
+    + DIFFUSION_HEADLINE
+)
 
 LABELS = {
     "forget_quality": "Forget quality",
@@ -214,9 +218,7 @@ def best_indices(values: Sequence[float | None], goal: Goal | None) -> set[int]:
 def display_names(runs: Sequence[Run]) -> list[str]:
     """Run names, prefixed with their group where a name occurs more than once."""
     names = [r.name for r in runs]
-    return [
-        f"{r.group}/{r.name}" if names.count(r.name) > 1 and r.group else r.name for r in runs
-    ]
+    return [f"{r.group}/{r.name}" if names.count(r.name) > 1 and r.group else r.name for r in runs]
 
 
 def run_value(run: Run, column: str) -> float | None:
@@ -325,8 +327,11 @@ def to_markdown(board: Leaderboard) -> str:
     cols = [c for c in board.columns if c != "path"]
     header = [label(c) if c in board.metrics or c in TIMING_KEYS else c for c in cols]
     lines = ["| " + " | ".join(_md_cell(h) for h in header) + " |"]
-    lines.append("| " + " | ".join("---:" if c in board.metrics or c in TIMING_KEYS
-                                   else "---" for c in cols) + " |")
+    lines.append(
+        "| "
+        + " | ".join("---:" if c in board.metrics or c in TIMING_KEYS else "---" for c in cols)
+        + " |"
+    )
     for i, row in enumerate(board.rows):
         cells = []
         for c in cols:
@@ -345,8 +350,12 @@ def to_csv(board: Leaderboard) -> str:
     writer = csv.writer(buf, lineterminator="\n")
     writer.writerow(board.columns)
     for row in board.rows:
-        writer.writerow(["" if row[c] is None else repr(row[c]) if isinstance(row[c], float)
-                         else row[c] for c in board.columns])
+        writer.writerow(
+            [
+                "" if row[c] is None else repr(row[c]) if isinstance(row[c], float) else row[c]
+                for c in board.columns
+            ]
+        )
     return buf.getvalue()
 
 
@@ -377,8 +386,7 @@ class MetricDelta:
 def metric_deltas(a: Run, b: Run) -> list[MetricDelta]:
     """B − A for every metric either run has, then train and eval time (lower is better).
     Metrics without a goal (:func:`goal_of`) get no verdict."""
-    out = [MetricDelta(m, goal_of([a, b], m), a.value(m), b.value(m))
-           for m in all_metrics([a, b])]
+    out = [MetricDelta(m, goal_of([a, b], m), a.value(m), b.value(m)) for m in all_metrics([a, b])]
     for k in TIMING_KEYS:
         if k in a.timing or k in b.timing:
             out.append(MetricDelta(k, Goal("lower"), a.timing.get(k), b.timing.get(k)))
@@ -442,15 +450,17 @@ def sample_deltas(a: Sequence[dict[str, Any]], b: Sequence[dict[str, Any]]) -> S
         sb = b_by_key.get((sa["split"], sa["index"]))
         if sb is None:
             continue
-        rows.append(SampleDelta(
-            split=sa["split"],
-            index=sa["index"],
-            question=sa.get("question") or sb.get("question") or "",
-            answer=sa.get("answer") or sb.get("answer") or "",
-            generation_a=sa.get("generation"),
-            generation_b=sb.get("generation"),
-            values={k: (_finite(sa.get(k)), _finite(sb.get(k))) for k in keys},
-        ))
+        rows.append(
+            SampleDelta(
+                split=sa["split"],
+                index=sa["index"],
+                question=sa.get("question") or sb.get("question") or "",
+                answer=sa.get("answer") or sb.get("answer") or "",
+                generation_a=sa.get("generation"),
+                generation_b=sb.get("generation"),
+                values={k: (_finite(sa.get(k)), _finite(sb.get(k))) for k in keys},
+            )
+        )
     return SampleComparison(
         rows=rows,
         keys=keys,
@@ -488,13 +498,15 @@ def split_means(comp: SampleComparison) -> list[dict[str, Any]]:
             ds = [d for d in (r.delta(k) for r in rows) if d is not None]
             if not va and not vb:
                 continue
-            out.append({
-                "split": split,
-                "key": k,
-                "n": len(rows),
-                "mean_a": sum(va) / len(va) if va else None,
-                "mean_b": sum(vb) / len(vb) if vb else None,
-                "mean_delta": sum(ds) / len(ds) if ds else None,
-                "generations_changed": changed,
-            })
+            out.append(
+                {
+                    "split": split,
+                    "key": k,
+                    "n": len(rows),
+                    "mean_a": sum(va) / len(va) if va else None,
+                    "mean_b": sum(vb) / len(vb) if vb else None,
+                    "mean_delta": sum(ds) / len(ds) if ds else None,
+                    "generations_changed": changed,
+                }
+            )
     return out
