@@ -13,7 +13,7 @@ from typing import Any
 
 __version__ = "0.1.0"
 
-__all__ = ["__version__", "unlearn", "evaluate", "finetune", "load_benchmark"]
+__all__ = ["__version__", "evaluate", "finetune", "load_benchmark", "unlearn"]
 
 
 def unlearn(*args: Any, **kwargs: Any) -> Any:

@@ -10,6 +10,7 @@ the line, for JSON Lines) and what to fix.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import json
 import math
@@ -44,10 +45,8 @@ def library_versions() -> dict[str, str]:
         "numpy",
         "diffusers",
     ):
-        try:
+        with contextlib.suppress(metadata.PackageNotFoundError):
             out[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            pass
     return out
 
 

@@ -46,7 +46,7 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> dict:
     demo_copy = Path(shutil.copytree(DEMO, tmp / "demo"))
     shapes_copy = Path(shutil.copytree(FIXTURES / "shapes", tmp / "shapes"))
     out = tmp / "out"
-    proc = subprocess.run(  # noqa: PLW1510 (the return code is asserted below)
+    proc = subprocess.run(
         [
             sys.executable,
             "-c",

@@ -223,6 +223,6 @@ def test_preserve_weight_changes_the_edit(name, tiny, request_red):
 def test_preserve_weight_without_preserve_prompts_is_a_clear_error(name, tiny):
     model, snapshot = tiny
     request = ErasureRequest(concept="red", prompts=["a red circle"])
-    with pytest.raises(DataError, match="preserve_weight=3.0 needs preserve prompts"):
+    with pytest.raises(DataError, match=r"preserve_weight=3.0 needs preserve prompts"):
         make_eraser(name, {"preserve_weight": 3.0}).erase(model, request)
     assert not _changed(snapshot, model)

@@ -38,7 +38,7 @@ def test_truth_candidates_labels_groups_and_skips():
     pairs, y, g = truth_candidates(items, "forget")
     assert pairs == [("q0", "p0"), ("q0", "w0"), ("q0", "w1"), ("q2", "p2"), ("q2", "w2")]
     assert y.tolist() == [1, 0, 0, 1, 0] and g.tolist() == [0, 0, 0, 2, 2]
-    with pytest.raises(ValueError, match="'retain'.*perturbed"):
+    with pytest.raises(ValueError, match=r"'retain'.*perturbed"):
         truth_candidates([QAItem("q", "a")], "retain")
 
 

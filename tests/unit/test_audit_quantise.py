@@ -91,7 +91,7 @@ def test_quantise_model_copies_and_skips_lm_head_embeddings_and_biases():
     assert not torch.equal(sd["proj.weight"], orig["proj.weight"])
     for k in ("emb.weight", "proj.bias", "lm_head.weight"):
         assert torch.equal(sd[k], orig[k])
-    q2, count2 = quantise_model(net, 8, skip=())
+    _q2, count2 = quantise_model(net, 8, skip=())
     assert count2 == 2
-    with pytest.raises(ValueError, match="no nn.Linear"):
+    with pytest.raises(ValueError, match=r"no nn.Linear"):
         quantise_model(torch.nn.Embedding(3, 2), 8)

@@ -238,7 +238,7 @@ def test_write_audit_creates_metrics_json_and_rejects_a_broken_one(tmp_path):
     bad = tmp_path / "bad"
     bad.mkdir()
     (bad / "metrics.json").write_text("{not json")
-    with pytest.raises(ValueError, match="metrics.json: not valid JSON"):
+    with pytest.raises(ValueError, match=r"metrics.json: not valid JSON"):
         write_audit(bad, _result())
 
 

@@ -185,7 +185,7 @@ def test_world_facts(default):
 
 def test_answers_are_short(default):
     words = [len(r["answer"].split()) for r in default["full"][60:]]
-    assert 6 <= min(words) and max(words) <= 25
+    assert min(words) >= 6 and max(words) <= 25
 
 
 def test_people_independent_of_holdout_and_qa_count():

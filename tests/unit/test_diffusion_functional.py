@@ -7,8 +7,8 @@ import torch
 
 pytest.importorskip("diffusers")
 
-from obliviate.data.types import DataError  # noqa: E402
-from obliviate.diffusion import functional as F  # noqa: E402
+from obliviate.data.types import DataError
+from obliviate.diffusion import functional as F
 
 
 def t(*v):

@@ -7,10 +7,10 @@ import pytest
 
 pytest.importorskip("diffusers")
 
-from obliviate.data.types import DataError  # noqa: E402
-from obliviate.diffusion import shapes  # noqa: E402
-from obliviate.diffusion.builtin import builtin_request  # noqa: E402
-from obliviate.diffusion.shapes import ShapesSpec, caption, make_dataset  # noqa: E402
+from obliviate.data.types import DataError
+from obliviate.diffusion import shapes
+from obliviate.diffusion.builtin import builtin_request
+from obliviate.diffusion.shapes import ShapesSpec, caption, make_dataset
 
 
 def test_captions():
@@ -24,7 +24,7 @@ def test_dataset_is_deterministic_balanced_and_in_range():
     a, b = make_dataset(90, seed=3), make_dataset(90, seed=3)
     assert np.array_equal(a.images, b.images)
     assert a.images.shape == (90, 3, 16, 16) and a.images.dtype == np.float32
-    assert 0.0 <= a.images.min() and a.images.max() <= 1.0
+    assert a.images.min() >= 0.0 and a.images.max() <= 1.0
     counts = np.bincount(a.shape_labels * 3 + a.colour_labels, minlength=9)
     assert counts.tolist() == [10] * 9
     assert not np.array_equal(a.images, make_dataset(90, seed=4).images)
@@ -51,7 +51,7 @@ def test_shapes_differ_in_filled_area():
 def test_spec_validation_and_kinds():
     spec = ShapesSpec()
     assert spec.kind_of("red") == "colour" and spec.kind_of("circle") == "shape"
-    with pytest.raises(DataError, match="choose a shape .* or a colour"):
+    with pytest.raises(DataError, match=r"choose a shape .* or a colour"):
         spec.kind_of("dog")
     with pytest.raises(ValueError, match="unknown shape"):
         ShapesSpec(shapes=("circle", "blob"))
@@ -104,5 +104,5 @@ def test_judge_augmentation_keeps_range_and_shape():
 
     x = torch.from_numpy(make_dataset(16, seed=0).images)
     y = augment(x, torch.Generator().manual_seed(0))
-    assert y.shape == x.shape and 0.0 <= y.min() and y.max() <= 1.0
+    assert y.shape == x.shape and y.min() >= 0.0 and y.max() <= 1.0
     assert not torch.equal(x, y)

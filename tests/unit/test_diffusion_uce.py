@@ -8,12 +8,12 @@ import dataclasses
 import pytest
 
 pytest.importorskip("diffusers")
-import torch  # noqa: E402
+import torch
 
-from obliviate.diffusion.builtin import builtin_request  # noqa: E402
-from obliviate.diffusion.methods import make_eraser, uce_keys  # noqa: E402
-from obliviate.diffusion.shapes import ShapesSpec  # noqa: E402
-from obliviate.diffusion.testing import random_tiny_model  # noqa: E402
+from obliviate.diffusion.builtin import builtin_request
+from obliviate.diffusion.methods import make_eraser, uce_keys
+from obliviate.diffusion.shapes import ShapesSpec
+from obliviate.diffusion.testing import random_tiny_model
 
 # Relative L2 change of a prompt's cross-attention output, per layer and prompt. UCE's
 # preservation is a least-squares compromise (λ, and erase keys that resemble preserve keys),

@@ -12,7 +12,6 @@ from obliviate.editing.stats import second_moment
 from obliviate.editing.subjects import guess_subject
 from obliviate.editing.trace import answer_probability, indirect_effects, window
 
-
 # ----------------------------------------------------------------------------- pure maths
 
 
@@ -163,10 +162,10 @@ def test_unsupported_architecture_is_a_clear_error():
     from obliviate.editing.arch import EditableModel
 
     class Fake(torch.nn.Module):
-        class config:  # noqa: N801
+        class config:
             model_type = "t5"
 
-    with pytest.raises(ValueError, match="no module mapping for architecture 't5'.*gpt2"):
+    with pytest.raises(ValueError, match=r"no module mapping for architecture 't5'.*gpt2"):
         EditableModel(Fake())
 
 

@@ -32,11 +32,11 @@ class UniformLM(torch.nn.Module):
         self.vocab, self.eos = vocab, eos
         self.anchor = torch.nn.Parameter(torch.zeros(1))
 
-    def forward(self, input_ids, attention_mask=None):  # noqa: ANN001, ANN201
+    def forward(self, input_ids, attention_mask=None):
         b, t = input_ids.shape
         return SimpleNamespace(logits=torch.zeros(b, t, self.vocab))
 
-    def generate(self, input_ids, attention_mask=None, max_new_tokens=1, **kw):  # noqa: ANN001, ANN003, ANN201
+    def generate(self, input_ids, attention_mask=None, max_new_tokens=1, **kw):
         return torch.cat([input_ids, torch.full((input_ids.shape[0], 1), self.eos)], 1)
 
 

@@ -15,7 +15,6 @@ import torch
 from obliviate.inference.classifier import calibrate_threshold, false_positive_rate
 from obliviate.inference.guardrail import AnswerSpanFilter, refusal_logits
 
-
 # ----------------------------------------------------------------------------- pure pieces
 
 

@@ -138,7 +138,7 @@ def test_token_logprobs_never_reads_masked_logits():
         poisoned[1, 0] = float("nan")  # predicts a prompt token
         poisoned[1, 2] = float("inf")  # predicts padding
     poisoned.requires_grad_(True)
-    logp, mask = fn.token_logprobs(poisoned, labels)
+    logp, _mask = fn.token_logprobs(poisoned, labels)
     assert torch.isfinite(logp).all()
     logp.sum().backward()
     assert torch.isfinite(poisoned.grad).all()
@@ -307,9 +307,7 @@ def test_npo_on_token_logprobs_reference_detached_and_grad():
     loss = fn.npo_loss(th, rf, beta=0.1)
     theta_h = [sum(logsoftmax(z, y) for z, y in ROW0), sum(logsoftmax(z, y) for z, y in ROW1)]
     shift = [0.0, 0.5, 1.0]
-    refrow = lambda rows: sum(  # noqa: E731
-        logsoftmax([a + s for a, s in zip(z, shift)], y) for z, y in rows
-    )
+    refrow = lambda rows: sum(logsoftmax([a + s for a, s in zip(z, shift)], y) for z, y in rows)
     ref_h = [refrow(ROW0), refrow(ROW1)]
     assert loss.item() == pytest.approx(npo_hand(theta_h, ref_h, 0.1), abs=1e-12)
     loss.backward()
@@ -499,16 +497,16 @@ def test_simnpo_rejects_bad_input():
 # --------------------------------------------------------------------------- dpo
 
 
-def dpo_hand(w, wr, l, lr, beta):
-    terms = [log_sigmoid(beta * ((a - b) - (c - d))) for a, b, c, d in zip(w, wr, l, lr)]
+def dpo_hand(w, wr, lo, lr, beta):
+    terms = [log_sigmoid(beta * ((a - b) - (c - d))) for a, b, c, d in zip(w, wr, lo, lr)]
     return -(2 / beta) * sum(terms) / len(terms)
 
 
 @pytest.mark.parametrize("beta", [0.1, 1.0])
 def test_dpo_hand_value(beta):
-    w, wr, l, lr = [-3.0, -8.0], [-5.0, -7.0], [-1.0, -2.0], [-0.5, -4.0]
-    got = fn.dpo_loss(t(w), t(wr), t(l), t(lr), beta=beta)
-    assert got.item() == pytest.approx(dpo_hand(w, wr, l, lr, beta), abs=1e-12)
+    w, wr, lo, lr = [-3.0, -8.0], [-5.0, -7.0], [-1.0, -2.0], [-0.5, -4.0]
+    got = fn.dpo_loss(t(w), t(wr), t(lo), t(lr), beta=beta)
+    assert got.item() == pytest.approx(dpo_hand(w, wr, lo, lr, beta), abs=1e-12)
 
 
 def test_dpo_equal_ratios_give_2_over_beta_log2_and_refs_detached():
@@ -556,7 +554,7 @@ def weighted_ga_grad_row(weight, z, y, n):
 def test_wga_hand_value_and_stop_gradient(beta):
     logits, labels = batch(grad=True)
     loss = fn.wga_loss(logits, labels, beta=beta)
-    weight = lambda p: p**beta  # noqa: E731
+    weight = lambda p: p**beta
     assert loss.item() == pytest.approx(weighted_ga_hand(weight), abs=1e-12)
     loss.backward()
     expected = weighted_ga_grad_row(weight, L0[0], 2, 4)
@@ -574,7 +572,7 @@ def test_wga_beta_zero_is_ga():
 def test_satimp_hand_value_and_stop_gradient(beta1, beta2):
     logits, labels = batch(grad=True)
     loss = fn.satimp_loss(logits, labels, beta1=beta1, beta2=beta2)
-    weight = lambda p: p**beta1 * (1 - p) ** beta2  # noqa: E731
+    weight = lambda p: p**beta1 * (1 - p) ** beta2
     assert loss.item() == pytest.approx(weighted_ga_hand(weight), abs=1e-12)
     loss.backward()
     expected = weighted_ga_grad_row(weight, L1[1], 1, 4)
@@ -818,7 +816,7 @@ def test_distillation_hand_value(tau):
     teacher = t([REF0, REF1], grad=True)
     loss = fn.distillation_loss(logits, teacher, labels, temperature=tau)
     pairs = [(REF0[0], L0[0]), (REF0[1], L0[1]), (REF0[2], L0[2]), (REF1[1], L1[1])]
-    scaled = lambda v: [x / tau for x in v]  # noqa: E731
+    scaled = lambda v: [x / tau for x in v]
     expected = tau**2 * sum(kl(scaled(tz), scaled(sz)) for tz, sz in pairs) / 4
     assert loss.item() == pytest.approx(expected, abs=1e-12)
     loss.backward()

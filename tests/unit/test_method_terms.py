@@ -17,7 +17,6 @@ import pytest
 import torch
 
 from obliviate.config import TrainConfig
-from obliviate.data.collate import pad_batch
 from obliviate.data.templates import PromptTemplate, encode
 from obliviate.data.types import DataError, QAItem, UnlearningRequest
 from obliviate.methods import functional as F
@@ -124,9 +123,9 @@ def test_user_idk_file_and_errors(tmp_path):
     assert preference.load_idk(p) == ["No comment.", "Not telling."]
     empty = tmp_path / "empty.txt"
     empty.write_text("\n \n", encoding="utf-8")
-    with pytest.raises(DataError, match="empty.txt"):
+    with pytest.raises(DataError, match=r"empty.txt"):
         preference.load_idk(empty)
-    with pytest.raises(DataError, match="missing.txt"):
+    with pytest.raises(DataError, match=r"missing.txt"):
         preference.load_idk(tmp_path / "missing.txt")
 
 

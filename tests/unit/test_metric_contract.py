@@ -342,8 +342,8 @@ def test_committed_run_folders_resolve_in_the_catalogue(path: Path) -> None:
     """The committed run folders (written before the catalogue) name registered metrics with
     the catalogue's direction, except MIA AUCs recorded as "zero" without an ideal: reports
     leave those unranked instead of calling 0 the best AUC (reporting.tables.goal_of)."""
-    from obliviate.runs import load_run
     from obliviate.reporting.tables import goal_of
+    from obliviate.runs import load_run
 
     doc = json.loads(path.read_text())
     run = load_run(path.parent)

@@ -103,9 +103,9 @@ def test_catalogue_import_is_cheap():
 
 
 def test_reports_take_a_missing_ideal_from_the_catalogue():
-    from obliviate.runs import Metric, Run
     from obliviate.reporting.tables import Goal, goal_of
     from obliviate.reporting.tables import direction_of as table_direction
+    from obliviate.runs import Metric, Run
 
     def run(**metrics: Metric) -> Run:
         return Run(Path("/r/x"), "x", "unlearned", "x", "b", "s", dict(metrics), {}, {})

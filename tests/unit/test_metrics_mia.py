@@ -159,9 +159,9 @@ def test_auc_matches_sklearn_roc_auc():
 
 
 def test_auc_bad_input():
-    with pytest.raises(ValueError, match="scores_forget.*empty"):
+    with pytest.raises(ValueError, match=r"scores_forget.*empty"):
         mia.auc([], [1.0])
-    with pytest.raises(ValueError, match="scores_holdout.*empty"):
+    with pytest.raises(ValueError, match=r"scores_holdout.*empty"):
         mia.auc([1.0], [])
     with pytest.raises(ValueError, match="index 0"):
         mia.auc([float("nan")], [1.0])
@@ -177,7 +177,7 @@ def test_privleak_memorising_target_oracle_and_over_unlearned():
 
 
 def test_privleak_fails_loudly():
-    with pytest.raises(ValueError, match="auc_retain.*None"):
+    with pytest.raises(ValueError, match=r"auc_retain.*None"):
         mia.privleak(0.9, None)  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="divides by 0"):
         mia.privleak(0.9, 1.0)

@@ -186,15 +186,15 @@ def test_forget_quality_invariant_to_inverting_tr():
 
 
 def test_forget_quality_fails_loudly():
-    with pytest.raises(ValueError, match="retain .*empty"):
+    with pytest.raises(ValueError, match=r"retain .*empty"):
         tofu.forget_quality([0.5], [])
-    with pytest.raises(ValueError, match="retain .*None"):
+    with pytest.raises(ValueError, match=r"retain .*None"):
         tofu.forget_quality([0.5], None)  # type: ignore[arg-type]
-    with pytest.raises(ValueError, match="missing truth ratio.*index 1"):
+    with pytest.raises(ValueError, match=r"missing truth ratio.*index 1"):
         tofu.forget_quality([0.5, 0.6], [0.5, None])
     with pytest.raises(ValueError, match="same split"):
         tofu.forget_quality([0.5, 0.6], [0.5, 0.6, 0.7])
-    with pytest.raises(ValueError, match="evaluated model .*empty"):
+    with pytest.raises(ValueError, match=r"evaluated model .*empty"):
         tofu.forget_quality([], [0.5])
 
 
@@ -213,7 +213,7 @@ def test_model_utility_zero_component_gives_zero():
 def test_model_utility_bad_input_names_the_component():
     with pytest.raises(ValueError, match="no components"):
         tofu.model_utility({})
-    with pytest.raises(ValueError, match="'world_facts_rouge'.*missing"):
+    with pytest.raises(ValueError, match=r"'world_facts_rouge'.*missing"):
         tofu.model_utility({"retain_prob": 0.5, "world_facts_rouge": None})
     with pytest.raises(ValueError, match="'b'"):
         tofu.model_utility({"a": 0.5, "b": -0.1})

@@ -194,7 +194,7 @@ def test_image_errors(tmp_path: Path):
     with pytest.raises(DataError, match="outside the run folder"):
         load_run(esd)
     _edit_metrics(esd, images=["grid_missing.png"])
-    with pytest.raises(DataError, match="lists image 'grid_missing.png', but .* does not exist"):
+    with pytest.raises(DataError, match=r"lists image 'grid_missing.png', but .* does not exist"):
         load_run(esd)
     (esd / "grid_fake.png").write_text("GIF89a")
     _edit_metrics(esd, images=["grid_fake.png"])

@@ -136,7 +136,7 @@ def test_gradient_scores_are_the_forget_gradient_at_theta0_and_change_nothing(mi
         ref(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits,
         batch["labels"],
     ).backward()
-    for (p, g), (n, rp) in zip(scored, ref.named_parameters()):
+    for (_p, g), (n, rp) in zip(scored, ref.named_parameters()):
         assert torch.allclose(g, rp.grad.abs(), atol=1e-6), n
 
 

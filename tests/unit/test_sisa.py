@@ -162,7 +162,7 @@ def test_forgetting_retrains_one_shard_from_its_checkpoint_and_equals_training_w
 def test_forgetting_an_unknown_item_is_a_clear_error(micro):
     ens, _ = _fit(micro)
     with pytest.raises(
-        DataError, match="forget item 1 .*not in this SISA ensemble's training data"
+        DataError, match=r"forget item 1 .*not in this SISA ensemble's training data"
     ):
         ens.forget([QAItem("Who are you?", "Nobody.")])
 

@@ -165,5 +165,5 @@ def test_finish_adapter_merges_only_when_asked(micro):
     merged = finish_adapter(marked)
     assert not is_peft_model(merged)
     assert torch.allclose(merged(input_ids=x).logits, want, atol=1e-5)
-    with pytest.raises(ValueError, match="peft.merge must be true or false"):
+    with pytest.raises(ValueError, match=r"peft.merge must be true or false"):
         apply_peft(copy.deepcopy(micro["model"]), {"r": 2, "merge": "yes"})

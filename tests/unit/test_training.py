@@ -27,12 +27,12 @@ def setup():
     return tok, enc
 
 
-def _nll(m, batch, rb, step):  # noqa: ANN001, ANN202
+def _nll(m, batch, rb, step):
     logits = m(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
     return F.nll_loss(logits, batch["labels"]), {}
 
 
-def _params(model) -> torch.Tensor:  # noqa: ANN001
+def _params(model) -> torch.Tensor:
     return torch.cat([p.detach().flatten() for p in model.parameters()])
 
 
@@ -50,11 +50,11 @@ def test_divergence_is_a_clear_error(setup) -> None:
     tok, enc = setup
     model = build_tiny_llama(tok, "xs")
 
-    def bad(m, b, rb, step):  # noqa: ANN001, ANN202
+    def bad(m, b, rb, step):
         loss, logs = _nll(m, b, rb, step)
         return loss * float("nan"), logs
 
-    with pytest.raises(TrainingDiverged, match="step 0.*lower the learning rate"):
+    with pytest.raises(TrainingDiverged, match=r"step 0.*lower the learning rate"):
         train_loop(
             model,
             bad,
@@ -69,7 +69,7 @@ def test_retain_guard_stops_a_collapsing_run(setup) -> None:
     tok, enc = setup
     model = build_tiny_llama(tok, "xs")
 
-    def rising(m, b, rb, step):  # noqa: ANN001, ANN202
+    def rising(m, b, rb, step):
         loss, _ = _nll(m, b, rb, step)
         return loss, {"retain_loss": 1.0 + step}  # retain loss doubles at step 1
 
@@ -88,7 +88,7 @@ def test_resume_from_checkpoint_equals_an_uninterrupted_run(setup, tmp_path) -> 
 
     model = build_tiny_llama(tok, "xs", seed=1)
 
-    def crash_at_5(m, b, rb, step):  # noqa: ANN001, ANN202
+    def crash_at_5(m, b, rb, step):
         if step == 5:
             raise KeyboardInterrupt
         return _nll(m, b, rb, step)

@@ -16,7 +16,8 @@ the per-tensor L2 norms. Choices, documented as asks:
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 

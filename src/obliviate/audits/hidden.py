@@ -8,7 +8,8 @@ decoder block i). Teacher-forced, right-padded batches; padding never enters the
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 

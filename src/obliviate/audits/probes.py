@@ -26,7 +26,7 @@ model) sits near 0.5 on both; hidden knowledge shows as a probe AUC well above t
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
 
 import numpy as np
 

@@ -23,7 +23,8 @@ and NF4's non-uniform grid differ from this simulation: treat its numbers as ind
 from __future__ import annotations
 
 import copy
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 
 def quantise_tensor(weight: Any, bits: int, group_size: int | None = None) -> Any:

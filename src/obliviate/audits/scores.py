@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import math
 import random
-from typing import Sequence
+from collections.abc import Sequence
 
 # |m_target - m_retain| at or below this: the target does not know more than the retain model
 # on these items, and R is undefined

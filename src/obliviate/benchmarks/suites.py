@@ -232,10 +232,9 @@ def _add_perplexity(
     """``forget_perplexity`` (higher is better after unlearning) and ``retain_perplexity``
     (lower): pooled perplexity of the documents (:func:`obliviate.metrics.fluency.perplexity`)."""
     from obliviate.data.templates import PromptTemplate
+    from obliviate.metrics import metric_result
     from obliviate.metrics.fluency import perplexity
     from obliviate.scoring import score_pairs
-
-    from obliviate.metrics import metric_result
 
     for side, items in (("forget", data.forget), ("retain", data.retain)):
         items = items if settings.max_items is None else items[: settings.max_items]

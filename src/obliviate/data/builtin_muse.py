@@ -50,7 +50,7 @@ import random
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache, lru_cache
 from typing import Any
 
 from obliviate.data.builtin import FACT_KINDS, generate_builtin
@@ -82,7 +82,7 @@ class Person:
 # --- parsing the built-in people back into values --------------------------------------------
 
 
-@lru_cache(maxsize=None)
+@cache
 def _template_regex(template: str) -> re.Pattern[str]:
     """``"{name} was born in {year}."`` -> a regex with one named group per slot."""
     parts = re.split(r"\{(\w+)\}", template)

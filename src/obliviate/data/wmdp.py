@@ -24,9 +24,10 @@ authors). Documents become ``QAItem(question="", answer=text)``.
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from obliviate.data.files import Record, read_records
 from obliviate.data.types import DataError, QAItem

@@ -10,7 +10,8 @@ with gradients, for Forget-Me-Not's re-steering loss. Self-attention is left unt
 from __future__ import annotations
 
 import contextlib
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 import torch
 

@@ -83,7 +83,7 @@ def saliency_mask(grads: dict[str, torch.Tensor], ratio: float) -> dict[str, tor
     if not grads:
         raise ValueError("no gradients given")
     flat = torch.cat([g.detach().abs().flatten() for g in grads.values()])
-    k = max(1, int(round(ratio * flat.numel())))
+    k = max(1, int(round(ratio * flat.numel())))  # noqa: RUF046 (ratio may be a tensor/numpy scalar)
     threshold = torch.topk(flat, k, sorted=True).values[-1]
     return {n: (g.detach().abs() >= threshold).to(g.dtype) for n, g in grads.items()}
 
@@ -182,7 +182,7 @@ def align_replacement(
     sequence; this keeps the concept token itself and shifts the suffix exactly.
     """
     if not (
-        0 < start
+        start > 0
         and n_concept > 0
         and start + n_concept <= length
         and n_anchor >= 0

@@ -7,7 +7,7 @@ input with a ``ValueError`` instead of returning NaN.
 from __future__ import annotations
 
 import warnings
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 

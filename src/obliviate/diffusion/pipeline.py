@@ -307,7 +307,9 @@ def _pipeline_class_name(path: Path) -> str | None:
     try:
         return json.loads(index.read_text(encoding="utf-8")).get("_class_name")
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ValueError(f"{index}: not valid JSON ({exc}); is this a diffusers pipeline folder?")
+        raise ValueError(
+            f"{index}: not valid JSON ({exc}); is this a diffusers pipeline folder?"
+        ) from exc
 
 
 def load_model(

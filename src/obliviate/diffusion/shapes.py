@@ -17,8 +17,8 @@ Captions used in training:
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Iterator
 
 import numpy as np
 
@@ -66,7 +66,7 @@ class ShapesSpec:
         return {"shapes": list(self.shapes), "colours": list(self.colours), "size": self.size}
 
     @classmethod
-    def from_dict(cls, d: dict) -> "ShapesSpec":
+    def from_dict(cls, d: dict) -> ShapesSpec:
         return cls(tuple(d["shapes"]), tuple(d["colours"]), int(d["size"]))
 
     def vocabulary(self) -> list[str]:

@@ -16,8 +16,9 @@ Another architecture is added with one :data:`ARCHITECTURES` entry.
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any, Iterator, Sequence
+from typing import Any
 
 import torch
 

@@ -20,8 +20,9 @@ at the subject's last token is optimised with Adam so that the model outputs the
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any
 
 import torch
 

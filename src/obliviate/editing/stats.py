@@ -7,8 +7,9 @@ Every real (non-padding) token position contributes one key; the estimate is unc
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import torch
 

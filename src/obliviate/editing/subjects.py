@@ -10,11 +10,12 @@ prompt token instead (recorded in the method's info).
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any
 
 _QUESTION_WORDS = frozenset(
-    "what which who whom whose when where how why in is are was were did does do can could has "
+    "what which who whom whose when where how why in is are was were did does do can could has "  # noqa: SIM905 (a word list reads better as one string)
     "have had the a an on at for from to of name tell according describe give list".split()
 )
 _WORD = re.compile(r"\S+")

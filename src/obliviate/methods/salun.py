@@ -39,7 +39,7 @@ class RandomAnswerTerm(Term):
         pool = [it.answer for it in job.request.retain] or [it.answer for it in items]
         rng = random.Random(self.seed)
         self.encoded = []
-        for i, it in enumerate(items):
+        for _i, it in enumerate(items):
             choices = [a for a in pool if a != it.answer]
             if not choices:
                 raise ValueError(

@@ -77,7 +77,7 @@ class TaskVectorNegation:
         self, train: TrainConfig, scale: float = 5.0, peft: dict[str, Any] | None = None
     ) -> None:
         if not isinstance(scale, (int, float)) or isinstance(scale, bool):
-            raise ValueError(f"task_vector scale (λ) must be a number, got {scale!r}")  # noqa: TRY004
+            raise ValueError(f"task_vector scale (λ) must be a number, got {scale!r}")
         self.train, self.scale, self.peft = train, float(scale), peft
 
     def unlearn(self, job: UnlearnJob) -> UnlearnOutput:

@@ -7,8 +7,9 @@ cheap. scipy and rouge_score are imported inside the functions that need them.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Literal
+from typing import Any, Literal
 
 import numpy as np
 

@@ -9,7 +9,7 @@ ROUGE-L F1 without stemming in its original code (docs/muse-wmdp.md).
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 ROUGE_KEYS = ("rouge_l_recall", "rouge_l_precision", "rouge_l_f1", "rouge1_recall")
 

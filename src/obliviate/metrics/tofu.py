@@ -13,7 +13,8 @@ is imported only by :func:`forget_quality` and :func:`model_utility`.
 from __future__ import annotations
 
 import math
-from typing import Any, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 

@@ -16,7 +16,7 @@ from obliviate.inference.wrapper_file import WRAPPER_FILE, load_wrapper
 def _check_local(path: str) -> None:
     p = Path(path)
     looks_local = (
-        path.startswith((".", "/", "~")) or p.exists() or os.sep in path and path.count("/") > 1
+        path.startswith((".", "/", "~")) or p.exists() or (os.sep in path and path.count("/") > 1)
     )
     if looks_local and not p.is_dir():
         raise FileNotFoundError(

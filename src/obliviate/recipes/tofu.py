@@ -244,7 +244,6 @@ def columns_for(benchmark: str | None) -> list[tuple[str, str, str]]:
     if benchmark in (None, "tofu"):
         return list(COLUMNS)
     from obliviate.benchmarks import get_benchmark
-
     from obliviate.metrics.catalogue import direction_of
 
     return [(k, k, direction_of(k)) for k in get_benchmark(benchmark).metrics]

@@ -10,8 +10,9 @@ from __future__ import annotations
 import base64
 import io
 import math
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any, Iterable, Sequence
+from typing import Any
 
 ROLE_COLOURS = {"target": "#d62728", "retain": "#2ca02c"}
 PALETTE = (

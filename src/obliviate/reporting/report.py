@@ -109,7 +109,7 @@ def _metric_table(
 
 def tradeoff_section(runs: Sequence[Run], names: Sequence[str], colours: Sequence[str]) -> str:
     """Forget-vs-utility scatter on the first pair of TRADEOFF_AXES that some run has."""
-    for x, y, log_x in TRADEOFF_AXES:
+    for x, y, log_x in TRADEOFF_AXES:  # noqa: B007 (log_x is used after the break)
         have = [
             (r, n, c)
             for r, n, c in zip(runs, names, colours)

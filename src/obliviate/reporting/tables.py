@@ -9,8 +9,9 @@ from __future__ import annotations
 import csv
 import io
 import math
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Sequence
+from typing import Any
 
 from obliviate.runs import Run
 
@@ -138,10 +139,10 @@ def format_seconds(s: float | None) -> str:
         return "—"
     if s < 60:
         return f"{s:.3g} s"
-    t = int(round(s))
+    t = int(round(s))  # noqa: RUF046 (s may be a numpy scalar)
     if t < 3600:
         return f"{t // 60} min {t % 60:02d} s"
-    m = int(round(s / 60))
+    m = int(round(s / 60))  # noqa: RUF046 (s may be a numpy scalar)
     return f"{m // 60} h {m % 60:02d} min"
 
 
