@@ -12,7 +12,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from obliviate.data.templates import PromptTemplate
 from obliviate.data.types import QAItem, UnlearningRequest
@@ -195,7 +195,7 @@ def finetune(
             load_tokenizer(tokenizer) if tokenizer else train_tokenizer(corpus_text(data, builtin))
         )
         net = build_tiny_llama(tok, size=size, seed=seed)
-        defaults = TINY_FINETUNE
+        defaults: dict[str, Any] = TINY_FINETUNE
     else:
         from obliviate.runs import resolve_model_dir
 
@@ -303,9 +303,11 @@ def unlearn(
     net = load_model(path, trust_remote_code=trust_remote_code)
     acc = get_accelerator(accelerator)
     run_dir = Path(out) if out else None
-    job_class = UnlearnJob
+    job_class: Any = UnlearnJob
     if suite.documents:
-        from obliviate.benchmarks.muse import DocumentJob as job_class
+        from obliviate.benchmarks.muse import DocumentJob
+
+        job_class = DocumentJob
     job = job_class(net, tok, request, PromptTemplate(template), run_dir, acc, progress, path)
     config = _merge(preset.defaults(), overrides)
     config.update(
@@ -414,6 +416,7 @@ def evaluate(
                 suite.add_reference(cached, reference)
             return cached
     if net is None:
+        path = cast(str, path)  # set whenever net is None
         tok = load_tokenizer(path, trust_remote_code)
         net = load_model(path, trust_remote_code=trust_remote_code)
     else:

@@ -126,7 +126,7 @@ def from_dict(cls: type[T], values: Mapping[str, Any], what: str | None = None) 
         elif isinstance(v, list) and t.startswith("tuple"):
             v = tuple(v)
         coerced[k] = v
-    return cls(**coerced)  # type: ignore[call-arg]
+    return cls(**coerced)
 
 
 def replace(obj: T, **changes: Any) -> T:

@@ -26,7 +26,7 @@ import importlib
 import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, TypeVar, cast
 
 T = TypeVar("T")
 
@@ -71,7 +71,7 @@ class Entry(Generic[T]):
         """The registered object (a lazy ``"module:attr"`` target is imported on first use)."""
         if isinstance(self.target, str):
             self.target = resolve(self.target)
-        return self.target
+        return cast("T", self.target)
 
     @property
     def description(self) -> str:

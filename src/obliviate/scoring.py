@@ -87,8 +87,8 @@ def score_pairs(
     import torch
 
     unique: dict[tuple[str, str], int] = {}
-    for p in pairs:
-        unique.setdefault(p, len(unique))
+    for pair in pairs:
+        unique.setdefault(pair, len(unique))
     keys = list(unique)
     encoded = [encode(tokenizer, q, a, template, max_length=max_length) for q, a in keys]
     order = sorted(range(len(keys)), key=lambda i: len(encoded[i].input_ids), reverse=True)

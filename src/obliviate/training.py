@@ -118,8 +118,8 @@ def train_loop(
         raise ValueError("no trainable parameters: check the module selection / adapter settings")
     optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     gen = torch.Generator().manual_seed(cfg.seed)
-    loader = DataLoader(
-        list(range(len(main_set))),
+    loader: DataLoader[int] = DataLoader(
+        list(range(len(main_set))),  # type: ignore[arg-type]  # stubs want a Dataset; a list is a map-style one
         batch_size=cfg.batch_size,
         shuffle=True,
         generator=gen,

@@ -78,7 +78,11 @@ def truth_candidates(
     return pairs, np.asarray(labels, dtype=int), np.asarray(groups, dtype=int)
 
 
-def grouped_auc(scores: Sequence[float], labels: Sequence[int], groups: Sequence[int]) -> float:
+def grouped_auc(
+    scores: Sequence[float] | np.ndarray,
+    labels: Sequence[int] | np.ndarray,
+    groups: Sequence[int] | np.ndarray,
+) -> float:
     """Mean over groups (items) of the within-group ROC-AUC of label 1 against label 0.
 
     Per item: the share of its wrong candidates (label 0) that score below its true candidate(s)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from typing import cast
 
 from obliviate.cli._common import add_set_arg, builtin_kwargs
 
@@ -95,7 +96,7 @@ def run(args: argparse.Namespace) -> int:
         doc = run_muse(
             args.out,
             methods=methods,
-            data=get_benchmark(name).resolve_data(args.data),
+            data=cast(str, get_benchmark(name).resolve_data(args.data)),  # MUSE entries have one
             target=args.target,
             retrain=args.retain,
             size=args.size or "xs",

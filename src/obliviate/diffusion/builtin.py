@@ -171,7 +171,8 @@ def builtin_request(spec: ShapesSpec, concept: str, anchor: str | None = None) -
         )
     full = [(c, s) for s in spec.shapes for c in spec.colours]
     partial = [(c, None) for c in spec.colours] + [(None, s) for s in spec.shapes]
-    erase, preserve = [], []
+    erase: list[str] = []
+    preserve: list[str] = []
     for c, s in full + partial:
         has = (c == concept) if kind == "colour" else (s == concept)
         (erase if has else preserve).append(caption(c, s))

@@ -121,7 +121,7 @@ def select_parameters(unet: Any, which: str) -> list[tuple[str, torch.nn.Paramet
         )
     if which == "all":
         return list(unet.named_parameters())
-    out = []
+    out: list[tuple[str, torch.nn.Parameter]] = []
     for mname, module in unet.named_modules():
         if not isinstance(module, (torch.nn.Linear, torch.nn.Conv2d)):
             continue

@@ -74,7 +74,7 @@ def _metric(name: str, value: float | None) -> dict[str, Any]:
     return metric_result(name, value).to_dict()
 
 
-_REAL_FEATURES: dict[tuple, np.ndarray] = {}
+_REAL_FEATURES: dict[tuple, dict[str, np.ndarray]] = {}
 
 
 def real_features(judge: Any, spec: ShapesSpec, n: int, seed: int = 7) -> dict[str, np.ndarray]:

@@ -27,7 +27,7 @@ rates, fewer images), chosen by ``preset="builtin"``. Both are recorded with eve
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import torch
 
@@ -138,7 +138,7 @@ class _TrajectorySource:
                 self.emb[j % len(self.prompts)],
             )
         k = torch.randint(0, len(self.prompts), (cfg.batch_size,), generator=gen)
-        i = int(torch.randint(0, cfg.sample_steps, (1,), generator=gen))
+        stop = int(torch.randint(0, cfg.sample_steps, (1,), generator=gen))
         ps = [self.prompts[int(a)] for a in k]
         x = model.sample(
             ps,
@@ -146,9 +146,9 @@ class _TrajectorySource:
             steps=cfg.sample_steps,
             guidance=cfg.sample_guidance,
             unet=self.unet0,
-            stop_at=i,
+            stop_at=stop,
         )
-        return x, self.timesteps[i].repeat(len(ps)).to(model.device), self.emb[k]
+        return x, self.timesteps[stop].repeat(len(ps)).to(model.device), self.emb[k]
 
 
 def preservation_loss(
@@ -505,7 +505,7 @@ class ForgetMeNot(Eraser):
             k = j % len(request.prompts)
             with record_cross_attention(model.unet) as store:
                 model.eps(model.unet, x, t, emb[k])
-            loss = sum(F.attention_resteer_loss(p, mask[k]) for p in store)
+            loss = cast("torch.Tensor", sum(F.attention_resteer_loss(p, mask[k]) for p in store))
             if keep is not None:
                 xp, _, tp, jp = noised_batch(model, keep["x0"], cfg.batch_size, gen)
                 loss = loss + cfg.preserve_weight * preservation_loss(

@@ -73,7 +73,7 @@ def load_setup(
         from obliviate.diffusion.builtin import ensure_builtin
 
         art = ensure_builtin(cache_dir, quick=quick, log=log)
-        loaded = load_judge(judge) if judge is not None else load_judge(art.judge)
+        loaded: Any = load_judge(judge) if judge is not None else load_judge(art.judge)
         return Setup(load_model(art.pipeline, device), BUILTIN, loaded, art)
     loaded = None
     if judge is not None:

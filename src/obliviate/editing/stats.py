@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import torch
 
@@ -53,7 +53,7 @@ def key_second_moments(
     ed = EditableModel(model)
     device = model_device(model)
     pad = pad_id_of(tokenizer)
-    sums = {layer: None for layer in layers}
+    sums: dict[int, torch.Tensor | None] = {layer: None for layer in layers}
     count = 0
     seqs = [list(s) for s in sequences if len(s)]
     if not seqs:
@@ -71,6 +71,7 @@ def key_second_moments(
         for layer in layers:
             k = store[layer][0][:take].double()
             s = k.T @ k
-            sums[layer] = s if sums[layer] is None else sums[layer] + s
+            prev = sums[layer]
+            sums[layer] = s if prev is None else prev + s
         count += take
-    return {layer: (s / count).float() for layer, s in sums.items()}  # type: ignore[operator]
+    return {layer: (cast(torch.Tensor, s) / count).float() for layer, s in sums.items()}

@@ -124,7 +124,7 @@ class PromptSplitter:
 def real_rows(input_ids: torch.Tensor, attention_mask: torch.Tensor) -> list[tuple[int, list[int]]]:
     """Per row: (index of the first real token, the real token ids). Padding may be on either
     side; the real tokens of a row must be contiguous (what ``pad_batch`` produces)."""
-    out = []
+    out: list[tuple[int, list[int]]] = []
     for ids, mask in zip(input_ids.tolist(), attention_mask.tolist()):
         pos = [i for i, m in enumerate(mask) if m]
         if not pos:

@@ -151,11 +151,11 @@ class TextEncoder:
                 {k: int(v) for k, v in meta["vocabulary"].items()},
                 arrays["idf"],
                 tuple(meta.get("ngram_range", (2, 4))),
-            )  # type: ignore[arg-type]
+            )
         return cls(kind)
 
 
-def calibrate_threshold(negative_scores: Sequence[float], target_fpr: float) -> float:
+def calibrate_threshold(negative_scores: Sequence[float] | np.ndarray, target_fpr: float) -> float:
     """The smallest threshold ``t`` (flag when ``score > t``) whose false-positive rate on
     ``negative_scores`` is at most ``target_fpr``: with n negatives, at most
     ``floor(target_fpr · n)`` of them may score above ``t``."""
@@ -168,7 +168,7 @@ def calibrate_threshold(negative_scores: Sequence[float], target_fpr: float) -> 
     return float(s[allowed]) if allowed < s.size else float(s[-1])
 
 
-def false_positive_rate(scores: Sequence[float], threshold: float) -> float:
+def false_positive_rate(scores: Sequence[float] | np.ndarray, threshold: float) -> float:
     s = np.asarray(scores, dtype=np.float64)
     return float((s > threshold).mean()) if s.size else float("nan")
 

@@ -228,7 +228,8 @@ class RMUForgetTerm(Term):
         device = model_device(job.model)
         was = job.model.training
         job.model.eval()
-        norms, dim = [], None
+        norms: list[Any] = []
+        dim: Any = None
         with torch.no_grad():
             step = cfg.batch_size if self.adaptive else 1
             todo = forget if self.adaptive else forget[:1]

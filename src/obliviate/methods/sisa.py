@@ -38,7 +38,7 @@ path to it) and the tokenizer.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 from obliviate.config import TrainConfig
 from obliviate.methods.base import MethodPreset, UnlearnJob, UnlearnOutput
@@ -52,6 +52,7 @@ from obliviate.methods.sisa_shards import (  # noqa: F401  (public)
     stage_epochs,
     stage_seed,
 )
+from obliviate.models.protocol import CausalLM
 
 # ----------------------------------------------------------------------------- the method
 
@@ -118,7 +119,8 @@ class SISAMethod:
 
             write_jsonl(job.run_dir / "train_log.jsonl", report.log)
             write_json(job.run_dir / "sisa_cost.json", info)
-        job.model = ens
+        # the ensemble stands in for a causal LM (no .config, no KV cache in its output)
+        job.model = cast("CausalLM", ens)
         n_train = ens.trainable_params_per_shard() * ens.n_shards
         return UnlearnOutput(ens, report.log, n_train, None, info)
 

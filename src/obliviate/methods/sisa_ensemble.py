@@ -14,7 +14,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from obliviate.config import TrainConfig, from_dict, replace, to_dict
 from obliviate.data.collate import pad_id_of
@@ -89,7 +89,7 @@ class SISAEnsemble:
         self.removed = int(self.settings.get("removed", 0))
         self.n_shards = len(self.assignment)
         self.n_slices = len(self.assignment[0])
-        self.peft_cfg = self.settings.get("peft")
+        self.peft_cfg: Any = self.settings.get("peft")  # LoRA settings, or None: full models
         self.training = False
         self._encoded: dict[int, Encoded] = {}
         base = _unwrap(base)
@@ -264,7 +264,12 @@ class SISAEnsemble:
             raise ValueError(f"sisa init must be 'scratch' or 'model', got {init!r}")
         if peft and init != "model":
             raise ValueError("SISA with adapters needs init='model' (a pre-trained base to adapt)")
-        pairs = [(it.question, it.answer) if isinstance(it, QAItem) else tuple(it) for it in items]
+        pairs = [
+            (it.question, it.answer)
+            if isinstance(it, QAItem)
+            else cast("tuple[str, str]", tuple(it))
+            for it in items
+        ]
         if not pairs:
             raise DataError(
                 "SISA needs a training set: the request has no full/forget/retain items"
@@ -312,7 +317,11 @@ class SISAEnsemble:
             by_pair.setdefault(pair, []).append(i)
         drop: set[int] = set()
         for row, it in enumerate(items, start=1):
-            pair = (it.question, it.answer) if isinstance(it, QAItem) else tuple(it)
+            pair = (
+                (it.question, it.answer)
+                if isinstance(it, QAItem)
+                else cast("tuple[str, str]", tuple(it))
+            )
             if pair not in by_pair:
                 raise DataError(
                     f"forget item {row} (question {pair[0][:60]!r}) is not in this SISA "
@@ -362,7 +371,7 @@ class SISAEnsemble:
         """``.logits`` = log of the shards' averaged next-token probabilities, ``(B, T, V)``."""
         import torch
 
-        total = None
+        total: Any = None
         with torch.no_grad():
             for s in range(self.n_shards):
                 lp, _ = self._shard_logprobs(
@@ -410,8 +419,9 @@ class SISAEnsemble:
                     "position_ids": pos,
                     "use_cache": use_cache,
                 }
-                if use_cache and caches[s] is not None:
-                    kw[caches[s][0]] = caches[s][1]
+                cache = caches[s]
+                if use_cache and cache is not None:
+                    kw[cache[0]] = cache[1]
                 lp, out = self._shard_logprobs(s, **kw)
                 if use_cache:
                     new_caches.append(_returned_cache(out))
@@ -442,7 +452,7 @@ class SISAEnsemble:
             h.update(model_fingerprint(self.peft_model.get_base_model()).encode())
         for state in states:
             for name in sorted(state or {}):
-                flat = state[name].reshape(-1)
+                flat = cast("dict[str, Any]", state)[name].reshape(-1)
                 step = max(1, flat.numel() // 4096)
                 h.update(name.encode())
                 h.update(np.ascontiguousarray(flat[::step].float().numpy()).tobytes())
@@ -496,7 +506,7 @@ class SISAEnsemble:
         if self.peft_cfg:
             return copy.deepcopy(self.peft_model).unload()
         base = copy.deepcopy(self.models[0])
-        self_state = self.checkpoints[0][0]
+        self_state = cast("dict[str, Any]", self.checkpoints[0][0])  # set for full models
         import torch
 
         with torch.no_grad():
@@ -549,7 +559,7 @@ class SISAEnsemble:
                 if not f.exists():
                     raise FileNotFoundError(f"SISA checkpoint missing: {f}")
                 ens.checkpoints[s][r] = load_file(str(f))
-            ens._set_state(s, ens.checkpoints[s][ens.n_slices])
+            ens._set_state(s, cast("dict[str, Any]", ens.checkpoints[s][ens.n_slices]))
         if device:
             ens.to(device)
         return ens.eval()

@@ -19,7 +19,7 @@ adapters can be negated this way.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, cast
 
 from obliviate.config import TrainConfig
 from obliviate.data.collate import pad_id_of
@@ -118,10 +118,11 @@ class TaskVectorNegation:
             model = finish_adapter(model)
         else:
             with torch.no_grad():
+                base = cast("dict[str, Any]", theta0)  # set when not self.peft
                 for name, p in model.named_parameters():
-                    if name in theta0:
-                        sq += float((p.detach().float() - theta0[name].float()).pow(2).sum())
-                        p.copy_(negate_tensor(theta0[name], p, self.scale))
+                    if name in base:
+                        sq += float((p.detach().float() - base[name].float()).pow(2).sum())
+                        p.copy_(negate_tensor(base[name], p, self.scale))
         job.model = model
         info = {"finetune_steps": result.steps, "train_s": result.wall_s, "scale": self.scale}
         if not self.peft:

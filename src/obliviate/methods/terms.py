@@ -29,7 +29,7 @@ class Term:
         raise NotImplementedError
 
 
-def term_params(cls: type) -> dict[str, Any]:
+def term_params(cls: type[Any]) -> dict[str, Any]:
     """The keyword hyper-parameters (and defaults) a term class accepts."""
     sig = inspect.signature(cls.__init__)
     return {

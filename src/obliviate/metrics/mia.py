@@ -129,7 +129,7 @@ def reference_score(nll_target: float, nll_ref: float) -> float:
     return check_nll(nll_target, "nll_target") - check_nll(nll_ref, "nll_ref")
 
 
-def gradnorm_score(grad_norms: Sequence[float]) -> float:
+def gradnorm_score(grad_norms: Sequence[float] | np.ndarray) -> float:
     """GradNorm attack score: the mean over parameter tensors of each tensor's gradient L2 norm.
 
     As in OU (docs/metrics.md): batch size 1, loss = mean token NLL, the *mean of

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -180,7 +180,7 @@ def _tr_side(values: Sequence[float | None], name: str, whose: str) -> np.ndarra
             f"forget quality: {len(missing)} missing truth ratio(s) for {whose} ({name}, first at "
             f"index {missing[0]}); re-evaluate that model on this split"
         )
-    return _truth_ratios(vals)
+    return _truth_ratios(cast("list[float]", vals))  # no None left
 
 
 def model_utility(values: Mapping[str, float | None]) -> float:

@@ -2,7 +2,8 @@
 
 Hugging Face ``*ForCausalLM`` models, PEFT models, inference wrappers and the SISA ensemble all
 satisfy it: scoring, training and decoding only call the model on token ids (optionally with a
-KV cache) and read ``.logits`` / the returned cache; training also iterates ``.parameters()``.
+KV cache) and read ``.logits`` / the returned cache; training also iterates ``.parameters()``,
+switches ``.train()`` / ``.eval()`` mode and moves the model with ``.to()``.
 Nothing checks it at run time: it documents signatures (``model: CausalLM``).
 """
 
@@ -24,6 +25,7 @@ class CausalLM(Protocol):
     """A model called as ``model(input_ids=, attention_mask=, past_key_values=, use_cache=)``."""
 
     config: Any
+    training: bool
 
     def __call__(
         self,
@@ -36,3 +38,13 @@ class CausalLM(Protocol):
     ) -> CausalLMOutput: ...
 
     def parameters(self) -> Iterator[Any]: ...
+
+    def named_parameters(self, *args: Any, **kwargs: Any) -> Iterator[tuple[str, Any]]: ...
+
+    def train(self, mode: bool = True) -> Any: ...
+
+    def eval(self) -> Any: ...
+
+    def to(self, *args: Any, **kwargs: Any) -> Any: ...
+
+    def generate(self, *args: Any, **kwargs: Any) -> Any: ...

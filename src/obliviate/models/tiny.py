@@ -54,7 +54,7 @@ def build_tiny_llama(
     if size not in TINY_SIZES:
         raise ValueError(f"unknown tiny model size {size!r}; choose one of {sorted(TINY_SIZES)}")
     hidden, layers, heads, ffn = TINY_SIZES[size]
-    config = LlamaConfig(
+    config = LlamaConfig(  # type: ignore[call-arg]  # stubs omit the PretrainedConfig kwargs
         vocab_size=len(tokenizer),
         hidden_size=hidden,
         num_hidden_layers=layers,

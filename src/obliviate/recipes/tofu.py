@@ -12,7 +12,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from obliviate.io import atomic_write_text, read_json, write_json
 from obliviate.reporting.render import COLUMNS, comparison_markdown
@@ -75,7 +75,7 @@ def run_benchmark(
     else:
         from obliviate.benchmarks import get_benchmark
 
-        split = split or get_benchmark(benchmark).split
+        split = split or get_benchmark(cast(str, benchmark)).split
     times: dict[str, float] = {}
     ft = finetune_train or {}
 
@@ -98,7 +98,7 @@ def run_benchmark(
             return str(run / "model")
         _say(log, f"[{name}] fine-tuning a tiny Llama ({size}) on {data}:{cfg_split}")
         res = api.finetune(
-            data=data,
+            data=cast(str, data),  # only the TOFU path fine-tunes, with data set
             split=cfg_split,
             out=run,
             size=size,
@@ -122,7 +122,7 @@ def run_benchmark(
     else:
         times["retain"] = 0.0
 
-    common = {
+    common: dict[str, Any] = {
         "data": data,
         "split": split,
         "template": template,
@@ -138,7 +138,7 @@ def run_benchmark(
             holdout=holdout,
             revision=revision,
         )
-    request_kw = {
+    request_kw: dict[str, Any] = {
         k: common[k]
         for k in (
             "data",
@@ -219,7 +219,7 @@ def run_benchmark(
         )
         roles[method] = "unlearned"
         resume.finish(run, config)
-    label = data if is_tofu else f"{benchmark}" + (f" ({data})" if data else "")
+    label = cast(str, data) if is_tofu else f"{benchmark}" + (f" ({data})" if data else "")
     doc = comparison_doc(results, roles, times, params, label, split, columns)
     write_json(out / "comparison.json", doc)
     atomic_write_text(out / "comparison.md", comparison_markdown(doc))

@@ -227,7 +227,7 @@ def truth_ratio_section(a: Run, b: Run, na: str, nb: str, colour: str) -> str:
 def build_comparison(a: Run, b: Run) -> str:
     na, nb = _names(a, b)
     comp = sample_deltas(a.samples, b.samples)
-    shown = [k for k in ("rouge_l_recall", "prob", "truth_ratio") if k in comp.keys]
+    shown: list[str] = [k for k in ("rouge_l_recall", "prob", "truth_ratio") if k in comp.keys]
     if not shown:
         shown = comp.keys[:3]
     col = plots.colours(["unlearned"])[0]

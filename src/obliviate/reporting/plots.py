@@ -10,7 +10,7 @@ from __future__ import annotations
 import base64
 import io
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -350,7 +350,7 @@ class Curve:
     values: Sequence[float]
 
 
-def training_curves(series: dict[str, Sequence[Curve]], per_row: int = 3) -> str | None:
+def training_curves(series: Mapping[str, Sequence[Curve]], per_row: int = 3) -> str | None:
     """One panel per logged quantity (forget loss, retain loss, ...), one line per run."""
     series = {k: [c for c in v if c.steps] for k, v in series.items()}
     series = {k: v for k, v in series.items() if v}
@@ -382,7 +382,7 @@ def training_curves(series: dict[str, Sequence[Curve]], per_row: int = 3) -> str
 
 
 def paired_scatter(
-    pairs: dict[str, Sequence[tuple[float, float]]], key_label: str, a_name: str, b_name: str
+    pairs: Mapping[str, Sequence[tuple[float, float]]], key_label: str, a_name: str, b_name: str
 ) -> str | None:
     """Per-sample value in run A (x) against run B (y), one colour per split, with the
     diagonal: points far from it are the samples that changed most."""

@@ -11,6 +11,7 @@ import os
 from collections.abc import Sequence
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any
 
 from obliviate.io import atomic_write_text
 from obliviate.reporting import html as H
@@ -241,11 +242,15 @@ def _curves_uri(runs: Sequence[Run], names: Sequence[str], colours: Sequence[str
 def training_section(runs: Sequence[Run], names: Sequence[str], colours: Sequence[str]) -> str:
     """Unlearning curves of the unlearned runs; the target's and retain model's fine-tuning
     logs (a different scale and length) go to a folded figure of their own."""
-    groups = {False: ([], [], []), True: ([], [], [])}  # is reference -> runs, names, colours
+    # is reference -> runs, names, colours
+    groups: dict[bool, tuple[list[Any], list[Any], list[Any]]] = {
+        False: ([], [], []),
+        True: ([], [], []),
+    }
     for r, n, c in zip(runs, names, colours):
         if r.train_log:
             for part, x in zip(groups[r.role != "unlearned"], (r, n, c)):
-                part.append(x)  # type: ignore[attr-defined]
+                part.append(x)
     main, refs = _curves_uri(*groups[False]), _curves_uri(*groups[True])
     out = ""
     if main:
@@ -295,6 +300,7 @@ def samples_section(runs: Sequence[Run], names: Sequence[str]) -> str:
         return ""
     by_run = [{(s["split"], s["index"]): s for s in r.samples} for r, _ in shown]
     keys: dict[tuple[str, int], dict] = {}
+    s: dict[str, Any] | None
     for r, _ in shown:
         for s in r.samples:
             keys.setdefault((s["split"], s["index"]), s)
@@ -362,9 +368,10 @@ def runs_section(runs: Sequence[Run], names: Sequence[str]) -> str:
     head += [H.th("Trainable params", num=True), H.th("Versions"), H.th("Created"), H.th("Folder")]
     rows, configs = [], []
     for r, n in zip(runs, names):
-        model = r.info.get("model") if isinstance(r.info.get("model"), dict) else {}
+        m, v = r.info.get("model"), r.info.get("versions")
+        model: dict[str, Any] = m if isinstance(m, dict) else {}
         fp = str(model.get("fingerprint") or "")
-        versions = r.info.get("versions") if isinstance(r.info.get("versions"), dict) else {}
+        versions: dict[str, Any] = v if isinstance(v, dict) else {}
         tp = r.info.get("trainable_params")
         rows.append(
             H.tr(
