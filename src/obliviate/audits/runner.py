@@ -33,6 +33,7 @@ from typing import Any
 
 import numpy as np
 
+from obliviate.audits.rows import _mean, build_rows, make_row  # noqa: F401  (re-exported)
 from obliviate.audits.settings import (  # noqa: F401  (re-exported: the public audit API)
     ALL,
     ATTACKS,
@@ -336,95 +337,6 @@ def _audit_model(
 
 
 # ----------------------------------------------------------------------------- rows
-
-
-def _mean(values: list[float], idx: list[int] | None = None) -> float:
-    vals = values if idx is None else [values[i] for i in idx]
-    return float(np.mean(vals))
-
-
-def build_rows(results: dict[str, dict[str, Any]], ctx: _Ctx) -> list[dict[str, Any]]:
-    """One row per (attack, metric) from the per-model measurements (see :func:`make_row`)."""
-    rows: list[dict[str, Any]] = []
-    t, r, u = results["target"], results["retain"], results["unlearned"]
-    attacks: list[tuple[str, list[int] | None]] = []
-    if "relearn" in ctx.attacks:
-        attacks.append(("relearn", ctx.measure_idx))
-    if "quantise" in ctx.attacks:
-        attacks += [(f"quant{b}", None) for b in ctx.settings.quant_bits]
-    if "paraphrase" in ctx.attacks:
-        attacks.append(("paraphrase", ctx.para_idx))
-    if "jailbreak" in ctx.attacks:
-        attacks.append(("jailbreak", None))
-    for name, idx in attacks:
-        for metric in ("prob", "rouge"):
-            base = [_mean(m["base"][metric], idx) for m in (t, r, u)]
-            rows.append(
-                make_row(
-                    name,
-                    metric,
-                    len(idx) if idx is not None else len(ctx.items),
-                    *base,
-                    target_attacked=_mean(t[name][metric]) if name in t else None,
-                    retain_attacked=_mean(r[name][metric]),
-                    unlearned_attacked=_mean(u[name][metric]),
-                )
-            )
-    if "probe" in ctx.attacks:
-        rows.append(
-            make_row(
-                "probe",
-                "auc",
-                u["probe"]["n_test_items"],
-                t["probe"]["output_auc"],
-                r["probe"]["output_auc"],
-                u["probe"]["output_auc"],
-                target_attacked=t["probe"]["probe_auc"],
-                retain_attacked=r["probe"]["probe_auc"],
-                unlearned_attacked=u["probe"]["probe_auc"],
-            )
-        )
-    return rows
-
-
-def make_row(
-    attack: str,
-    metric: str,
-    n: int,
-    target: float,
-    retain: float,
-    unlearned: float,
-    *,
-    target_attacked: float | None,
-    retain_attacked: float,
-    unlearned_attacked: float,
-) -> dict[str, Any]:
-    """A table row with the recoverability R and the retain-model control (None + a note when
-    undefined)."""
-    from obliviate.audits.scores import recoverability
-
-    row: dict[str, Any] = {
-        "attack": attack,
-        "metric": metric,
-        "n": n,
-        "target": target,
-        "retain": retain,
-        "unlearned": unlearned,
-        "target_attacked": target_attacked,
-        "retain_attacked": retain_attacked,
-        "unlearned_attacked": unlearned_attacked,
-        "recoverability": None,
-        "control": None,
-        "note": "",
-    }
-    try:
-        row["recoverability"] = recoverability(unlearned_attacked, unlearned, target, retain)
-        row["control"] = recoverability(retain_attacked, retain, target, retain)
-        if target < retain:
-            row["note"] = "target below retain: the sign of R is not meaningful"
-    except ValueError:
-        row["note"] = "target and retain score the same: R undefined"
-    return row
 
 
 # ----------------------------------------------------------------------------- the audit
