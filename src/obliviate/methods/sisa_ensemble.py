@@ -8,8 +8,6 @@ the saved folder.
 from __future__ import annotations
 
 import copy
-import hashlib
-import json
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -22,7 +20,6 @@ from obliviate.data.templates import Encoded, PromptTemplate, encode
 from obliviate.data.types import DataError, QAItem
 from obliviate.methods.job import _unwrap
 from obliviate.methods.sisa_shards import (
-    FORMAT_VERSION,
     SISA_PAPER,
     assign_shards,
     planned_steps,
@@ -437,82 +434,16 @@ class SISAEnsemble:
 
     def fingerprint(self) -> str:
         """Content hash of the settings, the assignment and every shard's final weights."""
-        import numpy as np
+        from obliviate.methods.sisa_storage import ensemble_fingerprint
 
-        h = hashlib.sha256()
-        h.update(
-            json.dumps(
-                {"settings": self.settings, "assignment": self.assignment}, sort_keys=True
-            ).encode()
-        )
-        states = [self.checkpoints[s][self.n_slices] for s in range(self.n_shards)]
-        if self.peft_cfg:  # the shared base matters too
-            from obliviate.models.loading import model_fingerprint
-
-            h.update(model_fingerprint(self.peft_model.get_base_model()).encode())
-        for state in states:
-            for name in sorted(state or {}):
-                flat = cast("dict[str, Any]", state)[name].reshape(-1)
-                step = max(1, flat.numel() // 4096)
-                h.update(name.encode())
-                h.update(np.ascontiguousarray(flat[::step].float().numpy()).tobytes())
-        return "sisa:sha256:" + h.hexdigest()[:16]
+        return ensemble_fingerprint(self)
 
     def save_pretrained(self, path: str | Path, **_ignored: Any) -> None:
         """Write the ensemble folder (module docstring). Checkpoints that contained a deleted
         item were replaced by :meth:`forget`, so no saved file holds forgotten data."""
-        from safetensors.torch import save as st_save
+        from obliviate.methods.sisa_storage import save_ensemble
 
-        from obliviate.io import atomic_write_bytes, write_json, write_jsonl
-        from obliviate.models.loading import WRAPPER_FILE
-
-        path = Path(path)
-        path.mkdir(parents=True, exist_ok=True)
-        settings = dict(self.settings)
-        if not settings.get("base_path"):
-            self._base_for_saving().save_pretrained(path / "base", safe_serialization=True)
-            settings["base_path"] = None
-        for s in range(self.n_shards):
-            first = 0 if self.peft_cfg else 1  # full models start from the base itself
-            for r in range(first, self.n_slices + 1):
-                state = self.checkpoints[s][r]
-                assert state is not None
-                data = st_save({k: v.contiguous() for k, v in state.items()})
-                atomic_write_bytes(
-                    path / "checkpoints" / f"shard{s}" / f"slice{r}.safetensors", data
-                )
-        write_jsonl(
-            path / "data.jsonl",
-            [{"id": i, "question": q, "answer": a} for i, (q, a) in sorted(self.items.items())],
-        )
-        self.tokenizer.save_pretrained(path)
-        from obliviate.inference import WRAPPER_SCHEMA
-
-        write_json(
-            path / WRAPPER_FILE,
-            {
-                "wrapper": "sisa",
-                "schema": WRAPPER_SCHEMA,
-                "format_version": FORMAT_VERSION,
-                "method": "sisa",
-                "paper": SISA_PAPER,
-                "settings": settings,
-                "assignment": self.assignment,
-                "fingerprint": self.fingerprint(),
-            },
-        )
-
-    def _base_for_saving(self) -> Any:
-        if self.peft_cfg:
-            return copy.deepcopy(self.peft_model).unload()
-        base = copy.deepcopy(self.models[0])
-        self_state = cast("dict[str, Any]", self.checkpoints[0][0])  # set for full models
-        import torch
-
-        with torch.no_grad():
-            for n, p in base.named_parameters():
-                p.copy_(self_state[n])
-        return base
+        save_ensemble(self, path)
 
     @classmethod
     def from_pretrained(
@@ -520,49 +451,9 @@ class SISAEnsemble:
     ) -> SISAEnsemble:
         """Load a folder written by :meth:`save_pretrained` (safetensors only). ``spec`` is the
         already-read wrapper file (as :func:`obliviate.inference.load_wrapper` passes it)."""
-        from safetensors.torch import load_file
-        from transformers import AutoModelForCausalLM
+        from obliviate.methods.sisa_storage import load_ensemble
 
-        from obliviate.io import read_json, read_jsonl
-        from obliviate.models.loading import WRAPPER_FILE, load_tokenizer
-
-        path = Path(path)
-        meta_path = path / WRAPPER_FILE
-        meta = spec if spec is not None else read_json(meta_path)
-        if meta.get("wrapper") != "sisa":
-            raise ValueError(
-                f"{meta_path} is not a SISA ensemble (wrapper={meta.get('wrapper')!r})"
-            )
-        if meta.get("format_version") != FORMAT_VERSION:
-            raise ValueError(
-                f"{meta_path}: unsupported SISA format_version "
-                f"{meta.get('format_version')!r} (this obliviate reads {FORMAT_VERSION})"
-            )
-        settings = meta["settings"]
-        base_dir = settings.get("base_path") or str(path / "base")
-        if not Path(base_dir, "config.json").exists():
-            raise FileNotFoundError(f"{meta_path}: the base model folder {base_dir} is missing")
-        base = AutoModelForCausalLM.from_pretrained(base_dir, use_safetensors=True)
-        items: dict[int, tuple[str, str]] = {}
-        for n, row in enumerate(read_jsonl(path / "data.jsonl"), start=1):
-            try:
-                items[int(row["id"])] = (str(row["question"]), str(row["answer"]))
-            except (KeyError, TypeError, ValueError) as exc:
-                raise DataError(
-                    f"{path / 'data.jsonl'}: row {n} needs id, question, answer"
-                ) from exc
-        ens = cls(base, load_tokenizer(str(path)), items, meta["assignment"], settings)
-        for s in range(ens.n_shards):
-            first = 0 if ens.peft_cfg else 1
-            for r in range(first, ens.n_slices + 1):
-                f = path / "checkpoints" / f"shard{s}" / f"slice{r}.safetensors"
-                if not f.exists():
-                    raise FileNotFoundError(f"SISA checkpoint missing: {f}")
-                ens.checkpoints[s][r] = load_file(str(f))
-            ens._set_state(s, cast("dict[str, Any]", ens.checkpoints[s][ens.n_slices]))
-        if device:
-            ens.to(device)
-        return ens.eval()
+        return load_ensemble(cls, path, spec, device)
 
 
 def _returned_cache(out: Any) -> tuple[str, Any]:
