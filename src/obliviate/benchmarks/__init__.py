@@ -76,24 +76,27 @@ _TOFU_METRICS = ("forget_quality", "model_utility", "forget_rouge", "forget_prob
 _SUITES = "obliviate.benchmarks.suites"
 
 
-def _register(spec: BenchmarkSpec) -> None:
+def register_benchmark(spec: BenchmarkSpec) -> BenchmarkSpec:
+    """Register ``spec`` in :data:`obliviate.registry.BENCHMARKS` under its name (the entries
+    below; a plugin registers its own the same way, docs/contributing.md)."""
     BENCHMARKS.register(spec.name, spec, description=spec.description, paper=spec.paper,
                         metrics=spec.metrics, needs_network=spec.needs_network)
+    return spec
 
 
-_register(BenchmarkSpec(
+register_benchmark(BenchmarkSpec(
     "tofu", "TOFU fictitious authors QA: built-in generator (default), a folder of <config>.jsonl "
     "files or locuslab/TOFU", _TOFU_PAPER, "obliviate.data.tofu:load_tofu", {"source": "builtin"},
     "obliviate.evaluation:evaluate_model", _TOFU_METRICS,
     "obliviate benchmark --benchmark tofu --data locuslab/TOFU --split forget10",
     suite=f"{_SUITES}:build_tofu", split="forget10"))
-_register(BenchmarkSpec(
+register_benchmark(BenchmarkSpec(
     "qa", "your own QA files (--forget, --retain, --holdout: JSON, JSONL, CSV), TOFU metrics",
     _TOFU_PAPER, "obliviate.data.files:make_request", {}, "obliviate.evaluation:evaluate_model",
     ("forget_rouge", "forget_prob", "retain_rouge"),
     "obliviate eval --benchmark qa --forget forget.jsonl --retain retain.jsonl --model RUN",
     suite=f"{_SUITES}:build_qa", data=None))
-_register(BenchmarkSpec(
+register_benchmark(BenchmarkSpec(
     "documents", "your own plain documents (.txt files or a jsonl with 'text'): VerbMem, "
     "PrivLeak, perplexity", _MUSE_PAPER, "obliviate.benchmarks.suites:build_documents", {},
     "obliviate.benchmarks.muse:evaluate_muse",
@@ -106,20 +109,20 @@ for _name, _source, _what in (
     ("muse-news", "news", "MUSE-News (BBC news articles): six-way evaluation"),
     ("muse-books", "books", "MUSE-Books (Harry Potter): C1-C4 (the hub has no scal/sust folds)"),
 ):
-    _register(BenchmarkSpec(
+    register_benchmark(BenchmarkSpec(
         _name, _what, _MUSE_PAPER, "obliviate.data.muse:load_muse", {"source": _source},
         "obliviate.benchmarks.muse:evaluate_muse", _MUSE_METRICS,
         f"obliviate benchmark --benchmark {_name}", needs_network=_source != "builtin",
         suite=f"{_SUITES}:build_muse", data=_source, fixed_data=_source == "builtin"))
 
-_register(BenchmarkSpec(
+register_benchmark(BenchmarkSpec(
     "builtin-wmdp", "WMDP-style multiple choice about the built-in people (forget / retain)",
     _WMDP_PAPER, "obliviate.data.wmdp:load_wmdp", {"source": "builtin"},
     "obliviate.benchmarks.wmdp:evaluate_mcq",
     ("forget_accuracy", "retain_accuracy"),
     "obliviate eval --benchmark builtin-wmdp --model RUN",
     suite=f"{_SUITES}:build_mcq", fixed_data=True))
-_register(BenchmarkSpec(
+register_benchmark(BenchmarkSpec(
     "wmdp", "WMDP hazardous-knowledge multiple choice (bio, cyber, chem) or your MCQ file; "
     "chance is 0.25", _WMDP_PAPER, "obliviate.data.wmdp:load_wmdp", {"source": "cais/wmdp"},
     "obliviate.benchmarks.wmdp:evaluate_mcq",

@@ -27,7 +27,8 @@ from typing import Any
 from obliviate.metrics.base import MetricDef, MetricResult
 from obliviate.registry import METRICS, UnknownEntryError
 
-__all__ = ["DEFINITIONS", "UnknownMetricError", "direction_of", "metric_def", "metric_result"]
+__all__ = ["DEFINITIONS", "UnknownMetricError", "direction_of", "metric_def", "metric_result",
+           "register_metric"]
 
 _M = "obliviate.metrics"
 
@@ -281,13 +282,16 @@ def metric_result(name: str, value: float | None, *, n: int | None = None,
     return metric_def(name).result(value, n=n, settings=settings, extra=extra)
 
 
-def _register() -> None:
-    for d in DEFINITIONS:
-        meta: dict[str, Any] = {"direction": d.direction, "version": d.version,
-                                "inputs": d.inputs}
-        if d.ideal is not None:
-            meta["ideal"] = d.ideal
-        METRICS.register(d.name, d, description=d.description, paper=d.paper, **meta)
+def register_metric(d: MetricDef) -> MetricDef:
+    """Register ``d`` in :data:`obliviate.registry.METRICS` with its direction, version, inputs
+    and ideal as the entry's metadata (what ``obliviate ls metrics`` shows). The catalogue
+    registers its definitions with it; a plugin registers its own (docs/contributing.md)."""
+    meta: dict[str, Any] = {"direction": d.direction, "version": d.version, "inputs": d.inputs}
+    if d.ideal is not None:
+        meta["ideal"] = d.ideal
+    METRICS.register(d.name, d, description=d.description, paper=d.paper, **meta)
+    return d
 
 
-_register()
+for _d in DEFINITIONS:
+    register_metric(_d)
