@@ -14,6 +14,10 @@ Your own entries register the same way, from any module::
     METHODS.register("my_method", "my_package.my_module:MY_METHOD")   # lazy
     # or as a decorator on the object itself: @FORGET_TERMS.register("my_term")
 
+Name such modules in ``OBLIVIATE_PLUGINS`` (comma-separated module names) and every registry
+imports them before its first lookup, in any process (``obliviate`` commands, ``torchrun``
+workers), so ``OBLIVIATE_PLUGINS=my_module obliviate ls methods`` lists your entries.
+
 A name may be a *family pattern* with ``{placeholders}`` (``fluency_{split}_perplexity``):
 :meth:`Registry.entry` matches concrete names (``fluency_forget_perplexity``) against it when no
 exact entry exists. docs/contributing.md walks through adding a method, a metric and a benchmark.
@@ -23,6 +27,7 @@ from __future__ import annotations
 
 import difflib
 import importlib
+import os
 import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
@@ -47,6 +52,22 @@ def resolve(target: str) -> Any:
     for part in attr.split("."):
         obj = getattr(obj, part)
     return obj
+
+
+PLUGINS_ENV = "OBLIVIATE_PLUGINS"
+
+
+def load_plugins() -> None:
+    """Import the modules named in ``$OBLIVIATE_PLUGINS`` (comma- or space-separated); a plugin
+    registers its entries when imported. An imported module is not imported again."""
+    for name in os.environ.get(PLUGINS_ENV, "").replace(",", " ").split():
+        try:
+            importlib.import_module(name)
+        except ImportError as exc:
+            raise ImportError(
+                f"{PLUGINS_ENV}: cannot import plugin module {name!r} ({exc}); "
+                "install it or put its folder on PYTHONPATH"
+            ) from exc
 
 
 def _first_line(text: str | None) -> str:
@@ -115,6 +136,7 @@ class Registry(Generic[T]):
             self._add(name, target, "", "", {})
 
     def _populate(self) -> None:
+        load_plugins()
         while self._catalogues:
             importlib.import_module(self._catalogues.pop(0))
 

@@ -43,6 +43,8 @@ OTHER_NAMES = [
     "privleak_gradnorm",
     "privleak_reference",
     "audit_{attack}_{metric}_recoverability",
+    "forget_perplexity",
+    "retain_perplexity",
     "fluency_{split}_perplexity",
     "fluency_{split}_repetition_rate",
     "fluency_{split}_unique_token_ratio",

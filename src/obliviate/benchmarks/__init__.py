@@ -84,7 +84,9 @@ _TOFU_METRICS = (
 _SUITES = "obliviate.benchmarks.suites"
 
 
-def _register(spec: BenchmarkSpec) -> None:
+def register_benchmark(spec: BenchmarkSpec) -> BenchmarkSpec:
+    """Register ``spec`` in :data:`obliviate.registry.BENCHMARKS` under its name (the entries
+    below; a plugin registers its own the same way, docs/contributing.md)."""
     BENCHMARKS.register(
         spec.name,
         spec,
@@ -93,9 +95,10 @@ def _register(spec: BenchmarkSpec) -> None:
         metrics=spec.metrics,
         needs_network=spec.needs_network,
     )
+    return spec
 
 
-_register(
+register_benchmark(
     BenchmarkSpec(
         "tofu",
         "TOFU fictitious authors QA: built-in generator (default), a folder of <config>.jsonl "
@@ -110,7 +113,7 @@ _register(
         split="forget10",
     )
 )
-_register(
+register_benchmark(
     BenchmarkSpec(
         "qa",
         "your own QA files (--forget, --retain, --holdout: JSON, JSONL, CSV), TOFU metrics",
@@ -124,7 +127,7 @@ _register(
         data=None,
     )
 )
-_register(
+register_benchmark(
     BenchmarkSpec(
         "documents",
         "your own plain documents (.txt files or a jsonl with 'text'): VerbMem, "
@@ -149,7 +152,7 @@ for _name, _source, _what in (
     ("muse-news", "news", "MUSE-News (BBC news articles): six-way evaluation"),
     ("muse-books", "books", "MUSE-Books (Harry Potter): C1-C4 (the hub has no scal/sust folds)"),
 ):
-    _register(
+    register_benchmark(
         BenchmarkSpec(
             _name,
             _what,
@@ -166,7 +169,7 @@ for _name, _source, _what in (
         )
     )
 
-_register(
+register_benchmark(
     BenchmarkSpec(
         "builtin-wmdp",
         "WMDP-style multiple choice about the built-in people (forget / retain)",
@@ -180,7 +183,7 @@ _register(
         fixed_data=True,
     )
 )
-_register(
+register_benchmark(
     BenchmarkSpec(
         "wmdp",
         "WMDP hazardous-knowledge multiple choice (bio, cyber, chem) or your MCQ file; "

@@ -25,6 +25,7 @@ from obliviate.metrics.catalogue import (
     direction_of,
     metric_def,
     metric_result,
+    register_metric,
 )
 
 __all__ = [
@@ -38,6 +39,7 @@ __all__ = [
     "metric_def",
     "metric_result",
     "mia",
+    "register_metric",
     "rouge",
     "tofu",
 ]

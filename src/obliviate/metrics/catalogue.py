@@ -21,18 +21,23 @@ Only numpy is imported (through ``base``): ``obliviate ls metrics`` must stay ch
 
 from __future__ import annotations
 
-from typing import Any
-
 from obliviate.metrics.base import MetricDef
 from obliviate.metrics.lookups import (
     UnknownMetricError,
     direction_of,
     metric_def,
     metric_result,
+    register_metric,
 )
-from obliviate.registry import METRICS
 
-__all__ = ["DEFINITIONS", "UnknownMetricError", "direction_of", "metric_def", "metric_result"]
+__all__ = [
+    "DEFINITIONS",
+    "UnknownMetricError",
+    "direction_of",
+    "metric_def",
+    "metric_result",
+    "register_metric",
+]
 
 _M = "obliviate.metrics"
 
@@ -486,12 +491,5 @@ DEFINITIONS: tuple[MetricDef, ...] = tuple(_DEFS)
 # ----------------------------------------------------------------------------------- lookups
 
 
-def _register() -> None:
-    for d in DEFINITIONS:
-        meta: dict[str, Any] = {"direction": d.direction, "version": d.version, "inputs": d.inputs}
-        if d.ideal is not None:
-            meta["ideal"] = d.ideal
-        METRICS.register(d.name, d, description=d.description, paper=d.paper, **meta)
-
-
-_register()
+for _d in DEFINITIONS:
+    register_metric(_d)

@@ -1,5 +1,5 @@
 """Lookups in the metric registry (:data:`obliviate.registry.METRICS`): a metric's definition,
-direction and ``metrics.json`` entry. The entries are registered by
+direction and ``metrics.json`` entry, and the registration of a definition. The entries are registered by
 :mod:`obliviate.metrics.catalogue`, which re-exports these functions."""
 
 from __future__ import annotations
@@ -50,3 +50,14 @@ def metric_result(
     if clash:
         raise ValueError(f"metric_result({name!r}): {', '.join(clash)} come from the catalogue")
     return metric_def(name).result(value, n=n, settings=settings, extra=extra)
+
+
+def register_metric(d: MetricDef) -> MetricDef:
+    """Register ``d`` in :data:`obliviate.registry.METRICS` with its direction, version, inputs
+    and ideal as the entry's metadata (what ``obliviate ls metrics`` shows). The catalogue
+    registers its definitions with it; a plugin registers its own (docs/contributing.md)."""
+    meta: dict[str, Any] = {"direction": d.direction, "version": d.version, "inputs": d.inputs}
+    if d.ideal is not None:
+        meta["ideal"] = d.ideal
+    METRICS.register(d.name, d, description=d.description, paper=d.paper, **meta)
+    return d
