@@ -3,7 +3,7 @@
 ``metrics.json`` (docs/run-format.md) keeps whatever an evaluation wrote there; the audit adds
 ``"audit"`` (the full :class:`~obliviate.audits.runner.AuditResult`) and a few headline values
 under ``"metrics"`` (:func:`summary_metrics`), so reports and leaderboards pick them up.
-No torch here: this module only formats numbers.
+No torch here; the Markdown is rendered by :mod:`obliviate.reporting.audit_tables`.
 """
 
 from __future__ import annotations
@@ -15,30 +15,14 @@ from typing import Any
 from obliviate.io import atomic_write_text, read_json, write_json
 from obliviate.metrics import metric_result
 from obliviate.metrics.mia import privleak_name
-
-MIA_ORDER = ("loss", "zlib", "min_k", "min_k_plus_plus", "gradnorm", "reference")
-MIA_LABELS = {
-    "loss": "LOSS",
-    "zlib": "ZLib",
-    "min_k": "Min-K% (k=0.4)",
-    "min_k_plus_plus": "Min-K%++ (k=0.4)",
-    "gradnorm": "GradNorm",
-    "reference": "Reference (retain model)",
-}
-ATTACK_LABELS = {
-    "relearn": "relearning",
-    "paraphrase": "paraphrased question",
-    "jailbreak": "jailbreak templates (best)",
-    "probe": "linear truth probe",
-}
-METRIC_LABELS = {"prob": "forget prob", "rouge": "forget ROUGE-L", "auc": "true-vs-wrong AUC"}
-
-
-def attack_label(attack: str) -> str:
-    """Human label of an attack row name (``quant4`` -> ``4-bit quantisation``)."""
-    if attack.startswith("quant") and attack[5:].isdigit():
-        return f"{attack[5:]}-bit quantisation"
-    return ATTACK_LABELS.get(attack, attack)
+from obliviate.reporting.audit_tables import (  # noqa: F401  (re-exported)
+    ATTACK_LABELS,
+    METRIC_LABELS,
+    MIA_LABELS,
+    MIA_ORDER,
+    attack_label,
+    audit_markdown,
+)
 
 
 def summary_metrics(result: Any, existing: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -120,145 +104,3 @@ def _method_of(run_dir: Path) -> str | None:
 
     data = yaml.safe_load(cfg.read_text(encoding="utf-8")) or {}
     return data.get("method") if isinstance(data, dict) else None
-
-
-def _f(v: Any, digits: int = 3) -> str:
-    if v is None:
-        return "-"
-    if isinstance(v, (int,)) and not isinstance(v, bool):
-        return str(v)
-    v = float(v)
-    if v != 0 and abs(v) < 10**-digits:
-        return f"{v:.1e}"
-    return f"{v:.{digits}f}" if abs(v) < 100 else f"{v:.1f}"
-
-
-def _table(heads: list[str], rows: list[list[str]]) -> list[str]:
-    return [
-        "| " + " | ".join(heads) + " |",
-        "|" + "---|" * len(heads),
-        *["| " + " | ".join(r) + " |" for r in rows],
-    ]
-
-
-def audit_markdown(result: Any) -> str:
-    """The audit as Markdown: attacks with recoverability, MIA, fluency, jailbreak templates."""
-    info = result.info
-    models = info.get("models", {})
-    lines = [f"# Robustness audit ({info.get('benchmark')}, {info.get('split')})", ""]
-    for role in ("unlearned", "target", "retain"):
-        m = models.get(role, {})
-        lines.append(f"- {role}: `{m.get('path') or 'in memory'}` ({m.get('fingerprint')})")
-    s = result.settings
-    lines += [
-        "",
-        (
-            f"Recoverability R = (unlearned+attack − unlearned) / (target − retain), on the same "
-            f"items; control = the same for the retain model. relearning: {s['relearn_steps']} "
-            f"steps at lr {s['relearn_lr']} on {info.get('relearn_items')} forget items, measured "
-            f"on the other {info.get('measured_items')}; quantisation: simulated symmetric "
-            f"round-to-nearest, per {'group of ' + str(s['quant_group_size']) if s['quant_group_size'] else 'output channel'}. "
-            "See docs/audit.md."
-        ),
-        "",
-    ]
-    if result.rows:
-        heads = [
-            "attack",
-            "metric",
-            "n",
-            "target",
-            "retain",
-            "unlearned",
-            "unlearned+attack",
-            "retain+attack",
-            "R",
-            "control",
-        ]
-        body = []
-        for r in result.rows:
-            body.append(
-                [
-                    attack_label(r["attack"]),
-                    METRIC_LABELS.get(r["metric"], r["metric"]),
-                    str(r["n"]),
-                    _f(r["target"]),
-                    _f(r["retain"]),
-                    _f(r["unlearned"]),
-                    _f(r["unlearned_attacked"]),
-                    _f(r["retain_attacked"]),
-                    _f(r["recoverability"], 2),
-                    _f(r["control"], 2) + (f" ({r['note']})" if r["note"] else ""),
-                ]
-            )
-        lines += ["## Attacks", "", *_table(heads, body), ""]
-    if result.mia:
-        roles = [r for r in ("target", "retain", "unlearned") if r in result.mia]
-        heads = (
-            ["attack"]
-            + [f"{r} AUC" for r in roles]
-            + [f"{r} privleak %" for r in roles if r != "retain"]
-        )
-        body = []
-        for a in MIA_ORDER:
-            if not any(a in result.mia[r]["auc"] for r in roles):
-                continue
-            row = [MIA_LABELS[a]] + [_f(result.mia[r]["auc"].get(a)) for r in roles]
-            row += [
-                _f((result.mia[r].get("privleak") or {}).get(a), 1) for r in roles if r != "retain"
-            ]
-            body.append(row)
-        lines += [
-            (
-                "## Membership inference (AUC in OU orientation: 1 = forget set looks trained "
-                "on, 0.5 = retain level)"
-            ),
-            "",
-            *_table(heads, body),
-            "",
-        ]
-        skipped = {a: why for r in roles for a, why in result.mia[r].get("skipped", {}).items()}
-        lines += [f"- {a} skipped: {why}" for a, why in skipped.items()]
-        if skipped:
-            lines.append("")
-    if result.fluency:
-        heads = [
-            "model",
-            "questions",
-            "perplexity (retain judge)",
-            "repetition rate",
-            "unique-token ratio",
-            "empty",
-        ]
-        body = []
-        for role in ("target", "retain", "unlearned"):
-            for split, f in (result.fluency.get(role) or {}).items():
-                body.append(
-                    [
-                        role,
-                        split,
-                        _f(f["perplexity"], 2),
-                        _f(f["repetition_rate"]),
-                        _f(f["unique_token_ratio"]),
-                        f"{f['n_empty']}/{f['n_texts']}",
-                    ]
-                )
-        n = next(iter(next(iter(result.fluency.values())).values()))["ngram"]
-        lines += [
-            f"## Fluency of greedy answers (repetition rate = seq-rep-{n})",
-            "",
-            *_table(heads, body),
-            "",
-        ]
-    jt = result.jailbreak_templates
-    if jt:
-        roles = [r for r in ("target", "retain", "unlearned") if r in jt]
-        heads = ["template"] + [f"{r} prob / ROUGE" for r in roles]
-        body = [
-            [f"`{t}`"] + [f"{_f(jt[r][i]['prob'])} / {_f(jt[r][i]['rouge'])}" for r in roles]
-            for i, t in enumerate(jt["templates"])
-        ]
-        lines += ["## Jailbreak templates (mean over forget items)", "", *_table(heads, body), ""]
-    if result.skipped:
-        lines += ["## Skipped", ""] + [f"- {a}: {why}" for a, why in result.skipped.items()] + [""]
-    return "\n".join(lines)
