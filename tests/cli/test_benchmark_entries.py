@@ -26,6 +26,7 @@ EVERY = (
     "muse-news",
     "muse-books",
     "builtin-muse",
+    "muse",
     "wmdp",
     "builtin-wmdp",
     "qa",
@@ -93,6 +94,10 @@ def test_builtin_entries_load_offline() -> None:
 
     muse = load_request(benchmark="builtin-muse", builtin={"n_people": 5})
     assert muse.name == "builtin-muse" and muse.forget and all(it.is_document for it in muse.forget)
+    # "muse" reads the source named by --data; its default is the same offline corpus
+    generic = load_request(benchmark="muse", builtin={"n_people": 5})
+    assert [it.answer for it in generic.forget] == [it.answer for it in muse.forget]
+    assert [it.answer for it in generic.retain] == [it.answer for it in muse.retain]
     wmdp = load_suite("builtin-wmdp", builtin={"n_people": 5})
     assert set(wmdp.sets) == {"forget", "retain"} and wmdp.request.forget
     tofu = load_request(benchmark="tofu", split="forget05", builtin={"n_people": 20})

@@ -168,6 +168,21 @@ for _name, _source, _what in (
             fixed_data=_source == "builtin",
         )
     )
+register_benchmark(
+    BenchmarkSpec(
+        "muse",
+        "MUSE from the source given by --data: builtin (default, offline), news, books, or a "
+        "folder in the hub layout",
+        _MUSE_PAPER,
+        "obliviate.data.muse:load_muse",
+        {"source": "builtin"},
+        "obliviate.benchmarks.muse:evaluate_muse",
+        _MUSE_METRICS,
+        "obliviate eval --benchmark muse --data news --model RUN",
+        suite=f"{_SUITES}:build_muse",
+        data="builtin",
+    )
+)
 
 register_benchmark(
     BenchmarkSpec(
