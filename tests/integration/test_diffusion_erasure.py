@@ -55,6 +55,7 @@ def before(setup):
     return {c: evaluate_builtin(setup.model, setup.judge, c, EVAL) for c in CONCEPTS}
 
 
+@pytest.mark.heavy
 @pytest.mark.parametrize("concept", CONCEPTS)
 def test_the_original_model_draws_recognisable_concepts(before, concept):
     v = before[concept].values()
@@ -76,6 +77,7 @@ KNOWN_SHORTFALLS = {
 CASES = [(m, c) for m in ERASERS.names() for c in CONCEPTS]
 
 
+@pytest.mark.heavy
 @pytest.mark.parametrize("method,concept", CASES)
 def test_method_erases_the_concept_and_keeps_the_others(
     setup, snapshot, before, method, concept, tmp_path
@@ -110,6 +112,7 @@ def test_method_erases_the_concept_and_keeps_the_others(
     pytest.xfail(shortfall)
 
 
+@pytest.mark.heavy
 def test_uce_keeps_preserved_cross_attention_outputs_on_the_trained_model(setup, snapshot):
     """As tests/unit/test_diffusion_uce.py, on trained text embeddings."""
     import torch
