@@ -69,7 +69,7 @@ def test_benchmarks_are_registered_and_cheap_to_import():
         BENCHMARKS.names()
     )
     spec = BENCHMARKS.get("builtin-muse")
-    assert spec.metrics["privleak"] == "zero" and not spec.needs_network
+    assert "privleak" in spec.metrics and not spec.needs_network
     assert spec.load(n_people=10).name == "builtin-muse"
     assert callable(spec.evaluator_fn())
     assert BENCHMARKS.get("muse-news").loader_kwargs == {"source": "news"}
