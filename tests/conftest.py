@@ -1,5 +1,5 @@
 """Shared fixtures: a tiny built-in benchmark and tiny target/retain models, built once per
-test session (cpu-budget.md: xs model on 20 people x 10 QA, about 15 s for both)."""
+test session (xs model on 20 people x 10 QA, about 15 s for both on 2 CPU cores)."""
 
 from __future__ import annotations
 

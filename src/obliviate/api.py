@@ -18,7 +18,7 @@ from obliviate.data.templates import PromptTemplate
 from obliviate.data.types import QAItem, UnlearningRequest
 
 # Fine-tuning defaults. Real models: TOFU's target recipe (docs/methods.md, lr 1e-5, 5 epochs,
-# warm-up 1 epoch). Tiny models trained from scratch: cpu-budget.md's measured recipe.
+# warm-up 1 epoch). Tiny models trained from scratch: the recipe measured on 2 CPU cores (docs/methods.md).
 REAL_FINETUNE = {
     "lr": 1e-5,
     "epochs": 5,

@@ -1,4 +1,5 @@
-"""Source layout rules: the package's module-level imports form no cycle, and no file is long.
+"""Source layout rules: the package's module-level imports form no cycle, no file is long, and
+every Markdown document that code, tests or docs cite is in this repository.
 
 The import graph is built from the source with :mod:`ast` (nothing is imported): an edge
 ``a -> b`` for every module-level ``import b`` / ``from b import x`` in ``a``; ``from pkg import
@@ -13,8 +14,7 @@ from pathlib import Path
 
 SRC = Path(__file__).resolve().parents[2] / "src"
 MAX_LINES = 500
-# Files over MAX_LINES that another change is splitting; each must still be over the limit (so
-# the entry is removed once the file is split).
+ROOT = SRC.parent
 
 
 def _modules() -> dict[str, Path]:
@@ -126,3 +126,29 @@ def test_no_source_file_is_over_500_lines() -> None:
     }
     too_long = {p: n for p, n in lengths.items() if n > MAX_LINES}
     assert not too_long, f"files over {MAX_LINES} lines (split them): {too_long}"
+
+
+def test_every_cited_markdown_document_is_in_the_repository() -> None:
+    """Code, tests and docs cite papers or this repository's documents (``docs/NAME.md``, or a
+    Markdown link between docs), never a document that a fresh clone does not have."""
+    import re
+
+    texts = [*SRC.rglob("*.py"), *(ROOT / "tests").rglob("*.py"), *(ROOT / "docs").glob("*.md")]
+    texts += [ROOT / "README.md", *(ROOT / "perf").glob("*.py"), *(ROOT / "scripts").glob("*")]
+    outside = ("reference.md", "cpu-budget.md", "design.md", "style-anchors.md")
+    missing = {}
+    for path in texts:
+        if not path.is_file() or path == Path(__file__).resolve():
+            continue
+        text = path.read_text(encoding="utf-8")
+        cited = [f"docs/{n}" for n in re.findall(r"docs/([A-Za-z0-9_-]+\.md)", text)]
+        if path.suffix == ".md":
+            base = path.parent.relative_to(ROOT)
+            cited += [
+                (base / n).as_posix() for n in re.findall(r"\]\(([A-Za-z0-9_./-]+\.md)", text)
+            ]
+        bad = [c for c in cited if not (ROOT / c).is_file()]
+        bad += [n for n in outside if n in text]
+        if bad:
+            missing[path.relative_to(ROOT).as_posix()] = sorted(set(bad))
+    assert not missing, f"documents cited but not in the repository: {missing}"

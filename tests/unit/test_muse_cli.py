@@ -70,6 +70,9 @@ def test_benchmarks_are_registered_and_cheap_to_import():
     )
     spec = BENCHMARKS.get("builtin-muse")
     assert "privleak" in spec.metrics and not spec.needs_network
+    from obliviate.metrics import direction_of
+
+    assert direction_of("privleak") == "zero"
     assert spec.load(n_people=10).name == "builtin-muse"
     assert callable(spec.evaluator_fn())
     assert BENCHMARKS.get("muse-news").loader_kwargs == {"source": "news"}

@@ -1,4 +1,4 @@
-"""Robustness audits of unlearned models (issue 5; docs/audit.md).
+"""Robustness audits of unlearned models (docs/audit.md).
 
 - :mod:`obliviate.audits.runner`: :func:`run_audit` and :class:`AuditSettings`, the
   ``obliviate audit`` engine (relearning, quantisation, paraphrase and jailbreak probes, linear

@@ -2,7 +2,7 @@
 
 It classifies generated images for the diffusion metrics (docs/diffusion.md), and its
 penultimate features feed the FID/KID-style distances. A judge trained only on clean drawings
-underrates generated samples (cpu-budget.md), so training uses augmentation that mimics
+underrates generated samples (measured on this model: docs/diffusion.md), so training uses augmentation that mimics
 sampling artefacts without changing the class: brightness, desaturation, additive noise,
 blur, small shifts and flips. The weights are saved as safetensors with a JSON config holding
 their SHA-256, recorded with every result (docs/metrics.md).

@@ -38,7 +38,7 @@ SPECIAL_TOKENS = ("<pad>", "<unk>", "<bos>", "<eos>")
 
 @dataclass(frozen=True)
 class TinyConfig:
-    """Architecture and training settings of the built-in model (defaults: cpu-budget.md)."""
+    """Architecture and training settings of the built-in model (defaults measured on 2 CPU cores: docs/diffusion.md)."""
 
     spec: ShapesSpec = field(default_factory=ShapesSpec)
     n_images: int = 9000
