@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-__version__ = "0.1.0"
+from obliviate.version import __version__
 
 __all__ = ["__version__", "evaluate", "finetune", "load_benchmark", "unlearn"]
 

@@ -23,6 +23,7 @@ from typing import Any
 
 from obliviate.data.types import DataError
 from obliviate.io import atomic_write_text, read_json, read_jsonl, write_json, write_jsonl
+from obliviate.version import __version__
 
 SCHEMA = 1
 
@@ -30,8 +31,6 @@ SCHEMA = 1
 def library_versions() -> dict[str, str]:
     """Versions of the libraries every result depends on (docs/metrics.md)."""
     from importlib import metadata
-
-    from obliviate import __version__
 
     out = {"obliviate": __version__, "python": platform.python_version()}
     for name in (

@@ -8,11 +8,13 @@ import copy
 import hashlib
 import json
 from pathlib import Path
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 from obliviate.data.types import DataError
-from obliviate.methods.sisa_ensemble import SISAEnsemble
 from obliviate.methods.sisa_shards import FORMAT_VERSION, SISA_PAPER
+
+if TYPE_CHECKING:
+    from obliviate.methods.sisa_ensemble import SISAEnsemble
 
 
 def ensemble_fingerprint(ens: SISAEnsemble) -> str:
