@@ -14,8 +14,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, cast
 
+from obliviate.data.options import config_entries, set_stride, suite_options
 from obliviate.data.templates import PromptTemplate
-from obliviate.data.types import QAItem, UnlearningRequest
+from obliviate.data.training_data import TOFU_CONFIGS as TOFU_CONFIGS
+from obliviate.data.training_data import corpus_text, training_items
+from obliviate.data.types import UnlearningRequest
 
 # Fine-tuning defaults. Real models: TOFU's target recipe (docs/methods.md, lr 1e-5, 5 epochs,
 # warm-up 1 epoch). Tiny models trained from scratch: the recipe measured on 2 CPU cores (docs/methods.md).
@@ -38,27 +41,6 @@ TINY_FINETUNE = {
 
 # ----------------------------------------------------------------------------- data
 
-TOFU_CONFIGS = (
-    "full",
-    "forget01",
-    "forget05",
-    "forget10",
-    "retain99",
-    "retain95",
-    "retain90",
-    "forget01_perturbed",
-    "forget05_perturbed",
-    "forget10_perturbed",
-    "retain_perturbed",
-    "holdout01",
-    "holdout05",
-    "holdout10",
-    "real_authors",
-    "real_authors_perturbed",
-    "world_facts",
-    "world_facts_perturbed",
-)
-
 
 def load_request(
     data: str | None = None,
@@ -69,13 +51,14 @@ def load_request(
     builtin: dict[str, Any] | None = None,
     benchmark: str | None = None,
     revision: str | None = None,
+    **options: Any,
 ) -> UnlearningRequest:
     """The forget/retain/holdout request of a registered benchmark (``obliviate ls
     benchmarks``): ``tofu`` (``data`` = "builtin", a TOFU folder or "locuslab/TOFU"; the
     default), ``builtin-muse``, ``muse-news``... or, when ``forget`` is given, the user's own
-    files (``qa``, or ``documents`` for plain text)."""
+    files (``qa``, or ``documents`` for plain text). ``options``: :func:`load_suite`'s."""
     return load_suite(
-        benchmark, data, split, forget, retain, holdout, builtin, revision=revision
+        benchmark, data, split, forget, retain, holdout, builtin, revision=revision, **options
     ).request
 
 
@@ -90,9 +73,13 @@ def load_suite(
     settings: dict[str, Any] | None = None,
     template: str = "qa",
     revision: str | None = None,
+    system_prompt: str | None = None,
+    field_map: dict[str, str] | str | None = None,
 ) -> Any:
     """A benchmark entry's loaded :class:`~obliviate.benchmarks.suites.Suite` (its request and
-    metric suite). Without ``benchmark``: ``qa`` when ``forget`` is given, else ``tofu``."""
+    metric suite). Without ``benchmark``: ``qa`` when ``forget`` is given, else ``tofu``.
+    ``system_prompt``: the chat template's (part of the evaluation key). ``field_map``: which
+    column of the files holds which field, ``{file column: field}`` (README.md)."""
     from obliviate.benchmarks import default_benchmark, get_benchmark
 
     spec = get_benchmark(benchmark or default_benchmark(forget))
@@ -104,45 +91,8 @@ def load_suite(
         holdout=holdout,
         builtin=builtin,
         settings=settings,
-        template=template,
-        revision=revision,
+        **suite_options(system_prompt, field_map, template=template, revision=revision),
     )
-
-
-def training_items(data: str, split: str, builtin: dict[str, Any] | None = None) -> list[QAItem]:
-    """Items of one training config (``full``, ``retain90``...) or of a user file."""
-    p = Path(data)
-    if p.is_file() or (p.is_dir() and not _looks_like_tofu(p)):
-        from obliviate.data.files import load_qa_file
-
-        return load_qa_file(data)
-    from obliviate.data.files import parse_qa_row
-    from obliviate.data.tofu import load_tofu_configs
-
-    rows = load_tofu_configs(data, [split], **(builtin or {}))[split]
-    return [parse_qa_row(r, f"{data} {split}: row {i}") for i, r in enumerate(rows, start=1)]
-
-
-def _looks_like_tofu(folder: Path) -> bool:
-    return any((folder / f"full{ext}").exists() for ext in (".jsonl", ".json"))
-
-
-def corpus_text(data: str, builtin: dict[str, Any] | None = None) -> list[str]:
-    """Every text of a benchmark (all configs, answers and their variants): tokenizer training."""
-    from obliviate.data.tofu import load_tofu_configs
-
-    rows = load_tofu_configs(data, TOFU_CONFIGS, optional=TOFU_CONFIGS, **(builtin or {}))
-    texts: dict[str, None] = {}
-    for config_rows in rows.values():
-        for r in config_rows:
-            for k in ("question", "answer", "paraphrased_answer", "paraphrased_question"):
-                if isinstance(r.get(k), str):
-                    texts.setdefault(r[k], None)
-            for p in r.get("perturbed_answer") or []:
-                texts.setdefault(p, None)
-    if not texts:
-        raise ValueError(f"{data}: no text found to train a tokenizer on")
-    return list(texts)
 
 
 # ----------------------------------------------------------------------------- finetune
@@ -170,13 +120,15 @@ def finetune(
     accelerator: Any = None,
     progress: bool = True,
     trust_remote_code: bool = False,
+    system_prompt: str | None = None,
+    field_map: dict[str, str] | str | None = None,
 ) -> FinetuneResult:
     """Fine-tune ``model`` (a hub name or folder; ``None`` = the tiny Llama trained from scratch)
     on one config of ``data`` with answer-only loss, and save it under ``out/model``.
 
     For the tiny default the tokenizer is trained on the benchmark text unless ``tokenizer``
     (a folder) is given: pass the target's tokenizer when training its retain model, so both
-    share a vocabulary.
+    share a vocabulary. ``system_prompt``, ``field_map``: as in :func:`load_suite`.
     """
     from obliviate.config import TrainConfig, from_dict, to_dict
     from obliviate.data.collate import pad_id_of
@@ -188,8 +140,9 @@ def finetune(
     from obliviate.training import get_accelerator, train_loop
 
     out = Path(out)
+    tmpl = PromptTemplate(template, system_prompt=system_prompt)
     acc = get_accelerator(accelerator)
-    items = training_items(data, split, builtin)
+    items = training_items(data, split, builtin, field_map)
     if model is None:
         tok = (
             load_tokenizer(tokenizer) if tokenizer else train_tokenizer(corpus_text(data, builtin))
@@ -204,7 +157,6 @@ def finetune(
         net = load_model(model, trust_remote_code=trust_remote_code)
         defaults = REAL_FINETUNE
     cfg = from_dict(TrainConfig, {**defaults, "seed": seed, **(train or {})}, "train")
-    tmpl = PromptTemplate(template)
     enc = [encode(tok, it.question, it.answer, tmpl, cfg.max_length) for it in items]
 
     def loss_fn(m: Any, batch: dict, _rb: Any, _step: int) -> tuple[Any, dict[str, float]]:
@@ -235,6 +187,7 @@ def finetune(
                 "split": split,
                 "model": model or f"tiny-llama-{size}",
                 "template": template,
+                **config_entries(system_prompt, field_map),
                 "builtin": builtin or {},
                 "train": to_dict(cfg),
             },
@@ -276,6 +229,9 @@ def unlearn(
     trust_remote_code: bool = False,
     benchmark: str | None = None,
     revision: str | None = None,
+    system_prompt: str | None = None,
+    field_map: dict[str, str] | str | None = None,
+    stride: int | None = None,
 ) -> UnlearnResult:
     """Unlearn a forget set from ``model`` (hub name, model folder or run folder) with a
     registered ``method`` (``obliviate ls methods``) and save the result under ``out/model``.
@@ -283,7 +239,9 @@ def unlearn(
     ``overrides`` follow the method's defaults (``obliviate ls methods NAME``), e.g.
     ``{"alpha": 2.0, "train": {"lr": 1e-4}, "peft": {"r": 8}}``. ``benchmark`` names the
     registered entry whose request is unlearnt (:func:`load_suite`); document benchmarks
-    (MUSE, WMDP corpora, plain documents) cut long documents into token windows.
+    (MUSE, WMDP corpora, plain documents) cut long documents into token windows, a new one
+    every ``stride`` tokens (docs/muse-wmdp.md). ``system_prompt``, ``field_map``: as in
+    :func:`load_suite`. The method's own report (``UnlearnOutput.info``) goes to method.json.
     """
     from obliviate.methods.base import UnlearnJob
     from obliviate.models.loading import load_model, load_tokenizer
@@ -296,7 +254,9 @@ def unlearn(
         BENCHMARKS.entry(benchmark)  # unknown name: did-you-mean before any loading
     overrides = dict(overrides or {})
     method_obj = preset.build(overrides)
-    suite = load_suite(benchmark, data, split, forget, retain, holdout, builtin, revision=revision)
+    tmpl = PromptTemplate(template, system_prompt=system_prompt)
+    opts = suite_options(system_prompt, field_map, revision=revision)
+    suite = load_suite(benchmark, data, split, forget, retain, holdout, builtin, **opts)
     request = suite.request
     path = resolve_model_dir(model)
     tok = load_tokenizer(path, trust_remote_code)
@@ -308,7 +268,7 @@ def unlearn(
         from obliviate.benchmarks.muse import DocumentJob
 
         job_class = DocumentJob
-    job = job_class(net, tok, request, PromptTemplate(template), run_dir, acc, progress, path)
+    job = job_class(net, tok, request, tmpl, run_dir, acc, progress, path, stride)
     config = _merge(preset.defaults(), overrides)
     config.update(
         {
@@ -316,6 +276,7 @@ def unlearn(
             "data": data if forget is None else "custom",
             "split": split if split is not None else suite.split,
             "template": template,
+            **config_entries(system_prompt, field_map, stride),
             "world_size": acc.num_processes,
         }
     )
@@ -327,6 +288,7 @@ def unlearn(
     if run_dir is not None and acc.is_main_process:
         save_unlearned(output.model, tok, run_dir / "model")
         write_config(run_dir, config)
+        output.write_info(run_dir, method)
     acc.wait_for_everyone()
     return UnlearnResult(
         run_dir / "model" if run_dir else None,
@@ -379,6 +341,9 @@ def evaluate(
     trust_remote_code: bool = False,
     benchmark: str | None = None,
     revision: str | None = None,
+    system_prompt: str | None = None,
+    field_map: dict[str, str] | str | None = None,
+    stride: int | None = None,
 ) -> Any:
     """Evaluate ``model`` (a path, or an in-memory model with ``tokenizer``) with a registered
     benchmark's metric suite (``benchmark``, default ``tofu``, or ``qa`` for the user's files;
@@ -388,14 +353,17 @@ def evaluate(
     evaluation is computed once and cached in ``<retain run>/evals/``, keyed by its fingerprint,
     the data, the template and the settings, and recomputed whenever any of them differs.
     Results go to ``out`` (``metrics.json``, ``samples.jsonl``); an existing evaluation with the
-    same key is reused (resume), a stale one never.
+    same key is reused (resume), a stale one never. ``system_prompt``, ``field_map``: as in
+    :func:`load_suite`; ``stride``: long documents are scored in windows (docs/muse-wmdp.md).
     """
     from obliviate.models.loading import load_model, load_tokenizer, model_fingerprint
     from obliviate.runs import load_eval, resolve_model_dir, write_eval
 
+    opts = suite_options(system_prompt, field_map, settings=settings, revision=revision)
     suite = load_suite(
-        benchmark, data, split, forget, retain, holdout, builtin, settings, template, revision
+        benchmark, data, split, forget, retain, holdout, builtin, **opts, template=template
     )
+    set_stride(suite, stride)
     if isinstance(model, (str, Path)):
         path = resolve_model_dir(model)
         fp = model_fingerprint(path)

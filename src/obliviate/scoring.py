@@ -32,6 +32,7 @@ class TokenScores:
     mu: np.ndarray  # sum_v p_v log p_v (n,)
     sigma2: np.ndarray  # sum_v p_v (log p_v)^2 - mu^2 (n,)
     has_eos: bool
+    cut: int = 0  # tokens dropped to fit ``max_length`` (:func:`obliviate.data.templates.encode`)
 
     @property
     def n(self) -> int:
@@ -41,7 +42,12 @@ class TokenScores:
         if not self.has_eos or self.n == 0:
             return self
         return TokenScores(
-            self.token_logprobs[:-1], self.correct[:-1], self.mu[:-1], self.sigma2[:-1], False
+            self.token_logprobs[:-1],
+            self.correct[:-1],
+            self.mu[:-1],
+            self.sigma2[:-1],
+            False,
+            self.cut,
         )
 
     def nll_avg(self, include_eos: bool = True) -> float:
@@ -78,9 +84,12 @@ def score_pairs(
     max_length: int = 512,
     progress: bool = True,
     desc: str = "scoring",
+    truncate: str = "answer",
 ) -> list[TokenScores]:
     """Teacher-forced scores of (question, answer) pairs, one forward pass per batch.
 
+    Over-long pairs are cut to ``max_length`` as :func:`obliviate.data.templates.encode` does
+    (``truncate``: "answer" cuts the answer's tail, "left" the prompt's head; ``cut`` records it).
     Identical pairs are scored once. Batches are built from length-sorted items to minimise
     padding; results come back in input order.
     """
@@ -90,7 +99,9 @@ def score_pairs(
     for pair in pairs:
         unique.setdefault(pair, len(unique))
     keys = list(unique)
-    encoded = [encode(tokenizer, q, a, template, max_length=max_length) for q, a in keys]
+    encoded = [
+        encode(tokenizer, q, a, template, max_length=max_length, truncate=truncate) for q, a in keys
+    ]
     order = sorted(range(len(keys)), key=lambda i: len(encoded[i].input_ids), reverse=True)
     results: list[TokenScores | None] = [None] * len(keys)
     pad = pad_id_of(tokenizer)
@@ -126,6 +137,7 @@ def score_pairs(
                     chunks[2][j].numpy().astype(np.float64),
                     chunks[3][j].numpy().astype(np.float64),
                     encoded[i].has_eos,
+                    encoded[i].cut,
                 )
     return [results[unique[p]] for p in pairs]  # type: ignore[misc]
 
@@ -182,3 +194,47 @@ def generate(
                     text = text.split(s)[0]
                 out[i] = text.strip()
     return [out[unique[q]] for q in questions]
+
+
+def score_documents(
+    model: CausalLM,
+    tokenizer: Any,
+    texts: Sequence[str],
+    window: int = 512,
+    stride: int | None = None,
+    batch_size: int = 8,
+    progress: bool = True,
+    desc: str = "scoring documents",
+) -> list[np.ndarray]:
+    """log p of every token of each text, however long: the text is cut into windows of
+    ``window`` tokens (BOS included; a new window every ``stride`` tokens, the overlap being
+    context only, :func:`obliviate.data.muse.encode_documents`) and each token is scored once.
+    Returns one array per text holding as many values as the text has tokens (without BOS, the
+    first token is not scored: nothing precedes it)."""
+    import torch
+
+    from obliviate.data.muse import encode_documents
+    from obliviate.data.types import QAItem
+
+    pieces: list[tuple[int, Any]] = []
+    for i, text in enumerate(texts):
+        for enc in encode_documents(tokenizer, [QAItem("", text)], window, None, stride):
+            pieces.append((i, enc))
+    per_text: list[list[np.ndarray]] = [[] for _ in texts]
+    pad = pad_id_of(tokenizer)
+    device = model_device(model)
+    batches = [pieces[i : i + batch_size] for i in range(0, len(pieces), batch_size)]
+    with torch.no_grad():
+        for chunk in _progress(batches, desc, len(batches), progress):
+            batch = pad_batch([e.input_ids for _, e in chunk], pad, [e.labels for _, e in chunk])
+            batch = {k: v.to(device) for k, v in batch.items()}
+            logits = model(
+                input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]
+            ).logits
+            targets = batch["labels"][:, 1:]
+            logp = torch.log_softmax(logits[:, :-1].float(), dim=-1)
+            picked = logp.gather(-1, targets.clamp_min(0)[..., None])[..., 0]
+            for row, (i, _) in enumerate(chunk):
+                keep = targets[row] != IGNORE
+                per_text[i].append(picked[row][keep].cpu().numpy().astype(np.float64))
+    return [np.concatenate(p) if p else np.zeros(0) for p in per_text]

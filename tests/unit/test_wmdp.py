@@ -101,7 +101,15 @@ def fake_scores(monkeypatch):
     calls = []
 
     def score_pairs(
-        model, tok, pairs, template, batch_size=32, max_length=512, progress=True, desc=""
+        model,
+        tok,
+        pairs,
+        template,
+        batch_size=32,
+        max_length=512,
+        progress=True,
+        desc="",
+        truncate="answer",
     ):
         calls.append((list(pairs), template.name, max_length))
         return [_ts(table[a]) for _, a in pairs]

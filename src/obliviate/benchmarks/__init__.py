@@ -194,7 +194,7 @@ register_benchmark(
         "obliviate.benchmarks.wmdp:evaluate_mcq",
         ("forget_accuracy", "retain_accuracy"),
         "obliviate eval --benchmark builtin-wmdp --model RUN",
-        suite=f"{_SUITES}:build_mcq",
+        suite="obliviate.benchmarks.mcq:build_mcq",
         fixed_data=True,
     )
 )
@@ -210,7 +210,7 @@ register_benchmark(
         ("wmdp_bio_accuracy", "wmdp_cyber_accuracy", "wmdp_chem_accuracy"),
         "obliviate eval --benchmark wmdp --data cais/wmdp --model MODEL",
         needs_network=True,
-        suite=f"{_SUITES}:build_mcq",
+        suite="obliviate.benchmarks.mcq:build_mcq",
         data="cais/wmdp",
         split="test",
     )

@@ -9,7 +9,8 @@ The six criteria and how they are computed here:
   the few-shot ``forget_qa_icl`` examples (:func:`knowmem_prompt`); greedy decoding of 32 new
   tokens, cut at "\\n\\n", "\\nQuestion" or "Question:"; ROUGE-L F1 against the answer; mean.
 - **C3 PrivLeak** (``privleak``, closest to 0): Min-K% (k = 0.4) scores of the ``privleak``
-  forget and holdout texts (empty prefix, up to ``max_length`` tokens); AUC in OU orientation
+  forget and holdout texts (empty prefix, their first ``max_length`` tokens as MUSE does, capped
+  at the model's context; ``tokens_dropped`` on ``mia_min_k_auc`` counts the rest); AUC in OU orientation
   (``mia_min_k_auc``, :func:`obliviate.metrics.mia.auc`); PrivLeak against the retrained
   model's AUC (:func:`obliviate.metrics.mia.privleak`). Needs the retrained model's result.
 - **C4 utility** (``retain_knowmem``, higher): C2 on ``retain_qa`` with ``retain_qa_icl``.
@@ -59,6 +60,9 @@ class MuseSettings:
     max_length: int = 2048  # privleak texts are cut to this many tokens (MUSE: 2048)
     use_stemmer: bool = False  # MUSE's original ROUGE; OU stems
     max_items: int | None = None  # cap per evaluated split (None = all; MUSE files hold 100)
+    stride: int | None = (
+        None  # document perplexity: a window every `stride` tokens (None: no overlap)
+    )
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "knowmem_stop", tuple(self.knowmem_stop))
@@ -72,6 +76,8 @@ class MuseSettings:
         ):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.stride is not None and self.stride < 1:
+            raise ValueError(f"stride must be >= 1 token, got {self.stride}")
 
 
 # ----------------------------------------------------------------------------- pure metrics
@@ -280,6 +286,7 @@ def evaluate_muse(
     timing["knowmem_s"] = round(time.perf_counter() - t0, 3)
 
     t0 = time.perf_counter()
+    dropped = 0  # privleak tokens beyond the context (MUSE scores each text's first tokens)
     if data.privleak.get("forget") and data.privleak.get("holdout"):
         mk: dict[str, list[float]] = {}
         for side in ("forget", "holdout"):
@@ -297,6 +304,7 @@ def evaluate_muse(
             mk[side] = [
                 mia.min_k_score(s.token_logprobs, settings.min_k, has_eos=s.has_eos) for s in scored
             ]
+            dropped += sum(getattr(s, "cut", 0) for s in scored)
             samples += [
                 {
                     "split": f"privleak_{side}",
@@ -312,6 +320,8 @@ def evaluate_muse(
 
     result = EvalResult({}, samples, muse_key(data, settings, fingerprint), timing)
     _set(result, values)
+    if dropped and "mia_min_k_auc" in result.metrics:
+        result.metrics["mia_min_k_auc"]["tokens_dropped"] = dropped
     if reference is not None:
         add_privleak(result, reference)
     return result
@@ -356,7 +366,7 @@ def _document_job_class() -> type:
         def encode_items(self, items: list[QAItem], max_length: int = 512) -> list[Any]:
             from obliviate.data.muse import encode_documents
 
-            return encode_documents(self.tokenizer, items, max_length, self.template)
+            return encode_documents(self.tokenizer, items, max_length, self.template, self.stride)
 
     return DocumentJob
 

@@ -13,15 +13,16 @@ benchmark:
 
 Families: :class:`QASuite` (TOFU, Maini+ 2024, arXiv 2401.06121, and the user's QA files),
 :class:`MuseSuite` (MUSE, Shi+ 2024, arXiv 2407.06460, and the user's plain documents, evaluated
-with MUSE's VerbMem, Min-K% PrivLeak and perplexity) and :class:`MCQSuite` (WMDP multiple
-choice, Li+ 2024, arXiv 2403.03218). Each ``build_*`` function below is the ``suite`` target of
-the entries in :mod:`obliviate.benchmarks`.
+with MUSE's VerbMem, Min-K% PrivLeak and perplexity) and
+:class:`~obliviate.benchmarks.mcq.MCQSuite` (WMDP multiple choice, Li+ 2024, arXiv 2403.03218,
+in its own module). Each ``build_*`` function is the ``suite`` target of the entries in
+:mod:`obliviate.benchmarks`.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from obliviate.data.types import DataError, QAItem, UnlearningRequest
@@ -108,12 +109,15 @@ class QASuite(Suite):
         add_reference_metrics(result, reference)
 
 
-def _qa_settings(settings: dict[str, Any] | None, template: str) -> tuple[Any, Any]:
+def _qa_settings(
+    settings: dict[str, Any] | None, template: str, system_prompt: str | None = None
+) -> tuple[Any, Any]:
     from obliviate.config import from_dict
     from obliviate.data.templates import PromptTemplate
     from obliviate.evaluation import EvalSettings
 
-    return PromptTemplate(template), from_dict(EvalSettings, settings or {}, "evaluation")
+    tmpl = PromptTemplate(template, system_prompt=system_prompt)
+    return tmpl, from_dict(EvalSettings, settings or {}, "evaluation")
 
 
 def build_tofu(
@@ -127,9 +131,12 @@ def build_tofu(
     settings: dict[str, Any] | None = None,
     template: str = "qa",
     revision: str | None = None,
+    system_prompt: str | None = None,
+    field_map: dict[str, str] | None = None,
 ) -> QASuite:
     """TOFU (Maini+ 2024, arXiv 2401.06121): ``data`` = "builtin" (generated), a folder of
-    ``<config>.jsonl`` files or a hub name (locuslab/TOFU); ``split`` = forget01/05/10."""
+    ``<config>.jsonl`` files or a hub name (locuslab/TOFU); ``split`` = forget01/05/10.
+    ``field_map`` ({file column: field}) renames the columns of a folder's or hub's files."""
     from obliviate.data.tofu import load_tofu
 
     if forget is not None:
@@ -138,8 +145,8 @@ def build_tofu(
             "--benchmark qa (QA pairs) or --benchmark documents (plain text)"
         )
     _builtin_only(data, spec.name, builtin)
-    request = load_tofu(data, split, **(builtin or {}))
-    tmpl, es = _qa_settings(settings, template)
+    request = load_tofu(data, split, field_map=field_map, **(builtin or {}))
+    tmpl, es = _qa_settings(settings, template, system_prompt)
     return QASuite(request.name, request.split, req=request, template=tmpl, settings=es)
 
 
@@ -154,15 +161,21 @@ def build_qa(
     settings: dict[str, Any] | None = None,
     template: str = "qa",
     revision: str | None = None,
+    system_prompt: str | None = None,
+    field_map: dict[str, str] | None = None,
 ) -> QASuite:
     """The user's QA files (:func:`obliviate.data.files.make_request`): JSON, JSONL, CSV or .txt,
-    a file or a folder per set; evaluated with TOFU's metric suite."""
+    a file or a folder per set, columns renamed by ``field_map`` ({file column: field});
+    evaluated with TOFU's metric suite."""
     from obliviate.data.files import make_request
 
     request = make_request(
-        _need(forget, "--forget FILE (the forget set)", spec.name), retain, holdout
+        _need(forget, "--forget FILE (the forget set)", spec.name),
+        retain,
+        holdout,
+        field_map=field_map,
     )
-    tmpl, es = _qa_settings(settings, template)
+    tmpl, es = _qa_settings(settings, template, system_prompt)
     return QASuite(request.name, split, req=request, template=tmpl, settings=es)
 
 
@@ -190,7 +203,9 @@ class MuseSuite(Suite):
         if self.perplexity:
             key["perplexity"] = True
         if self.mcq is not None:
-            key["mcq"] = _mcq_hash(self.mcq)
+            from obliviate.benchmarks.wmdp import mcq_hash
+
+            key["mcq"] = mcq_hash(self.mcq)
         return json.loads(json.dumps(key))  # the form it has once stored (tuples -> lists)
 
     def evaluate(
@@ -230,29 +245,33 @@ def _add_perplexity(
     result: Any, model: Any, tokenizer: Any, data: Any, settings: Any, progress: bool
 ) -> None:
     """``forget_perplexity`` (higher is better after unlearning) and ``retain_perplexity``
-    (lower): pooled perplexity of the documents (:func:`obliviate.metrics.fluency.perplexity`)."""
-    from obliviate.data.templates import PromptTemplate
+    (lower): pooled perplexity of the documents (:func:`obliviate.metrics.fluency.perplexity`)
+    over every token, long documents scored in windows of the model's context
+    (:func:`obliviate.scoring.score_documents`); ``n_tokens`` records how many were scored."""
+    from obliviate.benchmarks.wmdp import context_length
     from obliviate.metrics import metric_result
     from obliviate.metrics.fluency import perplexity
-    from obliviate.scoring import score_pairs
+    from obliviate.scoring import score_documents
 
+    window = context_length(model, settings.max_length)
     for side, items in (("forget", data.forget), ("retain", data.retain)):
         items = items if settings.max_items is None else items[: settings.max_items]
         if not items:
             continue
-        scored = score_pairs(
+        scored = score_documents(
             model,
             tokenizer,
-            [("", it.answer) for it in items],
-            PromptTemplate("raw"),
+            [it.answer for it in items],
+            window,
+            settings.stride,
             batch_size=settings.score_batch_size,
-            max_length=settings.max_length,
             progress=progress,
             desc=f"perplexity {side}",
         )
-        value = perplexity([s.without_eos().token_logprobs for s in scored])
+        value = perplexity(scored)
+        n_tokens = int(sum(len(s) for s in scored))
         result.metrics[f"{side}_perplexity"] = metric_result(
-            f"{side}_perplexity", float(value), n=len(items)
+            f"{side}_perplexity", float(value), n=len(items), n_tokens=n_tokens
         ).to_dict()
 
 
@@ -279,15 +298,17 @@ def build_muse(
     settings: dict[str, Any] | None = None,
     template: str = "qa",
     revision: str | None = None,
+    system_prompt: str | None = None,
+    field_map: dict[str, str] | None = None,
 ) -> MuseSuite:
     """MUSE (Shi+ 2024, arXiv 2407.06460): the built-in corpus, muse-bench/MUSE-News or -Books
     from the hub, or a folder in the hub layout; unlearn ``raw/forget`` keeping ``raw/retain1``."""
     from obliviate.data.muse import load_muse
 
-    if forget is not None:
+    if forget is not None or field_map:
         raise ValueError(
-            f"benchmark {spec.name!r} reads its own splits; for your own documents "
-            "use --benchmark documents"
+            f"benchmark {spec.name!r} reads its own splits in MUSE's layout; for your own "
+            "documents (and --map) use --benchmark documents"
         )
     _check_forget_split(spec, split)
     muse = load_muse(data, revision=revision, **(builtin or {}))
@@ -307,13 +328,12 @@ def _document_text(it: QAItem) -> str:
     return it.answer if it.is_document else f"{it.question} {it.answer}"
 
 
-def _documents(source: Any, role: str) -> list[QAItem]:
+def _documents(source: Any, role: str, field_map: dict[str, str] | None = None) -> list[QAItem]:
     from obliviate.data.files import load_qa_file
 
     path = source
-    items = (
-        load_qa_file(path) if isinstance(path, str) or hasattr(path, "__fspath__") else list(path)
-    )
+    is_path = isinstance(path, str) or hasattr(path, "__fspath__")
+    items = load_qa_file(path, field_map=field_map) if is_path else list(path)
     if not items:
         raise DataError(f"{role}: {path} holds no document")
     return [QAItem("", _document_text(it), meta=dict(it.meta)) for it in items]
@@ -338,18 +358,21 @@ def build_documents(
     settings: dict[str, Any] | None = None,
     template: str = "qa",
     revision: str | None = None,
+    system_prompt: str | None = None,
+    field_map: dict[str, str] | None = None,
 ) -> MuseSuite:
     """The user's plain documents: ``--forget`` / ``--retain`` / ``--holdout`` each a .txt file,
     a folder of .txt files or a .jsonl/.json/.csv with a ``text`` field. Evaluated with MUSE's
     VerbMem on the forget documents, Min-K% PrivLeak (forget vs holdout, when a holdout set is
-    given) and the forget/retain perplexity."""
+    given) and the forget/retain perplexity. ``field_map`` renames columns (e.g.
+    ``{"body": "text"}``)."""
     from obliviate.data.muse import MuseData
 
     fdocs = _documents(
-        _need(forget, "--forget FILE (the documents to forget)", spec.name), "forget"
+        _need(forget, "--forget FILE (the documents to forget)", spec.name), "forget", field_map
     )
-    rdocs = _documents(retain, "retain") if retain is not None else []
-    hdocs = _documents(holdout, "holdout") if holdout is not None else []
+    rdocs = _documents(retain, "retain", field_map) if retain is not None else []
+    hdocs = _documents(holdout, "holdout", field_map) if holdout is not None else []
     muse = MuseData(
         name="documents",
         source=str(forget),
@@ -365,125 +388,4 @@ def build_documents(
         data=muse,
         settings=_muse_settings(settings),
         perplexity=True,
-    )
-
-
-# ----------------------------------------------------------------------------- multiple choice
-
-
-@dataclass
-class MCQSuite(Suite):
-    """WMDP-style multiple-choice accuracy (:func:`obliviate.benchmarks.wmdp.evaluate_mcq`)."""
-
-    sets: dict[str, list[Any]] = field(default_factory=dict)
-    mode: str = "letters"
-    batch_size: int = 16
-    max_length: int = 2048
-    forget_docs: Any = None  # a callable giving the unlearning request
-
-    @property
-    def request(self) -> UnlearningRequest:
-        return self.forget_docs()
-
-    def key(self, fingerprint: str) -> dict[str, Any]:
-        return {
-            "eval_version": 1,
-            "benchmark": "mcq",
-            "model": fingerprint,
-            "mode": self.mode,
-            "max_length": self.max_length,
-            "data": "mcq:" + _mcq_hash(self.sets),
-        }
-
-    def evaluate(
-        self, model: Any, tokenizer: Any, reference: Any, fingerprint: str, progress: bool
-    ) -> Any:
-        from obliviate.benchmarks.wmdp import evaluate_mcq
-
-        result = evaluate_mcq(
-            model,
-            tokenizer,
-            self.sets,
-            self.mode,
-            self.batch_size,
-            self.max_length,
-            fingerprint,
-            progress,
-        )
-        result.key = self.key(fingerprint)
-        return result
-
-
-def _mcq_hash(sets: dict[str, list[Any]]) -> str:
-    import hashlib
-
-    h = hashlib.sha256()
-    for name in sorted(sets):
-        for it in sets[name]:
-            h.update(json.dumps([name, it.question, list(it.choices), it.answer]).encode())
-    return h.hexdigest()[:16]
-
-
-_MCQ_SETTINGS = ("mode", "batch_size", "max_length", "subsets")
-
-
-def build_mcq(
-    spec: Any,
-    data: str,
-    split: str,
-    forget: Any = None,
-    retain: Any = None,
-    holdout: Any = None,
-    builtin: dict[str, Any] | None = None,
-    settings: dict[str, Any] | None = None,
-    template: str = "qa",
-    revision: str | None = None,
-) -> MCQSuite:
-    """WMDP (Li+ 2024, arXiv 2403.03218) or the built-in WMDP-style questions, or an MCQ file or
-    folder (``question``/``choices``/``answer`` rows). Settings: ``mode`` (letters | cloze;
-    built-in default cloze), ``batch_size``, ``max_length``, ``subsets`` (comma-separated).
-    Unlearning reads ``--forget``/``--retain`` documents; the built-in set unlearns the
-    built-in MUSE forget documents (the same people)."""
-    from obliviate.data.wmdp import load_wmdp
-
-    opts = dict(settings or {})
-    bad = sorted(set(opts) - set(_MCQ_SETTINGS))
-    if bad:
-        raise ValueError(
-            f"benchmark {spec.name!r}: unknown setting(s) {bad}; known: {', '.join(_MCQ_SETTINGS)}"
-        )
-    _builtin_only(data, spec.name, builtin)
-    subsets = opts.get("subsets")
-    if isinstance(subsets, str):
-        subsets = [s for s in subsets.split(",") if s]
-    hub_split = split if split not in ("forget", "", None) else "test"
-    sets = load_wmdp(data, subsets, hub_split, revision=revision, **(builtin or {}))
-    is_builtin = data == "builtin"
-
-    def request() -> UnlearningRequest:
-        if forget is not None:
-            docs = _documents(forget, "forget")
-            keep = _documents(retain, "retain") if retain is not None else []
-            return UnlearningRequest(
-                docs, keep, eval={"forget": docs}, name=spec.name, split="forget"
-            )
-        if is_builtin:
-            from obliviate.data.muse import load_muse
-
-            return load_muse("builtin", ["raw", "privleak"], **(builtin or {})).request()
-        raise DataError(
-            f"benchmark {spec.name!r}: unlearning needs the forget corpus as "
-            "--forget FILE (e.g. a local copy of cais/wmdp-corpora cyber-forget-corpus)"
-        )
-
-    mode = opts.get("mode", "cloze" if is_builtin else "letters")
-    return MCQSuite(
-        spec.name,
-        "forget" if is_builtin else hub_split,
-        documents=True,
-        sets=sets,
-        mode=mode,
-        batch_size=int(opts.get("batch_size", 16)),
-        max_length=int(opts.get("max_length", 2048)),
-        forget_docs=request,
     )

@@ -14,7 +14,8 @@ that has learnt to read lettered options; the tiny models trained from scratch h
 so the built-in benchmark uses the cloze mode (docs/muse-wmdp.md).
 
 Log-likelihoods come from :func:`obliviate.scoring.score_pairs` (prompt and continuation
-tokenised separately, EOS not counted); accuracy is a pure function of them.
+tokenised together, EOS not counted; over-long inputs left-truncated to the model's
+context, :func:`choice_scores`); accuracy is a pure function of them.
 :func:`run_lm_eval` is an optional bridge to lm-evaluation-harness tasks (MMLU...) when that
 package is installed; obliviate does not depend on it.
 """
@@ -28,7 +29,7 @@ from typing import Any
 import numpy as np
 
 LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
-MCQ_VERSION = 1
+MCQ_VERSION = 2  # 2: prompt and choice tokenised together; inputs cut to the model's context
 MODES = ("letters", "cloze")
 
 
@@ -109,7 +110,17 @@ def _pairs(item: Any, mode: str) -> list[tuple[str, str]]:
     return [(prompt, f" {c}") for c in item.choices]
 
 
-def choice_loglikelihoods(
+def context_length(model: Any, max_length: int) -> int:
+    """``max_length`` capped at the model's context (``config.max_position_embeddings``):
+    nothing is scored beyond the positions the model has."""
+    cfg = getattr(model, "config", None)
+    positions = getattr(cfg, "max_position_embeddings", None) if cfg is not None else None
+    return (
+        min(max_length, positions) if isinstance(positions, int) and positions > 0 else max_length
+    )
+
+
+def choice_scores(
     model: Any,
     tokenizer: Any,
     items: Sequence[Any],
@@ -117,8 +128,12 @@ def choice_loglikelihoods(
     batch_size: int = 32,
     max_length: int = 2048,
     progress: bool = False,
-) -> list[list[float]]:
-    """Σ_t log p(continuation token t | prompt, ...) per choice (EOS excluded), per question."""
+) -> tuple[list[list[float]], int]:
+    """(:func:`choice_loglikelihoods`, the number of questions whose prompt was cut).
+
+    Inputs longer than the context (``max_length`` capped by :func:`context_length`) lose the
+    start of the prompt, the choice being kept whole (lm-evaluation-harness's left
+    truncation, docs/muse-wmdp.md)."""
     from obliviate.data.templates import PromptTemplate
     from obliviate.scoring import score_pairs
 
@@ -132,19 +147,36 @@ def choice_loglikelihoods(
         flat,
         PromptTemplate("raw"),
         batch_size=batch_size,
-        max_length=max_length,
+        max_length=context_length(model, max_length),
         progress=progress,
         desc=f"MCQ ({mode})",
+        truncate="left",
     )
-    out, i = [], 0
+    out, i, cut = [], 0, 0
     for pairs in per_item:
         row = []
+        was_cut = False
         for _ in pairs:
             s = scores[i].without_eos()
             row.append(float(s.token_logprobs.sum()))
+            was_cut = was_cut or getattr(scores[i], "cut", 0) > 0
             i += 1
         out.append(row)
-    return out
+        cut += was_cut
+    return out, cut
+
+
+def choice_loglikelihoods(
+    model: Any,
+    tokenizer: Any,
+    items: Sequence[Any],
+    mode: str = "letters",
+    batch_size: int = 32,
+    max_length: int = 2048,
+    progress: bool = False,
+) -> list[list[float]]:
+    """Σ_t log p(continuation token t | prompt, ...) per choice (EOS excluded), per question."""
+    return choice_scores(model, tokenizer, items, mode, batch_size, max_length, progress)[0]
 
 
 def evaluate_mcq(
@@ -161,24 +193,29 @@ def evaluate_mcq(
     ``<set>_accuracy`` (and ``<set>_accuracy_norm`` in cloze mode), per-question samples with
     every choice's log-likelihood and the prediction. Set names are sanitised (``wmdp-bio`` ->
     ``wmdp_bio``). Directions come from the metric catalogue: forget-type sets (WMDP subsets,
-    built-in ``forget``, any other name) aim at chance, retain sets and MMLU higher is better."""
+    built-in ``forget``, any other name) aim at chance, retain sets and MMLU higher is better.
+
+    Inputs are cut to the model's context (:func:`choice_scores`); when some were, each
+    metric of the set records ``truncated_inputs`` (questions cut) and ``context`` (tokens)."""
     from obliviate.evaluation import EvalResult
     from obliviate.metrics import metric_result
 
     t0 = time.perf_counter()
+    context = context_length(model, max_length)
     metrics: dict[str, dict[str, Any]] = {}
     samples: list[dict[str, Any]] = []
     for name, items in sets.items():
         key = name.replace("-", "_")
         items = list(items)
-        ll = choice_loglikelihoods(model, tokenizer, items, mode, batch_size, max_length, progress)
+        ll, cut = choice_scores(model, tokenizer, items, mode, batch_size, max_length, progress)
+        extra: dict[str, Any] = {"truncated_inputs": cut, "context": context} if cut else {}
         answers = [it.answer for it in items]
         values = {f"{key}_accuracy": mcq_accuracy(ll, answers)}
         if mode == "cloze":
             lens = [[len(f" {c}".encode()) for c in it.choices] for it in items]
             values[f"{key}_accuracy_norm"] = mcq_accuracy_norm(ll, lens, answers)
         for k, v in values.items():
-            metrics[k] = metric_result(k, v, n=len(items)).to_dict()
+            metrics[k] = metric_result(k, v, n=len(items)).to_dict() | extra
         preds = predictions(ll)
         samples += [
             {
@@ -198,10 +235,22 @@ def evaluate_mcq(
         "benchmark": "mcq",
         "model": fingerprint,
         "mode": mode,
-        "max_length": max_length,
+        "max_length": context,
         "sets": {n: len(v) for n, v in sets.items()},
     }
     return EvalResult(metrics, samples, key_doc, {"mcq_s": round(time.perf_counter() - t0, 3)})
+
+
+def mcq_hash(sets: Mapping[str, Sequence[Any]]) -> str:
+    """Content hash of multiple-choice sets (questions, choices, answers): keys cached results."""
+    import hashlib
+    import json
+
+    h = hashlib.sha256()
+    for name in sorted(sets):
+        for it in sets[name]:
+            h.update(json.dumps([name, it.question, list(it.choices), it.answer]).encode())
+    return h.hexdigest()[:16]
 
 
 # ----------------------------------------------------------------------------- lm-eval bridge

@@ -42,6 +42,32 @@ def add_data_args(p: argparse.ArgumentParser, split_default: str = "forget10") -
         choices=["qa", "chat", "raw"],
         help="prompt template (default: qa = 'Question: ...\\nAnswer:')",
     )
+    add_prompt_and_map_args(g)
+    g.add_argument(
+        "--stride",
+        type=int,
+        metavar="TOKENS",
+        help="long documents: start a token window every TOKENS tokens (windows overlap, "
+        "every token is still trained on and scored once; default: no overlap)",
+    )
+
+
+def add_prompt_and_map_args(g: Any) -> None:
+    """``--system-prompt`` (chat template) and ``--map`` (column names of the user's files)."""
+    g.add_argument(
+        "--system-prompt",
+        metavar="TEXT",
+        help="system prompt of the chat template (with --template chat; part of the "
+        "evaluation key)",
+    )
+    g.add_argument(
+        "--map",
+        dest="field_map",
+        metavar="COLUMN=FIELD,...",
+        help="which column of your files holds which field, e.g. --map "
+        "query=question,target=answer (fields: question, answer, text, subject, "
+        "paraphrased_answer, perturbed_answer, paraphrased_question, options)",
+    )
 
 
 def builtin_kwargs(args: argparse.Namespace) -> dict[str, Any] | None:
@@ -58,6 +84,8 @@ def builtin_kwargs(args: argparse.Namespace) -> dict[str, Any] | None:
 def data_kwargs(args: argparse.Namespace) -> dict[str, Any]:
     """The data arguments of :func:`add_data_args` as keyword arguments of :mod:`obliviate.api`
     (an unknown ``--benchmark`` fails here, before any model is loaded)."""
+    from obliviate.data.fields import parse_field_map
+
     if args.benchmark:
         from obliviate.benchmarks import get_benchmark
 
@@ -72,6 +100,9 @@ def data_kwargs(args: argparse.Namespace) -> dict[str, Any]:
         "builtin": builtin_kwargs(args),
         "template": args.template,
         "revision": args.revision,
+        "system_prompt": args.system_prompt,
+        "field_map": parse_field_map(args.field_map),
+        "stride": args.stride,
     }
 
 

@@ -35,6 +35,15 @@ def print_metrics(metrics: dict[str, Any]) -> None:
     for k in sorted(metrics):
         m = metrics[k]
         print(f"{k:<{width}}  {m['value']:.4g}  ({m['direction']} is better)")
+    for k in sorted(metrics):
+        m = metrics[k]
+        if m.get("truncated_inputs"):
+            print(
+                f"note: {k}: {m['truncated_inputs']} of {m.get('n', '?')} inputs were longer "
+                f"than the model's context ({m.get('context')} tokens) and were left-truncated"
+            )
+        if m.get("tokens_dropped"):
+            print(f"note: {k}: {m['tokens_dropped']} tokens beyond the context were not scored")
 
 
 def run(args: argparse.Namespace) -> int:

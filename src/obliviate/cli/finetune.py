@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from obliviate.cli._common import add_set_arg, builtin_kwargs
+from obliviate.cli._common import add_prompt_and_map_args, add_set_arg, builtin_kwargs
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -27,6 +27,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--size", default="s", choices=["xs", "s", "m", "l"], help="tiny model size")
     p.add_argument("--people", type=int, help="built-in benchmark: number of people")
     p.add_argument("--template", default="qa", choices=["qa", "chat", "raw"])
+    add_prompt_and_map_args(p)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--trust-remote-code", action="store_true")
     p.add_argument("--no-progress", action="store_true")
@@ -37,6 +38,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from obliviate import api
     from obliviate.config import parse_overrides
+    from obliviate.data.fields import parse_field_map
 
     over = parse_overrides(args.overrides)
     train = over.pop("train", {})
@@ -51,6 +53,8 @@ def run(args: argparse.Namespace) -> int:
         size=args.size,
         train=train,
         template=args.template,
+        system_prompt=args.system_prompt,
+        field_map=parse_field_map(args.field_map),
         builtin=builtin_kwargs(args),
         seed=args.seed,
         progress=not args.no_progress,

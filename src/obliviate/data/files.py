@@ -16,7 +16,10 @@ Fields of an object/row: ``question`` and ``answer`` (names configurable) are re
 ``paraphrased_answer``, ``perturbed_answer`` (or ``perturbed_answers``: a list of strings, a JSON
 string holding such a list, or one plain string), ``paraphrased_question``, and multiple-choice
 options ``option1``, ``option2``, ... (or a list ``options``). A row with a ``text`` field and
-neither a question nor an answer field is a document (MUSE-style corpora).
+neither a question nor an answer field is a document (MUSE-style corpora). Other scalar columns
+(e.g. ``subject``, read by the editing methods) are kept in the item's ``meta``. Columns with
+other names are mapped with a field map (:mod:`obliviate.data.fields`, ``--map
+query=question,target=answer``).
 
 Every error is a :class:`~obliviate.data.types.DataError` naming the file, the line/item and the
 expected format.
@@ -32,6 +35,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
+from obliviate.data.fields import FieldMap, check_columns, extra_fields, map_row
 from obliviate.data.types import DataError, QAItem, UnlearningRequest
 
 SUPPORTED = (".json", ".jsonl", ".csv", ".txt")
@@ -209,7 +213,7 @@ def parse_qa_row(
         text = _text_field(row, "text", where, required=True)
         if not text or not text.strip():
             raise DataError(f"{where}: field 'text' is empty")
-        return QAItem(question="", answer=text, meta=dict(meta or {}))
+        return QAItem(question="", answer=text, meta={**extra_fields(row), **(meta or {})})
     hint = f"; every row needs the fields {question_key!r} and {answer_key!r}"
     question = _text_field(row, question_key, where, required=True, hint=hint)
     answer = _text_field(row, answer_key, where, required=True, hint=hint)
@@ -224,7 +228,7 @@ def parse_qa_row(
         paraphrased_question=_text_field(row, "paraphrased_question", where, required=False)
         or None,
         options=_options(row, where),
-        meta=dict(meta or {}),
+        meta={**extra_fields(row, (question_key, answer_key)), **(meta or {})},
     )
 
 
@@ -247,42 +251,52 @@ def load_qa_file(
     path: str | os.PathLike[str],
     question_key: str = "question",
     answer_key: str = "answer",
+    field_map: FieldMap | None = None,
 ) -> list[QAItem]:
     """Load QA items (or documents) from a file or a folder of files; see the module docstring.
 
+    ``field_map`` (``{file column: field}``, :mod:`obliviate.data.fields`) renames columns
+    first; a mapped column the file lacks is a :class:`DataError` listing its columns.
     ``meta`` of every item records ``source`` (the file) and ``row`` (e.g. ``"line 3"``).
     """
     path = Path(path)
     if path.is_dir():
         items: list[QAItem] = []
         for file in _files_in(path):
-            items.extend(load_qa_file(file, question_key, answer_key))
+            items.extend(load_qa_file(file, question_key, answer_key, field_map))
         return items
+    records = read_records(path)
+    if path.suffix.lower() != ".txt":
+        check_columns([row for _, row in records], field_map, str(path))
     return [
         parse_qa_row(
-            row,
+            map_row(row, field_map),
             f"{path}: {where}",
             question_key,
             answer_key,
             meta={"source": str(path), "row": where},
         )
-        for where, row in read_records(path)
+        for where, row in records
     ]
 
 
-def _as_items(source: Any, role: str) -> list[QAItem]:
+def _as_items(source: Any, role: str, field_map: FieldMap | None = None) -> list[QAItem]:
     if isinstance(source, (str, os.PathLike)):
-        return load_qa_file(source)
+        return load_qa_file(source, field_map=field_map)
     if not isinstance(source, Iterable):
         raise DataError(
             f"{role}: expected a path or a list of QA items, got {type(source).__name__}"
         )
+    rows = list(source)
+    dicts = [x for x in rows if isinstance(x, dict)]
+    if dicts:
+        check_columns(dicts, field_map, role)
     items = []
-    for i, x in enumerate(source, start=1):
+    for i, x in enumerate(rows, start=1):
         if isinstance(x, QAItem):
             items.append(x)
         else:
-            items.append(parse_qa_row(x, f"{role} item {i}"))
+            items.append(parse_qa_row(map_row(x, field_map), f"{role} item {i}"))
     return items
 
 
@@ -291,18 +305,20 @@ def make_request(
     retain: str | os.PathLike[str] | Sequence[QAItem | dict[str, Any]] | None = None,
     holdout: str | os.PathLike[str] | Sequence[QAItem | dict[str, Any]] | None = None,
     name: str = "custom",
+    field_map: FieldMap | None = None,
 ) -> UnlearningRequest:
     """Build an :class:`UnlearningRequest` from paths (files or folders) or lists of items/dicts.
 
     The evaluation splits are the given sets themselves: ``eval["forget"]`` (with paraphrases and
     perturbed answers when the rows have them), ``eval["retain"]`` and ``eval["holdout"]`` when
     given. ``full`` stays empty: the target model's training set is unknown for custom data.
+    ``field_map`` (``{file column: field}``) applies to every set.
     """
-    forget_items = _as_items(forget, "forget")
+    forget_items = _as_items(forget, "forget", field_map)
     if not forget_items:
         raise DataError(f"{name}: the forget set is empty; give at least one item")
-    retain_items = _as_items(retain, "retain") if retain is not None else []
-    holdout_items = _as_items(holdout, "holdout") if holdout is not None else []
+    retain_items = _as_items(retain, "retain", field_map) if retain is not None else []
+    holdout_items = _as_items(holdout, "holdout", field_map) if holdout is not None else []
     eval_splits = {"forget": forget_items}
     if retain_items:
         eval_splits["retain"] = retain_items

@@ -358,17 +358,48 @@ def chunk_ids(ids: Sequence[int], window: int) -> list[list[int]]:
     return [ids[i : i + window] for i in range(0, len(ids), window)]
 
 
+def windows(
+    ids: Sequence[int], window: int, stride: int | None = None
+) -> list[tuple[list[int], int]]:
+    """Overlapping windows of one document's ids: ``(piece, n_context)`` pairs, a window
+    starting every ``stride`` tokens (``None``: ``window``, no overlap). The first ``n_context``
+    tokens of a piece were already covered by the previous window (context only), so every
+    token is covered exactly once; the last window ends at the document's end."""
+    if window < 1:
+        raise ValueError(f"window must be >= 1 token, got {window}")
+    stride = window if stride is None else stride
+    if not 1 <= stride <= window:
+        raise ValueError(f"stride must be between 1 and the window ({window} tokens), got {stride}")
+    ids = list(ids)
+    out: list[tuple[list[int], int]] = []
+    covered = 0
+    for start in range(0, len(ids), stride):
+        piece = ids[start : start + window]
+        out.append((piece, covered - start))
+        covered = start + len(piece)
+        if covered >= len(ids):
+            break
+    return out
+
+
 def encode_documents(
-    tokenizer: Any, items: Sequence[QAItem], max_length: int = 512, template: Any = None
+    tokenizer: Any,
+    items: Sequence[QAItem],
+    max_length: int = 512,
+    template: Any = None,
+    stride: int | None = None,
 ) -> list[Any]:
     """Encode items for training: documents cut into windows, QA items as usual.
 
     A document (``question == ""``) is tokenised once without special tokens and cut by
-    :func:`chunk_ids` into windows of ``max_length - 1`` tokens, each prefixed with BOS (label
+    :func:`windows` into windows of ``max_length - 1`` tokens, each prefixed with BOS (label
     -100) when the tokenizer has one, so that every window is at most ``max_length`` tokens.
-    Document-boundary policy: windows never cross documents, and a document's last, shorter
-    window is kept (no EOS is appended: a window is not an end of text). QA items go through
-    :func:`obliviate.data.templates.encode` with ``template`` (default ``qa``).
+    With ``stride`` a window starts every ``stride`` tokens and the tokens the previous window
+    already covered are context only (label -100): every token is trained on exactly once,
+    nothing is dropped. Document-boundary policy: windows never cross documents, and a
+    document's last, shorter window is kept (no EOS is appended: a window is not an end of
+    text). QA items go through :func:`obliviate.data.templates.encode` with ``template``
+    (default ``qa``).
     """
     from obliviate.data.templates import IGNORE, Encoded, PromptTemplate, encode
 
@@ -384,6 +415,7 @@ def encode_documents(
             out.append(encode(tokenizer, it.question, it.answer, template, max_length))
             continue
         ids = tokenizer(it.answer, add_special_tokens=False, verbose=False)["input_ids"]
-        for piece in chunk_ids(ids, window):
-            out.append(Encoded(prefix + piece, [IGNORE] * len(prefix) + piece, len(prefix), False))
+        for piece, n_ctx in windows(ids, window, stride):
+            labels = [IGNORE] * (len(prefix) + n_ctx) + piece[n_ctx:]
+            out.append(Encoded(prefix + piece, labels, len(prefix) + n_ctx, False))
     return out

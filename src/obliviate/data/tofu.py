@@ -23,6 +23,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+from obliviate.data.fields import FieldMap, check_columns, map_row
 from obliviate.data.files import Record, parse_qa_row, read_records
 from obliviate.data.types import DataError, QAItem, UnlearningRequest
 
@@ -152,19 +153,32 @@ def _load_records(
     return out
 
 
+def _mapped(
+    records: dict[str, list[Record]], field_map: FieldMap | None, source: str
+) -> dict[str, list[Record]]:
+    """``records`` with the columns renamed by ``field_map`` ({file column: field},
+    :mod:`obliviate.data.fields`); a mapped column no config has is a :class:`DataError`."""
+    if not field_map:
+        return records
+    check_columns([row for rows in records.values() for _, row in rows], field_map, source)
+    return {c: [(w, map_row(r, field_map)) for w, r in rows] for c, rows in records.items()}
+
+
 def load_tofu_configs(
     source: str | os.PathLike[str],
     names: Iterable[str],
     *,
     optional: Iterable[str] = (),
+    field_map: FieldMap | None = None,
     **builtin_kwargs: Any,
 ) -> dict[str, list[dict[str, Any]]]:
     """Raw rows (dicts with the hub's fields) of the named configs of a TOFU source.
 
     A missing config raises :class:`DataError` unless it is listed in ``optional`` (then it is
-    left out of the result).
+    left out of the result). ``field_map`` renames columns (:mod:`obliviate.data.fields`).
     """
-    records = _load_records(os.fspath(source), names, optional, builtin_kwargs)
+    source = os.fspath(source)
+    records = _mapped(_load_records(source, names, optional, builtin_kwargs), field_map, source)
     return {config: [row for _, row in rows] for config, rows in records.items()}
 
 
@@ -276,6 +290,7 @@ def load_tofu(
     split: str | int = "forget10",
     *,
     check: bool = True,
+    field_map: FieldMap | None = None,
     **builtin_kwargs: Any,
 ) -> UnlearningRequest:
     """Load a TOFU split as an :class:`UnlearningRequest`.
@@ -286,13 +301,16 @@ def load_tofu(
     i.e. answer + wrong answers, with ``options`` from the plain version when present).
     With ``check`` (the default) the structure is verified (:func:`check_tofu_invariants`) and a
     violation raises :class:`DataError`. ``name`` is ``"builtin-tofu"`` or ``"tofu"``.
+    ``field_map`` ({file column: field}) renames the columns of every config.
     """
     source = os.fspath(source)
     forget_name = normalize_split(split)
     pct = int(forget_name[-2:])
     needed = required_configs(forget_name)
-    records = _load_records(
-        source, needed + list(OPTIONAL_CONFIGS), OPTIONAL_CONFIGS, builtin_kwargs
+    records = _mapped(
+        _load_records(source, needed + list(OPTIONAL_CONFIGS), OPTIONAL_CONFIGS, builtin_kwargs),
+        field_map,
+        source,
     )
     items = {config: _parse(rows, config) for config, rows in records.items()}
     if check:

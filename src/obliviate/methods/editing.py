@@ -1,7 +1,10 @@
 """Closed-form model-editing methods (docs/methods.md): ``rome`` and ``memit``.
 
 Both replace the answers of the forget set with a refusal by editing MLP output projections
-(:mod:`obliviate.editing`). They train nothing: of the ``train`` settings only ``seed``,
+(:mod:`obliviate.editing`). The subject of an item is its ``subject_field`` column (default
+``subject``; any column of the user's files or of a TOFU folder, renamed with ``--map`` if
+needed), else guessed from the question; the subjects and layers edited are recorded in the
+method's info (``<run>/method.json``). They train nothing: of the ``train`` settings only ``seed``,
 ``batch_size`` and ``max_length`` are used. The result is an ordinary model (saved and
 evaluated like any fine-tuned one), so "probability of an answer" has its usual meaning.
 
@@ -184,6 +187,7 @@ class EditingMethod:
         model.eval()
         ed = EditableModel(model)
         cfg = self._config()
+        check_subject_field(job.request.forget, self.subject_field)
         prompts = prepare_prompts(job.tokenizer, job.template, job.request.forget, cfg)
         layers, ie = self.locate(job, prompts)
         C = key_second_moments(
@@ -205,11 +209,28 @@ class EditingMethod:
             "groups": len({p.group for p in prompts}),
             "with_subject": sum(p.span.found for p in prompts),
             "prompts": len(prompts),
+            "subject_field": self.subject_field,
+            "subjects": sorted({p.subject for p in prompts if p.subject}),
             "edits": report,
             "value_log": cfg.logs,
             "edit_s": round(time.perf_counter() - t0, 3),
         }
         return UnlearnOutput(model, [], edited, None, info)
+
+
+_BOOKKEEPING = ("source", "row", "config")
+
+
+def check_subject_field(items: Sequence[Any], field: str) -> None:
+    """A ``subject_field`` other than the default must name a column of the forget data (any
+    source: the user's files, a TOFU folder, lists of rows); the error lists the columns."""
+    if field == "subject" or any(field in (it.meta or {}) for it in items):
+        return
+    cols = sorted({k for it in items for k in (it.meta or {}) if k not in _BOOKKEEPING})
+    raise ValueError(
+        f"subject_field={field!r}: no forget item has that column (columns besides question "
+        f"and answer: {', '.join(cols) or 'none'}); name one of them or map one with --map"
+    )
 
 
 _COMMON = {

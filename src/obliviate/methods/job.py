@@ -26,10 +26,18 @@ class UnlearnJob:
     accelerator: Any = None
     progress: bool = True
     model_path: str | None = None  # where the target came from, when loaded from disk
+    stride: int | None = None  # long documents: a token window every `stride` tokens
 
     _ref_model: Any = None
 
     def encode_items(self, items: list[QAItem], max_length: int = 512) -> list[Encoded]:
+        """QA items with the template; plain documents cut into windows of ``max_length``
+        tokens (a new one every ``stride`` tokens), never truncated
+        (:func:`obliviate.data.muse.encode_documents`)."""
+        if any(it.is_document for it in items):
+            from obliviate.data.muse import encode_documents
+
+            return encode_documents(self.tokenizer, items, max_length, self.template, self.stride)
         return [
             encode(self.tokenizer, it.question, it.answer, self.template, max_length)
             for it in items
@@ -55,6 +63,18 @@ class UnlearnOutput:
     trainable_params: int = 0
     stopped: str | None = None
     info: dict[str, Any] = field(default_factory=dict)
+
+    def write_info(self, run_dir: Path, method: str) -> None:
+        """``<run>/method.json``: the method's name and its ``info`` (e.g. the layers and
+        subjects an editing method changed; docs/run-format.md)."""
+        import json
+
+        from obliviate.io import write_json
+
+        write_json(
+            run_dir / "method.json",
+            {"method": method, "info": json.loads(json.dumps(self.info, default=str))},
+        )
 
 
 def _unwrap(model: Any) -> Any:

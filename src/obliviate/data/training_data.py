@@ -1,0 +1,76 @@
+"""The data a model is fine-tuned on: one config of a TOFU-shaped source or a user file
+(:func:`training_items`), and every text of a benchmark for training a tokenizer
+(:func:`corpus_text`). Used by :func:`obliviate.api.finetune`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from obliviate.data.types import QAItem
+
+TOFU_CONFIGS = (
+    "full",
+    "forget01",
+    "forget05",
+    "forget10",
+    "retain99",
+    "retain95",
+    "retain90",
+    "forget01_perturbed",
+    "forget05_perturbed",
+    "forget10_perturbed",
+    "retain_perturbed",
+    "holdout01",
+    "holdout05",
+    "holdout10",
+    "real_authors",
+    "real_authors_perturbed",
+    "world_facts",
+    "world_facts_perturbed",
+)
+
+
+def training_items(
+    data: str,
+    split: str,
+    builtin: dict[str, Any] | None = None,
+    field_map: Any = None,
+) -> list[QAItem]:
+    """Items of one training config (``full``, ``retain90``...) or of a user file, columns
+    renamed by ``field_map`` ({file column: field}, :mod:`obliviate.data.fields`)."""
+    from obliviate.data.fields import parse_field_map
+
+    fmap = parse_field_map(field_map)
+    p = Path(data)
+    if p.is_file() or (p.is_dir() and not _looks_like_tofu(p)):
+        from obliviate.data.files import load_qa_file
+
+        return load_qa_file(data, field_map=fmap)
+    from obliviate.data.files import parse_qa_row
+    from obliviate.data.tofu import load_tofu_configs
+
+    rows = load_tofu_configs(data, [split], field_map=fmap, **(builtin or {}))[split]
+    return [parse_qa_row(r, f"{data} {split}: row {i}") for i, r in enumerate(rows, start=1)]
+
+
+def _looks_like_tofu(folder: Path) -> bool:
+    return any((folder / f"full{ext}").exists() for ext in (".jsonl", ".json"))
+
+
+def corpus_text(data: str, builtin: dict[str, Any] | None = None) -> list[str]:
+    """Every text of a benchmark (all configs, answers and their variants): tokenizer training."""
+    from obliviate.data.tofu import load_tofu_configs
+
+    rows = load_tofu_configs(data, TOFU_CONFIGS, optional=TOFU_CONFIGS, **(builtin or {}))
+    texts: dict[str, None] = {}
+    for config_rows in rows.values():
+        for r in config_rows:
+            for k in ("question", "answer", "paraphrased_answer", "paraphrased_question"):
+                if isinstance(r.get(k), str):
+                    texts.setdefault(r[k], None)
+            for p in r.get("perturbed_answer") or []:
+                texts.setdefault(p, None)
+    if not texts:
+        raise ValueError(f"{data}: no text found to train a tokenizer on")
+    return list(texts)
