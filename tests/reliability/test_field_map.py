@@ -1,6 +1,6 @@
-"""Field mapping (README.md, "Your own data"): files whose columns have other names load with
-``--map COLUMN=FIELD`` / ``field_map={column: field}``; a mapped column the file lacks is a
-one-sentence error listing its columns; extra columns such as ``subject`` reach the editing
+"""Field mapping (README.md, "Columns with other names"): files whose columns have other names
+load with ``--map COLUMN=FIELD`` / ``field_map={column: field}``; a mapped column the file lacks
+is a one-sentence error listing its columns; extra columns such as ``subject`` reach the editing
 methods (``subject_field``), which record what they edited in ``<run>/method.json``."""
 
 from __future__ import annotations

@@ -2,8 +2,8 @@
 
 A field map says which column of the file holds which field, ``{file column: field}``, e.g.
 ``{"query": "question", "target": "answer"}`` for a file with the columns ``query`` and
-``target``; on the command line ``--map query=question,target=answer`` (README.md, "Your own
-data"). Fields: ``question``, ``answer``, ``text`` (a document),
+``target``; on the command line ``--map query=question,target=answer`` (README.md,
+"Columns with other names"). Fields: ``question``, ``answer``, ``text`` (a document),
 ``paraphrased_answer``, ``perturbed_answer``, ``paraphrased_question``, ``options``,
 ``subject`` (read by the editing methods, ``subject_field``) or any other name, kept in the
 item's ``meta``. A column named in the map that the file does not have is an error listing the
