@@ -81,8 +81,9 @@ def check_not_input(out: Path, inputs: Iterable[str | os.PathLike[str] | None]) 
         for root in input_roots(model):
             if _inside(out, root) or _inside(root, out):
                 raise ValueError(
-                    f"--out {out} would write into {root}, the folder of the input model "
-                    f"{model}, and overwrite it; choose an output folder outside it"
+                    f"--out {out} overlaps {root}, the folder (or run folder) of the input "
+                    f"model {model}: writing there would overwrite the input; choose an output "
+                    "folder outside it"
                 )
 
 

@@ -8,7 +8,7 @@ import json
 from pathlib import Path
 
 import pytest
-from trust_helpers import copy_run
+from trust_helpers import copy_run, own_fingerprint_cache  # noqa: F401 (autouse)
 
 from obliviate import api
 from obliviate.cli import main

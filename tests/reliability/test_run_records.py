@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from trust_helpers import copy_run
+from trust_helpers import copy_run, own_fingerprint_cache  # noqa: F401 (autouse)
 
 from obliviate import api
 from obliviate.cli import main

@@ -7,11 +7,11 @@ import json
 from pathlib import Path
 
 import pytest
-from trust_helpers import copy_run, edit_middle_weight
+from trust_helpers import copy_run, edit_middle_weight, own_fingerprint_cache  # noqa: F401 (autouse)
 
 from obliviate import api
 from obliviate.cli import main
-from obliviate.models.fingerprint import model_fingerprint
+from obliviate.models.loading import model_fingerprint
 
 FAST = {"generate": False, "batch_size": 64}
 

@@ -1,12 +1,30 @@
-"""Helpers of the reliability suite: copies of the session's tiny models as run folders, and an
-edit of one element of a tensor stored in the middle of a safetensors file."""
+"""Helpers of the reliability suite: copies of the session's tiny models as run folders, an
+edit of one element of a tensor stored in the middle of a safetensors file, and an autouse
+fixture (import it into a test module) giving each test its own obliviate cache folder."""
 
 from __future__ import annotations
 
 import json
 import shutil
 import struct
+from collections.abc import Iterator
 from pathlib import Path
+
+import pytest
+
+
+@pytest.fixture(autouse=True)
+def own_fingerprint_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Each test gets its own obliviate cache folder and an empty in-process hash cache."""
+    monkeypatch.setenv("OBLIVIATE_CACHE", str(tmp_path / "obliviate-cache"))
+    try:
+        from obliviate.models.fingerprint import clear_memory_cache
+    except ImportError:  # code without a fingerprint cache: nothing to clear
+        yield
+        return
+    clear_memory_cache()
+    yield
+    clear_memory_cache()
 
 
 def copy_run(model_dir: str, run: Path) -> Path:
