@@ -122,13 +122,16 @@ def finetune(
     trust_remote_code: bool = False,
     system_prompt: str | None = None,
     field_map: dict[str, str] | str | None = None,
+    overwrite: bool = False,
 ) -> FinetuneResult:
     """Fine-tune ``model`` (a hub name or folder; ``None`` = the tiny Llama trained from scratch)
     on one config of ``data`` with answer-only loss, and save it under ``out/model``.
 
     For the tiny default the tokenizer is trained on the benchmark text unless ``tokenizer``
     (a folder) is given: pass the target's tokenizer when training its retain model, so both
-    share a vocabulary. ``system_prompt``, ``field_map``: as in :func:`load_suite`.
+    share a vocabulary. ``system_prompt``, ``field_map``: as in :func:`load_suite`. ``out``
+    must not hold a finished run unless ``overwrite`` (then its old files are removed first)
+    and never contains the starting model or tokenizer (:mod:`obliviate.run_output`).
     """
     from obliviate.config import TrainConfig, from_dict, to_dict
     from obliviate.data.collate import pad_id_of
@@ -136,12 +139,15 @@ def finetune(
     from obliviate.methods import functional as F
     from obliviate.models.loading import load_model, load_tokenizer
     from obliviate.models.tiny import build_tiny_llama, train_tokenizer
+    from obliviate.run_output import prepare_run_dir
     from obliviate.runs import write_config
     from obliviate.training import get_accelerator, train_loop
 
     out = Path(out)
     tmpl = PromptTemplate(template, system_prompt=system_prompt)
     acc = get_accelerator(accelerator)
+    if acc.is_main_process:
+        prepare_run_dir(out, (model, tokenizer), overwrite)
     items = training_items(data, split, builtin, field_map)
     if model is None:
         tok = (
@@ -232,6 +238,7 @@ def unlearn(
     system_prompt: str | None = None,
     field_map: dict[str, str] | str | None = None,
     stride: int | None = None,
+    overwrite: bool = False,
 ) -> UnlearnResult:
     """Unlearn a forget set from ``model`` (hub name, model folder or run folder) with a
     registered ``method`` (``obliviate ls methods``) and save the result under ``out/model``.
@@ -242,11 +249,17 @@ def unlearn(
     (MUSE, WMDP corpora, plain documents) cut long documents into token windows, a new one
     every ``stride`` tokens (docs/muse-wmdp.md). ``system_prompt``, ``field_map``: as in
     :func:`load_suite`. The method's own report (``UnlearnOutput.info``) goes to method.json.
+
+    ``out`` is refused when it holds a finished run unless ``overwrite`` (which removes the old
+    run's files first), and always when it is or contains the input model's folder or its run
+    folder (:mod:`obliviate.run_output`). ``config.yaml`` records the method, its settings, the
+    data by name and the input and output models' fingerprints.
     """
     from obliviate.methods.base import UnlearnJob
-    from obliviate.models.loading import load_model, load_tokenizer
+    from obliviate.models.loading import load_model, load_tokenizer, model_fingerprint
     from obliviate.registry import BENCHMARKS, METHODS
-    from obliviate.runs import resolve_model_dir, write_config
+    from obliviate.run_output import prepare_run_dir
+    from obliviate.runs import data_names, resolve_model_dir, write_config
     from obliviate.training import get_accelerator
 
     preset = METHODS.get(method)
@@ -255,14 +268,16 @@ def unlearn(
     overrides = dict(overrides or {})
     method_obj = preset.build(overrides)
     tmpl = PromptTemplate(template, system_prompt=system_prompt)
+    path = resolve_model_dir(model)
+    run_dir = Path(out) if out else None
+    if run_dir is not None:
+        prepare_run_dir(run_dir, (path,), overwrite)
     opts = suite_options(system_prompt, field_map, revision=revision)
     suite = load_suite(benchmark, data, split, forget, retain, holdout, builtin, **opts)
     request = suite.request
-    path = resolve_model_dir(model)
     tok = load_tokenizer(path, trust_remote_code)
     net = load_model(path, trust_remote_code=trust_remote_code)
     acc = get_accelerator(accelerator)
-    run_dir = Path(out) if out else None
     job_class: Any = UnlearnJob
     if suite.documents:
         from obliviate.benchmarks.muse import DocumentJob
@@ -272,8 +287,10 @@ def unlearn(
     config = _merge(preset.defaults(), overrides)
     config.update(
         {
+            "method": method,
             "model": str(model),
-            "data": data if forget is None else "custom",
+            "model_fingerprint": model_fingerprint(path),
+            **data_names(data, forget, retain, holdout),
             "split": split if split is not None else suite.split,
             "template": template,
             **config_entries(system_prompt, field_map, stride),
@@ -287,6 +304,7 @@ def unlearn(
     wall = time.perf_counter() - t0
     if run_dir is not None and acc.is_main_process:
         save_unlearned(output.model, tok, run_dir / "model")
+        config["output_fingerprint"] = model_fingerprint(run_dir / "model")
         write_config(run_dir, config)
         output.write_info(run_dir, method)
     acc.wait_for_everyone()
@@ -303,13 +321,17 @@ def unlearn(
 
 
 def save_unlearned(model: Any, tokenizer: Any, path: Path) -> None:
-    """Save a model, a PEFT adapter, or a wrapper that knows how to save itself."""
+    """Save a model, a PEFT adapter (its base model path stored relative to ``path``), or a
+    wrapper that knows how to save itself."""
     model = getattr(model, "module", model)
     if hasattr(model, "save_pretrained"):
         model.save_pretrained(path, safe_serialization=True)
     else:
         raise ValueError(f"cannot save a {type(model).__name__}: it has no save_pretrained")
     tokenizer.save_pretrained(path)
+    from obliviate.models.adapters import relativise_base
+
+    relativise_base(path)  # a LoRA run folder still loads once the tree is moved
 
 
 def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
@@ -344,39 +366,55 @@ def evaluate(
     system_prompt: str | None = None,
     field_map: dict[str, str] | str | None = None,
     stride: int | None = None,
+    overwrite: bool = False,
 ) -> Any:
     """Evaluate ``model`` (a path, or an in-memory model with ``tokenizer``) with a registered
     benchmark's metric suite (``benchmark``, default ``tofu``, or ``qa`` for the user's files;
     ``obliviate ls benchmarks``).
 
     ``retain_model`` (the gold-standard model's folder) enables forget quality and privleak: its
-    evaluation is computed once and cached in ``<retain run>/evals/``, keyed by its fingerprint,
-    the data, the template and the settings, and recomputed whenever any of them differs.
+    evaluation is computed once and cached inside its run tree (``<retain run>/evals/``), keyed
+    like every evaluation, and recomputed whenever the key differs.
     Results go to ``out`` (``metrics.json``, ``samples.jsonl``); an existing evaluation with the
-    same key is reused (resume), a stale one never. ``system_prompt``, ``field_map``: as in
-    :func:`load_suite`; ``stride``: long documents are scored in windows (docs/muse-wmdp.md).
+    same key is reused (resume), a stale one never. The key holds the model's fingerprint over
+    every weight byte and the tokenizer (:mod:`obliviate.models.fingerprint`), the data, the
+    template, the settings and the metric versions. ``out`` holding another model's evaluation
+    is refused unless ``overwrite`` (:func:`obliviate.run_output.prepare_eval_dir`).
+    ``meta`` adds to ``metrics.json``; without a ``role`` it is read from the model's run.
+    ``system_prompt``, ``field_map``: as in :func:`load_suite`; ``stride``: long documents are
+    scored in windows (docs/muse-wmdp.md).
     """
     from obliviate.models.loading import load_model, load_tokenizer, model_fingerprint
-    from obliviate.runs import load_eval, resolve_model_dir, write_eval
+    from obliviate.retain_eval import retain_reference
+    from obliviate.run_output import prepare_eval_dir, run_labels
+    from obliviate.runs import data_names, load_eval, resolve_model_dir, write_eval
 
     opts = suite_options(system_prompt, field_map, settings=settings, revision=revision)
     suite = load_suite(
         benchmark, data, split, forget, retain, holdout, builtin, **opts, template=template
     )
     set_stride(suite, stride)
+    meta = dict(meta or {})
+    recorded = (meta.get("model") or {}).get("path")
+    tok = None
     if isinstance(model, (str, Path)):
-        path = resolve_model_dir(model)
+        path: str | None = resolve_model_dir(model)
         fp = model_fingerprint(path)
         net = None
     else:
-        path, net, fp = None, model, model_fingerprint(model)
         if tokenizer is None:
             raise ValueError("evaluate(): pass tokenizer= with an in-memory model")
+        tok = (
+            tokenizer if not isinstance(tokenizer, (str, Path)) else load_tokenizer(str(tokenizer))
+        )
+        path, net, fp = None, model, model_fingerprint(model, tok)
     key = suite.key(fp)
     out_dir = Path(out) if out else None
+    if out_dir is not None:
+        prepare_eval_dir(out_dir, path, fp, overwrite, recorded)
     reference = None
     if retain_model is not None:
-        reference = _retain_reference(retain_model, suite, progress, reuse)
+        reference = retain_reference(retain_model, suite, progress, reuse)
     if out_dir is not None and reuse:
         cached = load_eval(out_dir)
         if cached is not None and cached.key == key:
@@ -387,64 +425,20 @@ def evaluate(
         path = cast(str, path)  # set whenever net is None
         tok = load_tokenizer(path, trust_remote_code)
         net = load_model(path, trust_remote_code=trust_remote_code)
-    else:
-        tok = (
-            tokenizer if not isinstance(tokenizer, (str, Path)) else load_tokenizer(str(tokenizer))
-        )
     t0 = time.perf_counter()
     result = suite.evaluate(net, tok, reference, fp, progress)
     result.timing["eval_s"] = round(time.perf_counter() - t0, 3)
     if out_dir is not None:
-        info = {
+        info: dict[str, Any] = {
             "name": out_dir.name,
+            **run_labels(path or recorded),
             "benchmark": suite.name,
             "split": suite.split,
-            "model": {"path": str(path) if path else None, "fingerprint": fp},
+            **data_names(data, forget, retain, holdout),
         }
         if revision:
             info["revision"] = revision
-        info.update(meta or {})
+        info.update(meta)
+        info["model"] = {"path": path or recorded, "fingerprint": fp, **(meta.get("model") or {})}
         write_eval(out_dir, result, info)
     return result
-
-
-def _retain_reference(retain_model: Any, suite: Any, progress: bool, reuse: bool) -> Any:
-    """The retain model's evaluation on the same data and settings, cached next to it."""
-    from obliviate.evaluation import EvalResult
-    from obliviate.models.loading import load_model, load_tokenizer, model_fingerprint
-    from obliviate.runs import load_eval, resolve_model_dir, write_eval
-
-    if isinstance(retain_model, EvalResult):
-        return retain_model
-    path = resolve_model_dir(retain_model)
-    fp = model_fingerprint(path)
-    key = suite.key(fp)
-    tag = key["data"].split(":")[1][:8] + "-" + _short_hash(key)
-    cache = Path(path).parent / "evals" / f"{suite.name}-{suite.split}-{tag}"
-    if reuse:
-        cached = load_eval(cache)
-        if cached is not None and cached.key == key:
-            return cached
-    tok = load_tokenizer(path)
-    net = load_model(path)
-    result = suite.evaluate(net, tok, None, fp, progress)
-    suite.add_reference(result, result)
-    write_eval(
-        cache,
-        result,
-        {
-            "name": "retain",
-            "role": "retain",
-            "benchmark": suite.name,
-            "split": suite.split,
-            "model": {"path": path, "fingerprint": fp},
-        },
-    )
-    return result
-
-
-def _short_hash(obj: Any) -> str:
-    import hashlib
-    import json
-
-    return hashlib.sha256(json.dumps(obj, sort_keys=True).encode()).hexdigest()[:10]

@@ -89,19 +89,26 @@ def data_hash(request: UnlearningRequest) -> str:
 def eval_key(
     request: UnlearningRequest, template: PromptTemplate, settings: EvalSettings, fingerprint: str
 ) -> dict[str, Any]:
+    """Everything a number depends on: the model's content fingerprint (every weight byte and
+    the tokenizer, :mod:`obliviate.models.fingerprint`), the data, the template, the settings
+    and the versions of the evaluation code and of every metric definition."""
+    from obliviate.metrics.lookups import metric_versions
+
     key = {
         "eval_version": EVAL_VERSION,
         "model": fingerprint,
         "data": data_hash(request),
         "template": asdict(template),
         "settings": asdict(settings),
+        "metric_versions": metric_versions(),
     }
     return json.loads(json.dumps(key))  # the form it has once stored (tuples -> lists)
 
 
 def _compatible(a: dict[str, Any], b: dict[str, Any]) -> list[str]:
     """The key fields (other than the model) in which two evaluations differ."""
-    return [k for k in ("eval_version", "data", "template", "settings") if a.get(k) != b.get(k)]
+    fields = ("eval_version", "data", "template", "settings", "metric_versions")
+    return [k for k in fields if a.get(k) != b.get(k)]
 
 
 def _pairs_for(split: str, items: list[QAItem]) -> list[tuple[str, str]]:

@@ -95,6 +95,25 @@ def load_eval(run_dir: str | Path) -> Any:
     )
 
 
+def data_names(data: Any, forget: Any = None, retain: Any = None, holdout: Any = None) -> dict:
+    """How a run names its data: the benchmark source (``data``) or, for the user's own
+    files, their file names (``data``) and paths (``forget``/``retain``/``holdout``); items
+    given in memory are named by their count."""
+
+    def name(x: Any) -> str:
+        if isinstance(x, (str, os.PathLike)):
+            return Path(x).name or str(x)
+        return f"{len(x)} items in memory" if hasattr(x, "__len__") else type(x).__name__
+
+    if forget is None:
+        return {"data": data}
+    files = {k: v for k, v in (("forget", forget), ("retain", retain), ("holdout", holdout))}
+    given = {k: v for k, v in files.items() if v is not None}
+    out: dict[str, Any] = {"data": ", ".join(f"{k}: {name(v)}" for k, v in given.items())}
+    out.update({k: str(v) for k, v in given.items() if isinstance(v, (str, os.PathLike))})
+    return out
+
+
 def resolve_model_dir(path: str | Path) -> str:
     """Accept a run folder (with ``model/``) or a model folder or a hub name."""
     p = Path(path)

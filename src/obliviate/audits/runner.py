@@ -393,6 +393,7 @@ def run_audit(
     from obliviate.api import load_request
     from obliviate.audits.scores import split_halves
     from obliviate.config import from_dict
+    from obliviate.runs import data_names
 
     s = (
         settings
@@ -449,7 +450,7 @@ def run_audit(
         info={
             "benchmark": request.name,
             "split": split,
-            "data": data if forget is None else "custom",
+            **data_names(data, forget, retain, holdout),
             "template": template,
             "n_forget": len(items),
             "relearn_items": len(relearn_idx),

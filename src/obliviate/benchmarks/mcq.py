@@ -27,6 +27,8 @@ class MCQSuite(Suite):
         return self.forget_docs()
 
     def key(self, fingerprint: str) -> dict[str, Any]:
+        from obliviate.metrics.lookups import metric_versions
+
         return {
             "eval_version": MCQ_VERSION,
             "benchmark": "mcq",
@@ -34,6 +36,7 @@ class MCQSuite(Suite):
             "mode": self.mode,
             "max_length": self.max_length,
             "data": "mcq:" + mcq_hash(self.sets),
+            "metric_versions": metric_versions(),
         }
 
     def evaluate(

@@ -159,12 +159,15 @@ def muse_data_hash(data: Any) -> str:
 
 
 def muse_key(data: Any, settings: MuseSettings, fingerprint: str) -> dict[str, Any]:
+    from obliviate.metrics.lookups import metric_versions
+
     return {
         "eval_version": MUSE_EVAL_VERSION,
         "benchmark": "muse",
         "model": fingerprint,
         "data": muse_data_hash(data),
         "settings": asdict(settings),
+        "metric_versions": metric_versions(),
     }
 
 

@@ -24,6 +24,7 @@ SUBCOMMANDS = [
     "ls",
     "report",
     "erase",
+    "clean",
 ]
 
 

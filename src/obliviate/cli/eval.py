@@ -16,13 +16,26 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "benchmarks`; default tofu). Writes metrics.json and "
         "samples.jsonl to --out. With "
         "--retain-model, forget quality and privleak are computed "
-        "against it (its evaluation is cached next to it).",
+        "against it (its evaluation is cached inside its run folder, under evals/). "
+        "An evaluation in --out is reused only when the model (every weight byte and the "
+        "tokenizer), the data and the settings are unchanged.",
     )
     p.add_argument("--model", required=True, help="model folder, run folder or hub name")
     p.add_argument("--retain-model", help="the retain (gold-standard) model")
     p.add_argument("--out", help="run folder for the results")
     p.add_argument(
         "--no-reuse", action="store_true", help="recompute even if results with the same key exist"
+    )
+    p.add_argument(
+        "--role",
+        choices=["target", "retain", "unlearned"],
+        help="the model's role in reports (default: from the model's run: unlearn -> "
+        "unlearned, finetune on retainNN -> retain, otherwise target)",
+    )
+    p.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace an evaluation of another model that --out already holds",
     )
     p.add_argument("--no-progress", action="store_true")
     add_data_args(p)
@@ -57,6 +70,8 @@ def run(args: argparse.Namespace) -> int:
         settings=parse_overrides(args.overrides),
         progress=not args.no_progress,
         reuse=not args.no_reuse,
+        overwrite=args.overwrite,
+        meta={"role": args.role} if args.role else None,
         **data_kwargs(args),
     )
     print_metrics(result.metrics)

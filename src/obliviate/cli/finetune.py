@@ -29,6 +29,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--template", default="qa", choices=["qa", "chat", "raw"])
     add_prompt_and_map_args(p)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace the run OUT already holds (its old files are removed first)",
+    )
     p.add_argument("--trust-remote-code", action="store_true")
     p.add_argument("--no-progress", action="store_true")
     add_set_arg(p, "training (train.*)")
@@ -59,6 +64,7 @@ def run(args: argparse.Namespace) -> int:
         seed=args.seed,
         progress=not args.no_progress,
         trust_remote_code=args.trust_remote_code,
+        overwrite=args.overwrite,
     )
     last = res.train_log[-1]["loss"] if res.train_log else float("nan")
     print(

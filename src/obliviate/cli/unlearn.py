@@ -20,6 +20,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--retain-model", help="with --eval: the retain model for forget quality / privleak"
     )
+    p.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace the run OUT already holds (its old files are removed first)",
+    )
     p.add_argument("--trust-remote-code", action="store_true")
     p.add_argument("--no-progress", action="store_true")
     add_data_args(p)
@@ -41,6 +46,7 @@ def run(args: argparse.Namespace) -> int:
         overrides=parse_overrides(args.overrides),
         progress=not args.no_progress,
         trust_remote_code=args.trust_remote_code,
+        overwrite=args.overwrite,
         **data,
     )
     if res.stopped:
@@ -55,7 +61,11 @@ def run(args: argparse.Namespace) -> int:
             retain_model=args.retain_model,
             out=args.out,
             reuse=False,
-            meta={"role": "unlearned", "method": args.method},
+            meta={
+                "role": "unlearned",
+                "method": args.method,
+                "model": {"path": str(res.path)},
+            },
             progress=not args.no_progress,
             **data,
         )

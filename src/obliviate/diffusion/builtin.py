@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from obliviate.cache import cache_root
 from obliviate.data.types import DataError
 from obliviate.diffusion.judge import JudgeConfig
 from obliviate.diffusion.shapes import GENERIC_SHAPE_WORD, ShapesSpec, caption
@@ -42,13 +43,6 @@ class BuiltinArtifacts:
     @property
     def spec(self) -> ShapesSpec:
         return ShapesSpec.from_dict(self.info["spec"])
-
-
-def cache_root(cache_dir: str | os.PathLike[str] | None = None) -> Path:
-    if cache_dir is not None:
-        return Path(cache_dir)
-    env = os.environ.get("OBLIVIATE_CACHE")
-    return Path(env) if env else Path.home() / ".cache" / "obliviate"
 
 
 def cache_key(config: TinyConfig, judge_config: JudgeConfig) -> str:

@@ -61,3 +61,11 @@ def register_metric(d: MetricDef) -> MetricDef:
         meta["ideal"] = d.ideal
     METRICS.register(d.name, d, description=d.description, paper=d.paper, **meta)
     return d
+
+
+def metric_versions() -> dict[str, int]:
+    """``{name: version}`` of every catalogue entry: part of every evaluation key, so that a
+    changed metric definition never reuses a cached number (docs/metrics.md)."""
+    import obliviate.metrics.catalogue  # noqa: F401 (registers the entries)
+
+    return {name: int(METRICS.get(name).version) for name in sorted(METRICS.names())}

@@ -5,12 +5,14 @@ Safe by default: weights only from safetensors, no remote code unless ``trust_re
 
 from __future__ import annotations
 
-import hashlib
 import os
 from pathlib import Path
 from typing import Any
 
 from obliviate.inference.wrapper_file import WRAPPER_FILE, load_wrapper
+from obliviate.models.fingerprint import model_fingerprint
+
+__all__ = ["load_model", "load_tokenizer", "model_fingerprint"]
 
 
 def _check_local(path: str) -> None:
@@ -50,7 +52,8 @@ def load_model(
     trust_remote_code: bool = False,
     device: str | None = None,
 ) -> Any:
-    """Load a causal LM (or a PEFT adapter folder on top of its base) from ``path``.
+    """Load a causal LM (or a PEFT adapter folder on top of its base, resolved relative to the
+    adapter folder: :mod:`obliviate.models.adapters`) from ``path``.
 
     ``dtype``: "float32" (default on CPU), "bfloat16" or "float16".
     """
@@ -62,11 +65,9 @@ def load_model(
     if Path(path, WRAPPER_FILE).exists():
         return load_wrapper(path)
     if Path(path, "adapter_config.json").exists():
-        from peft import AutoPeftModelForCausalLM
+        from obliviate.models.adapters import load_adapter
 
-        model = AutoPeftModelForCausalLM.from_pretrained(
-            path, dtype=torch_dtype, use_safetensors=True, trust_remote_code=trust_remote_code
-        )
+        model = load_adapter(path, torch_dtype, trust_remote_code)
     else:
         model = AutoModelForCausalLM.from_pretrained(
             path, dtype=torch_dtype, use_safetensors=True, trust_remote_code=trust_remote_code
@@ -75,36 +76,3 @@ def load_model(
         model.to(device)
     model.eval()
     return model
-
-
-def model_fingerprint(model_or_path: Any) -> str:
-    """A cheap, content-based fingerprint used to key cached results (docs/metrics.md).
-
-    For a folder: sha256 over config.json and every weight file's size, head and tail (1 MiB each).
-    For an in-memory model: sha256 over a strided sample of every parameter's values (or the
-    model's own ``fingerprint()`` when it has one, e.g. an inference wrapper).
-    """
-    if hasattr(model_or_path, "fingerprint") and callable(model_or_path.fingerprint):
-        return str(model_or_path.fingerprint())
-    h = hashlib.sha256()
-    if isinstance(model_or_path, (str, os.PathLike)):
-        folder = Path(model_or_path)
-        for f in sorted(folder.glob("*.json")) + sorted(folder.glob("*.safetensors")):
-            h.update(f.name.encode())
-            size = f.stat().st_size
-            h.update(str(size).encode())
-            with open(f, "rb") as fh:
-                h.update(fh.read(1 << 20))
-                if size > 2 << 20:
-                    fh.seek(-(1 << 20), os.SEEK_END)
-                    h.update(fh.read())
-        return "sha256:" + h.hexdigest()[:16]
-    import torch
-
-    with torch.no_grad():
-        for name, p in model_or_path.named_parameters():
-            flat = p.detach().reshape(-1)
-            step = max(1, flat.numel() // 4096)
-            h.update(name.encode())
-            h.update(flat[::step].float().cpu().numpy().tobytes())
-    return "sha256:" + h.hexdigest()[:16]

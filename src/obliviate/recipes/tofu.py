@@ -107,6 +107,7 @@ def run_benchmark(
             builtin=builtin,
             progress=progress,
             template=template,
+            overwrite=True,  # resume.stage above decided to (re)run this stage
         )
         times[name] = round(time.perf_counter() - t0, 2)
         write_json(run / "timing.json", {"train_s": times[name]})
@@ -161,6 +162,7 @@ def run_benchmark(
         retain,
         retain_model=retain,
         out=out / "retain",
+        overwrite=overwrite,
         meta={"role": "retain", "method": None, "timing": {"train_s": times["retain"]}},
         **common,
     )
@@ -170,6 +172,7 @@ def run_benchmark(
         target,
         retain_model=retain,
         out=out / "target",
+        overwrite=overwrite,
         meta={"role": "target", "method": None, "timing": {"train_s": times["target"]}},
         **common,
     )
@@ -194,7 +197,13 @@ def run_benchmark(
         _say(log, f"[{method}] unlearning {split}")
         t0 = time.perf_counter()
         res = api.unlearn(
-            target, method=method, out=run, overrides=overrides, progress=progress, **request_kw
+            target,
+            method=method,
+            out=run,
+            overrides=overrides,
+            progress=progress,
+            overwrite=True,  # resume.stage above decided to (re)run this stage
+            **request_kw,
         )
         times[method] = round(time.perf_counter() - t0, 2)
         params[method] = res.trainable_params

@@ -1,0 +1,53 @@
+"""The retain (gold-standard) model's evaluation that forget quality and privleak compare
+against, cached inside the retain model's run tree (docs/run-format.md)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+
+
+def short_hash(obj: Any) -> str:
+    """10 hex digits of the sha256 of ``obj``'s canonical JSON."""
+    return hashlib.sha256(json.dumps(obj, sort_keys=True).encode()).hexdigest()[:10]
+
+
+def retain_reference(retain_model: Any, suite: Any, progress: bool, reuse: bool) -> Any:
+    """The retain model's evaluation on the same data and settings (an
+    :class:`~obliviate.evaluation.EvalResult` is used as given). Cached under
+    :func:`obliviate.run_output.retain_cache_dir`, keyed by the full evaluation key (the retain
+    model's fingerprint over every weight byte included): an edited retain model is
+    re-evaluated."""
+    from obliviate.evaluation import EvalResult
+    from obliviate.models.loading import load_model, load_tokenizer, model_fingerprint
+    from obliviate.run_output import retain_cache_dir
+    from obliviate.runs import load_eval, resolve_model_dir, write_eval
+
+    if isinstance(retain_model, EvalResult):
+        return retain_model
+    path = resolve_model_dir(retain_model)
+    fp = model_fingerprint(path)
+    key = suite.key(fp)
+    tag = key["data"].split(":")[-1][:8] + "-" + short_hash(key)
+    cache = retain_cache_dir(path) / f"{suite.name}-{suite.split}-{tag}"
+    if reuse:
+        cached = load_eval(cache)
+        if cached is not None and cached.key == key:
+            return cached
+    tok = load_tokenizer(path)
+    net = load_model(path)
+    result = suite.evaluate(net, tok, None, fp, progress)
+    suite.add_reference(result, result)
+    write_eval(
+        cache,
+        result,
+        {
+            "name": "retain",
+            "role": "retain",
+            "benchmark": suite.name,
+            "split": suite.split,
+            "model": {"path": path, "fingerprint": fp},
+        },
+    )
+    return result
