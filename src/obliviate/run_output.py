@@ -27,6 +27,7 @@ FINISHED = ("model", "config.yaml", "metrics.json", "stage.json", "comparison.js
 DERIVED = (
     "model",
     "config.yaml",
+    "method.json",
     "metrics.json",
     "samples.jsonl",
     "train_log.jsonl",
