@@ -178,6 +178,7 @@ def finetune(
     (a folder) is given: pass the target's tokenizer when training its retain model, so both
     share a vocabulary.
     """
+    from obliviate.checkpoints import remove as remove_checkpoints
     from obliviate.config import TrainConfig, from_dict, to_dict
     from obliviate.data.collate import pad_id_of
     from obliviate.data.templates import encode
@@ -222,7 +223,8 @@ def finetune(
         log_path=out / "train_log.jsonl",
         desc=f"finetune {split}",
         progress=progress,
-        checkpoint_dir=out / "checkpoint" if cfg.checkpoint else None,
+        checkpoint_dir=out / "checkpoint" / "finetune" if cfg.checkpoint else None,
+        keep_checkpoint=True,
     )
     if acc.is_main_process:
         acc.unwrap_model(net).save_pretrained(out / "model", safe_serialization=True)
@@ -239,7 +241,7 @@ def finetune(
                 "train": to_dict(cfg),
             },
         )
-    acc.wait_for_everyone()
+    remove_checkpoints(out / "checkpoint", acc)  # the model is saved: no stage resumes
     params = sum(p.numel() for p in net.parameters())
     return FinetuneResult(out / "model", result.log, time.perf_counter() - t0, params)
 
@@ -285,10 +287,12 @@ def unlearn(
     registered entry whose request is unlearnt (:func:`load_suite`); document benchmarks
     (MUSE, WMDP corpora, plain documents) cut long documents into token windows.
     """
+    from obliviate.checkpoints import remove as remove_checkpoints
     from obliviate.methods.base import UnlearnJob
     from obliviate.models.loading import load_model, load_tokenizer
     from obliviate.registry import BENCHMARKS, METHODS
     from obliviate.runs import resolve_model_dir, write_config
+    from obliviate.seeding import seed_everything
     from obliviate.training import get_accelerator
 
     preset = METHODS.get(method)
@@ -322,12 +326,16 @@ def unlearn(
     if benchmark is not None:
         config["benchmark"] = benchmark
     t0 = time.perf_counter()
+    seed_everything(int((config.get("train") or {}).get("seed", 0)))  # before any new parameter
     output = method_obj.unlearn(job)
     wall = time.perf_counter() - t0
     if run_dir is not None and acc.is_main_process:
         save_unlearned(output.model, tok, run_dir / "model")
         write_config(run_dir, config)
-    acc.wait_for_everyone()
+    if run_dir is not None:
+        remove_checkpoints(run_dir / "checkpoint", acc)  # the model is saved: no stage resumes
+    else:
+        acc.wait_for_everyone()
     return UnlearnResult(
         run_dir / "model" if run_dir else None,
         output.model,

@@ -318,6 +318,8 @@ class WHPLogitsMethod:
                 log_path=log_path,
                 desc="reinforcing",
                 progress=job.progress,
+                checkpoint_dir=job.checkpoint_dir("whp_logits_reinforce", self.train.checkpoint),
+                keep_checkpoint=True,
             )
             log = result.log
             reinforced = getattr(reinforced, "module", reinforced)
