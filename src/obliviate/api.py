@@ -224,7 +224,6 @@ def finetune(
         desc=f"finetune {split}",
         progress=progress,
         checkpoint_dir=out / "checkpoint" / "finetune" if cfg.checkpoint else None,
-        keep_checkpoint=True,
     )
     if acc.is_main_process:
         acc.unwrap_model(net).save_pretrained(out / "model", safe_serialization=True)

@@ -317,7 +317,7 @@ class Eraser:
         seed: int = 0,
         progress: Callable[[dict[str, float]], None] | None = None,
         checkpoint_dir: Path | None = None,
-        checkpoint_every: int = 10,
+        checkpoint_every: int = 100,
     ) -> EraseResult:
         """Erase ``request`` from ``model`` in place. With ``checkpoint_dir`` every optimisation
         loop saves its state there every ``checkpoint_every`` steps and an interrupted erasure

@@ -72,7 +72,7 @@ class _NoSchedule:
 
 
 @contextmanager
-def checkpointing(folder: Path | None, settings: Any, gen: Any, every: int = 10) -> Iterator[None]:
+def checkpointing(folder: Path | None, settings: Any, gen: Any, every: int = 100) -> Iterator[None]:
     """Within the block, eraser loops checkpoint under ``folder`` (nothing when ``None``);
     ``settings`` (JSON-able: eraser, configuration, request, seed) keys the checkpoints."""
     if folder is None:

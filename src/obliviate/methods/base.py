@@ -124,7 +124,6 @@ class ComposedMethod:
             desc="unlearning",
             progress=job.progress,
             checkpoint_dir=job.checkpoint_dir("unlearn", cfg.checkpoint),
-            keep_checkpoint=True,
         )
         if self.peft:
             from obliviate.models.selection import finish_adapter

@@ -319,7 +319,6 @@ class WHPLogitsMethod:
                 desc="reinforcing",
                 progress=job.progress,
                 checkpoint_dir=job.checkpoint_dir("whp_logits_reinforce", self.train.checkpoint),
-                keep_checkpoint=True,
             )
             log = result.log
             reinforced = getattr(reinforced, "module", reinforced)

@@ -114,7 +114,6 @@ class TaskVectorNegation:
             desc="task vector: fine-tuning on forget",
             progress=job.progress,
             checkpoint_dir=job.checkpoint_dir("task_vector", cfg.checkpoint),
-            keep_checkpoint=True,
         )
         sq = 0.0
         if self.peft:

@@ -98,7 +98,6 @@ def train_on_documents(
         desc=f"train {out.name}",
         progress=progress,
         checkpoint_dir=out / "checkpoint" / "train" if cfg.checkpoint else None,
-        keep_checkpoint=True,
     )
     net.save_pretrained(out / "model", safe_serialization=True)
     tokenizer.save_pretrained(out / "model")
