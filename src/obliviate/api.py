@@ -133,6 +133,7 @@ def finetune(
     must not hold a finished run unless ``overwrite`` (then its old files are removed first)
     and never contains the starting model or tokenizer (:mod:`obliviate.run_output`).
     """
+    from obliviate.checkpoints import remove as remove_checkpoints
     from obliviate.config import TrainConfig, from_dict, to_dict
     from obliviate.data.collate import pad_id_of
     from obliviate.data.templates import encode
@@ -180,7 +181,7 @@ def finetune(
         log_path=out / "train_log.jsonl",
         desc=f"finetune {split}",
         progress=progress,
-        checkpoint_dir=out / "checkpoint" if cfg.checkpoint else None,
+        checkpoint_dir=out / "checkpoint" / "finetune" if cfg.checkpoint else None,
     )
     if acc.is_main_process:
         acc.unwrap_model(net).save_pretrained(out / "model", safe_serialization=True)
@@ -198,7 +199,7 @@ def finetune(
                 "train": to_dict(cfg),
             },
         )
-    acc.wait_for_everyone()
+    remove_checkpoints(out / "checkpoint", acc)  # the model is saved: no stage resumes
     params = sum(p.numel() for p in net.parameters())
     return FinetuneResult(out / "model", result.log, time.perf_counter() - t0, params)
 
@@ -255,11 +256,13 @@ def unlearn(
     folder (:mod:`obliviate.run_output`). ``config.yaml`` records the method, its settings, the
     data by name and the input and output models' fingerprints.
     """
+    from obliviate.checkpoints import remove as remove_checkpoints
     from obliviate.methods.base import UnlearnJob
     from obliviate.models.loading import load_model, load_tokenizer, model_fingerprint
     from obliviate.registry import BENCHMARKS, METHODS
     from obliviate.run_output import prepare_run_dir
     from obliviate.runs import data_names, resolve_model_dir, write_config
+    from obliviate.seeding import seed_everything
     from obliviate.training import get_accelerator
 
     preset = METHODS.get(method)
@@ -300,6 +303,7 @@ def unlearn(
     if benchmark is not None:
         config["benchmark"] = benchmark
     t0 = time.perf_counter()
+    seed_everything(int((config.get("train") or {}).get("seed", 0)))  # before any new parameter
     output = method_obj.unlearn(job)
     wall = time.perf_counter() - t0
     if run_dir is not None and acc.is_main_process:
@@ -307,7 +311,10 @@ def unlearn(
         config["output_fingerprint"] = model_fingerprint(run_dir / "model")
         write_config(run_dir, config)
         output.write_info(run_dir, method)
-    acc.wait_for_everyone()
+    if run_dir is not None:
+        remove_checkpoints(run_dir / "checkpoint", acc)  # the model is saved: no stage resumes
+    else:
+        acc.wait_for_everyone()
     return UnlearnResult(
         run_dir / "model" if run_dir else None,
         output.model,

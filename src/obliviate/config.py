@@ -38,12 +38,20 @@ class TrainConfig:
     retain_guard: float | None = None
     # save the training state after every epoch so an interrupted run resumes (run folders only)
     checkpoint: bool = True
+    # also save every N optimiser steps (long epochs); None: end of epoch only
+    checkpoint_every: int | None = None
+    # keep a model whose weights are non-finite or whose predictions collapsed to one token
+    allow_collapse: bool = False
 
     def __post_init__(self) -> None:
         if self.lr <= 0:
             raise ValueError(f"lr must be > 0, got {self.lr}")
         if self.epochs <= 0 and not self.max_steps:
             raise ValueError("epochs must be > 0 (or set max_steps)")
+        if self.checkpoint_every is not None and self.checkpoint_every < 1:
+            raise ValueError(
+                f"checkpoint_every must be >= 1 (or null), got {self.checkpoint_every}"
+            )
         if self.batch_size < 1 or self.grad_accum < 1:
             raise ValueError("batch_size and grad_accum must be >= 1")
         if self.scheduler not in ("linear", "cosine", "constant"):

@@ -15,14 +15,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from obliviate import checkpoints
+from obliviate.collapse import TrainingDiverged, check_collapse, diverged, nonfinite_weight
 from obliviate.config import TrainConfig
 from obliviate.data.collate import pad_batch
 from obliviate.data.templates import Encoded
 from obliviate.models.protocol import CausalLM
+from obliviate.seeding import seed_everything
 
-
-class TrainingDiverged(RuntimeError):
-    """The loss became NaN/inf; the message says at which step and what to change."""
+__all__ = ["TrainResult", "TrainingDiverged", "get_accelerator", "train_loop"]
 
 
 class StepHook(Protocol):
@@ -93,16 +94,24 @@ def train_loop(
     desc: str = "training",
     progress: bool = True,
     checkpoint_dir: str | Path | None = None,
+    keep_checkpoint: bool = False,
 ) -> TrainResult:
     """Optimise ``loss_fn(model, main_batch, retain_batch, step)`` over ``main_set``.
 
     ``main_set`` is the forget set for unlearning (or the training set for fine-tuning); when
     ``retain_set`` is given each main batch is paired with a random retain batch of equal size.
 
-    With ``checkpoint_dir``, the full training state (weights, optimiser, schedule, random
-    streams, log) is saved there after every epoch, and a later call with the same directory
-    resumes after the last finished epoch, giving the same result as an uninterrupted run.
-    The directory is removed once training finishes.
+    With ``checkpoint_dir``, the full training state (weights, optimiser, schedule, every random
+    stream, the position in the epoch, log) is saved there atomically after every epoch and
+    every ``cfg.checkpoint_every`` steps (:mod:`obliviate.checkpoints`), and a later call with
+    the same directory resumes from the newest valid checkpoint, giving a bit-identical result
+    to an uninterrupted run. The directory is removed once training finishes, unless
+    ``keep_checkpoint`` (a stage of a longer run): then the final state is saved and a later call
+    restores it without training again; the caller removes the folder.
+
+    A non-finite loss or gradient norm stops with :class:`TrainingDiverged` (the checkpoints
+    are kept); so does a collapsed model (:mod:`obliviate.collapse`) unless
+    ``cfg.allow_collapse``.
     """
     import torch
     from torch.utils.data import DataLoader
@@ -112,7 +121,7 @@ def train_loop(
     if not main_set:
         raise ValueError(f"{desc}: nothing to train on (empty training/forget set)")
     acc = get_accelerator(accelerator)
-    torch.manual_seed(cfg.seed)
+    seed_everything(cfg.seed)
     params = [p for p in model.parameters() if p.requires_grad]
     if not params:
         raise ValueError("no trainable parameters: check the module selection / adapter settings")
@@ -126,36 +135,45 @@ def train_loop(
         collate_fn=lambda idx: collate_encoded([main_set[i] for i in idx], idx, pad_id),
     )
     model, optimizer, loader = acc.prepare(model, optimizer, loader)
-    steps_per_epoch = max(1, math.ceil(len(loader) / cfg.grad_accum))
+    n_batches = len(loader)
+    steps_per_epoch = max(1, math.ceil(n_batches / cfg.grad_accum))
     total = cfg.max_steps or max(1, math.ceil(cfg.epochs * steps_per_epoch))
     scheduler = _scheduler(optimizer, cfg, total, steps_per_epoch)
     # per-rank retain stream: the seed differs by process index
     retain_gen = torch.Generator().manual_seed(
         cfg.seed * 1_000_003 + 7919 * (acc.process_index + 1)
     )
-    result = TrainResult(steps=0)
+    gens = {"shuffle": gen, "retain": retain_gen}
     t0 = time.perf_counter()
-    epoch = 0
     ckpt = Path(checkpoint_dir) if checkpoint_dir else None
     run_key = _run_key(cfg, main_set, retain_set, desc, acc.num_processes)
-    if ckpt is not None and (ckpt / "state.json").exists():
-        epoch = _load_checkpoint(
-            ckpt, acc, model, optimizer, scheduler, retain_gen, result, run_key
+    state = checkpoints.LoopState()
+    if ckpt is not None:
+        state = (
+            checkpoints.load_latest(ckpt, acc, model, optimizer, scheduler, gens, run_key, desc)
+            or state
         )
+    result = TrainResult(
+        steps=state.step,
+        log=state.log,
+        stopped=state.stopped,
+        retain_indices=state.retain_indices,
+    )
     model.train()
     bar = None
-    if progress and acc.is_main_process:
+    if progress and acc.is_main_process and not state.finished:
         from tqdm.auto import tqdm
 
         bar = tqdm(total=total, initial=result.steps, desc=desc, leave=False)
-    first_retain: float | None = None
-    micro = 0
-    done = result.steps >= total
+    epoch, skip, micro, first_retain = state.epoch, state.batch, state.micro, state.first_retain
+    done = state.finished or result.steps >= total
     while not done:
         gen.manual_seed(cfg.seed + epoch)  # the epoch's shuffle depends only on (seed, epoch)
         if hasattr(loader, "set_epoch"):
             loader.set_epoch(epoch)
-        for batch in loader:
+        for i, batch in enumerate(loader):
+            if i < skip:  # consumed before the checkpoint this run resumed from
+                continue
             retain_batch = None
             if retain_set:
                 n = batch["input_ids"].shape[0]
@@ -166,8 +184,7 @@ def train_loop(
             loss, logs = loss_fn(model, batch, retain_batch, result.steps)
             if not torch.isfinite(loss):
                 raise TrainingDiverged(
-                    f"{desc}: the loss became {loss.item()} at step {result.steps}; lower the "
-                    f"learning rate (lr={cfg.lr}) or tighten gradient clipping"
+                    diverged(desc, "loss", loss.item(), result.steps, cfg.lr, cfg.max_grad_norm)
                 )
             acc.backward(loss / cfg.grad_accum)
             micro += 1
@@ -176,13 +193,25 @@ def train_loop(
             for h in hooks:
                 h.after_backward(model)
             if cfg.max_grad_norm:
-                acc.clip_grad_norm_(params, cfg.max_grad_norm)
+                norm = acc.clip_grad_norm_(params, cfg.max_grad_norm)
+                if norm is not None and not torch.isfinite(torch.as_tensor(norm)):
+                    raise TrainingDiverged(
+                        diverged(
+                            desc,
+                            "gradient norm",
+                            float(norm),
+                            result.steps,
+                            cfg.lr,
+                            cfg.max_grad_norm,
+                        )
+                    )
             optimizer.step()
             scheduler.step()
             optimizer.zero_grad(set_to_none=True)
             for h in hooks:
                 h.after_step(model)
             result.steps += 1
+            checkpoints.kill_point("step", result.steps)
             row = {
                 "step": result.steps,
                 "epoch": round(result.steps / steps_per_epoch, 4),
@@ -208,20 +237,39 @@ def train_loop(
             if result.steps >= total:
                 done = True
                 break
+            last = i + 1 == n_batches
+            every = cfg.checkpoint_every
+            if ckpt is not None and (last or (every and result.steps % every == 0)):
+                where = checkpoints.LoopState(
+                    result.steps,
+                    epoch + 1 if last else epoch,
+                    0 if last else i + 1,
+                    micro,
+                    first_retain,
+                    result.log,
+                    result.retain_indices,
+                )
+                checkpoints.save(ckpt, acc, model, optimizer, scheduler, gens, where, run_key)
+        skip = 0
         epoch += 1
-        if ckpt is not None and not done:
-            _save_checkpoint(
-                ckpt, acc, model, optimizer, scheduler, retain_gen, result, epoch, run_key
-            )
     if bar is not None:
         bar.close()
-    if ckpt is not None:
-        if acc.is_main_process and ckpt.exists():
-            import shutil
-
-            shutil.rmtree(ckpt, ignore_errors=True)
-        acc.wait_for_everyone()  # no rank may see the finished run's checkpoint afterwards
     model.eval()
+    net = acc.unwrap_model(model)
+    if not cfg.allow_collapse:
+        bad = nonfinite_weight(net)
+        if bad is not None or retain_set:
+            clip = cfg.max_grad_norm
+            check_collapse(net, retain_set or main_set, pad_id, acc.device, desc, cfg.lr, clip)
+    if ckpt is not None:
+        if keep_checkpoint and not state.finished:
+            final = checkpoints.LoopState(
+                result.steps, epoch, 0, micro, first_retain, result.log, result.retain_indices
+            )
+            final.finished, final.stopped = True, result.stopped
+            checkpoints.save(ckpt, acc, model, optimizer, scheduler, gens, final, run_key, keep=1)
+        elif not keep_checkpoint:
+            checkpoints.remove(ckpt, acc)  # no rank may see the finished run's checkpoint
     result.wall_s = time.perf_counter() - t0
     if log_path is not None and acc.is_main_process:
         write_jsonl(log_path, result.log)
@@ -237,107 +285,10 @@ def _run_key(
     import hashlib
     import json
 
-    h = hashlib.sha256(
-        json.dumps([dataclasses.asdict(cfg), desc, world_size], default=str).encode()
-    )
+    settings = dataclasses.asdict(cfg)
+    for name in ("checkpoint", "checkpoint_every", "allow_collapse"):  # no effect on the result
+        settings.pop(name)
+    h = hashlib.sha256(json.dumps([settings, desc, world_size], default=str).encode())
     for e in list(main_set) + list(retain_set or []):
         h.update(bytes(str(e.input_ids), "ascii"))
     return h.hexdigest()[:16]
-
-
-def _save_checkpoint(
-    folder: Path,
-    acc: Any,
-    model: Any,
-    optimizer: Any,
-    scheduler: Any,
-    retain_gen: Any,
-    result: TrainResult,
-    epoch: int,
-    run_key: str,
-) -> None:
-    """Weights as safetensors, optimiser/schedule/RNG as tensors-only torch files, then
-    ``state.json`` last (its presence marks a complete checkpoint)."""
-    import json
-
-    import torch
-    from safetensors.torch import save_file
-
-    from obliviate.io import atomic_write_text
-
-    acc.wait_for_everyone()
-    folder.mkdir(parents=True, exist_ok=True)  # every rank: each writes its own random stream
-    if acc.is_main_process:
-        state = {
-            k: v.detach().cpu().contiguous()
-            for k, v in acc.unwrap_model(model).state_dict().items()
-        }
-        save_file(_dedupe_shared(state), str(folder / "model.safetensors"))
-        torch.save(
-            {"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict()},
-            folder / "optim.pt",
-        )
-    torch.save(
-        {
-            "retain_gen": retain_gen.get_state(),
-            "retain_indices": torch.tensor(result.retain_indices, dtype=torch.long),
-        },
-        folder / f"rng_{acc.process_index}.pt",
-    )
-    acc.wait_for_everyone()
-    if acc.is_main_process:
-        atomic_write_text(
-            folder / "state.json",
-            json.dumps({"epoch": epoch, "steps": result.steps, "log": result.log, "key": run_key}),
-        )
-    acc.wait_for_everyone()
-
-
-def _dedupe_shared(state: dict[str, Any]) -> dict[str, Any]:
-    """safetensors refuses tensors that share memory (tied embeddings): clone them."""
-    seen: set[int] = set()
-    out = {}
-    for k, v in state.items():
-        ptr = v.data_ptr()
-        out[k] = v.clone() if ptr in seen else v
-        seen.add(ptr)
-    return out
-
-
-def _load_checkpoint(
-    folder: Path,
-    acc: Any,
-    model: Any,
-    optimizer: Any,
-    scheduler: Any,
-    retain_gen: Any,
-    result: TrainResult,
-    run_key: str,
-) -> int:
-    """Restore a checkpoint written by :func:`_save_checkpoint`; returns the next epoch.
-    Only files this trainer wrote are read, with ``weights_only=True`` (no arbitrary unpickling)."""
-    import json
-
-    import torch
-    from safetensors.torch import load_file
-
-    state = json.loads((folder / "state.json").read_text())
-    if state.get("key") != run_key:
-        import warnings
-
-        warnings.warn(
-            f"ignoring checkpoint {folder}: it belongs to other settings or data", stacklevel=3
-        )
-        return 0
-    acc.unwrap_model(model).load_state_dict(
-        load_file(str(folder / "model.safetensors")), strict=False
-    )
-    opt = torch.load(folder / "optim.pt", weights_only=True)
-    optimizer.load_state_dict(opt["optimizer"])
-    scheduler.load_state_dict(opt["scheduler"])
-    result.steps = int(state["steps"])
-    result.log = list(state["log"])
-    rng = torch.load(folder / f"rng_{acc.process_index}.pt", weights_only=True)
-    retain_gen.set_state(rng["retain_gen"])  # this rank's own retain stream and its draws so far
-    result.retain_indices = rng["retain_indices"].tolist()
-    return int(state["epoch"])

@@ -104,7 +104,8 @@ def test_resume_from_checkpoint_equals_an_uninterrupted_run(setup, tmp_path) -> 
             progress=False,
             checkpoint_dir=tmp_path / "ckpt",
         )
-    assert (tmp_path / "ckpt" / "state.json").exists()  # epochs 1 and 2 were saved
+    saved = sorted(p.name for p in (tmp_path / "ckpt").iterdir())
+    assert saved == ["step-00000002", "step-00000004"]  # epochs 1 and 2 were saved
     fresh = build_tiny_llama(tok, "xs", seed=1)
     resumed = train_loop(
         fresh,
@@ -134,20 +135,20 @@ def test_empty_training_set_is_an_error(setup) -> None:
 class _SecondRank:
     """A stand-in for rank 1 of 2 that reaches the checkpoint before rank 0 created the folder."""
 
-    process_index, is_main_process = 1, False
+    process_index, is_main_process, num_processes = 1, False, 2
 
     def wait_for_everyone(self) -> None:
         pass
 
 
 def test_a_non_main_rank_can_checkpoint_before_rank_0_made_the_folder(setup, tmp_path) -> None:
-    from obliviate.training import TrainResult, _save_checkpoint
+    from obliviate.checkpoints import LoopState, save
 
     gen = torch.Generator().manual_seed(3)
     folder = tmp_path / "ckpt"
-    drawn = TrainResult(steps=1, retain_indices=[4, 2])
-    _save_checkpoint(folder, _SecondRank(), None, None, None, gen, drawn, 1, "key")
-    saved = torch.load(folder / "rng_1.pt", weights_only=True)
-    assert torch.equal(saved["retain_gen"], gen.get_state())
+    drawn = LoopState(step=1, retain_indices=[4, 2])
+    save(folder, _SecondRank(), None, None, None, {"retain": gen}, drawn, "key")
+    saved = torch.load(folder / ".tmp-step-00000001" / "rng_1.pt", weights_only=True)
+    assert torch.equal(saved["rng"]["gens"]["retain"], gen.get_state())
     assert saved["retain_indices"].tolist() == [4, 2]  # this rank's own draws, not rank 0's
-    assert not (folder / "state.json").exists()  # only rank 0 marks the checkpoint complete
+    assert not (folder / "step-00000001").exists()  # only rank 0 marks the checkpoint complete

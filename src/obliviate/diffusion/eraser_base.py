@@ -10,14 +10,18 @@ import dataclasses
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, ClassVar
 
 import torch
 
+from obliviate.checkpoints import LoopState, kill_point
 from obliviate.config import check_keys, coerce
 from obliviate.data.types import DataError
 from obliviate.diffusion import functional as F
+from obliviate.diffusion.eraser_checkpoint import checkpointing, current
 from obliviate.diffusion.eraser_presets import PRESETS
+from obliviate.seeding import seed_everything
 
 PARAMETER_SETS = ("xattn", "xattn-kv", "noxattn", "all")
 
@@ -229,9 +233,11 @@ def train_loop(
         p.requires_grad_(True)
     opt = torch.optim.Adam([p for _, p in params], lr=lr)
     unet.train()
-    log: list[dict[str, float]] = []
+    ck = current(params, steps, lr)  # a checkpointed erasure (docs/run-format.md)
+    state = ck.resume(opt, "erasing") if ck is not None else LoopState()
+    log: list[dict[str, float]] = state.log
     try:
-        for step in range(steps):
+        for step in range(state.step, steps):
             loss = loss_fn(step)
             opt.zero_grad(set_to_none=True)
             loss.backward()
@@ -244,6 +250,9 @@ def train_loop(
             log.append(row)
             if progress is not None:
                 progress(row)
+            kill_point("step", step + 1)
+            if ck is not None:
+                ck.after_step(opt, step + 1, log, steps)
     finally:
         unet.eval()
         unet.requires_grad_(False)
@@ -307,11 +316,18 @@ class Eraser:
         *,
         seed: int = 0,
         progress: Callable[[dict[str, float]], None] | None = None,
+        checkpoint_dir: Path | None = None,
+        checkpoint_every: int = 100,
     ) -> EraseResult:
+        """Erase ``request`` from ``model`` in place. With ``checkpoint_dir`` every optimisation
+        loop saves its state there every ``checkpoint_every`` steps and an interrupted erasure
+        resumes from it (the caller removes the folder once the result is saved)."""
         start = time.time()
-        torch.manual_seed(seed)
+        seed_everything(seed)
         gen = torch.Generator().manual_seed(seed)
-        result = self._erase(model, request, gen, progress)
+        settings = [self.name, self.config_dict(), dataclasses.asdict(request), seed]
+        with checkpointing(checkpoint_dir, settings, gen, checkpoint_every):
+            result = self._erase(model, request, gen, progress)
         result.seconds = round(time.time() - start, 2)
         return result
 

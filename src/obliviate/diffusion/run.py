@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import shutil
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -225,7 +226,8 @@ def erase_run(
         say("evaluating the original model")
         before = evaluate_setup(setup, concept, eval_prompts or [], eval_config)
     say(f"erasing {concept!r} with {method}")
-    erase = eraser.erase(setup.model, request, seed=seed)
+    ckpt = Path(run_dir) / "checkpoint" / "erase"
+    erase = eraser.erase(setup.model, request, seed=seed, checkpoint_dir=ckpt)
     say(f"evaluating the erased model ({erase.seconds} s of erasing)")
     after = evaluate_setup(setup, concept, eval_prompts or before.prompts, eval_config)
     config = {
@@ -255,4 +257,5 @@ def erase_run(
         seed=seed,
         timing={"train_s": erase.seconds},
     )
+    shutil.rmtree(ckpt.parent, ignore_errors=True)  # the run is written: nothing to resume
     return doc, after

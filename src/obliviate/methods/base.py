@@ -77,6 +77,7 @@ class ComposedMethod:
 
     def unlearn(self, job: UnlearnJob) -> UnlearnOutput:
         from obliviate.models.selection import apply_peft, select_trainable
+        from obliviate.seeding import seed_everything
         from obliviate.training import train_loop
 
         cfg = self.train
@@ -98,6 +99,7 @@ class ComposedMethod:
         self.forget.setup(job, forget, cfg)
         if self.retain is not None:
             self.retain.setup(job, retain or [], cfg)
+        seed_everything(cfg.seed)  # before any parameter (an adapter) is created
         if self.peft:
             job.model = apply_peft(job.model, self.peft)
         if self.trainable:
@@ -121,7 +123,7 @@ class ComposedMethod:
             log_path=log_path,
             desc="unlearning",
             progress=job.progress,
-            checkpoint_dir=job.run_dir / "checkpoint" if job.run_dir and cfg.checkpoint else None,
+            checkpoint_dir=job.checkpoint_dir("unlearn", cfg.checkpoint),
         )
         if self.peft:
             from obliviate.models.selection import finish_adapter

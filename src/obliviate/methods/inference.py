@@ -318,6 +318,7 @@ class WHPLogitsMethod:
                 log_path=log_path,
                 desc="reinforcing",
                 progress=job.progress,
+                checkpoint_dir=job.checkpoint_dir("whp_logits_reinforce", self.train.checkpoint),
             )
             log = result.log
             reinforced = getattr(reinforced, "module", reinforced)

@@ -43,6 +43,13 @@ class UnlearnJob:
             for it in items
         ]
 
+    def checkpoint_dir(self, stage: str, enabled: bool = True) -> Path | None:
+        """Where the training stage ``stage`` keeps its checkpoints: ``<run>/checkpoint/<stage>``
+        (``None`` without a run folder or when ``enabled`` is false; docs/run-format.md)."""
+        if self.run_dir is None or not enabled:
+            return None
+        return self.run_dir / "checkpoint" / stage
+
     def reference_model(self) -> Any:
         """A frozen copy of the model as it was before unlearning (built once, on demand)."""
         if self._ref_model is None:

@@ -98,6 +98,7 @@ class SISAMethod:
                 job.template,
                 base_path=job.model_path if self.init == "model" else None,
                 accelerator=job.accelerator,
+                checkpoint_dir=job.checkpoint_dir("sisa_fit", self.train.checkpoint),
             )
             info.update(
                 initial_training_steps=trained["steps"],
@@ -105,7 +106,11 @@ class SISAMethod:
             )
             # exact only when the constituents' starting point never saw the data
             info["exact"] = self.init == "scratch"
-        report = ens.forget(job.request.forget, accelerator=job.accelerator)
+        report = ens.forget(
+            job.request.forget,
+            accelerator=job.accelerator,
+            checkpoint_dir=job.checkpoint_dir("sisa_forget", self.train.checkpoint),
+        )
         info.update(
             removed=report.removed,
             shards_retrained=report.shards_retrained,

@@ -194,8 +194,17 @@ class SISAEnsemble:
             seed=stage_seed(self.cfg.seed, s, r),
         )
 
-    def _run_shard(self, s: int, start: int, accelerator: Any, log: list[dict[str, float]]) -> int:
-        """Re-run stages ``start..R`` of shard ``s`` from checkpoint ``start - 1``."""
+    def _run_shard(
+        self,
+        s: int,
+        start: int,
+        accelerator: Any,
+        log: list[dict[str, float]],
+        checkpoint_dir: Path | None = None,
+    ) -> int:
+        """Re-run stages ``start..R`` of shard ``s`` from checkpoint ``start - 1``; with
+        ``checkpoint_dir`` each stage keeps its training checkpoints in
+        ``<checkpoint_dir>/shard<s>-stage<r>`` so an interrupted run resumes there."""
         from obliviate.methods import functional as F
         from obliviate.training import train_loop
 
@@ -220,6 +229,10 @@ class SISAEnsemble:
                     accelerator=accelerator,
                     desc=f"sisa shard {s} stage {r}",
                     progress=False,
+                    checkpoint_dir=checkpoint_dir / f"shard{s}-stage{r}"
+                    if checkpoint_dir
+                    else None,
+                    keep_checkpoint=True,
                 )
                 steps += res.steps
                 for row in res.log:
@@ -245,6 +258,7 @@ class SISAEnsemble:
         assignment: list[list[list[int]]] | None = None,
         base_path: str | None = None,
         accelerator: Any = None,
+        checkpoint_dir: Path | None = None,
     ) -> tuple[SISAEnsemble, dict[str, Any]]:
         """Train an ensemble on ``items`` (the whole training set D). Returns
         ``(ensemble, info)`` with ``info["steps"]`` the optimiser steps taken.
@@ -298,13 +312,18 @@ class SISAEnsemble:
         }
         ens = cls(base, tokenizer, dict(enumerate(pairs)), assignment, settings)
         log: list[dict[str, float]] = []
-        steps = sum(ens._run_shard(s, 1, accelerator, log) for s in range(ens.n_shards))
+        steps = sum(
+            ens._run_shard(s, 1, accelerator, log, checkpoint_dir) for s in range(ens.n_shards)
+        )
         return ens, {"steps": steps, "log": log}
 
     # ------------------------------------------------------------------ deletion
 
     def forget(
-        self, items: Sequence[QAItem | tuple[str, str]], accelerator: Any = None
+        self,
+        items: Sequence[QAItem | tuple[str, str]],
+        accelerator: Any = None,
+        checkpoint_dir: Path | None = None,
     ) -> ForgetReport:
         """Delete ``items`` (matched by exact question and answer; every copy in D is removed)
         and retrain only the affected shards from their last checkpoint before the earliest
@@ -338,7 +357,10 @@ class SISAEnsemble:
         self.removed += len(drop)
         self.settings["removed"] = self.removed
         log: list[dict[str, float]] = []
-        steps = sum(self._run_shard(s, r, accelerator, log) for s, r in sorted(first.items()))
+        steps = sum(
+            self._run_shard(s, r, accelerator, log, checkpoint_dir)
+            for s, r in sorted(first.items())
+        )
         full = sum(
             planned_steps(sum(len(sl) for sl in shard[:r]), self._stage_cfg(s, r))
             for s, shard in enumerate(self.assignment)

@@ -84,6 +84,7 @@ class TaskVectorNegation:
         import torch
 
         from obliviate.models.selection import apply_peft, finish_adapter, scale_lora
+        from obliviate.seeding import seed_everything
         from obliviate.training import train_loop
 
         cfg = self.train
@@ -93,6 +94,7 @@ class TaskVectorNegation:
             lf = F.nll_loss(forward(m, batch).logits, batch["labels"])
             return lf, {"forget_nll": float(lf.detach())}
 
+        seed_everything(cfg.seed)  # before the adapter is created
         if self.peft:
             model = apply_peft(job.model, self.peft)
             theta0 = None
@@ -111,6 +113,7 @@ class TaskVectorNegation:
             log_path=log_path,
             desc="task vector: fine-tuning on forget",
             progress=job.progress,
+            checkpoint_dir=job.checkpoint_dir("task_vector", cfg.checkpoint),
         )
         sq = 0.0
         if self.peft:

@@ -103,6 +103,8 @@ class WHPTerm(Term):
             accelerator=job.accelerator,
             desc="whp reinforce",
             progress=job.progress,
+            checkpoint_dir=job.checkpoint_dir("whp_reinforce", cfg.checkpoint),
+            keep_checkpoint=True,
         )
         self.reinforce_log = result.log
         model = _unwrap(model)

@@ -7,6 +7,7 @@ are thin layers over :func:`run_muse`; every stage resumes through
 
 from __future__ import annotations
 
+import shutil
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -96,9 +97,11 @@ def train_on_documents(
         log_path=out / "train_log.jsonl",
         desc=f"train {out.name}",
         progress=progress,
+        checkpoint_dir=out / "checkpoint" / "train" if cfg.checkpoint else None,
     )
     net.save_pretrained(out / "model", safe_serialization=True)
     tokenizer.save_pretrained(out / "model")
+    shutil.rmtree(out / "checkpoint", ignore_errors=True)  # the model is saved
     return out / "model"
 
 
