@@ -68,6 +68,7 @@ def write_eval(run_dir: str | Path, result: Any, meta: dict[str, Any]) -> Path:
         "schema": SCHEMA,
         **meta,
         "metrics": result.metrics,
+        "unavailable": dict(getattr(result, "unavailable", {})),
         "timing": {**meta.get("timing", {}), **result.timing},
         "eval_key": result.key,
         "versions": library_versions(),
@@ -92,6 +93,7 @@ def load_eval(run_dir: str | Path) -> Any:
         read_jsonl(run_dir / "samples.jsonl"),
         doc["eval_key"],
         doc.get("timing", {}),
+        dict(doc.get("unavailable") or {}),
     )
 
 

@@ -30,11 +30,32 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-def print_metrics(metrics: dict[str, Any]) -> None:
-    width = max(len(k) for k in metrics) if metrics else 0
+def goal_text(name: str, record: dict[str, Any]) -> str:
+    """What "better" means for a recorded metric: ``ideal 0.5`` when the record or the
+    catalogue gives an ideal value (MIA AUCs: the retain model's level), else its direction."""
+    ideal = record.get("ideal")
+    if ideal is None:
+        from obliviate.registry import METRICS
+
+        entry = METRICS.find(name)
+        ideal = getattr(entry.load(), "ideal", None) if entry is not None else None
+    if ideal is not None:
+        return f"ideal {ideal:g}"
+    if record["direction"] == "zero":
+        return "closest to 0 is best"
+    return f"{record['direction']} is better"
+
+
+def print_metrics(metrics: dict[str, Any], unavailable: dict[str, str] | None = None) -> None:
+    """One line per metric (value and goal), then one per metric that could not be computed,
+    with the reason (docs/run-format.md, ``unavailable``)."""
+    unavailable = unavailable or {}
+    width = max((len(k) for k in [*metrics, *unavailable]), default=0)
     for k in sorted(metrics):
         m = metrics[k]
-        print(f"{k:<{width}}  {m['value']:.4g}  ({m['direction']} is better)")
+        print(f"{k:<{width}}  {m['value']:.4g}  ({goal_text(k, m)})")
+    for k in sorted(unavailable):
+        print(f"{k:<{width}}  n/a  ({unavailable[k]})")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -50,5 +71,5 @@ def run(args: argparse.Namespace) -> int:
         reuse=not args.no_reuse,
         **data_kwargs(args),
     )
-    print_metrics(result.metrics)
+    print_metrics(result.metrics, getattr(result, "unavailable", None))
     return 0

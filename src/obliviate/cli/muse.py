@@ -158,5 +158,5 @@ def _eval(args: argparse.Namespace, settings: dict) -> int:
         meta={"name": "muse-eval", "role": "unlearned"},
         progress=not args.no_progress,
     )
-    print_metrics(result.metrics)
+    print_metrics(result.metrics, getattr(result, "unavailable", None))
     return 0

@@ -85,7 +85,7 @@ def run(args: argparse.Namespace) -> int:
         meta=meta,
         progress=not args.no_progress,
     )
-    print_metrics(result.metrics)
+    print_metrics(result.metrics, getattr(result, "unavailable", None))
     for task, values in extra.items():
         print(f"lm-eval {task}: " + ", ".join(f"{k} {v:.4g}" for k, v in sorted(values.items())))
     return 0
