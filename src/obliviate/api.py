@@ -94,7 +94,9 @@ def load_suite(
     """A benchmark entry's loaded :class:`~obliviate.benchmarks.suites.Suite` (its request and
     metric suite). Without ``benchmark``: ``qa`` when ``forget`` is given, else ``tofu``."""
     from obliviate.benchmarks import default_benchmark, get_benchmark
+    from obliviate.data.files import check_distinct_sources
 
+    check_distinct_sources({"--forget": forget, "--retain": retain, "--holdout": holdout})
     spec = get_benchmark(benchmark or default_benchmark(forget))
     return spec.build(
         data,
@@ -125,6 +127,16 @@ def training_items(data: str, split: str, builtin: dict[str, Any] | None = None)
 
 def _looks_like_tofu(folder: Path) -> bool:
     return any((folder / f"full{ext}").exists() for ext in (".jsonl", ".json"))
+
+
+def _training_corpus(data: str, items: list[QAItem], builtin: dict[str, Any] | None) -> list[str]:
+    """Tokenizer training text: every text of a benchmark, or of the user's own file."""
+    p = Path(data)
+    if p.is_file() or (p.is_dir() and not _looks_like_tofu(p)):
+        texts = [t for it in items for t in (it.question, it.answer, *it.perturbed_answers) if t]
+        texts += [t for it in items for t in (it.paraphrased_answer, it.paraphrased_question) if t]
+        return list(dict.fromkeys(texts))
+    return corpus_text(data, builtin)
 
 
 def corpus_text(data: str, builtin: dict[str, Any] | None = None) -> list[str]:
@@ -192,7 +204,9 @@ def finetune(
     items = training_items(data, split, builtin)
     if model is None:
         tok = (
-            load_tokenizer(tokenizer) if tokenizer else train_tokenizer(corpus_text(data, builtin))
+            load_tokenizer(tokenizer)
+            if tokenizer
+            else train_tokenizer(_training_corpus(data, items, builtin))
         )
         net = build_tiny_llama(tok, size=size, seed=seed)
         defaults: dict[str, Any] = TINY_FINETUNE

@@ -98,10 +98,14 @@ def load_eval(run_dir: str | Path) -> Any:
 
 
 def resolve_model_dir(path: str | Path) -> str:
-    """Accept a run folder (with ``model/``) or a model folder or a hub name."""
+    """Accept a run folder (with ``model/``) or a model folder or a hub name; anything else
+    fails at once with a did-you-mean (:func:`obliviate.models.locate.check_model_path`)."""
+    from obliviate.models.locate import check_model_path
+
     p = Path(path)
     if (p / "model").is_dir() and not (p / "config.json").exists():
         return str(p / "model")
+    check_model_path(str(path))
     return str(path)
 
 

@@ -54,6 +54,11 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 2
     try:
+        if getattr(args, "no_progress", False):
+            from obliviate.cli.quiet import quiet
+
+            with quiet():
+                return int(args.func(args) or 0)
         return int(args.func(args) or 0)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

@@ -7,6 +7,13 @@ from typing import Any
 
 from obliviate.cli._common import add_data_args, add_set_arg, data_kwargs
 
+EPILOG = """\
+examples:
+  obliviate eval --model runs/npo --retain-model runs/retain --split forget10 --out runs/npo
+  obliviate eval --model runs/target --forget forget.jsonl --retain retain.jsonl --set generate=false
+  obliviate eval --benchmark builtin-muse --model runs/npo --set max_items=4
+"""
+
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
@@ -16,7 +23,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "benchmarks`; default tofu). Writes metrics.json and "
         "samples.jsonl to --out. With "
         "--retain-model, forget quality and privleak are computed "
-        "against it (its evaluation is cached next to it).",
+        "against it (its evaluation is cached next to it). A metric that cannot be "
+        "computed is printed as n/a with the reason (docs/run-format.md).",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("--model", required=True, help="model folder, run folder or hub name")
     p.add_argument("--retain-model", help="the retain (gold-standard) model")
@@ -24,9 +34,18 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--no-reuse", action="store_true", help="recompute even if results with the same key exist"
     )
-    p.add_argument("--no-progress", action="store_true")
+    p.add_argument(
+        "--no-progress", action="store_true", help="no progress bars, no library warnings"
+    )
+    p.add_argument(
+        "--trust-remote-code",
+        action="store_true",
+        help="allow a model that ships its own Python code (only if you trust its author)",
+    )
     add_data_args(p)
-    add_set_arg(p, "evaluation (batch_size, max_new_tokens, min_k, ...)")
+    add_set_arg(
+        p, "evaluation (batch_size, max_new_tokens, min_k, ...)", "batch_size=8 or generate=false"
+    )
     p.set_defaults(func=run)
 
 
@@ -69,6 +88,7 @@ def run(args: argparse.Namespace) -> int:
         settings=parse_overrides(args.overrides),
         progress=not args.no_progress,
         reuse=not args.no_reuse,
+        trust_remote_code=args.trust_remote_code,
         **data_kwargs(args),
     )
     print_metrics(result.metrics, getattr(result, "unavailable", None))
