@@ -138,7 +138,9 @@ def from_dict(cls: type[T], values: Mapping[str, Any], what: str | None = None) 
     coerced = {}
     for k, v in values.items():
         t = str(types[k])
-        if v is not None and t.startswith("float"):
+        if v is not None and t == "bool":
+            v = coerce(v, bool, k, what)
+        elif v is not None and t.startswith("float"):
             v = coerce(v, float, k, what)
         elif v is not None and t.startswith("int") and not isinstance(v, bool):
             v = coerce(v, int, k, what)

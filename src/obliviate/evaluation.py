@@ -48,6 +48,16 @@ class EvalSettings:
     # which splits feed model utility; None = every available one of retain/real_authors/world_facts
     utility_splits: tuple[str, ...] | None = None
 
+    def __post_init__(self) -> None:
+        for name in ("batch_size", "max_new_tokens", "max_length"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"evaluation setting {name}={getattr(self, name)!r}: must be >= 1")
+        if not 0 < self.min_k <= 1:
+            raise ValueError(
+                f"evaluation setting min_k={self.min_k!r}: must be in (0, 1] (a fraction of "
+                "the answer tokens, e.g. 0.4)"
+            )
+
 
 @dataclass
 class EvalResult:
