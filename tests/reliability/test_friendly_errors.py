@@ -178,7 +178,8 @@ def test_eval_help_examples_run(tmp_path: Path, tiny_models: dict, capsys, monke
     monkeypatch.chdir(tmp_path)
     (tmp_path / "runs").mkdir()
     for name, src in (("target", "target"), ("retain", "retain"), ("npo", "target")):
-        (tmp_path / "runs" / name).symlink_to(Path(tiny_models[src]).parent)
+        (tmp_path / "runs" / name).mkdir()  # results and caches stay in this scratch folder
+        (tmp_path / "runs" / name / "model").symlink_to(tiny_models[src], True)
     request = api.load_request("builtin", tiny_models["split"], builtin=tiny_models["builtin"])
     for name, items in (("forget", request.forget[:4]), ("retain", request.retain[:4])):
         rows = [json.dumps({"question": it.question, "answer": it.answer}) for it in items]

@@ -61,9 +61,9 @@ def run(args: argparse.Namespace) -> int:
     settings = {"mode": args.mode, "batch_size": args.batch_size, "max_length": args.max_length}
     if args.subsets:
         settings["subsets"] = args.subsets
-    path = resolve_model_dir(args.model)
     extra = {}
     if args.lm_eval_tasks:
+        path = resolve_model_dir(args.model)
         tasks = [t for t in args.lm_eval_tasks.split(",") if t]
         extra = run_lm_eval(path, tasks, args.batch_size, args.lm_eval_limit)
     meta = {
