@@ -97,7 +97,7 @@ def scratch(tmp_path_factory: pytest.TempPathFactory) -> Path:
     (repo / "scripts" / "setup.sh").write_text(
         '#!/usr/bin/env bash\nset -euo pipefail\ncd "$(dirname "$0")/.."\n' + check[0] + "\n"
     )
-    (repo / ".venv").symlink_to(Path(sys.executable).resolve().parents[1], True)
+    (repo / ".venv").symlink_to(Path(sys.prefix), True)  # the running virtual environment
     if (ROOT.parent / "shared").is_dir():
         (root / "shared").symlink_to(ROOT.parent / "shared", True)
     return repo
