@@ -17,7 +17,7 @@ from typing import Any, cast
 from obliviate.data.options import config_entries, set_stride, suite_options
 from obliviate.data.templates import PromptTemplate
 from obliviate.data.training_data import TOFU_CONFIGS as TOFU_CONFIGS
-from obliviate.data.training_data import corpus_text, training_items
+from obliviate.data.training_data import training_corpus, training_items
 from obliviate.data.types import UnlearningRequest
 
 # Fine-tuning defaults. Real models: TOFU's target recipe (docs/methods.md, lr 1e-5, 5 epochs,
@@ -81,7 +81,9 @@ def load_suite(
     ``system_prompt``: the chat template's (part of the evaluation key). ``field_map``: which
     column of the files holds which field, ``{file column: field}`` (README.md)."""
     from obliviate.benchmarks import default_benchmark, get_benchmark
+    from obliviate.data.files import check_distinct_sources
 
+    check_distinct_sources({"--forget": forget, "--retain": retain, "--holdout": holdout})
     spec = get_benchmark(benchmark or default_benchmark(forget))
     return spec.build(
         data,
@@ -152,7 +154,9 @@ def finetune(
     items = training_items(data, split, builtin, field_map)
     if model is None:
         tok = (
-            load_tokenizer(tokenizer) if tokenizer else train_tokenizer(corpus_text(data, builtin))
+            load_tokenizer(tokenizer)
+            if tokenizer
+            else train_tokenizer(training_corpus(data, items, builtin))
         )
         net = build_tiny_llama(tok, size=size, seed=seed)
         defaults: dict[str, Any] = TINY_FINETUNE

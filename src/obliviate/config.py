@@ -45,15 +45,22 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         if self.lr <= 0:
-            raise ValueError(f"lr must be > 0, got {self.lr}")
+            raise ValueError(f"train setting lr={self.lr:g}: lr must be > 0 (e.g. 1e-5)")
         if self.epochs <= 0 and not self.max_steps:
-            raise ValueError("epochs must be > 0 (or set max_steps)")
+            raise ValueError(
+                f"train setting epochs={self.epochs:g}: epochs must be > 0 (or set max_steps)"
+            )
+        for name in ("batch_size", "grad_accum"):
+            if getattr(self, name) < 1:
+                raise ValueError(
+                    f"train setting {name}={getattr(self, name)!r}: {name} must be >= 1"
+                )
+        if self.max_steps is not None and self.max_steps < 0:
+            raise ValueError(f"train setting max_steps={self.max_steps!r}: must be >= 0")
         if self.checkpoint_every is not None and self.checkpoint_every < 1:
             raise ValueError(
-                f"checkpoint_every must be >= 1 (or null), got {self.checkpoint_every}"
+                f"train setting checkpoint_every={self.checkpoint_every!r}: must be >= 1 (or null)"
             )
-        if self.batch_size < 1 or self.grad_accum < 1:
-            raise ValueError("batch_size and grad_accum must be >= 1")
         if self.scheduler not in ("linear", "cosine", "constant"):
             raise ValueError(
                 f"scheduler must be linear, cosine or constant, not {self.scheduler!r}"
@@ -118,6 +125,18 @@ def coerce(value: Any, kind: type, key: str, what: str) -> Any:
         raise ValueError(f"{what} setting {key}={value!r}: expected {kind.__name__}") from None
 
 
+def coerce_like(default: Any, value: Any, key: str, what: str) -> Any:
+    """``value`` coerced to the type of a number or boolean ``default`` (a one-sentence error
+    when it cannot be: ``alpha=abc``), unchanged otherwise; an int default accepts a float."""
+    if isinstance(default, bool):
+        return coerce(value, bool, key, what)
+    if isinstance(default, (int, float)) and value is not None:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return value
+        return coerce(value, float, key, what)
+    return value
+
+
 def from_dict(cls: type[T], values: Mapping[str, Any], what: str | None = None) -> T:
     """Build a dataclass from a dict, rejecting unknown keys and coercing simple types."""
     what = what or cls.__name__
@@ -127,7 +146,9 @@ def from_dict(cls: type[T], values: Mapping[str, Any], what: str | None = None) 
     coerced = {}
     for k, v in values.items():
         t = str(types[k])
-        if v is not None and t.startswith("float"):
+        if v is not None and t == "bool":
+            v = coerce(v, bool, k, what)
+        elif v is not None and t.startswith("float"):
             v = coerce(v, float, k, what)
         elif v is not None and t.startswith("int") and not isinstance(v, bool):
             v = coerce(v, int, k, what)

@@ -49,15 +49,34 @@ class EvalSettings:
     # which splits feed model utility; None = every available one of retain/real_authors/world_facts
     utility_splits: tuple[str, ...] | None = None
 
+    def __post_init__(self) -> None:
+        for name in ("batch_size", "max_new_tokens", "max_length"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"evaluation setting {name}={getattr(self, name)!r}: must be >= 1")
+        if not 0 < self.min_k <= 1:
+            raise ValueError(
+                f"evaluation setting min_k={self.min_k!r}: must be in (0, 1] (a fraction of "
+                "the answer tokens, e.g. 0.4)"
+            )
+
 
 @dataclass
 class EvalResult:
-    """Aggregates (``metrics``: name -> {value, direction, version}) and per-sample rows."""
+    """Aggregates (``metrics``: name -> {value, direction, version}), per-sample rows and the
+    metrics of the suite that could not be computed (``unavailable``: name -> the reason)."""
 
     metrics: dict[str, dict[str, Any]]
     samples: list[dict[str, Any]]
     key: dict[str, Any]
     timing: dict[str, float] = field(default_factory=dict)
+    unavailable: dict[str, str] = field(default_factory=dict)
+
+    def set_unavailable(self, reasons: dict[str, str]) -> None:
+        """Record why metrics were not computed; a computed metric is never listed, and the
+        first reason given for a name is kept (the most specific one)."""
+        for name, reason in reasons.items():
+            if name not in self.metrics:
+                self.unavailable.setdefault(name, reason)
 
     def values(self) -> dict[str, float]:
         return {k: v["value"] for k, v in self.metrics.items()}
@@ -198,8 +217,11 @@ def evaluate_model(
         {}, samples, key, {"score_s": round(t_score, 3), "generate_s": round(t_gen, 3)}
     )
     _set_metrics(result, _aggregate(samples, settings))
+    result.set_unavailable(unavailable_reasons(splits, settings))
     if reference is not None:
         add_reference_metrics(result, reference)
+    else:
+        result.set_unavailable({n: NO_RETAIN_MODEL for n in REFERENCE_METRICS})
     return result
 
 
@@ -227,6 +249,76 @@ def add_reference_metrics(result: EvalResult, reference: EvalResult) -> None:
     pls = mia.privleak_by_attack(_aucs(result), _aucs(reference))
     out.update({mia.privleak_name(a): pl for a, pl in pls.items() if pl is not None})
     _set_metrics(result, out)
+    for name in out:
+        result.unavailable.pop(name, None)
+    if "forget_quality" not in out and f_tr:
+        result.set_unavailable(
+            {"forget_quality": "the retain model's results have no truth ratios"}
+        )
+    if reference.unavailable.get("mia_min_k_auc") and "privleak" not in out:
+        result.set_unavailable(
+            {mia.privleak_name(a): reference.unavailable["mia_min_k_auc"] for a in MIA_ATTACKS}
+        )
+
+
+NO_RETAIN_MODEL = "no retain model given (--retain-model)"
+# the TOFU suite's metrics that need the retain model's results
+REFERENCE_METRICS = ("forget_quality", *(mia.privleak_name(a) for a in MIA_ATTACKS))
+_MIA_AUCS = tuple(f"mia_{a}_auc" for a in MIA_ATTACKS)
+_ROUGES = ("forget_rouge", "forget_paraphrased_rouge", "retain_rouge")
+
+
+def expected_metrics() -> tuple[str, ...]:
+    """The metrics a full evaluation of the TOFU suite on a forget / retain / holdout request
+    records (``real_authors_*`` and ``world_facts_*`` come in addition when those splits exist);
+    each one is either computed or listed in :attr:`EvalResult.unavailable` with its reason."""
+    return (
+        "forget_quality",
+        "model_utility",
+        "forget_prob",
+        "forget_paraphrased_prob",
+        "forget_truth_ratio",
+        "forget_exact_memorisation",
+        "forget_extraction_strength",
+        *_ROUGES,
+        "retain_prob",
+        "retain_truth_ratio",
+        *_MIA_AUCS,
+        *REFERENCE_METRICS,
+    )
+
+
+def unavailable_reasons(splits: dict[str, list[QAItem]], settings: EvalSettings) -> dict[str, str]:
+    """Why metrics of the suite cannot be computed on these splits with these settings (the
+    first reason for a name wins: the most specific comes first)."""
+    out: dict[str, str] = {}
+    forget = splits.get("forget", [])
+    if not any(it.perturbed_answers for it in forget):
+        why = "the forget set has no perturbed answers (field perturbed_answer)"
+        out.update(forget_truth_ratio=why, forget_quality=why)
+    if not any(it.paraphrased_answer for it in forget):
+        why = "the forget set has no paraphrased answers (field paraphrased_answer)"
+        out["forget_paraphrased_prob"] = why
+        out.setdefault("forget_truth_ratio", why)
+        out.setdefault("forget_quality", why)
+    if not settings.generate:
+        out.update({n: "generation is off (generate=False)" for n in _ROUGES})
+    if not any(it.paraphrased_question for it in forget):
+        out.setdefault(
+            "forget_paraphrased_rouge",
+            "the forget set has no paraphrased questions (field paraphrased_question)",
+        )
+    if not splits.get("retain"):
+        why = "no retain set given (--retain)"
+        out.update(retain_prob=why, retain_rouge=why, retain_truth_ratio=why)
+    elif not any(it.perturbed_answers and it.paraphrased_answer for it in splits["retain"]):
+        out["retain_truth_ratio"] = "the retain set has no perturbed and paraphrased answers"
+    if not any(splits.get(s) for s in ("retain", "real_authors", "world_facts")):
+        out["model_utility"] = "no retain set given (--retain)"
+    if not splits.get("holdout"):
+        why = "no holdout set given (--holdout: the non-members of the MIA attacks)"
+        out.update({n: why for n in (*_MIA_AUCS, *REFERENCE_METRICS[1:])})
+    return out
 
 
 def _aucs(result: EvalResult) -> dict[str, float]:

@@ -68,6 +68,7 @@ def write_eval(run_dir: str | Path, result: Any, meta: dict[str, Any]) -> Path:
         "schema": SCHEMA,
         **meta,
         "metrics": result.metrics,
+        "unavailable": dict(getattr(result, "unavailable", {})),
         "timing": {**meta.get("timing", {}), **result.timing},
         "eval_key": result.key,
         "versions": library_versions(),
@@ -92,6 +93,7 @@ def load_eval(run_dir: str | Path) -> Any:
         read_jsonl(run_dir / "samples.jsonl"),
         doc["eval_key"],
         doc.get("timing", {}),
+        dict(doc.get("unavailable") or {}),
     )
 
 
@@ -115,10 +117,14 @@ def data_names(data: Any, forget: Any = None, retain: Any = None, holdout: Any =
 
 
 def resolve_model_dir(path: str | Path) -> str:
-    """Accept a run folder (with ``model/``) or a model folder or a hub name."""
+    """Accept a run folder (with ``model/``) or a model folder or a hub name; anything else
+    fails at once with a did-you-mean (:func:`obliviate.models.locate.check_model_path`)."""
+    from obliviate.models.locate import check_model_path
+
     p = Path(path)
     if (p / "model").is_dir() and not (p / "config.json").exists():
         return str(p / "model")
+    check_model_path(str(path))
     return str(path)
 
 

@@ -1,10 +1,14 @@
-"""Tokenizers of the three families real models use, built locally (no network): a Llama-2-style
+"""Fixtures of the reliability suite.
+
+Tokenizers of the three families real models use, built locally (no network): a Llama-2-style
 SentencePiece BPE (normalizer prepends and replaces spaces with "▁", as the converted Llama-2
 tokenizer.json does), a Llama-3-style byte-level BPE with BOS, and a GPT-2-style byte-level BPE
-without BOS; plus the built-in tokenizer and a tiny random model of 512 positions."""
+without BOS; plus the built-in tokenizer and a tiny random model of 512 positions; files and a model folder that fail fast."""
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -123,3 +127,31 @@ def random_model(builtin_tok: Any) -> Any:
     model = build_tiny_llama(builtin_tok, size="xs", max_positions=512, seed=0)
     model.eval()
     return model
+
+
+@pytest.fixture
+def fake_model(tmp_path: Path) -> Path:
+    """A folder that passes the path checks (config.json and a safetensors file) but holds no
+    loadable model: errors that must fire before any loading are checked with it."""
+    folder = tmp_path / "runs" / "target" / "model"
+    folder.mkdir(parents=True)
+    (folder / "config.json").write_text(json.dumps({"model_type": "llama"}))
+    (folder / "model.safetensors").write_bytes(b"not loaded before the error")
+    return folder
+
+
+@pytest.fixture
+def qa_file(tmp_path: Path) -> Path:
+    path = tmp_path / "forget.jsonl"
+    path.write_text(
+        '{"question": "Who is Ann?", "answer": "Ann is a sailor."}\n'
+        '{"question": "Who is Bob?", "answer": "Bob is a baker."}\n'
+    )
+    return path
+
+
+@pytest.fixture
+def retain_file(tmp_path: Path) -> Path:
+    path = tmp_path / "retain.jsonl"
+    path.write_text('{"question": "Who is Cid?", "answer": "Cid is a potter."}\n')
+    return path

@@ -19,11 +19,11 @@ import sys
 from pathlib import Path
 
 import pytest
+from doc_blocks import FENCE, ROOT  # tests/unit/doc_blocks.py
 
 from obliviate import registry
 from obliviate.cli import main
 
-ROOT = Path(__file__).resolve().parents[2]
 DOC = ROOT / "docs" / "contributing.md"
 REGISTRIES = (
     registry.METHODS,
@@ -34,7 +34,6 @@ REGISTRIES = (
     registry.BENCHMARKS,
     registry.ERASERS,
 )
-FENCE = re.compile(r"^```(\w+)\n(.*?)^```$", re.MULTILINE | re.DOTALL)
 
 
 def _load_contract():

@@ -325,8 +325,22 @@ def evaluate_muse(
     _set(result, values)
     if dropped and "mia_min_k_auc" in result.metrics:
         result.metrics["mia_min_k_auc"]["tokens_dropped"] = dropped
+    no_holdout = "no holdout documents given (--holdout: the non-members of Min-K% PrivLeak)"
+    result.set_unavailable(
+        {
+            "forget_verbmem": "the forget documents give no VerbMem prompt (one word or none)",
+            "forget_knowmem": "the data has no KnowMem questions on the forget set (forget_qa)",
+            "retain_knowmem": "the data has no KnowMem questions on the retain set (retain_qa)",
+            "mia_min_k_auc": no_holdout,
+            "privleak": no_holdout,
+        }
+    )
     if reference is not None:
         add_privleak(result, reference)
+    else:
+        from obliviate.evaluation import NO_RETAIN_MODEL
+
+        result.set_unavailable({"privleak": NO_RETAIN_MODEL})
     return result
 
 
@@ -353,6 +367,7 @@ def add_privleak(result: Any, reference: Any) -> None:
         result.metrics["mia_min_k_auc"]["value"], reference.metrics["mia_min_k_auc"]["value"]
     )
     _set(result, {"privleak": pl})
+    result.unavailable.pop("privleak", None)
 
 
 # ----------------------------------------------------------------------------- unlearning

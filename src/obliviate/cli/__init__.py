@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
+from typing import NoReturn
 
 # Order here is the order of `obliviate --help`.
 SUBCOMMANDS = [
@@ -28,8 +29,16 @@ SUBCOMMANDS = [
 ]
 
 
+class Parser(argparse.ArgumentParser):
+    """An argument parser whose errors are one line naming the problem and the help to read
+    (argparse's default prints the whole usage first); sub-commands' parsers are of this class."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see `{self.prog} --help`)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="obliviate",
         description="Machine unlearning for generative AI: unlearn, evaluate, benchmark.",
     )
@@ -55,6 +64,11 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 2
     try:
+        if getattr(args, "no_progress", False):
+            from obliviate.cli.quiet import quiet
+
+            with quiet():
+                return int(args.func(args) or 0)
         return int(args.func(args) or 0)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

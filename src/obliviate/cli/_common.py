@@ -106,12 +106,14 @@ def data_kwargs(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
-def add_set_arg(p: argparse.ArgumentParser, what: str) -> None:
+def add_set_arg(
+    p: argparse.ArgumentParser, what: str, example: str = "train.lr=1e-4 or alpha=2"
+) -> None:
     p.add_argument(
         "--set",
         dest="overrides",
         action="append",
         default=[],
         metavar="KEY=VALUE",
-        help=f"override a {what} setting, e.g. train.lr=1e-4 or alpha=2 (repeatable)",
+        help=f"override a {what} setting, e.g. {example} (repeatable)",
     )

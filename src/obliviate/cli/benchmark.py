@@ -57,7 +57,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "available one of retain, real_authors, world_facts); tiny models "
         "trained from scratch cannot know real authors: use --utility retain",
     )
-    add_set_arg(p, "evaluation")
+    add_set_arg(p, "evaluation", "batch_size=8 or generate=false")
     p.add_argument(
         "--overwrite",
         action="store_true",

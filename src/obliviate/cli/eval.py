@@ -7,6 +7,13 @@ from typing import Any
 
 from obliviate.cli._common import add_data_args, add_set_arg, data_kwargs
 
+EPILOG = """\
+examples:
+  obliviate eval --model runs/npo --retain-model runs/retain --split forget10 --out runs/npo
+  obliviate eval --model runs/target --forget forget.jsonl --retain retain.jsonl --set generate=false
+  obliviate eval --benchmark builtin-muse --model runs/npo --set max_items=4
+"""
+
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
@@ -18,7 +25,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "--retain-model, forget quality and privleak are computed "
         "against it (its evaluation is cached inside its run folder, under evals/). "
         "An evaluation in --out is reused only when the model (every weight byte and the "
-        "tokenizer), the data and the settings are unchanged.",
+        "tokenizer), the data and the settings are unchanged. A metric that cannot be "
+        "computed is printed as n/a with the reason (docs/run-format.md).",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("--model", required=True, help="model folder, run folder or hub name")
     p.add_argument("--retain-model", help="the retain (gold-standard) model")
@@ -37,17 +47,47 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         action="store_true",
         help="replace an evaluation of another model that --out already holds",
     )
-    p.add_argument("--no-progress", action="store_true")
+    p.add_argument(
+        "--no-progress", action="store_true", help="no progress bars, no library warnings"
+    )
+    p.add_argument(
+        "--trust-remote-code",
+        action="store_true",
+        help="allow a model that ships its own Python code (only if you trust its author)",
+    )
     add_data_args(p)
-    add_set_arg(p, "evaluation (batch_size, max_new_tokens, min_k, ...)")
+    add_set_arg(
+        p, "evaluation (batch_size, max_new_tokens, min_k, ...)", "batch_size=8 or generate=false"
+    )
     p.set_defaults(func=run)
 
 
-def print_metrics(metrics: dict[str, Any]) -> None:
-    width = max(len(k) for k in metrics) if metrics else 0
+def goal_text(name: str, record: dict[str, Any]) -> str:
+    """What "better" means for a recorded metric: ``ideal 0.5`` when the record or the
+    catalogue gives an ideal value (MIA AUCs: the retain model's level), else its direction."""
+    ideal = record.get("ideal")
+    if ideal is None:
+        from obliviate.registry import METRICS
+
+        entry = METRICS.find(name)
+        ideal = getattr(entry.load(), "ideal", None) if entry is not None else None
+    if ideal is not None:
+        return f"ideal {ideal:g}"
+    if record["direction"] == "zero":
+        return "closest to 0 is best"
+    return f"{record['direction']} is better"
+
+
+def print_metrics(metrics: dict[str, Any], unavailable: dict[str, str] | None = None) -> None:
+    """One line per metric (value and goal), then one per metric that could not be computed,
+    with the reason (docs/run-format.md, ``unavailable``)."""
+    unavailable = unavailable or {}
+    width = max((len(k) for k in [*metrics, *unavailable]), default=0)
     for k in sorted(metrics):
         m = metrics[k]
-        print(f"{k:<{width}}  {m['value']:.4g}  ({m['direction']} is better)")
+        print(f"{k:<{width}}  {m['value']:.4g}  ({goal_text(k, m)})")
+    for k in sorted(unavailable):
+        print(f"{k:<{width}}  n/a  ({unavailable[k]})")
     for k in sorted(metrics):
         m = metrics[k]
         if m.get("truncated_inputs"):
@@ -72,7 +112,8 @@ def run(args: argparse.Namespace) -> int:
         reuse=not args.no_reuse,
         overwrite=args.overwrite,
         meta={"role": args.role} if args.role else None,
+        trust_remote_code=args.trust_remote_code,
         **data_kwargs(args),
     )
-    print_metrics(result.metrics)
+    print_metrics(result.metrics, getattr(result, "unavailable", None))
     return 0

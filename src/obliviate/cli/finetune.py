@@ -36,7 +36,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--trust-remote-code", action="store_true")
     p.add_argument("--no-progress", action="store_true")
-    add_set_arg(p, "training (train.*)")
+    add_set_arg(p, "training (train.*)", "train.lr=1e-4 or train.epochs=3")
     p.set_defaults(func=run)
 
 

@@ -57,7 +57,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="override a method setting, e.g. npo.train.lr=5e-4 (repeatable)",
     )
     _add_data(r)
-    add_set_arg(r, "MUSE evaluation (max_items, n_icl, use_stemmer, max_length, ...)")
+    add_set_arg(
+        r, "MUSE evaluation (max_items, n_icl, use_stemmer, max_length, ...)", "max_items=20"
+    )
     r.set_defaults(func=run)
 
     e = verbs.add_parser("eval", help="C1-C4 of one model")
@@ -65,7 +67,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     e.add_argument("--retrain-model", help="the retrained model (needed for PrivLeak)")
     e.add_argument("--out", help="run folder for metrics.json and samples.jsonl")
     _add_data(e)
-    add_set_arg(e, "MUSE evaluation (max_items, n_icl, use_stemmer, max_length, ...)")
+    add_set_arg(
+        e, "MUSE evaluation (max_items, n_icl, use_stemmer, max_length, ...)", "max_items=20"
+    )
     e.set_defaults(func=run)
 
     x = verbs.add_parser("export", help="write the built-in corpus as <out>/<config>/<split>.jsonl")
@@ -158,5 +162,5 @@ def _eval(args: argparse.Namespace, settings: dict) -> int:
         meta={"name": "muse-eval", "role": "unlearned"},
         progress=not args.no_progress,
     )
-    print_metrics(result.metrics)
+    print_metrics(result.metrics, getattr(result, "unavailable", None))
     return 0

@@ -69,5 +69,5 @@ def run(args: argparse.Namespace) -> int:
             progress=not args.no_progress,
             **data,
         )
-        print_metrics(result.metrics)
+        print_metrics(result.metrics, getattr(result, "unavailable", None))
     return 0

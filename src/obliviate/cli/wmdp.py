@@ -61,9 +61,9 @@ def run(args: argparse.Namespace) -> int:
     settings = {"mode": args.mode, "batch_size": args.batch_size, "max_length": args.max_length}
     if args.subsets:
         settings["subsets"] = args.subsets
-    path = resolve_model_dir(args.model)
     extra = {}
     if args.lm_eval_tasks:
+        path = resolve_model_dir(args.model)
         tasks = [t for t in args.lm_eval_tasks.split(",") if t]
         extra = run_lm_eval(path, tasks, args.batch_size, args.lm_eval_limit)
     meta = {
@@ -85,7 +85,7 @@ def run(args: argparse.Namespace) -> int:
         meta=meta,
         progress=not args.no_progress,
     )
-    print_metrics(result.metrics)
+    print_metrics(result.metrics, getattr(result, "unavailable", None))
     for task, values in extra.items():
         print(f"lm-eval {task}: " + ", ".join(f"{k} {v:.4g}" for k, v in sorted(values.items())))
     return 0

@@ -300,6 +300,22 @@ def _as_items(source: Any, role: str, field_map: FieldMap | None = None) -> list
     return items
 
 
+def check_distinct_sources(sources: dict[str, Any]) -> None:
+    """Refuse one file or folder given for two roles (``{"--forget": path, "--retain": path}``):
+    a model cannot forget and keep the same data, nor use its forget set as MIA non-members."""
+    seen: dict[Path, str] = {}
+    for role, source in sources.items():
+        if not isinstance(source, (str, os.PathLike)):
+            continue
+        key = Path(source).expanduser().resolve()
+        if key in seen:
+            raise DataError(
+                f"{source} is given as both {seen[key]} and {role}; give {role} a file "
+                f"with other items than {seen[key]}"
+            )
+        seen[key] = role
+
+
 def make_request(
     forget: str | os.PathLike[str] | Sequence[QAItem | dict[str, Any]],
     retain: str | os.PathLike[str] | Sequence[QAItem | dict[str, Any]] | None = None,

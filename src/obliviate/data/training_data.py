@@ -1,6 +1,6 @@
 """The data a model is fine-tuned on: one config of a TOFU-shaped source or a user file
 (:func:`training_items`), and every text of a benchmark for training a tokenizer
-(:func:`corpus_text`). Used by :func:`obliviate.api.finetune`."""
+(:func:`corpus_text`, or of a user file: :func:`training_corpus`). Used by :func:`obliviate.api.finetune`."""
 
 from __future__ import annotations
 
@@ -56,6 +56,16 @@ def training_items(
 
 def _looks_like_tofu(folder: Path) -> bool:
     return any((folder / f"full{ext}").exists() for ext in (".jsonl", ".json"))
+
+
+def training_corpus(data: str, items: list[QAItem], builtin: dict[str, Any] | None) -> list[str]:
+    """Tokenizer training text: every text of a benchmark, or of the user's own file."""
+    p = Path(data)
+    if p.is_file() or (p.is_dir() and not _looks_like_tofu(p)):
+        texts = [t for it in items for t in (it.question, it.answer, *it.perturbed_answers) if t]
+        texts += [t for it in items for t in (it.paraphrased_answer, it.paraphrased_question) if t]
+        return list(dict.fromkeys(texts))
+    return corpus_text(data, builtin)
 
 
 def corpus_text(data: str, builtin: dict[str, Any] | None = None) -> list[str]:

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from obliviate.config import TrainConfig, check_keys, from_dict, to_dict
+from obliviate.config import TrainConfig, check_keys, coerce_like, from_dict, to_dict
 from obliviate.data.collate import pad_id_of
 from obliviate.methods.job import UnlearnJob, UnlearnOutput, forward
 from obliviate.methods.terms import Term, make_term, term_params
@@ -194,6 +194,9 @@ class MethodPreset:
         overrides = dict(overrides or {})
         cfg = self.defaults()
         check_keys(overrides, [k for k in cfg if k != "method"], f"method {self.name!r}")
+        overrides = {
+            k: coerce_like(cfg[k], v, k, f"method {self.name!r}") for k, v in overrides.items()
+        }
         train = dict(self.train)
         train.update(overrides.pop("train", {}) or {})
         train_cfg = from_dict(TrainConfig, train, "train")

@@ -5,31 +5,20 @@ Safe by default: weights only from safetensors, no remote code unless ``trust_re
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
 from obliviate.inference.wrapper_file import WRAPPER_FILE, load_wrapper
 from obliviate.models.fingerprint import model_fingerprint
+from obliviate.models.locate import check_model_path, explain_remote_code
 
 __all__ = ["load_model", "load_tokenizer", "model_fingerprint"]
 
 
-def _check_local(path: str) -> None:
-    p = Path(path)
-    looks_local = (
-        path.startswith((".", "/", "~")) or p.exists() or (os.sep in path and path.count("/") > 1)
-    )
-    if looks_local and not p.is_dir():
-        raise FileNotFoundError(
-            f"model path {path!r} does not exist or is not a folder; give a folder written by "
-            "save_pretrained (with config.json) or a hub name such as 'meta-llama/Llama-3.2-1B'"
-        )
-    markers = ("config.json", "adapter_config.json", WRAPPER_FILE)
-    if p.is_dir() and not any((p / m).exists() for m in markers):
-        raise FileNotFoundError(
-            f"{path!r} holds no config.json or adapter_config.json: is it a save_pretrained folder?"
-        )
+def _check_local(path: str, trust_remote_code: bool = True) -> None:
+    """Fail at once, in one sentence, on a path that is not a loadable model
+    (:func:`obliviate.models.locate.check_model_path`)."""
+    check_model_path(str(path), trust_remote_code)
 
 
 def load_tokenizer(path: str, trust_remote_code: bool = False) -> Any:
@@ -39,8 +28,11 @@ def load_tokenizer(path: str, trust_remote_code: bool = False) -> Any:
     """
     from transformers import AutoTokenizer
 
-    _check_local(path)
-    tok = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
+    _check_local(path, trust_remote_code)
+    try:
+        tok = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
+    except ValueError as exc:
+        raise explain_remote_code(exc, path) from exc
     if tok.pad_token_id is None:
         tok.pad_token = tok.eos_token
     return tok
@@ -60,18 +52,21 @@ def load_model(
     import torch
     from transformers import AutoModelForCausalLM
 
-    _check_local(path)
+    _check_local(path, trust_remote_code)
     torch_dtype = getattr(torch, dtype) if dtype else torch.float32
     if Path(path, WRAPPER_FILE).exists():
         return load_wrapper(path)
-    if Path(path, "adapter_config.json").exists():
-        from obliviate.models.adapters import load_adapter
+    try:
+        if Path(path, "adapter_config.json").exists():
+            from obliviate.models.adapters import load_adapter
 
-        model = load_adapter(path, torch_dtype, trust_remote_code)
-    else:
-        model = AutoModelForCausalLM.from_pretrained(
-            path, dtype=torch_dtype, use_safetensors=True, trust_remote_code=trust_remote_code
-        )
+            model = load_adapter(path, torch_dtype, trust_remote_code)
+        else:
+            model = AutoModelForCausalLM.from_pretrained(
+                path, dtype=torch_dtype, use_safetensors=True, trust_remote_code=trust_remote_code
+            )
+    except ValueError as exc:
+        raise explain_remote_code(exc, path) from exc
     if device:
         model.to(device)
     model.eval()

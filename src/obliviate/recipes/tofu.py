@@ -275,6 +275,12 @@ def comparison_doc(
             row[key] = _metric(res, key)
         row["train_s"] = times.get(name)
         row["trainable_params"] = params.get(name)
+        why = (
+            res.get("unavailable") if isinstance(res, dict) else getattr(res, "unavailable", {})
+        ) or {}
+        shown = {k: why[k] for k, _, _ in columns if k in why and row[k] is None}
+        if shown:
+            row["unavailable"] = shown
         rows.append(row)
     doc = {
         "schema": 1,

@@ -63,7 +63,22 @@ def comparison_markdown(doc: dict[str, Any]) -> str:
         "",
         *markdown_table(heads, rows),
     ]
+    notes = unavailable_notes(doc["rows"], {k: label for k, label, _ in columns})
+    if notes:
+        lines += ["", "Not computed (`-`):", *notes]
     return "\n".join(lines) + "\n"
+
+
+def unavailable_notes(rows: Sequence[dict[str, Any]], labels: dict[str, str]) -> list[str]:
+    """One Markdown bullet per metric a run could not compute, with the reason recorded in its
+    row's ``unavailable`` (docs/run-format.md); runs sharing a reason are listed together."""
+    by_reason: dict[tuple[str, str], list[str]] = {}
+    for r in rows:
+        for key, reason in (r.get("unavailable") or {}).items():
+            by_reason.setdefault((labels.get(key, key), reason), []).append(r["name"])
+    return [
+        f"- {label} ({', '.join(names)}): {reason}" for (label, reason), names in by_reason.items()
+    ]
 
 
 # ----------------------------------------------------------------------------- MUSE
