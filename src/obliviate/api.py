@@ -17,6 +17,7 @@ from typing import Any, cast
 from obliviate.data.options import config_entries, set_stride, suite_options
 from obliviate.data.templates import PromptTemplate
 from obliviate.data.training_data import TOFU_CONFIGS as TOFU_CONFIGS
+from obliviate.data.training_data import corpus_text as corpus_text
 from obliviate.data.training_data import training_corpus, training_items
 from obliviate.data.types import UnlearningRequest
 
