@@ -189,8 +189,7 @@ def finetune(
         checkpoint_dir=out / "checkpoint" / "finetune" if cfg.checkpoint else None,
     )
     if acc.is_main_process:
-        acc.unwrap_model(net).save_pretrained(out / "model", safe_serialization=True)
-        tok.save_pretrained(out / "model")
+        save_unlearned(acc.unwrap_model(net), tok, out / "model")
         write_config(
             out,
             {
@@ -334,16 +333,17 @@ def unlearn(
 
 def save_unlearned(model: Any, tokenizer: Any, path: Path) -> None:
     """Save a model, a PEFT adapter (its base model path stored relative to ``path``), or a
-    wrapper that knows how to save itself."""
-    model = getattr(model, "module", model)
-    if hasattr(model, "save_pretrained"):
-        model.save_pretrained(path, safe_serialization=True)
-    else:
-        raise ValueError(f"cannot save a {type(model).__name__}: it has no save_pretrained")
-    tokenizer.save_pretrained(path)
+    wrapper that knows how to save itself; atomically (:func:`obliviate.io.atomic_folder`)."""
+    from obliviate.io import atomic_folder
     from obliviate.models.adapters import relativise_base
 
-    relativise_base(path)  # a LoRA run folder still loads once the tree is moved
+    model = getattr(model, "module", model)
+    if not hasattr(model, "save_pretrained"):
+        raise ValueError(f"cannot save a {type(model).__name__}: it has no save_pretrained")
+    with atomic_folder(path) as tmp:
+        model.save_pretrained(tmp, safe_serialization=True)
+        tokenizer.save_pretrained(tmp)
+        relativise_base(tmp)  # a LoRA run folder still loads once the tree is moved
 
 
 def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:

@@ -28,6 +28,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from obliviate.io import fsync_dir, fsync_file
+
 KEEP = 2  # good checkpoints kept per folder
 FORMAT = 1
 _saves = 0  # checkpoint saves started by this process (for the kill hook)
@@ -53,19 +55,6 @@ def kill_point(kind: str, count: int) -> None:
     want = os.environ.get("OBLIVIATE_KILL_AT")
     if want and want == f"{kind}:{count}":
         os.kill(os.getpid(), signal.SIGKILL)
-
-
-def _fsync_file(path: Path) -> None:
-    with open(path, "rb") as fh:
-        os.fsync(fh.fileno())
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _sha256(path: Path) -> str:
@@ -189,13 +178,13 @@ def save(
         },
         rank_file,
     )
-    _fsync_file(rank_file)
+    fsync_file(rank_file)
     kill_point("save", _saves)
     acc.wait_for_everyone()
     if acc.is_main_process:
         files = {}
         for p in sorted(tmp.iterdir()):
-            _fsync_file(p)
+            fsync_file(p)
             files[p.name] = {"size": p.stat().st_size, "sha256": _sha256(p)}
         manifest = {
             "format": FORMAT,
@@ -215,11 +204,11 @@ def save(
             json.dump(manifest, fh)
             fh.flush()
             os.fsync(fh.fileno())
-        _fsync_dir(tmp)
+        fsync_dir(tmp)
         if final.exists():
             shutil.rmtree(final)
         os.replace(tmp, final)
-        _fsync_dir(folder)
+        fsync_dir(folder)
         for old in step_dirs(folder)[keep:]:
             shutil.rmtree(old, ignore_errors=True)
     acc.wait_for_everyone()
