@@ -67,6 +67,16 @@ def model_device(model: CausalLM) -> Any:
         return torch.device("cpu")
 
 
+def context_length(model: Any, max_length: int) -> int:
+    """``max_length`` capped at the model's context (``config.max_position_embeddings``):
+    nothing is scored beyond the positions the model has."""
+    cfg = getattr(model, "config", None)
+    positions = getattr(cfg, "max_position_embeddings", None) if cfg is not None else None
+    return (
+        min(max_length, positions) if isinstance(positions, int) and positions > 0 else max_length
+    )
+
+
 def _progress(iterable: Any, desc: str, total: int | None, show: bool) -> Any:
     if not show:
         return iterable

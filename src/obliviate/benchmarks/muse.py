@@ -41,6 +41,14 @@ from obliviate.data.types import QAItem
 # Bump when a computation below changes meaning; cached results of another version are stale.
 MUSE_EVAL_VERSION = 1
 
+_NO_HOLDOUT = "no holdout documents given (--holdout: the non-members of Min-K% PrivLeak)"
+UNAVAILABLE = {  # why a MUSE metric is missing (recorded only for metrics not computed)
+    "forget_verbmem": "the forget documents give no VerbMem prompt (one word or none)",
+    "forget_knowmem": "the data has no KnowMem questions on the forget set (forget_qa)",
+    "retain_knowmem": "the data has no KnowMem questions on the retain set (retain_qa)",
+    "mia_min_k_auc": _NO_HOLDOUT,
+    "privleak": _NO_HOLDOUT,
+}
 KNOWMEM_STOPS = ("\n\n", "\nQuestion", "Question:")
 
 
@@ -175,11 +183,6 @@ def _cap(items: list[QAItem], settings: MuseSettings) -> list[QAItem]:
     return items if settings.max_items is None else items[: settings.max_items]
 
 
-def _model_max_positions(model: Any) -> int | None:
-    cfg = getattr(model, "config", None)
-    return getattr(cfg, "max_position_embeddings", None) if cfg is not None else None
-
-
 def _set(result: Any, values: dict[str, float]) -> None:
     """Record values with their catalogue direction, version and ideal
     (:mod:`obliviate.metrics.catalogue`; ``mia_min_k_auc`` and ``privleak`` are TOFU's)."""
@@ -208,14 +211,11 @@ def evaluate_muse(
     from obliviate.data.templates import PromptTemplate
     from obliviate.evaluation import EvalResult
     from obliviate.metrics import mia
-    from obliviate.scoring import generate, score_pairs
+    from obliviate.scoring import context_length, generate, score_pairs
 
     settings = settings or MuseSettings()
     raw = PromptTemplate("raw")
-    limit = settings.max_length
-    positions = _model_max_positions(model)
-    if positions:
-        limit = min(limit, positions)
+    limit = context_length(model, settings.max_length)
     samples: list[dict[str, Any]] = []
     values: dict[str, float] = {}
     timing: dict[str, float] = {}
@@ -325,16 +325,10 @@ def evaluate_muse(
     _set(result, values)
     if dropped and "mia_min_k_auc" in result.metrics:
         result.metrics["mia_min_k_auc"]["tokens_dropped"] = dropped
-    no_holdout = "no holdout documents given (--holdout: the non-members of Min-K% PrivLeak)"
-    result.set_unavailable(
-        {
-            "forget_verbmem": "the forget documents give no VerbMem prompt (one word or none)",
-            "forget_knowmem": "the data has no KnowMem questions on the forget set (forget_qa)",
-            "retain_knowmem": "the data has no KnowMem questions on the retain set (retain_qa)",
-            "mia_min_k_auc": no_holdout,
-            "privleak": no_holdout,
-        }
-    )
+    reasons = dict(UNAVAILABLE)
+    if "mia_min_k_auc" in result.metrics:
+        del reasons["privleak"]  # the holdout is there: privleak lacks only the reference
+    result.set_unavailable(reasons)
     if reference is not None:
         add_privleak(result, reference)
     else:

@@ -248,7 +248,7 @@ def _add_perplexity(
     (lower): pooled perplexity of the documents (:func:`obliviate.metrics.fluency.perplexity`)
     over every token, long documents scored in windows of the model's context
     (:func:`obliviate.scoring.score_documents`); ``n_tokens`` records how many were scored."""
-    from obliviate.benchmarks.wmdp import context_length
+    from obliviate.scoring import context_length
     from obliviate.metrics import metric_result
     from obliviate.metrics.fluency import perplexity
     from obliviate.scoring import score_documents

@@ -110,16 +110,6 @@ def _pairs(item: Any, mode: str) -> list[tuple[str, str]]:
     return [(prompt, f" {c}") for c in item.choices]
 
 
-def context_length(model: Any, max_length: int) -> int:
-    """``max_length`` capped at the model's context (``config.max_position_embeddings``):
-    nothing is scored beyond the positions the model has."""
-    cfg = getattr(model, "config", None)
-    positions = getattr(cfg, "max_position_embeddings", None) if cfg is not None else None
-    return (
-        min(max_length, positions) if isinstance(positions, int) and positions > 0 else max_length
-    )
-
-
 def choice_scores(
     model: Any,
     tokenizer: Any,
@@ -131,11 +121,11 @@ def choice_scores(
 ) -> tuple[list[list[float]], int]:
     """(:func:`choice_loglikelihoods`, the number of questions whose prompt was cut).
 
-    Inputs longer than the context (``max_length`` capped by :func:`context_length`) lose the
+    Inputs longer than the context (``max_length`` capped by :func:`obliviate.scoring.context_length`) lose the
     start of the prompt, the choice being kept whole (lm-evaluation-harness's left
     truncation, docs/muse-wmdp.md)."""
     from obliviate.data.templates import PromptTemplate
-    from obliviate.scoring import score_pairs
+    from obliviate.scoring import context_length, score_pairs
 
     if mode not in MODES:
         raise ValueError(f"unknown MCQ mode {mode!r}; use one of {', '.join(MODES)}")
@@ -199,6 +189,7 @@ def evaluate_mcq(
     metric of the set records ``truncated_inputs`` (questions cut) and ``context`` (tokens)."""
     from obliviate.evaluation import EvalResult
     from obliviate.metrics import metric_result
+    from obliviate.scoring import context_length
 
     t0 = time.perf_counter()
     context = context_length(model, max_length)
