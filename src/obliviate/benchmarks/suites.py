@@ -248,10 +248,9 @@ def _add_perplexity(
     (lower): pooled perplexity of the documents (:func:`obliviate.metrics.fluency.perplexity`)
     over every token, long documents scored in windows of the model's context
     (:func:`obliviate.scoring.score_documents`); ``n_tokens`` records how many were scored."""
-    from obliviate.scoring import context_length
     from obliviate.metrics import metric_result
     from obliviate.metrics.fluency import perplexity
-    from obliviate.scoring import score_documents
+    from obliviate.scoring import context_length, score_documents
 
     window = context_length(model, settings.max_length)
     for side, items in (("forget", data.forget), ("retain", data.retain)):
