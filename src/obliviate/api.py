@@ -275,13 +275,13 @@ def unlearn(
     overrides = dict(overrides or {})
     method_obj = preset.build(overrides)
     tmpl = PromptTemplate(template, system_prompt=system_prompt)
+    opts = suite_options(system_prompt, field_map, revision=revision)
+    suite = load_suite(benchmark, data, split, forget, retain, holdout, builtin, **opts)
+    request = suite.request  # bad data is reported before the model is looked at
     path = resolve_model_dir(model)
     run_dir = Path(out) if out else None
     if run_dir is not None:
         prepare_run_dir(run_dir, (path,), overwrite)
-    opts = suite_options(system_prompt, field_map, revision=revision)
-    suite = load_suite(benchmark, data, split, forget, retain, holdout, builtin, **opts)
-    request = suite.request
     tok = load_tokenizer(path, trust_remote_code)
     net = load_model(path, trust_remote_code=trust_remote_code)
     acc = get_accelerator(accelerator)

@@ -223,6 +223,7 @@ def test_eval_builtin_wmdp_and_documents(
     assert "forget_accuracy" in capsys.readouterr().out
     (tmp_path / "f.txt").write_text("Question: who wrote the book? Answer: a fictitious author.")
     (tmp_path / "r.txt").write_text("Question: where was she born? Answer: in a small town.")
+    (tmp_path / "h.txt").write_text("Question: what did he sell? Answer: old maps and atlases.")
     assert (
         main(
             [
@@ -234,7 +235,7 @@ def test_eval_builtin_wmdp_and_documents(
                 "--retain",
                 str(tmp_path / "r.txt"),
                 "--holdout",
-                str(tmp_path / "r.txt"),
+                str(tmp_path / "h.txt"),
                 "--model",
                 tiny_models["target"],
                 "--set",

@@ -75,7 +75,7 @@ def test_overwrite_removes_every_stale_file(
     (out / "model" / "old-shard.safetensors").write_text("old")
     assert main(_unlearn_args(tiny_models["target"], out) + ["--no-progress", "--overwrite"]) == 0
     left = sorted(p.name for p in out.iterdir())
-    assert left == ["config.yaml", "model", "train_log.jsonl"], left
+    assert left == ["config.yaml", "method.json", "model", "train_log.jsonl"], left
     assert not (out / "model" / "old-shard.safetensors").exists()
 
 
