@@ -62,14 +62,16 @@ class EvalSettings:
 
 @dataclass
 class EvalResult:
-    """Aggregates (``metrics``: name -> {value, direction, version}), per-sample rows and the
-    metrics of the suite that could not be computed (``unavailable``: name -> the reason)."""
+    """Aggregates (``metrics``: name -> {value, direction, version}), per-sample rows, the
+    metrics of the suite that could not be computed (``unavailable``: name -> the reason) and
+    ``notes`` on the inputs (e.g. texts cut to ``max_length``)."""
 
     metrics: dict[str, dict[str, Any]]
     samples: list[dict[str, Any]]
     key: dict[str, Any]
     timing: dict[str, float] = field(default_factory=dict)
     unavailable: dict[str, str] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
 
     def set_unavailable(self, reasons: dict[str, str]) -> None:
         """Record why metrics were not computed; a computed metric is never listed, and the
@@ -218,6 +220,13 @@ def evaluate_model(
     )
     _set_metrics(result, _aggregate(samples, settings))
     result.set_unavailable(unavailable_reasons(splits, settings))
+    cut = [s.cut for s in scores.values() if s.cut]
+    if cut:
+        result.notes.append(
+            f"{len(cut)} of {len(scores)} scored texts were longer than max_length="
+            f"{settings.max_length} tokens and lost {sum(cut)} tokens; raise it with --set "
+            "max_length=N, or score long documents in windows with --benchmark documents"
+        )
     if reference is not None:
         add_reference_metrics(result, reference)
     else:

@@ -69,6 +69,7 @@ def write_eval(run_dir: str | Path, result: Any, meta: dict[str, Any]) -> Path:
         **meta,
         "metrics": result.metrics,
         "unavailable": dict(getattr(result, "unavailable", {})),
+        "notes": list(getattr(result, "notes", [])),
         "timing": {**meta.get("timing", {}), **result.timing},
         "eval_key": result.key,
         "versions": library_versions(),
@@ -94,6 +95,7 @@ def load_eval(run_dir: str | Path) -> Any:
         doc["eval_key"],
         doc.get("timing", {}),
         dict(doc.get("unavailable") or {}),
+        list(doc.get("notes") or []),
     )
 
 

@@ -185,3 +185,29 @@ def test_privleak_reports_tokens_beyond_the_context(builtin_tok: Any, random_mod
     res = evaluate_muse(random_model, builtin_tok, data, MuseSettings())
     # BOS + 511 document tokens fit in 512 positions
     assert res.metrics["mia_min_k_auc"]["tokens_dropped"] == n_tokens(builtin_tok, doc) - 511
+
+
+def test_qa_texts_cut_at_max_length_are_reported(
+    builtin_tok: Any, random_model: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The TOFU-style suite scores each text up to ``max_length``: what it cut is reported in
+    the result's notes (metrics.json) and printed, never dropped silently."""
+    from obliviate import api
+    from obliviate.cli.eval import print_result
+    from obliviate.runs import load_eval, write_eval
+
+    doc = long_text(builtin_tok, 300)
+    (tmp_path / "forget.txt").write_text(doc, encoding="utf-8")
+    suite = api.load_suite(
+        "qa", forget=str(tmp_path / "forget.txt"), settings={"max_length": 64, "generate": False}
+    )
+    result = suite.evaluate(random_model, builtin_tok, None, "sha256:x", False)
+    (note,) = result.notes
+    assert note.startswith("1 of 1 scored texts were longer than max_length=64 tokens")
+    write_eval(tmp_path / "run", result, {})
+    assert load_eval(tmp_path / "run").notes == [note]
+    print_result(result)
+    assert f"note: {note}" in capsys.readouterr().out
+    (tmp_path / "short.txt").write_text("Anna Berg was born in Paris.", encoding="utf-8")
+    short = api.load_suite("qa", forget=str(tmp_path / "short.txt"), settings={"generate": False})
+    assert short.evaluate(random_model, builtin_tok, None, "sha256:x", False).notes == []

@@ -99,6 +99,13 @@ def print_metrics(metrics: dict[str, Any], unavailable: dict[str, str] | None = 
             print(f"note: {k}: {m['tokens_dropped']} tokens beyond the context were not scored")
 
 
+def print_result(result: Any) -> None:
+    """:func:`print_metrics` of an evaluation, then its notes on the inputs."""
+    print_metrics(result.metrics, getattr(result, "unavailable", None))
+    for note in getattr(result, "notes", []):
+        print(f"note: {note}")
+
+
 def run(args: argparse.Namespace) -> int:
     from obliviate import api
     from obliviate.config import parse_overrides
@@ -115,5 +122,5 @@ def run(args: argparse.Namespace) -> int:
         trust_remote_code=args.trust_remote_code,
         **data_kwargs(args),
     )
-    print_metrics(result.metrics, getattr(result, "unavailable", None))
+    print_result(result)
     return 0

@@ -148,7 +148,7 @@ def muse_entry(data: str) -> str:
 def _eval(args: argparse.Namespace, settings: dict) -> int:
     """``obliviate muse eval`` = ``obliviate eval --benchmark <muse entry>``."""
     from obliviate import api
-    from obliviate.cli.eval import print_metrics
+    from obliviate.cli.eval import print_result
 
     result = api.evaluate(
         args.model,
@@ -162,5 +162,5 @@ def _eval(args: argparse.Namespace, settings: dict) -> int:
         meta={"name": "muse-eval", "role": "unlearned"},
         progress=not args.no_progress,
     )
-    print_metrics(result.metrics, getattr(result, "unavailable", None))
+    print_result(result)
     return 0

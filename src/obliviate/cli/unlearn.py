@@ -53,7 +53,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"stopped early: {res.stopped}")
     print(f"saved {res.path} ({res.trainable_params:,} trainable parameters, {res.wall_s:.0f} s)")
     if args.eval:
-        from obliviate.cli.eval import print_metrics
+        from obliviate.cli.eval import print_result
 
         result = api.evaluate(
             res.model,
@@ -69,5 +69,5 @@ def run(args: argparse.Namespace) -> int:
             progress=not args.no_progress,
             **data,
         )
-        print_metrics(result.metrics, getattr(result, "unavailable", None))
+        print_result(result)
     return 0

@@ -53,7 +53,7 @@ def run(args: argparse.Namespace) -> int:
     optional lm-evaluation-harness tasks."""
     from obliviate import api
     from obliviate.benchmarks.wmdp import run_lm_eval
-    from obliviate.cli.eval import print_metrics
+    from obliviate.cli.eval import print_result
     from obliviate.runs import resolve_model_dir
 
     is_builtin = args.data == "builtin"
@@ -85,7 +85,7 @@ def run(args: argparse.Namespace) -> int:
         meta=meta,
         progress=not args.no_progress,
     )
-    print_metrics(result.metrics, getattr(result, "unavailable", None))
+    print_result(result)
     for task, values in extra.items():
         print(f"lm-eval {task}: " + ", ".join(f"{k} {v:.4g}" for k, v in sorted(values.items())))
     return 0
