@@ -53,6 +53,12 @@ def _inside(path: Path, folder: Path) -> bool:
     return path == folder or folder in path.parents
 
 
+def _lives_in(path: str | os.PathLike[str], folder: Path) -> bool:
+    """``path`` lies in ``folder`` as written (``out/model`` may be a link) or once resolved."""
+    written = Path(os.path.abspath(path))
+    return written.is_relative_to(os.path.abspath(folder)) or _inside(Path(path), folder)
+
+
 def input_roots(model: str | os.PathLike[str]) -> list[Path]:
     """The local folders a model comes from: its folder, its run folder (the parent of a
     ``model/`` folder) and, for a PEFT adapter, its base model's."""
@@ -145,9 +151,7 @@ def prepare_eval_dir(
 
     out = Path(out)
     evaluated = model_path or recorded_path
-    if not out.is_dir() or (
-        evaluated and Path(evaluated).is_dir() and _inside(Path(evaluated), out)
-    ):
+    if not out.is_dir() or (evaluated and Path(evaluated).is_dir() and _lives_in(evaluated, out)):
         return out
     if model_path is not None and (out / "model").is_dir():
         raise ValueError(
