@@ -42,7 +42,12 @@ def documented() -> list[tuple[str, str]]:
 COMMANDS = documented()
 
 
+SHARED = ROOT.parent / "shared"  # the team's data folder, next to the checkout
+
+
 def skip_reason(command: str) -> str | None:
+    if "../shared/" in command and not SHARED.is_dir():
+        return f"needs {SHARED} (the shared TOFU data next to the checkout)"
     if any(s in command for s in SELF):
         return "runs this test suite itself"
     if any(s in command for s in NETWORK):
@@ -97,8 +102,8 @@ def scratch(tmp_path_factory: pytest.TempPathFactory) -> Path:
         '#!/usr/bin/env bash\nset -euo pipefail\ncd "$(dirname "$0")/.."\n' + check[0] + "\n"
     )
     (repo / ".venv").symlink_to(Path(sys.prefix), True)  # the running virtual environment
-    if (ROOT.parent / "shared").is_dir():
-        (root / "shared").symlink_to(ROOT.parent / "shared", True)
+    if SHARED.is_dir():
+        (root / "shared").symlink_to(SHARED, True)
     return repo
 
 
