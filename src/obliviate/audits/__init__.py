@@ -4,7 +4,9 @@
   ``obliviate audit`` engine (relearning, quantisation, paraphrase and jailbreak probes, linear
   truth probe, plus the MIA suite and fluency), each attack scored by its recoverability.
 - :mod:`obliviate.audits.scores`: the recoverability score and item splits (pure).
-- :mod:`obliviate.audits.quantise`: simulated round-to-nearest weight quantisation.
+- :mod:`obliviate.audits.quantisers`: the quantisation attack's quantisers (optimum-quanto,
+  torchao, bitsandbytes) and their choice; :mod:`obliviate.audits.quantise`: the simulated
+  round-to-nearest fallback.
 - :mod:`obliviate.audits.mia_suite`: all six membership-inference attacks with AUC and PrivLeak.
 - :mod:`obliviate.audits.gradients`, :mod:`obliviate.audits.hidden`: per-sample gradient norms
   and hidden-state features (the only model-running code here besides ``obliviate.scoring``).

@@ -3,8 +3,9 @@
 The quantisation attack (Zhang+ 2024, *Catastrophic Failure of LLM Unlearning via Quantization*,
 arXiv 2410.16454) observes that unlearning with a small learning rate moves weights by less than
 one quantisation step, so rounding the unlearned weights to 8 or 4 bits can land them back on
-the target's grid and restore forgotten knowledge. bitsandbytes needs a GPU, so we *simulate*
-integer weights in torch on any device:
+the target's grid and restore forgotten knowledge. The attack uses a real quantiser when one
+is installed (:mod:`obliviate.audits.quantisers`); this module is the fallback (and
+``quantiser=rtn``), which *simulates* integer weights in torch on any device:
 
     per output channel i (a row of W, shape (out, in)):
         s_i = max_j |W_ij| / q_max,      q_max = 2^(b−1) − 1   (127 for 8 bits, 7 for 4 bits)

@@ -1,4 +1,5 @@
-"""The audit's result rows: one per (section, attack), with its metrics on the three models."""
+"""The audit's result rows: one per (section, attack), with its metrics on the three models;
+and the shaping of the MIA and jailbreak-template sections of the result."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import numpy as np
 
 if TYPE_CHECKING:
     from obliviate.audits.runner import _Ctx
+    from obliviate.audits.settings import AuditSettings
 
 
 def _mean(values: list[float], idx: list[int] | None = None) -> float:
@@ -97,3 +99,24 @@ def make_row(
     except ValueError:
         row["note"] = "target and retain score the same: R undefined"
     return row
+
+
+def _with_privleak(mia_result: dict[str, Any], retain_aucs: dict[str, float]) -> dict[str, Any]:
+    from obliviate.metrics import mia
+
+    return {
+        **mia_result,
+        "privleak": mia.privleak_by_attack(mia_result["auc"], retain_aucs, undefined="none"),
+    }
+
+
+def _strip_scores(mia_result: dict[str, Any]) -> dict[str, Any]:
+    """The MIA result without per-item scores (kept small for metrics.json)."""
+    return {k: v for k, v in mia_result.items() if k != "scores"}
+
+
+def _template_table(results: dict[str, dict[str, Any]], s: AuditSettings) -> dict[str, Any]:
+    return {
+        "templates": list(s.jailbreak_templates),
+        **{role: r["jailbreak"]["per_template"] for role, r in results.items()},
+    }

@@ -8,7 +8,8 @@ the retain model under the attack (the retain model is the control); the recover
 
 - ``relearn``: a few fine-tuning steps (answer NLL, :func:`obliviate.training.train_loop`) on a
   seeded random half of the forget items; measured on the other half.
-- ``quantise``: 8- and 4-bit simulated weight quantisation (:mod:`obliviate.audits.quantise`);
+- ``quantise``: 8- and 4-bit weight quantisation by a real quantiser (torchao, optimum-quanto or
+  bitsandbytes) or the simulated round-to-nearest fallback (:mod:`obliviate.audits.quantisers`);
   rows ``quant8``, ``quant4``.
 - ``paraphrase`` / ``jailbreak``: the forget questions paraphrased / wrapped in jailbreak
   templates (:mod:`obliviate.audits.probes`).
@@ -33,7 +34,14 @@ from typing import Any
 
 import numpy as np
 
-from obliviate.audits.rows import _mean, build_rows, make_row  # noqa: F401  (re-exported)
+from obliviate.audits.rows import (  # noqa: F401  (re-exported)
+    _mean,
+    _strip_scores,
+    _template_table,
+    _with_privleak,
+    build_rows,
+    make_row,
+)
 from obliviate.audits.settings import (  # noqa: F401  (re-exported: the public audit API)
     ALL,
     ATTACKS,
@@ -65,6 +73,7 @@ class _Ctx:
     retain_model: Any = None
     retain_tok: Any = None
     retain_aucs: dict[str, float] | None = None
+    quantiser: str = "rtn"  # the resolved quantiser (never "auto")
 
 
 def _measure(
@@ -231,7 +240,7 @@ def _audit_model(
 ) -> dict[str, Any]:
     """Every measurement of one model (``role``: target | retain | unlearned)."""
     from obliviate.audits.mia_suite import mia_suite
-    from obliviate.audits.quantise import quantise_model
+    from obliviate.audits.quantisers import quantise_with
 
     s = ctx.settings
     items = ctx.items
@@ -286,8 +295,8 @@ def _audit_model(
         timing["jailbreak"] = time.perf_counter() - t
     if role != "target" and "quantise" in ctx.attacks:
         for bits in s.quant_bits:
-            t = step(f"{bits}-bit quantisation")
-            qmodel, _ = quantise_model(model, bits, s.quant_group_size)
+            t = step(f"{bits}-bit quantisation ({ctx.quantiser})")
+            qmodel, _ = quantise_with(model, ctx.quantiser, bits, s.quant_group_size)
             res[f"quant{bits}"] = _measure(
                 qmodel,
                 tok,
@@ -422,6 +431,14 @@ def run_audit(
         [i for i, it in enumerate(items) if it.paraphrased_question],
         progress,
     )
+    if "quantise" in attacks:
+        from obliviate.audits.quantisers import model_device, resolve_quantiser
+
+        ctx.quantiser, notice = resolve_quantiser(
+            s.quantiser, s.quant_bits, s.quant_group_size, model_device(unl)
+        )
+        if notice:
+            _say(log, notice)
     _say(
         log,
         f"audit: {len(items)} forget items; attacks: {', '.join(attacks)}"
@@ -453,6 +470,7 @@ def run_audit(
             **data_names(data, forget, retain, holdout),
             "template": template,
             "n_forget": len(items),
+            "quantiser": ctx.quantiser if "quantise" in attacks else None,
             "relearn_items": len(relearn_idx),
             "measured_items": len(measure_idx),
             "models": {
@@ -471,24 +489,3 @@ def run_audit(
 
         write_audit(out, result)
     return result
-
-
-def _with_privleak(mia_result: dict[str, Any], retain_aucs: dict[str, float]) -> dict[str, Any]:
-    from obliviate.metrics import mia
-
-    return {
-        **mia_result,
-        "privleak": mia.privleak_by_attack(mia_result["auc"], retain_aucs, undefined="none"),
-    }
-
-
-def _strip_scores(mia_result: dict[str, Any]) -> dict[str, Any]:
-    """The MIA result without per-item scores (kept small for metrics.json)."""
-    return {k: v for k, v in mia_result.items() if k != "scores"}
-
-
-def _template_table(results: dict[str, dict[str, Any]], s: AuditSettings) -> dict[str, Any]:
-    return {
-        "templates": list(s.jailbreak_templates),
-        **{role: r["jailbreak"]["per_template"] for role, r in results.items()},
-    }

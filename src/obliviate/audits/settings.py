@@ -11,6 +11,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from obliviate.audits.probes import JAILBREAK_TEMPLATES
+from obliviate.audits.quantisers import check_quantiser
 from obliviate.data.types import QAItem, UnlearningRequest
 
 AUDIT_VERSION = 1
@@ -41,6 +42,7 @@ class AuditSettings:
     relearn_batch_size: int = 8
     quant_bits: tuple[int, ...] = (8, 4)
     quant_group_size: int | None = None
+    quantiser: str = "auto"  # auto | torchao | quanto | bnb | rtn (obliviate.audits.quantisers)
     jailbreak_templates: tuple[str, ...] = JAILBREAK_TEMPLATES
     probe_layer: int | None = None  # None = the middle block, num_hidden_layers // 2
     probe_c: float = 1.0
@@ -61,6 +63,7 @@ class AuditSettings:
             not isinstance(b, int) or not 2 <= b <= 16 for b in self.quant_bits
         ):
             raise ValueError(f"quant_bits must be integers in [2, 16], got {self.quant_bits}")
+        check_quantiser(self.quantiser, self.quant_bits, self.quant_group_size)
         if self.relearn_steps < 1 or self.relearn_lr <= 0 or self.relearn_batch_size < 1:
             raise ValueError("relearn_steps, relearn_lr and relearn_batch_size must be positive")
         if not self.jailbreak_templates:

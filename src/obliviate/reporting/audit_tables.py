@@ -44,6 +44,22 @@ def _f(v: Any, digits: int = 3) -> str:
     return f"{v:.{digits}f}" if abs(v) < 100 else f"{v:.1f}"
 
 
+_QUANTISER_TEXT = {
+    "torchao": "torchao integer weights",
+    "quanto": "optimum-quanto integer weights (its own groups)",
+    "bnb": "bitsandbytes (LLM.int8 / NF4)",
+    "rtn": "simulated symmetric round-to-nearest",
+}
+
+
+def _quantiser_text(quantiser: str, group_size: int | None) -> str:
+    """How the quantisation attack quantised (docs/audit.md "Quantisation")."""
+    text = _QUANTISER_TEXT.get(quantiser, quantiser)
+    if quantiser in ("torchao", "rtn"):
+        text += f", per {'group of ' + str(group_size) if group_size else 'output channel'}"
+    return text
+
+
 def audit_markdown(result: Any) -> str:
     """The audit as Markdown: attacks with recoverability, MIA, fluency, jailbreak templates."""
     info = result.info
@@ -59,8 +75,8 @@ def audit_markdown(result: Any) -> str:
             f"Recoverability R = (unlearned+attack − unlearned) / (target − retain), on the same "
             f"items; control = the same for the retain model. relearning: {s['relearn_steps']} "
             f"steps at lr {s['relearn_lr']} on {info.get('relearn_items')} forget items, measured "
-            f"on the other {info.get('measured_items')}; quantisation: simulated symmetric "
-            f"round-to-nearest, per {'group of ' + str(s['quant_group_size']) if s['quant_group_size'] else 'output channel'}. "
+            f"on the other {info.get('measured_items')}; quantisation: "
+            f"{_quantiser_text(info.get('quantiser') or 'rtn', s.get('quant_group_size'))}. "
             "See docs/audit.md."
         ),
         "",
