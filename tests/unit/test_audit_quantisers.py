@@ -124,8 +124,10 @@ def test_fallback_to_simulation_with_one_line_notice(monkeypatch):
     name, notice = resolve_quantiser("auto", (8, 4), None)
     assert name == "rtn" and notice == FALLBACK_NOTICE and "\n" not in notice
     assert "pip install 'obliviate[audit]'" in notice
-    with pytest.raises(ValueError, match=r"quantiser quanto is not installed: pip install"):
+    with pytest.raises(ValueError, match=r"quanto is not installed: pip install optimum-quanto \("):
         resolve_quantiser("quanto", (8, 4), None)
+    with pytest.raises(ValueError, match=r"torchao is not installed: pip install torchao, or"):
+        resolve_quantiser("torchao", (8, 4), None)
 
 
 def test_bad_quantiser_settings_are_one_sentence_errors(monkeypatch):

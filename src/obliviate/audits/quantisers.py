@@ -9,7 +9,8 @@ The quantisation attack (docs/audit.md) quantises a copy of a model's ``nn.Linea
 - ``quanto``: ``optimum.quanto.quantize`` + ``freeze`` with ``qint8`` (symmetric, per output
   channel), ``qint4`` or ``qint2`` (affine, groups of up to 128 input columns, quanto's choice);
   the layers become quanto's ``QLinear``. CPU and GPU; on the CPU its 2/4-bit kernel is a C++
-  extension that torch compiles on first use (a C++ compiler is needed, about a minute once).
+  extension that torch compiles on first use (a C++ compiler is needed; 1-3 minutes on 2 cores,
+  once per installation).
 - ``bnb``: bitsandbytes through transformers' ``BitsAndBytesConfig`` (LLM.int8 for 8 bits, NF4
   blocks of 64 for 4 bits, the quantisers of Zhang+ 2024, arXiv 2410.16454); the model is
   saved and reloaded quantised onto its CUDA device. Needs a CUDA GPU.
@@ -110,9 +111,10 @@ def resolve_quantiser(
             )
         return "rtn", FALLBACK_NOTICE
     if not installed(name):
+        extra = " (or 'obliviate[audit]')" if name == "quanto" else ""
         raise ValueError(
-            f"quantiser {name} is not installed: pip install {_PIP[name]} "
-            "(or 'obliviate[audit]'), or choose quantiser=rtn"
+            f"quantiser {name} is not installed: pip install {_PIP[name]}{extra}, "
+            "or choose quantiser=rtn"
         )
     if name == "quanto" and any(b < 8 for b in bits) and not on_cuda and not has_compiler():
         raise ValueError(
