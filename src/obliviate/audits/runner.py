@@ -8,7 +8,7 @@ the retain model under the attack (the retain model is the control); the recover
 
 - ``relearn``: a few fine-tuning steps (answer NLL, :func:`obliviate.training.train_loop`) on a
   seeded random half of the forget items; measured on the other half.
-- ``quantise``: 8- and 4-bit weight quantisation by a real quantiser (torchao, optimum-quanto or
+- ``quantise``: 8- and 4-bit weight quantisation by a real quantiser (optimum-quanto, torchao or
   bitsandbytes) or the simulated round-to-nearest fallback (:mod:`obliviate.audits.quantisers`);
   rows ``quant8``, ``quant4``.
 - ``paraphrase`` / ``jailbreak``: the forget questions paraphrased / wrapped in jailbreak
