@@ -13,7 +13,8 @@ continuation up to (without) the first EOS, at most ``max_new_tokens`` tokens
   ``loop``; PEFT models, inference wrappers and the SISA ensemble use it, their ``generate``
   being their own loop).
 - ``vllm``: vLLM's offline engine on the model's folder (extra ``obliviate[vllm]``, a CUDA GPU).
-- ``auto`` (default): ``loop`` for a plain Hugging Face model, ``hf`` for anything else.
+- ``auto`` (default): ``loop`` for a plain Hugging Face model whose generation config changes
+  nothing in greedy decoding (:func:`greedy_changers`), ``hf`` for anything else.
 
 A backend is a function ``backend(model, prompts, job) -> list[list[int]]``; register another
 one in :data:`GENERATION_BACKENDS`.
@@ -64,11 +65,38 @@ def is_plain_hf(model: Any) -> bool:
     return isinstance(model, PreTrainedModel)
 
 
+# generation-config fields that change greedy tokens in ``generate``, with their neutral values
+_NEUTRAL: dict[str, tuple[Any, ...]] = {
+    "repetition_penalty": (None, 1.0),
+    "encoder_repetition_penalty": (None, 1.0),
+    "no_repeat_ngram_size": (None, 0),
+    "min_length": (None, 0),
+    "min_new_tokens": (None, 0),
+    "bad_words_ids": (None, []),
+    "suppress_tokens": (None, []),
+    "begin_suppress_tokens": (None, []),
+    "forced_bos_token_id": (None,),
+    "forced_eos_token_id": (None,),
+    "sequence_bias": (None, {}),
+    "exponential_decay_length_penalty": (None,),
+}
+
+
+def greedy_changers(model: Any) -> list[str]:
+    """The fields of the model's generation config that make HF ``generate`` differ from plain
+    greedy decoding (a repetition penalty, suppressed tokens...); ``auto`` leaves such models
+    to ``generate``."""
+    cfg = getattr(model, "generation_config", None)
+    if cfg is None:
+        return []
+    return [k for k, neutral in _NEUTRAL.items() if getattr(cfg, k, None) not in neutral]
+
+
 def resolve_backend(name: str, model: Any) -> str:
     """The backend that ``name`` means for ``model`` (``auto`` picks one); a one-sentence
     ValueError for an unknown name or a backend that cannot run this model."""
     if name == "auto":
-        return "loop" if is_plain_hf(model) else "hf"
+        return "loop" if is_plain_hf(model) and not greedy_changers(model) else "hf"
     if name not in GENERATION_BACKENDS:
         known = ", ".join(["auto", *sorted(GENERATION_BACKENDS)])
         raise ValueError(f"unknown generation_backend {name!r}; choose one of {known}")

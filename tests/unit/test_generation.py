@@ -118,6 +118,20 @@ def test_auto_runs_the_loop_on_plain_models_and_generate_elsewhere(tok, model) -
     assert {"loop", "hf", "vllm"} <= set(GENERATION_BACKENDS)
 
 
+def test_auto_leaves_a_model_whose_generation_config_changes_greedy_to_generate(
+    tok, model, monkeypatch
+) -> None:
+    monkeypatch.setattr(model.generation_config, "repetition_penalty", 1.3)
+    assert resolve_backend("auto", model) == "hf"
+    texts = [
+        generate(
+            model, tok, QUESTIONS, PromptTemplate(), max_new_tokens=10, progress=False, backend=b
+        )
+        for b in ("auto", "hf")
+    ]
+    assert texts[0] == texts[1]
+
+
 def test_all_backends_give_the_same_texts(tok, model) -> None:
     qs = [*QUESTIONS, QUESTIONS[0]]  # a duplicate is generated once
     texts = {
