@@ -48,8 +48,18 @@ class EvalSettings:
     generate: bool = True
     # which splits feed model utility; None = every available one of retain/real_authors/world_facts
     utility_splits: tuple[str, ...] | None = None
+    # who runs greedy generation (obliviate.generation): auto, loop, hf or vllm
+    generation_backend: str = "auto"
 
     def __post_init__(self) -> None:
+        from obliviate.generation import GENERATION_BACKENDS
+
+        known = ["auto", *sorted(GENERATION_BACKENDS)]
+        if self.generation_backend not in known:
+            raise ValueError(
+                f"evaluation setting generation_backend={self.generation_backend!r}: choose one "
+                f"of {', '.join(known)}"
+            )
         for name in ("batch_size", "max_new_tokens", "max_length"):
             if getattr(self, name) < 1:
                 raise ValueError(f"evaluation setting {name}={getattr(self, name)!r}: must be >= 1")
@@ -120,10 +130,19 @@ def eval_key(
         "model": fingerprint,
         "data": data_hash(request),
         "template": asdict(template),
-        "settings": asdict(settings),
+        "settings": _settings_key(settings),
         "metric_versions": metric_versions(),
     }
     return json.loads(json.dumps(key))  # the form it has once stored (tuples -> lists)
+
+
+def _settings_key(settings: EvalSettings) -> dict[str, Any]:
+    """The settings as keyed: the default generation backend is left out (``loop`` and ``hf``
+    return the same tokens, docs/metrics.md), so results keyed before it existed still match."""
+    out = asdict(settings)
+    if out.get("generation_backend") == "auto":
+        del out["generation_backend"]
+    return out
 
 
 def _compatible(a: dict[str, Any], b: dict[str, Any]) -> list[str]:
@@ -206,6 +225,7 @@ def evaluate_model(
                 batch_size=settings.batch_size,
                 max_length=settings.max_length,
                 progress=progress,
+                backend=settings.generation_backend,
             ),
         )
     )

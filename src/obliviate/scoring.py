@@ -3,7 +3,7 @@
 One teacher-forced pass per (model, split, answer variant) yields, per sample, the per-token
 log-probabilities of the answer tokens and the statistics every metric needs (argmax hits for
 EM/ES, the Min-K%++ mean/variance of log p). Metrics are pure functions over these arrays.
-Generation is batched, left-padded, greedy, with KV cache.
+Generation is batched, left-padded, greedy, with KV cache (:mod:`obliviate.generation`).
 
 A "model" here is a :class:`~obliviate.models.protocol.CausalLM` that also has
 ``model.generate(...)`` (an HF model, a PEFT model, an obliviate inference wrapper or the SISA
@@ -163,46 +163,37 @@ def generate(
     progress: bool = True,
     desc: str = "generating",
     stop_strings: Sequence[str] = (),
+    backend: str = "auto",
 ) -> list[str]:
-    """Greedy generations for questions: left padding, KV cache, length-sorted batches.
+    """Greedy generations for questions: each distinct prompt generated once, by one backend of
+    :mod:`obliviate.generation` (``auto``: obliviate's decode loop for a plain HF model, the
+    model's ``generate`` otherwise; both in left-padded, length-sorted batches with a KV cache).
 
     The text is decoded from the new tokens only, cut at EOS (and at any ``stop_strings``), and
     stripped (docs/metrics.md).
     """
-    import torch
+    from obliviate.generation import GenerationJob, generate_ids
 
     unique: dict[str, int] = {}
     for q in questions:
         unique.setdefault(q, len(unique))
     keys = list(unique)
     prompts = [template.prompt_ids(tokenizer, q)[-max_length:] for q in keys]
-    order = sorted(range(len(keys)), key=lambda i: len(prompts[i]), reverse=True)
-    out: list[str] = [""] * len(keys)
-    pad = pad_id_of(tokenizer)
-    device = model_device(model)
-    batches = [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
-    with torch.no_grad():
-        for idx in _progress(batches, desc, len(batches), progress):
-            batch = pad_batch([prompts[i] for i in idx], pad, side="left")
-            batch = {k: v.to(device) for k, v in batch.items()}
-            gen = model.generate(
-                input_ids=batch["input_ids"],
-                attention_mask=batch["attention_mask"],
-                max_new_tokens=max_new_tokens,
-                do_sample=False,
-                use_cache=True,
-                pad_token_id=pad,
-                eos_token_id=tokenizer.eos_token_id,
-            )
-            new = gen[:, batch["input_ids"].shape[1] :]
-            for j, i in enumerate(idx):
-                ids = new[j].tolist()
-                if tokenizer.eos_token_id in ids:
-                    ids = ids[: ids.index(tokenizer.eos_token_id)]
-                text = tokenizer.decode(ids, skip_special_tokens=True)
-                for s in stop_strings:
-                    text = text.split(s)[0]
-                out[i] = text.strip()
+    job = GenerationJob(
+        max_new_tokens=max_new_tokens,
+        batch_size=batch_size,
+        pad_token_id=pad_id_of(tokenizer),
+        eos_token_id=tokenizer.eos_token_id,
+        device=model_device(model),
+        progress=progress,
+        desc=desc,
+    )
+    out: list[str] = []
+    for ids in generate_ids(model, prompts, job, backend):
+        text = tokenizer.decode(ids, skip_special_tokens=True)
+        for s in stop_strings:
+            text = text.split(s)[0]
+        out.append(text.strip())
     return [out[unique[q]] for q in questions]
 
 

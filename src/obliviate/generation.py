@@ -1,0 +1,208 @@
+"""Greedy generation backends for evaluation: prompts (token ids) in, new token ids out.
+
+:func:`obliviate.scoring.generate` dedupes the prompts, hands them to one backend and decodes
+what it returns. A backend gets every prompt at once and returns, per prompt, the greedy
+continuation up to (without) the first EOS, at most ``max_new_tokens`` tokens
+(docs/metrics.md, "Generation"):
+
+- ``loop``: obliviate's decode loop (:mod:`obliviate.decoding`) over a plain Hugging Face model:
+  length-sorted batches, the prompt run once into a KV cache, one token per row per step, and a
+  row that emitted EOS leaves the batch (its cache rows too). No per-step logits processors or
+  stopping criteria; only the last position's logits are computed.
+- ``hf``: the model's own ``generate(do_sample=False)`` on the same batches (the path before
+  ``loop``; PEFT models, inference wrappers and the SISA ensemble use it, their ``generate``
+  being their own loop).
+- ``vllm``: vLLM's offline engine on the model's folder (extra ``obliviate[vllm]``, a CUDA GPU).
+- ``auto`` (default): ``loop`` for a plain Hugging Face model whose generation config changes
+  nothing in greedy decoding (:func:`greedy_changers`), ``hf`` for anything else.
+
+A backend is a function ``backend(model, prompts, job) -> list[list[int]]``; register another
+one in :data:`GENERATION_BACKENDS`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from obliviate.decoding import eos_ids, greedy_generate, hf_select, hf_step
+
+
+@dataclass(frozen=True)
+class GenerationJob:
+    """What every backend needs besides the model and the prompts."""
+
+    max_new_tokens: int
+    batch_size: int
+    pad_token_id: int
+    eos_token_id: Any  # None, an id or a list of ids
+    device: Any = None
+    progress: bool = False
+    desc: str = "generating"
+
+
+Backend = Callable[[Any, Sequence[Sequence[int]], GenerationJob], list[list[int]]]
+GENERATION_BACKENDS: dict[str, Backend] = {}
+
+
+def register_backend(name: str) -> Callable[[Backend], Backend]:
+    """Decorator: make ``fn`` the generation backend called ``name``."""
+
+    def wrap(fn: Backend) -> Backend:
+        GENERATION_BACKENDS[name] = fn
+        return fn
+
+    return wrap
+
+
+def is_plain_hf(model: Any) -> bool:
+    """A transformers model itself (not a PEFT model, inference wrapper or ensemble)."""
+    try:
+        from transformers import PreTrainedModel
+    except ImportError:  # pragma: no cover - transformers is a dependency
+        return False
+    return isinstance(model, PreTrainedModel)
+
+
+# generation-config fields that change greedy tokens in ``generate``, with their neutral values
+_NEUTRAL: dict[str, tuple[Any, ...]] = {
+    "repetition_penalty": (None, 1.0),
+    "encoder_repetition_penalty": (None, 1.0),
+    "no_repeat_ngram_size": (None, 0),
+    "min_length": (None, 0),
+    "min_new_tokens": (None, 0),
+    "bad_words_ids": (None, []),
+    "suppress_tokens": (None, []),
+    "begin_suppress_tokens": (None, []),
+    "forced_bos_token_id": (None,),
+    "forced_eos_token_id": (None,),
+    "sequence_bias": (None, {}),
+    "exponential_decay_length_penalty": (None,),
+}
+
+
+def greedy_changers(model: Any) -> list[str]:
+    """The fields of the model's generation config that make HF ``generate`` differ from plain
+    greedy decoding (a repetition penalty, suppressed tokens...); ``auto`` leaves such models
+    to ``generate``."""
+    cfg = getattr(model, "generation_config", None)
+    if cfg is None:
+        return []
+    return [k for k, neutral in _NEUTRAL.items() if getattr(cfg, k, None) not in neutral]
+
+
+def resolve_backend(name: str, model: Any) -> str:
+    """The backend that ``name`` means for ``model`` (``auto`` picks one); a one-sentence
+    ValueError for an unknown name or a backend that cannot run this model."""
+    if name == "auto":
+        return "loop" if is_plain_hf(model) and not greedy_changers(model) else "hf"
+    if name not in GENERATION_BACKENDS:
+        known = ", ".join(["auto", *sorted(GENERATION_BACKENDS)])
+        raise ValueError(f"unknown generation_backend {name!r}; choose one of {known}")
+    if name == "loop" and not is_plain_hf(model):
+        raise ValueError(
+            f"generation_backend=loop runs plain Hugging Face models only, not a "
+            f"{type(model).__name__}; use generation_backend=auto (or hf)"
+        )
+    return name
+
+
+def cut_at_eos(ids: Sequence[int], eos_token_id: Any) -> list[int]:
+    """``ids`` up to (without) the first EOS id."""
+    stops = set(eos_ids(eos_token_id))
+    out: list[int] = []
+    for t in ids:
+        if int(t) in stops:
+            break
+        out.append(int(t))
+    return out
+
+
+def generate_ids(
+    model: Any, prompts: Sequence[Sequence[int]], job: GenerationJob, backend: str = "auto"
+) -> list[list[int]]:
+    """Greedy continuations (new tokens before the first EOS) of each prompt, in order."""
+    fn = GENERATION_BACKENDS[resolve_backend(backend, model)]
+    if not prompts:
+        return []
+    return fn(model, prompts, job)
+
+
+def run_batches(
+    prompts: Sequence[Sequence[int]],
+    job: GenerationJob,
+    run: Callable[[Any, Any], Any],
+) -> list[list[int]]:
+    """Length-sorted (longest first), left-padded batches through ``run(input_ids, mask)``,
+    which returns prompt + new tokens; results in input order, cut at EOS."""
+    import torch
+
+    from obliviate.data.collate import pad_batch
+
+    order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]), reverse=True)
+    batches = [order[i : i + job.batch_size] for i in range(0, len(order), job.batch_size)]
+    if job.progress:
+        from tqdm.auto import tqdm
+
+        batches = tqdm(batches, desc=job.desc, total=len(batches), leave=False)
+    out: list[list[int]] = [[] for _ in prompts]
+    with torch.no_grad():
+        for idx in batches:
+            batch = pad_batch([list(prompts[i]) for i in idx], job.pad_token_id, side="left")
+            if job.device is not None:
+                batch = {k: v.to(job.device) for k, v in batch.items()}
+            gen = run(batch["input_ids"], batch["attention_mask"])
+            new = gen[:, batch["input_ids"].shape[1] :].tolist()
+            for j, i in enumerate(idx):
+                out[i] = cut_at_eos(new[j], job.eos_token_id)
+    return out
+
+
+@register_backend("loop")
+def loop_backend(
+    model: Any, prompts: Sequence[Sequence[int]], job: GenerationJob
+) -> list[list[int]]:
+    """obliviate's decode loop with finished rows dropped from the batch."""
+    step = hf_step(model)
+
+    def run(input_ids: Any, mask: Any) -> Any:
+        return greedy_generate(
+            step,
+            input_ids,
+            mask,
+            job.max_new_tokens,
+            job.pad_token_id,
+            job.eos_token_id,
+            select=hf_select,
+        )
+
+    return run_batches(prompts, job, run)
+
+
+@register_backend("hf")
+def hf_backend(model: Any, prompts: Sequence[Sequence[int]], job: GenerationJob) -> list[list[int]]:
+    """The model's own ``generate(do_sample=False)`` per batch."""
+
+    def run(input_ids: Any, mask: Any) -> Any:
+        return model.generate(
+            input_ids=input_ids,
+            attention_mask=mask,
+            max_new_tokens=job.max_new_tokens,
+            do_sample=False,
+            use_cache=True,
+            pad_token_id=job.pad_token_id,
+            eos_token_id=job.eos_token_id,
+        )
+
+    return run_batches(prompts, job, run)
+
+
+@register_backend("vllm")
+def vllm_backend(
+    model: Any, prompts: Sequence[Sequence[int]], job: GenerationJob
+) -> list[list[int]]:
+    """vLLM's offline engine (:mod:`obliviate.generation_vllm`)."""
+    from obliviate.generation_vllm import vllm_generate
+
+    return vllm_generate(model, prompts, job)
