@@ -243,8 +243,14 @@ def _set_metrics(result: EvalResult, values: dict[str, float]) -> None:
 
 def add_reference_metrics(result: EvalResult, reference: EvalResult) -> None:
     """Add forget quality and privleak of ``result`` against the retain model's ``reference``
-    (which may be ``result`` itself, giving FQ = 1 and privleak = 0 for the oracle)."""
-    diff = _compatible(reference.key, result.key)
+    (which may be ``result`` itself, giving FQ = 1 and privleak = 0 for the oracle). An
+    open-unlearning log read by :func:`obliviate.interop.open_unlearning.read_log` is checked
+    by its sample counts (it has no evaluation key)."""
+    from obliviate.interop.open_unlearning import check_reference, is_imported
+
+    diff = [] if is_imported(reference) else _compatible(reference.key, result.key)
+    if is_imported(reference):
+        check_reference(result, reference)
     if diff:
         raise ValueError(
             "the retain model's results are not comparable with this evaluation (they differ "
