@@ -270,6 +270,11 @@ def add_reference_metrics(result: EvalResult, reference: EvalResult) -> None:
         result.set_unavailable(
             {"forget_quality": "the retain model's results have no truth ratios"}
         )
+    if is_imported(reference):  # a log without an attack's AUC: say so, never drop silently
+        f = reference.key.get("file")
+        result.set_unavailable(
+            {mia.privleak_name(a): f"{f} has no mia_{a}" for a in MIA_ATTACKS if a in _aucs(result)}
+        )
     if reference.unavailable.get("mia_min_k_auc") and "privleak" not in out:
         result.set_unavailable(
             {mia.privleak_name(a): reference.unavailable["mia_min_k_auc"] for a in MIA_ATTACKS}

@@ -182,3 +182,11 @@ def test_nan_survives_the_round_trip(tmp_path: Path) -> None:
     metrics = {"forget_prob": metric_result("forget_prob", math.nan).to_dict()}
     path, _ = write_log(tmp_path, metrics, [], "tofu")
     assert math.isnan(read_log(path).values()["forget_prob"])
+
+
+def test_a_privleak_the_log_cannot_give_is_listed_with_the_reason() -> None:
+    model = _model(MODEL_TR)
+    model.metrics["mia_loss_auc"] = metric_result("mia_loss_auc", 0.8).to_dict()
+    add_reference_metrics(model, read_log(LOG))  # the log has mia_min_k, not mia_loss
+    assert "privleak" in model.metrics
+    assert model.unavailable["privleak_loss"].endswith("TOFU_EVAL.json has no mia_loss")
