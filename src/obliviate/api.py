@@ -379,6 +379,7 @@ def evaluate(
     field_map: dict[str, str] | str | None = None,
     stride: int | None = None,
     overwrite: bool = False,
+    retain_results: str | Path | None = None,
 ) -> Any:
     """Evaluate ``model`` (a path, or an in-memory model with ``tokenizer``) with a registered
     benchmark's metric suite (``benchmark``, default ``tofu``, or ``qa`` for the user's files;
@@ -386,7 +387,9 @@ def evaluate(
 
     ``retain_model`` (the gold-standard model's folder) enables forget quality and privleak: its
     evaluation is computed once and cached inside its run tree (``<retain run>/evals/``), keyed
-    like every evaluation, and recomputed whenever the key differs.
+    like every evaluation, and recomputed whenever the key differs. ``retain_results`` gives
+    the retain model's results instead: an open-unlearning log (``TOFU_EVAL.json``) or an
+    obliviate run folder (:func:`obliviate.retain_eval.load_retain_results`).
     Results go to ``out`` (``metrics.json``, ``samples.jsonl``); an existing evaluation with the
     same key is reused (resume), a stale one never. The key holds the model's fingerprint over
     every weight byte and the tokenizer (:mod:`obliviate.models.fingerprint`), the data, the
@@ -397,7 +400,7 @@ def evaluate(
     scored in windows (docs/muse-wmdp.md).
     """
     from obliviate.models.loading import load_model, load_tokenizer, model_fingerprint
-    from obliviate.retain_eval import retain_reference
+    from obliviate.retain_eval import load_retain_results, retain_reference
     from obliviate.run_output import prepare_eval_dir, run_labels
     from obliviate.runs import data_names, load_eval, resolve_model_dir, write_eval
 
@@ -407,6 +410,11 @@ def evaluate(
     )
     set_stride(suite, stride)
     meta = dict(meta or {})
+    if retain_results is not None:
+        if retain_model is not None:
+            raise ValueError("give the retain model or its results (retain_results), not both")
+        retain_model = load_retain_results(retain_results)
+        meta.setdefault("retain_results", str(retain_results))
     recorded = (meta.get("model") or {}).get("path")
     tok = None
     if isinstance(model, (str, Path)):

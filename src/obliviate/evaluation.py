@@ -263,8 +263,14 @@ def _set_metrics(result: EvalResult, values: dict[str, float]) -> None:
 
 def add_reference_metrics(result: EvalResult, reference: EvalResult) -> None:
     """Add forget quality and privleak of ``result`` against the retain model's ``reference``
-    (which may be ``result`` itself, giving FQ = 1 and privleak = 0 for the oracle)."""
-    diff = _compatible(reference.key, result.key)
+    (which may be ``result`` itself, giving FQ = 1 and privleak = 0 for the oracle). An
+    open-unlearning log read by :func:`obliviate.interop.open_unlearning.read_log` is checked
+    by its sample counts (it has no evaluation key)."""
+    from obliviate.interop.open_unlearning import check_reference, is_imported
+
+    diff = [] if is_imported(reference) else _compatible(reference.key, result.key)
+    if is_imported(reference):
+        check_reference(result, reference)
     if diff:
         raise ValueError(
             "the retain model's results are not comparable with this evaluation (they differ "
@@ -283,6 +289,11 @@ def add_reference_metrics(result: EvalResult, reference: EvalResult) -> None:
     if "forget_quality" not in out and f_tr:
         result.set_unavailable(
             {"forget_quality": "the retain model's results have no truth ratios"}
+        )
+    if is_imported(reference):  # a log without an attack's AUC: say so, never drop silently
+        f = reference.key.get("file")
+        result.set_unavailable(
+            {mia.privleak_name(a): f"{f} has no mia_{a}" for a in MIA_ATTACKS if a in _aucs(result)}
         )
     if reference.unavailable.get("mia_min_k_auc") and "privleak" not in out:
         result.set_unavailable(

@@ -51,3 +51,23 @@ def retain_reference(retain_model: Any, suite: Any, progress: bool, reuse: bool)
         },
     )
     return result
+
+
+def load_retain_results(path: Any) -> Any:
+    """The retain model's results read from disk instead of computed: an obliviate run folder
+    holding its evaluation (``metrics.json`` + ``samples.jsonl``), or an open-unlearning
+    evaluation log (``TOFU_EVAL.json``, or the folder holding it;
+    :func:`obliviate.interop.open_unlearning.read_log`). Either becomes the reference of forget
+    quality and privleak (docs/run-format.md)."""
+    from pathlib import Path
+
+    from obliviate.interop.open_unlearning import read_log
+    from obliviate.runs import load_eval
+
+    p = Path(path)
+    if p.is_dir() and (p / "metrics.json").is_file():
+        result = load_eval(p)
+        if result is None:
+            raise ValueError(f"{p} holds no finished evaluation (metrics.json and samples.jsonl)")
+        return result
+    return read_log(p)

@@ -342,13 +342,13 @@ def add_privleak(result: Any, reference: Any) -> None:
     """Add ``privleak`` of ``result`` against the retrained model's ``reference`` result
     (which may be ``result`` itself: PrivLeak = 0 for the retrained model). The two must come
     from the same data and settings; a mismatch is an error (docs/metrics.md)."""
+    from obliviate.interop.open_unlearning import check_reference, is_imported
     from obliviate.metrics import mia
 
-    diff = [
-        k
-        for k in ("eval_version", "benchmark", "data", "settings")
-        if result.key.get(k) != reference.key.get(k)
-    ]
+    fields = () if is_imported(reference) else ("eval_version", "benchmark", "data", "settings")
+    diff = [k for k in fields if result.key.get(k) != reference.key.get(k)]
+    if is_imported(reference):
+        check_reference(result, reference)
     if diff:
         raise ValueError(
             "the retrained model's MUSE results are not comparable with this "

@@ -24,6 +24,7 @@ SUBCOMMANDS = [
     "audit",
     "ls",
     "report",
+    "export",
     "erase",
     "clean",
 ]

@@ -12,6 +12,7 @@ examples:
   obliviate eval --model runs/npo --retain-model runs/retain --split forget10 --out runs/npo
   obliviate eval --model runs/target --forget forget.jsonl --retain retain.jsonl --set generate=false
   obliviate eval --benchmark builtin-muse --model runs/npo --set max_items=4
+  obliviate eval --model runs/npo --retain-results saves/eval/retain/TOFU_EVAL.json
 """
 
 
@@ -31,7 +32,14 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("--model", required=True, help="model folder, run folder or hub name")
-    p.add_argument("--retain-model", help="the retain (gold-standard) model")
+    ref = p.add_mutually_exclusive_group()
+    ref.add_argument("--retain-model", help="the retain (gold-standard) model")
+    ref.add_argument(
+        "--retain-results",
+        metavar="FILE",
+        help="the retain model's results instead of the model: an open-unlearning log "
+        "(TOFU_EVAL.json, MUSE_EVAL.json) or an obliviate run folder (docs/run-format.md)",
+    )
     p.add_argument("--out", help="run folder for the results")
     p.add_argument(
         "--no-reuse", action="store_true", help="recompute even if results with the same key exist"
@@ -113,6 +121,7 @@ def run(args: argparse.Namespace) -> int:
     result = api.evaluate(
         args.model,
         retain_model=args.retain_model,
+        retain_results=args.retain_results,
         out=args.out,
         settings=parse_overrides(args.overrides),
         progress=not args.no_progress,
