@@ -13,6 +13,8 @@ from typing import Any, TypeVar
 
 T = TypeVar("T")
 
+ADAMW_KINDS = ("auto", "fused", "foreach", "plain")
+
 
 @dataclass(frozen=True)
 class TrainConfig:
@@ -42,6 +44,14 @@ class TrainConfig:
     checkpoint_every: int | None = None
     # keep a model whose weights are non-finite or whose predictions collapsed to one token
     allow_collapse: bool = False
+    # speed (docs/methods.md, "Training speed"): forget and retain batches in one forward pass
+    # when both terms compute their loss from the logits; false: one forward pass per batch
+    one_forward: bool = True
+    # AdamW implementation: auto (the fused kernel where the device has one, else foreach),
+    # fused, foreach or plain (a Python loop over the parameters)
+    adamw: str = "auto"
+    # torch.compile the model for training (compilation takes a while: pays on long runs)
+    compile: bool = False
 
     def __post_init__(self) -> None:
         if self.lr <= 0:
@@ -60,6 +70,10 @@ class TrainConfig:
         if self.checkpoint_every is not None and self.checkpoint_every < 1:
             raise ValueError(
                 f"train setting checkpoint_every={self.checkpoint_every!r}: must be >= 1 (or null)"
+            )
+        if self.adamw not in ADAMW_KINDS:
+            raise ValueError(
+                f"train setting adamw={self.adamw!r}: choose one of {', '.join(ADAMW_KINDS)}"
             )
         if self.scheduler not in ("linear", "cosine", "constant"):
             raise ValueError(

@@ -21,6 +21,7 @@ from obliviate.config import TrainConfig
 from obliviate.data.collate import pad_batch
 from obliviate.data.templates import Encoded
 from obliviate.models.protocol import CausalLM
+from obliviate.optimizer import make_adamw
 from obliviate.seeding import seed_everything
 
 __all__ = ["TrainResult", "TrainingDiverged", "get_accelerator", "train_loop"]
@@ -34,7 +35,9 @@ class StepHook(Protocol):
     def after_step(self, model: Any) -> None: ...
 
 
-LossFn = Callable[["CausalLM", dict, "dict | None", int], "tuple[Any, dict[str, float]]"]
+# (model, main batch, retain batch, step) -> (loss, logs); a log value may be a float or a
+# 0-d tensor (read from the device once per optimiser step)
+LossFn = Callable[["CausalLM", dict, "dict | None", int], "tuple[Any, dict[str, Any]]"]
 
 
 @dataclass
@@ -110,8 +113,12 @@ def train_loop(
     restores it without training again; the caller removes the folder.
 
     A non-finite loss or gradient norm stops with :class:`TrainingDiverged` (the checkpoints
-    are kept); so does a collapsed model (:mod:`obliviate.collapse`) unless
-    ``cfg.allow_collapse``.
+    are kept) before the optimiser step it would feed; so does a collapsed model
+    (:mod:`obliviate.collapse`) unless ``cfg.allow_collapse``. The losses of the micro-batches,
+    the gradient norm and the logged values are read from the device together, once per
+    optimiser step: no host synchronisation per micro-batch. ``cfg.adamw`` picks the AdamW
+    implementation (:func:`obliviate.optimizer.make_adamw`) and ``cfg.compile`` runs the loss
+    on ``torch.compile(model)`` (docs/methods.md, "Training speed").
     """
     import torch
     from torch.utils.data import DataLoader
@@ -125,7 +132,7 @@ def train_loop(
     params = [p for p in model.parameters() if p.requires_grad]
     if not params:
         raise ValueError("no trainable parameters: check the module selection / adapter settings")
-    optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    optimizer = make_adamw(params, cfg)
     gen = torch.Generator().manual_seed(cfg.seed)
     loader: DataLoader[int] = DataLoader(
         list(range(len(main_set))),  # type: ignore[arg-type]  # stubs want a Dataset; a list is a map-style one
@@ -135,6 +142,7 @@ def train_loop(
         collate_fn=lambda idx: collate_encoded([main_set[i] for i in idx], idx, pad_id),
     )
     model, optimizer, loader = acc.prepare(model, optimizer, loader)
+    step_model: Any = torch.compile(model) if cfg.compile else model  # shares the parameters
     n_batches = len(loader)
     steps_per_epoch = max(1, math.ceil(n_batches / cfg.grad_accum))
     total = cfg.max_steps or max(1, math.ceil(cfg.epochs * steps_per_epoch))
@@ -166,6 +174,7 @@ def train_loop(
 
         bar = tqdm(total=total, initial=result.steps, desc=desc, leave=False)
     epoch, skip, micro, first_retain = state.epoch, state.batch, state.micro, state.first_retain
+    losses: list[Any] = []  # the micro-batch losses of the optimiser step under way
     done = state.finished or result.steps >= total
     while not done:
         gen.manual_seed(cfg.seed + epoch)  # the epoch's shuffle depends only on (seed, epoch)
@@ -181,29 +190,22 @@ def train_loop(
                 result.retain_indices.extend(ridx)
                 retain_batch = collate_encoded([retain_set[i] for i in ridx], ridx, pad_id)
                 retain_batch = {k: v.to(acc.device) for k, v in retain_batch.items()}
-            loss, logs = loss_fn(model, batch, retain_batch, result.steps)
-            if not torch.isfinite(loss):
-                raise TrainingDiverged(
-                    diverged(desc, "loss", loss.item(), result.steps, cfg.lr, cfg.max_grad_norm)
-                )
+            loss, logs = loss_fn(step_model, batch, retain_batch, result.steps)
+            losses.append(loss.detach())
             acc.backward(loss / cfg.grad_accum)
             micro += 1
             if micro % cfg.grad_accum:
                 continue
             for h in hooks:
                 h.after_backward(model)
-            if cfg.max_grad_norm:
-                norm = acc.clip_grad_norm_(params, cfg.max_grad_norm)
-                if norm is not None and not torch.isfinite(torch.as_tensor(norm)):
+            norm = acc.clip_grad_norm_(params, cfg.max_grad_norm) if cfg.max_grad_norm else None
+            values, grad_norm, logged = read_step(losses, norm, logs)
+            losses = []
+            checked = [("loss", v) for v in values] + [("gradient norm", grad_norm)]
+            for what, value in checked:
+                if value is not None and not math.isfinite(value):
                     raise TrainingDiverged(
-                        diverged(
-                            desc,
-                            "gradient norm",
-                            float(norm),
-                            result.steps,
-                            cfg.lr,
-                            cfg.max_grad_norm,
-                        )
+                        diverged(desc, what, value, result.steps, cfg.lr, cfg.max_grad_norm)
                     )
             optimizer.step()
             scheduler.step()
@@ -215,10 +217,10 @@ def train_loop(
             row = {
                 "step": result.steps,
                 "epoch": round(result.steps / steps_per_epoch, 4),
-                "loss": float(loss.detach()),
+                "loss": values[-1],
                 "lr": float(scheduler.get_last_lr()[0]),
             }
-            row.update({k: float(v) for k, v in logs.items()})
+            row.update(logged)
             result.log.append(row)
             if bar is not None:
                 bar.update(1)
@@ -274,6 +276,30 @@ def train_loop(
     if log_path is not None and acc.is_main_process:
         write_jsonl(log_path, result.log)
     return result
+
+
+def read_step(
+    losses: Sequence[Any], norm: Any, logs: dict[str, Any]
+) -> tuple[list[float], float | None, dict[str, float]]:
+    """The micro-batch losses, the gradient norm (or ``None``) and the logged values of one
+    optimiser step as Python floats, copied from the device in one transfer: one host
+    synchronisation per optimiser step, whatever the gradient accumulation."""
+    import torch
+
+    device = losses[0].device
+    dtype = torch.float32 if device.type == "mps" else torch.float64  # exact for float32
+    names = [k for k, v in logs.items() if isinstance(v, torch.Tensor)]
+    tensors = [*losses, *(logs[k] for k in names)]
+    if isinstance(norm, torch.Tensor):
+        tensors.append(norm)
+    flat = torch.stack([t.detach().reshape(()).to(device, dtype) for t in tensors]).tolist()
+    read = dict(zip(names, flat[len(losses) :]))
+    logged = {k: read[k] if k in read else float(v) for k, v in logs.items()}
+    if isinstance(norm, torch.Tensor):
+        grad_norm: float | None = flat[-1]
+    else:
+        grad_norm = None if norm is None else float(norm)
+    return flat[: len(losses)], grad_norm, logged
 
 
 def _run_key(

@@ -28,6 +28,7 @@ __all__ = [
     "UnlearnOutput",
     "build_method",
     "forward",
+    "joint_logits",
     "make_term",
     "term_params",
 ]
@@ -63,15 +64,35 @@ class ComposedMethod:
         self.peft = peft
         self.saliency = saliency
 
-    def loss(
-        self, model: Any, fb: dict, rb: dict | None, job: UnlearnJob
-    ) -> tuple[Any, dict[str, float]]:
+    def loss(self, model: Any, fb: dict, rb: dict | None, job: UnlearnJob) -> tuple[Any, dict]:
+        """The loss of one micro-batch and its parts (detached tensors: the trainer reads them
+        from the device once per optimiser step).
+
+        With ``train.one_forward`` and two terms that :meth:`~Term.shares_forward`, the forget
+        and retain batches go through the model in one forward pass (:func:`joint_logits`);
+        otherwise each term runs the model on its own batch. Both give the same loss up to
+        float rounding."""
+        retain = self.retain if self.alpha and rb is not None else None
+        if (
+            retain is not None
+            and rb is not None
+            and self.train.one_forward
+            and self.forget.shares_forward()
+            and retain.shares_forward()
+        ):
+            zf, zr = joint_logits(model, fb, rb, pad_id_of(job.tokenizer))
+            lf = self.forget.loss_from_logits(zf, fb, job)
+            lr = retain.loss_from_logits(zr, rb, job)
+            return self.gamma * lf + self.alpha * lr, {
+                "forget_loss": lf.detach(),
+                "retain_loss": lr.detach(),
+            }
         lf = self.forget(model, fb, job)
-        logs = {"forget_loss": float(lf.detach())}
+        logs = {"forget_loss": lf.detach()}
         loss = self.gamma * lf
-        if self.retain is not None and self.alpha and rb is not None:
-            lr = self.retain(model, rb, job)
-            logs["retain_loss"] = float(lr.detach())
+        if retain is not None and rb is not None:
+            lr = retain(model, rb, job)
+            logs["retain_loss"] = lr.detach()
             loss = loss + self.alpha * lr
         return loss, logs
 
@@ -136,6 +157,29 @@ class ComposedMethod:
             result.stopped,
             {"steps": result.steps, "train_s": result.wall_s},
         )
+
+
+def joint_logits(model: Any, fb: dict, rb: dict, pad_id: int) -> tuple[Any, Any]:
+    """The logits of a forget and a retain batch from one forward pass over both.
+
+    The two right-padded batches are stacked (the narrower one padded to the wider width with
+    ``pad_id`` and attention mask 0), and the logits are split again and cut back to each
+    batch's own width, so that each equals the logits of a forward pass on that batch alone up
+    to float rounding: a causal model never lets a position attend to a later or masked one.
+    Dropout, if the model has any, draws its masks once for both batches."""
+    import torch
+
+    width = max(fb["input_ids"].shape[1], rb["input_ids"].shape[1])
+
+    def both(key: str, fill: int) -> Any:
+        parts = [b[key] for b in (fb, rb)]
+        parts = [torch.nn.functional.pad(t, (0, width - t.shape[1]), value=fill) for t in parts]
+        return torch.cat(parts)
+
+    logits = model(input_ids=both("input_ids", pad_id), attention_mask=both("attention_mask", 0))
+    logits = logits.logits
+    n = fb["input_ids"].shape[0]
+    return logits[:n, : fb["input_ids"].shape[1]], logits[n:, : rb["input_ids"].shape[1]]
 
 
 # ----------------------------------------------------------------------------- presets

@@ -64,8 +64,8 @@ class GradientAscentTerm(Term):
     description = "gradient ascent: -NLL on D_f"
     name = "ga"
 
-    def __call__(self, model: Any, batch: dict, job: UnlearnJob) -> Any:
-        return F.ga_loss(forward(model, batch).logits, batch["labels"])
+    def loss_from_logits(self, logits: Any, batch: dict, job: UnlearnJob) -> Any:
+        return F.ga_loss(logits, batch["labels"])
 
 
 GA = MethodPreset(
@@ -108,8 +108,8 @@ class WGATerm(Term):
     def __init__(self, beta: float = 1.0) -> None:
         self.beta = beta
 
-    def __call__(self, model: Any, batch: dict, job: UnlearnJob) -> Any:
-        return F.wga_loss(forward(model, batch).logits, batch["labels"], beta=self.beta)
+    def loss_from_logits(self, logits: Any, batch: dict, job: UnlearnJob) -> Any:
+        return F.wga_loss(logits, batch["labels"], beta=self.beta)
 
 
 class SatImpTerm(Term):
@@ -123,8 +123,8 @@ class SatImpTerm(Term):
     def __init__(self, beta1: float = 5.0, beta2: float = 1.0) -> None:
         self.beta1, self.beta2 = beta1, beta2
 
-    def __call__(self, model: Any, batch: dict, job: UnlearnJob) -> Any:
-        return F.satimp_loss(forward(model, batch).logits, batch["labels"], self.beta1, self.beta2)
+    def loss_from_logits(self, logits: Any, batch: dict, job: UnlearnJob) -> Any:
+        return F.satimp_loss(logits, batch["labels"], self.beta1, self.beta2)
 
 
 class CEUTerm(Term):
@@ -138,8 +138,8 @@ class CEUTerm(Term):
     def __init__(self, ignore_first_n: int = 1) -> None:
         self.ignore_first_n = ignore_first_n
 
-    def __call__(self, model: Any, batch: dict, job: UnlearnJob) -> Any:
-        return F.ceu_loss(forward(model, batch).logits, batch["labels"], self.ignore_first_n)
+    def loss_from_logits(self, logits: Any, batch: dict, job: UnlearnJob) -> Any:
+        return F.ceu_loss(logits, batch["labels"], self.ignore_first_n)
 
 
 WGA = MethodPreset(
@@ -295,10 +295,9 @@ class UNDIALTerm(Term):
         )
         model.train(was)
 
-    def __call__(self, model: Any, batch: dict, job: UnlearnJob) -> Any:
+    def loss_from_logits(self, logits: Any, batch: dict, job: UnlearnJob) -> Any:
         import torch
 
-        logits = forward(model, batch).logits
         if self.cache is not None:
             ref = self.cache.for_batch(batch["index"], batch["labels"], logits)
         else:
@@ -333,8 +332,8 @@ class PDUForgetTerm(Term):
     description = "PDU logit-margin flattening (max_v z - mean_v z)^2"
     name = "pdu"
 
-    def __call__(self, model: Any, batch: dict, job: UnlearnJob) -> Any:
-        return F.pdu_margin_loss(forward(model, batch).logits, batch["labels"])
+    def loss_from_logits(self, logits: Any, batch: dict, job: UnlearnJob) -> Any:
+        return F.pdu_margin_loss(logits, batch["labels"])
 
 
 class PDURetainTerm(Term):

@@ -47,8 +47,8 @@ class NPOTerm(Term):
     def setup(self, job: UnlearnJob, forget: list[Encoded], cfg: TrainConfig) -> None:
         self.ref_logp = sequence_logprobs(job.model, forget, job.tokenizer, cfg.batch_size)
 
-    def __call__(self, model: Any, batch: dict, job: UnlearnJob) -> Any:
-        lp, mask = F.token_logprobs(forward(model, batch).logits, batch["labels"])
+    def loss_from_logits(self, logits: Any, batch: dict, job: UnlearnJob) -> Any:
+        lp, mask = F.token_logprobs(logits, batch["labels"])
         theta = F.sequence_logprob(lp, mask)
         ref = self.ref_logp.to(theta.device)[batch["index"]]
         return F.npo_loss(theta, ref, beta=self.beta)
@@ -90,8 +90,8 @@ class SimNPOTerm(Term):
     def __init__(self, beta: float = 4.5, margin: float = 0.0) -> None:
         self.beta, self.margin = beta, margin
 
-    def __call__(self, model: Any, batch: dict, job: UnlearnJob) -> Any:
-        lp, mask = F.token_logprobs(forward(model, batch).logits, batch["labels"])
+    def loss_from_logits(self, logits: Any, batch: dict, job: UnlearnJob) -> Any:
+        lp, mask = F.token_logprobs(logits, batch["labels"])
         return F.simnpo_loss(F.sequence_logprob(lp, mask), mask.sum(-1), self.beta, self.margin)
 
 

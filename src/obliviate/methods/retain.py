@@ -14,8 +14,8 @@ class RetainNLL(Term):
     description = "mean token NLL on a retain batch (gradient descent)"
     name = "nll"
 
-    def __call__(self, model: Any, batch: dict, job: UnlearnJob) -> Any:
-        return F.nll_loss(forward(model, batch).logits, batch["labels"])
+    def loss_from_logits(self, logits: Any, batch: dict, job: UnlearnJob) -> Any:
+        return F.nll_loss(logits, batch["labels"])
 
 
 class RetainKL(Term):
@@ -26,10 +26,9 @@ class RetainKL(Term):
     name = "kl"
     needs_reference = True
 
-    def __call__(self, model: Any, batch: dict, job: UnlearnJob) -> Any:
+    def loss_from_logits(self, logits: Any, batch: dict, job: UnlearnJob) -> Any:
         import torch
 
-        logits = forward(model, batch).logits
         ref = job.reference_model()
         with torch.no_grad():
             ref_logits = forward(ref, {k: v.to(ref.device) for k, v in batch.items()}).logits

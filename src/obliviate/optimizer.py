@@ -1,0 +1,46 @@
+"""The optimiser of the training loop: AdamW in the implementation ``train.adamw`` names
+(docs/methods.md, "Training speed").
+
+``plain`` is PyTorch's loop over the parameters (one small operation per tensor and update
+term), ``foreach`` batches those operations over all tensors, ``fused`` runs one kernel per
+parameter group (CPU and CUDA, floating-point parameters). ``auto`` takes the fused kernel
+where every parameter can use it and foreach otherwise. All compute the same update up to
+float rounding.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from obliviate.config import TrainConfig
+
+FUSED_DEVICES = ("cpu", "cuda", "xpu", "mps")  # where torch has a fused AdamW kernel
+
+
+def fused_supported(params: Sequence[Any]) -> bool:
+    """True when every parameter is a floating-point tensor on a device with a fused kernel."""
+    return all(p.is_floating_point() and p.device.type in FUSED_DEVICES for p in params)
+
+
+def make_adamw(params: Sequence[Any], cfg: TrainConfig) -> Any:
+    """``torch.optim.AdamW`` over ``params`` with ``cfg.lr``/``cfg.weight_decay`` and the
+    implementation ``cfg.adamw``; ``fused`` where it is not supported is a one-line error."""
+    import torch
+
+    kind = cfg.adamw
+    if kind == "auto":
+        kind = "fused" if fused_supported(params) else "foreach"
+    if kind == "fused" and not fused_supported(params):
+        where = sorted({f"{p.dtype} on {p.device.type}" for p in params})
+        raise ValueError(
+            f"train setting adamw=fused: no fused AdamW kernel for parameters of "
+            f"{', '.join(where)}; use adamw=auto or adamw=foreach"
+        )
+    return torch.optim.AdamW(
+        list(params),
+        lr=cfg.lr,
+        weight_decay=cfg.weight_decay,
+        foreach=kind == "foreach",
+        fused=True if kind == "fused" else None,
+    )
