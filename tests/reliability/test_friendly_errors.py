@@ -184,6 +184,13 @@ def test_eval_help_examples_run(tmp_path: Path, tiny_models: dict, capsys, monke
     for name, items in (("forget", request.forget[:4]), ("retain", request.retain[:4])):
         rows = [json.dumps({"question": it.question, "answer": it.answer}) for it in items]
         (tmp_path / f"{name}.jsonl").write_text("\n".join(rows) + "\n")
+    # the OpenUnlearning log that the `--retain-results` example reads (docs/run-format.md)
+    for setup in (
+        "eval --model runs/retain --split forget10 --out runs/retain",
+        "export runs/retain --format open-unlearning --out saves/eval/retain",
+    ):
+        code, _, err = run_cli(shlex.split(setup), capsys)
+        assert code == 0, f"{setup}: {err}"
     for example in _examples("eval"):
         code, out, err = run_cli(shlex.split(example)[1:] + ["--no-progress"], capsys)
         assert code == 0, f"{example}: {err}"
