@@ -9,10 +9,10 @@ for ``--warmup`` + ``--steps`` optimiser steps and takes the median time between
 
 Paths compared (alternating rounds A/B/A/B, so that a busy machine slows both alike):
 
-- ``new``: the defaults, i.e. forget and retain batches in one forward pass
-  (``train.one_forward``), fused AdamW (``train.adamw=auto``), no host syncs per micro-step;
-- ``baseline``: ``train.one_forward=false train.adamw=plain`` (separate forward passes and the
-  per-tensor AdamW loop of earlier versions);
+- ``new``: the defaults, i.e. fused AdamW (``train.adamw=auto``), no host syncs per micro-step;
+- ``baseline``: ``train.adamw=plain`` (the per-tensor AdamW loop of earlier versions);
+- ``joint`` (``--paths new,joint``): the defaults plus ``train.one_forward=true`` (forget and
+  retain batches in one forward pass);
 - ``compile`` (with ``--compile``): the defaults plus ``train.compile=true``.
 
 It prints each step time, its ratio to the baseline, and its ratio to the compute floor: the
@@ -39,7 +39,8 @@ from typing import Any
 
 PATHS: dict[str, dict[str, Any]] = {
     "new": {},
-    "baseline": {"one_forward": False, "adamw": "plain"},
+    "baseline": {"adamw": "plain"},
+    "joint": {"one_forward": True},
     "compile": {"compile": True},
 }
 
@@ -133,7 +134,7 @@ def main() -> None:
     ap.add_argument("--people", type=int, default=100, help="built-in people (default: 100)")
     ap.add_argument("--split", default="forget10")
     ap.add_argument("--methods", default="npo,graddiff")
-    ap.add_argument("--paths", default="new,baseline", help="of: " + ", ".join(PATHS))
+    ap.add_argument("--paths", default="new,baseline,joint", help="of: " + ", ".join(PATHS))
     ap.add_argument("--compile", action="store_true", help="also time train.compile=true")
     ap.add_argument("--batch", type=int, default=8)
     ap.add_argument("--accum", type=int, default=4)

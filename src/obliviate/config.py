@@ -46,7 +46,7 @@ class TrainConfig:
     allow_collapse: bool = False
     # speed (docs/methods.md, "Training speed"): forget and retain batches in one forward pass
     # when both terms compute their loss from the logits; false: one forward pass per batch
-    one_forward: bool = True
+    one_forward: bool = False
     # AdamW implementation: auto (the fused kernel where the device has one, else foreach),
     # fused, foreach or plain (a Python loop over the parameters)
     adamw: str = "auto"

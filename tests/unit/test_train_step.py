@@ -87,6 +87,7 @@ def test_one_step_equals_separate_forward_passes(tiny_models, method) -> None:
     tok, model = load_tokenizer(tiny_models["target"]), load_model(tiny_models["target"])
     request = api.load_request("builtin", "forget10", builtin=tiny_models["builtin"])
     train = {"batch_size": 4, "grad_accum": 2, "max_steps": 1, "lr": 1e-4, "warmup_epochs": 0}
+    train["one_forward"] = True  # the joint pass, checked against separate passes by hand
     m = build_method(method, {"train": {**train, "scheduler": "constant", "checkpoint": False}})
     cfg = m.train
     job = UnlearnJob(model, tok, request, progress=False)
