@@ -220,6 +220,7 @@ METHODS: Registry[Any] = Registry(
     builtins={
         "altpo": "obliviate.methods.preference:ALTPO",
         "ceu": "obliviate.methods.gradient:CEU",
+        "demem": "obliviate.methods.quark:DEMEM",
         "distill": "obliviate.methods.distillation:DISTILL",
         "dpo": "obliviate.methods.preference:DPO",
         "eco": "obliviate.methods.inference:ECO",
@@ -239,6 +240,7 @@ METHODS: Registry[Any] = Registry(
         "rome": "obliviate.methods.editing:ROME",
         "salun": "obliviate.methods.salun:SALUN",
         "satimp": "obliviate.methods.gradient:SATIMP",
+        "seul": "obliviate.methods.seul:SEUL",
         "simnpo": "obliviate.methods.preference:SIMNPO",
         "sisa": "obliviate.methods.sisa:SISA",
         "task_vector": "obliviate.methods.task_vector:TASK_VECTOR",
@@ -262,6 +264,7 @@ FORGET_TERMS: Registry[Any] = Registry(
         "pdu": "obliviate.methods.gradient:PDUForgetTerm",
         "random_answer": "obliviate.methods.salun:RandomAnswerTerm",
         "satimp": "obliviate.methods.gradient:SatImpTerm",
+        "seul": "obliviate.methods.seul:SeULTerm",
         "simnpo": "obliviate.methods.preference:SimNPOTerm",
         "undial": "obliviate.methods.gradient:UNDIALTerm",
         "wga": "obliviate.methods.gradient:WGATerm",

@@ -22,6 +22,7 @@ STEPS = 2
 BASE = {"train": {"max_steps": STEPS, "batch_size": 8}}
 EXTRA = {  # cheaper settings of the same options (documented per method), for speed only
     "altpo": {"forget_params": {"n_winners": 2, "max_new_tokens": 24}},
+    "demem": {"iterations": 1, "samples_per_prompt": 1, "max_new_tokens": 4},
     "whp": {"forget_params": {"reinforce_epochs": 1}},
 }
 NAMES = METHODS.names()

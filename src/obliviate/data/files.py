@@ -15,7 +15,8 @@ Formats (chosen by the file extension, case-insensitive):
 Fields of an object/row: ``question`` and ``answer`` (names configurable) are required. Optional:
 ``paraphrased_answer``, ``perturbed_answer`` (or ``perturbed_answers``: a list of strings, a JSON
 string holding such a list, or one plain string), ``paraphrased_question``, and multiple-choice
-options ``option1``, ``option2``, ... (or a list ``options``). A row with a ``text`` field and
+options ``option1``, ``option2``, ... (or a list ``options``), ``sensitive_spans`` (substrings of
+the answer, a list like ``perturbed_answers``: read by SeUL, docs/methods.md). A row with a ``text`` field and
 neither a question nor an answer field is a document (MUSE-style corpora). Other scalar columns
 (e.g. ``subject``, read by the editing methods) are kept in the item's ``meta``. Columns with
 other names are mapped with a field map (:mod:`obliviate.data.fields`, ``--map
@@ -46,6 +47,7 @@ FORMAT_HELP = (
     "each object/row needs the fields {q!r} and {a!r}"
 )
 
+SPANS = "sensitive_spans"  # substrings of the answer, read by SeUL (docs/methods.md)
 Record = tuple[str, Any]  # (where in the file, e.g. "line 3", the raw row)
 
 
@@ -213,7 +215,11 @@ def parse_qa_row(
         text = _text_field(row, "text", where, required=True)
         if not text or not text.strip():
             raise DataError(f"{where}: field 'text' is empty")
-        return QAItem(question="", answer=text, meta={**extra_fields(row), **(meta or {})})
+        return QAItem(
+            question="",
+            answer=text,
+            meta={**extra_fields(row, (SPANS,)), **_spans(row, where), **(meta or {})},
+        )
     hint = f"; every row needs the fields {question_key!r} and {answer_key!r}"
     question = _text_field(row, question_key, where, required=True, hint=hint)
     answer = _text_field(row, answer_key, where, required=True, hint=hint)
@@ -228,8 +234,18 @@ def parse_qa_row(
         paraphrased_question=_text_field(row, "paraphrased_question", where, required=False)
         or None,
         options=_options(row, where),
-        meta={**extra_fields(row, (question_key, answer_key)), **(meta or {})},
+        meta={
+            **extra_fields(row, (question_key, answer_key, SPANS)),
+            **_spans(row, where),
+            **(meta or {}),
+        },
     )
+
+
+def _spans(row: dict[str, Any], where: str) -> dict[str, Any]:
+    """``{"sensitive_spans": (...)}`` when the row gives sensitive substrings, else ``{}``."""
+    spans = _string_list(row.get(SPANS), where, SPANS)
+    return {SPANS: spans} if spans else {}
 
 
 def _files_in(folder: Path) -> list[Path]:

@@ -20,7 +20,8 @@ LLMU's mismatch term (Yao et al. 2023, arXiv 2310.10683) is plain :func:`nll_los
 composition; IdkDPO/AltPO are :func:`dpo_loss` with different winners.
 
 The functions live in :mod:`~obliviate.methods.likelihood_losses`,
-:mod:`~obliviate.methods.logit_losses` and :mod:`~obliviate.methods.rmu_losses`; this module
+:mod:`~obliviate.methods.logit_losses`, :mod:`~obliviate.methods.rmu_losses`,
+:mod:`~obliviate.methods.span_losses` and :mod:`~obliviate.methods.reward_losses`; this module
 re-exports them (``from obliviate.methods import functional as F``). Only torch is imported; it is
 imported on use, never by ``import obliviate``.
 """
@@ -49,11 +50,13 @@ from obliviate.methods.logit_losses import (
     wga_loss,
     whp_generic_logits,
 )
+from obliviate.methods.reward_losses import quark_loss
 from obliviate.methods.rmu_losses import (
     rmu_control_vector,
     rmu_forget_loss,
     rmu_retain_loss,
 )
+from obliviate.methods.span_losses import seul_loss
 
 __all__ = [
     "IGNORE_INDEX",
@@ -66,11 +69,13 @@ __all__ = [
     "npo_loss",
     "pdu_dual_update",
     "pdu_margin_loss",
+    "quark_loss",
     "rmu_control_vector",
     "rmu_forget_loss",
     "rmu_retain_loss",
     "satimp_loss",
     "sequence_logprob",
+    "seul_loss",
     "shift_labels",
     "simnpo_loss",
     "token_logprobs",
