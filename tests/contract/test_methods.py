@@ -48,7 +48,7 @@ def files_checksum(folder: str) -> str:
 def overrides(name: str) -> dict:
     out = {k: dict(v) for k, v in BASE.items()}
     for k, v in EXTRA.get(name, {}).items():
-        out[k] = {**out.get(k, {}), **v}
+        out[k] = {**out.get(k, {}), **v} if isinstance(v, dict) else v  # a builder's option
     return out
 
 
