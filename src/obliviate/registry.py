@@ -220,6 +220,7 @@ METHODS: Registry[Any] = Registry(
     builtins={
         "altpo": "obliviate.methods.preference:ALTPO",
         "ceu": "obliviate.methods.gradient:CEU",
+        "depn": "obliviate.methods.neurons:DEPN_METHOD",
         "distill": "obliviate.methods.distillation:DISTILL",
         "dpo": "obliviate.methods.preference:DPO",
         "eco": "obliviate.methods.inference:ECO",
@@ -239,6 +240,7 @@ METHODS: Registry[Any] = Registry(
         "rome": "obliviate.methods.editing:ROME",
         "salun": "obliviate.methods.salun:SALUN",
         "satimp": "obliviate.methods.gradient:SATIMP",
+        "selective_pruning": "obliviate.methods.neurons:SELECTIVE_PRUNING",
         "simnpo": "obliviate.methods.preference:SIMNPO",
         "sisa": "obliviate.methods.sisa:SISA",
         "task_vector": "obliviate.methods.task_vector:TASK_VECTOR",
