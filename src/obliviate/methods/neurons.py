@@ -338,6 +338,7 @@ DEPN_METHOD = MethodPreset(
     builder=_build_depn,
     options={"neurons": 20, "threshold": 0.2, "steps": 20, "objective": "prob"},
     train=NEURON_TRAIN,
+    kind="editing",
 )
 
 SELECTIVE_PRUNING = MethodPreset(
@@ -348,4 +349,5 @@ SELECTIVE_PRUNING = MethodPreset(
     builder=_build_sp,
     options={"fraction": 0.02, "steps": 1, "importance": "abs", "eps": 1e-5},
     train=NEURON_TRAIN,
+    kind="editing",
 )
