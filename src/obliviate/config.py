@@ -14,6 +14,7 @@ from typing import Any, TypeVar
 T = TypeVar("T")
 
 ADAMW_KINDS = ("auto", "fused", "foreach", "plain")
+OPTIMIZERS = ("adamw", "soul")
 
 
 @dataclass(frozen=True)
@@ -52,6 +53,14 @@ class TrainConfig:
     adamw: str = "auto"
     # torch.compile the model for training (compilation takes a while: pays on long runs)
     compile: bool = False
+    # adamw, or soul: the second-order clipped update of SOUL (Jia+ 2024, arXiv 2404.18239;
+    # obliviate.soul, docs/methods.md "Second-order unlearning (SOUL)") with the soul_* settings
+    optimizer: str = "adamw"
+    soul_beta1: float = 0.9  # momentum of the gradient
+    soul_beta2: float = 0.95  # moving average of the Hessian-diagonal estimate
+    soul_rho: float = 0.04  # gamma of the clipped ratio m / max(rho * B * h, eps)
+    soul_batch: int = 5120  # B, Sophia's batch factor of the Gauss-Newton estimate
+    soul_every: int = 1  # k: the Hessian estimate is refreshed every k optimiser steps
 
     def __post_init__(self) -> None:
         if self.lr <= 0:
@@ -75,6 +84,22 @@ class TrainConfig:
             raise ValueError(
                 f"train setting adamw={self.adamw!r}: choose one of {', '.join(ADAMW_KINDS)}"
             )
+        if self.optimizer not in OPTIMIZERS:
+            raise ValueError(
+                f"train setting optimizer={self.optimizer!r}: choose one of {', '.join(OPTIMIZERS)}"
+            )
+        for name in ("soul_beta1", "soul_beta2"):
+            if not 0.0 <= getattr(self, name) < 1.0:
+                raise ValueError(
+                    f"train setting {name}={getattr(self, name)!r}: must be in [0, 1) (e.g. 0.9)"
+                )
+        if self.soul_rho <= 0:
+            raise ValueError(f"train setting soul_rho={self.soul_rho!r}: must be > 0 (e.g. 0.04)")
+        for name in ("soul_batch", "soul_every"):
+            if getattr(self, name) < 1:
+                raise ValueError(
+                    f"train setting {name}={getattr(self, name)!r}: {name} must be >= 1"
+                )
         if self.scheduler not in ("linear", "cosine", "constant"):
             raise ValueError(
                 f"scheduler must be linear, cosine or constant, not {self.scheduler!r}"

@@ -1,5 +1,7 @@
 """The optimiser of the training loop: AdamW in the implementation ``train.adamw`` names
-(docs/methods.md, "Training speed").
+(docs/methods.md, "Training speed"), or SOUL's second-order clipped update with
+``train.optimizer=soul`` (:mod:`obliviate.soul`; docs/methods.md, "Second-order unlearning
+(SOUL)").
 
 ``plain`` is PyTorch's loop over the parameters (one small operation per tensor and update
 term), ``foreach`` batches those operations over all tensors, ``fused`` runs one kernel per
@@ -21,6 +23,25 @@ FUSED_DEVICES = ("cpu", "cuda", "xpu", "mps")  # where torch has a fused AdamW k
 def fused_supported(params: Sequence[Any]) -> bool:
     """True when every parameter is a floating-point tensor on a device with a fused kernel."""
     return all(p.is_floating_point() and p.device.type in FUSED_DEVICES for p in params)
+
+
+def make_optimizer(params: Sequence[Any], cfg: TrainConfig) -> Any:
+    """The optimiser ``cfg.optimizer`` names over ``params``: AdamW (:func:`make_adamw`) or
+    :class:`obliviate.soul.SOUL` with the ``cfg.soul_*`` settings, ``cfg.lr`` and
+    ``cfg.weight_decay``."""
+    if cfg.optimizer == "soul":
+        from obliviate.soul import SOUL
+
+        return SOUL(
+            list(params),
+            lr=cfg.lr,
+            betas=(cfg.soul_beta1, cfg.soul_beta2),
+            rho=cfg.soul_rho,
+            batch=cfg.soul_batch,
+            every=cfg.soul_every,
+            weight_decay=cfg.weight_decay,
+        )
+    return make_adamw(params, cfg)
 
 
 def make_adamw(params: Sequence[Any], cfg: TrainConfig) -> Any:

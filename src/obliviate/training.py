@@ -21,7 +21,7 @@ from obliviate.config import TrainConfig
 from obliviate.data.collate import pad_batch
 from obliviate.data.templates import Encoded
 from obliviate.models.protocol import CausalLM
-from obliviate.optimizer import make_adamw
+from obliviate.optimizer import make_optimizer
 from obliviate.seeding import seed_everything
 
 __all__ = ["TrainResult", "TrainingDiverged", "get_accelerator", "train_loop"]
@@ -116,9 +116,10 @@ def train_loop(
     are kept) before the optimiser step it would feed; so does a collapsed model
     (:mod:`obliviate.collapse`) unless ``cfg.allow_collapse``. The losses of the micro-batches,
     the gradient norm and the logged values are read from the device together, once per
-    optimiser step: no host synchronisation per micro-batch. ``cfg.adamw`` picks the AdamW
-    implementation (:func:`obliviate.optimizer.make_adamw`) and ``cfg.compile`` runs the loss
-    on ``torch.compile(model)`` (docs/methods.md, "Training speed").
+    optimiser step: no host synchronisation per micro-batch. ``cfg.optimizer`` picks AdamW
+    (in the implementation ``cfg.adamw``) or SOUL (:func:`obliviate.optimizer.make_optimizer`)
+    and ``cfg.compile`` runs the loss on ``torch.compile(model)`` (docs/methods.md, "Training
+    speed").
     """
     import torch
     from torch.utils.data import DataLoader
@@ -132,7 +133,7 @@ def train_loop(
     params = [p for p in model.parameters() if p.requires_grad]
     if not params:
         raise ValueError("no trainable parameters: check the module selection / adapter settings")
-    optimizer = make_adamw(params, cfg)
+    optimizer = make_optimizer(params, cfg)
     gen = torch.Generator().manual_seed(cfg.seed)
     loader: DataLoader[int] = DataLoader(
         list(range(len(main_set))),  # type: ignore[arg-type]  # stubs want a Dataset; a list is a map-style one
