@@ -78,6 +78,11 @@ class EULMethod:
         previous: EULModel | None = None
         base, base_path = job.model, job.model_path
         if isinstance(base, EULModel):  # a later request: train on the same frozen base
+            if self.fuse and base.bottleneck != self.bottleneck:
+                raise ValueError(
+                    f"the earlier EUL model has bottleneck {base.bottleneck}; train the new "
+                    f"layer with the same size (bottleneck={base.bottleneck}) to fuse them"
+                )
             previous, base, base_path = base, base.base, base.base_path
             previous.remove_hooks()
         elif isinstance(base, InferenceWrapper) or is_peft_model(base):
@@ -104,11 +109,6 @@ class EULMethod:
             base_path=base_path,
             save_base=self.save_base,
         )
-        if previous is not None and previous.bottleneck != self.bottleneck and self.fuse:
-            raise ValueError(
-                f"the earlier EUL model has bottleneck {previous.bottleneck}; train the new "
-                f"layer with the same size (bottleneck={previous.bottleneck}) to fuse them"
-            )
 
         def loss_fn(m: Any, fb: dict, rb: dict | None, _step: int) -> tuple[Any, dict]:
             def run(b: dict) -> tuple[Any, Any]:
