@@ -225,6 +225,8 @@ METHODS: Registry[Any] = Registry(
         "distill": "obliviate.methods.distillation:DISTILL",
         "dpo": "obliviate.methods.preference:DPO",
         "eco": "obliviate.methods.inference:ECO",
+        "eul": "obliviate.methods.eul:EUL",
+        "ext_sub": "obliviate.methods.ext_sub:EXT_SUB",
         "ga": "obliviate.methods.gradient:GA",
         "ga_kl": "obliviate.methods.gradient:GA_KL",
         "graddiff": "obliviate.methods.gradient:GRADDIFF",
@@ -245,6 +247,7 @@ METHODS: Registry[Any] = Registry(
         "seul": "obliviate.methods.seul:SEUL",
         "simnpo": "obliviate.methods.preference:SIMNPO",
         "sisa": "obliviate.methods.sisa:SISA",
+        "soft_prompt": "obliviate.methods.soft_prompt:SOFT_PROMPT",
         "task_vector": "obliviate.methods.task_vector:TASK_VECTOR",
         "undial": "obliviate.methods.gradient:UNDIAL",
         "wga": "obliviate.methods.gradient:WGA",
@@ -285,10 +288,12 @@ RETAIN_TERMS: Registry[Any] = Registry(
 WRAPPERS: Registry[Any] = Registry(
     "inference wrapper",
     builtins={
+        "eul": "obliviate.inference.eul_model:EULModel",
         "guardrail": "obliviate.inference.guardrail:GuardrailWrapper",
         "icul": "obliviate.inference.icul:ICULWrapper",
         "logit_offset": "obliviate.inference.offset:LogitOffsetWrapper",
         "sisa": "obliviate.methods.sisa_ensemble:SISAEnsemble",
+        "soft_prompt": "obliviate.inference.soft_prompt:SoftPromptModel",
     },
 )
 METRICS: Registry[Any] = Registry("metric", catalogues=("obliviate.metrics.catalogue",))

@@ -22,12 +22,22 @@ composition; IdkDPO/AltPO are :func:`dpo_loss` with different winners.
 The functions live in :mod:`~obliviate.methods.likelihood_losses`,
 :mod:`~obliviate.methods.logit_losses`, :mod:`~obliviate.methods.rmu_losses`,
 :mod:`~obliviate.methods.span_losses` and :mod:`~obliviate.methods.reward_losses`; this module
+:mod:`~obliviate.methods.logit_losses`, :mod:`~obliviate.methods.rmu_losses` and
+:mod:`~obliviate.methods.adapter_losses`; this module
 re-exports them (``from obliviate.methods import functional as F``). Only torch is imported; it is
 imported on use, never by ``import obliviate``.
 """
 
 from __future__ import annotations
 
+from obliviate.methods.adapter_losses import (
+    augmented_gram,
+    eul_loss,
+    ext_sub_deficiency,
+    ext_sub_update,
+    fuse_linear,
+    spul_loss,
+)
 from obliviate.methods.likelihood_losses import (
     IGNORE_INDEX,
     dpo_loss,
@@ -60,9 +70,14 @@ from obliviate.methods.span_losses import seul_loss
 
 __all__ = [
     "IGNORE_INDEX",
+    "augmented_gram",
     "ceu_loss",
     "distillation_loss",
     "dpo_loss",
+    "eul_loss",
+    "ext_sub_deficiency",
+    "ext_sub_update",
+    "fuse_linear",
     "ga_loss",
     "kl_retain_loss",
     "nll_loss",
@@ -78,6 +93,7 @@ __all__ = [
     "seul_loss",
     "shift_labels",
     "simnpo_loss",
+    "spul_loss",
     "token_logprobs",
     "undial_loss",
     "wga_loss",
