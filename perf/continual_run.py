@@ -5,7 +5,7 @@ with the table after each step (docs/continual.md).
 Trains a tiny target (xs, built-in benchmark of ``--people`` people, ``full``) and its retain
 model (``retain90``) under ``--root`` (reused when already there), then runs
 :func:`obliviate.recipes.continual.run_continual` for every ``--methods`` entry with the
-methods' default settings and prints each table.
+methods' default settings (or ``--set`` overrides) and prints each table.
 
     .venv/bin/python perf/continual_run.py --root runs/continual-perf --methods graddiff,npo
 """
@@ -21,6 +21,7 @@ def main() -> None:
     import torch
 
     from obliviate import api
+    from obliviate.config import parse_overrides
     from obliviate.recipes.continual import continual_markdown, run_continual
 
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -30,6 +31,7 @@ def main() -> None:
     p.add_argument("--parts", type=int, default=3)
     p.add_argument("--max-new-tokens", type=int, default=32)
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     root = Path(args.root)
@@ -52,6 +54,7 @@ def main() -> None:
             sequence,
             root / f"continual-{method}",
             retain_model=str(root / "retain" / "model"),
+            overrides=parse_overrides(args.sets),
             builtin=builtin,
             eval_settings={"max_new_tokens": args.max_new_tokens},
             progress=False,
