@@ -113,3 +113,33 @@ def test_audit_cli_runs_a_subset_into_the_run_folder(tiny_models, unlearned, cap
     doc = json.loads((unlearned / "metrics.json").read_text())
     assert [r["attack"] for r in doc["audit"]["rows"]] == ["quant4", "quant4"]
     assert doc["audit"]["skipped"]["relearn"] == "not requested"
+
+
+def test_embedding_attack_rows_with_the_retain_control(tiny_models, unlearned, tmp_path):
+    out = tmp_path / "embedding-audit"
+    result = run_audit(
+        unlearned,
+        tiny_models["target"],
+        tiny_models["retain"],
+        split=tiny_models["split"],
+        builtin=tiny_models["builtin"],
+        out=out,
+        settings={"attacks": ["embedding"], "embed_steps": 10, "max_new_tokens": 8},
+        log=None,
+    )
+    rows = {r["attack"]: r for r in result.rows}
+    assert set(rows) == {"embedding", "embedding_in_sample"}
+    held, ins = rows["embedding"], rows["embedding_in_sample"]
+    # 20 forget items: optimised on one seeded half, measured on the other
+    assert held["n"] == 10 and ins["n"] == 10 and held["metric"] == ins["metric"] == "prob"
+    assert held["target_attacked"] is None  # the target is not attacked
+    # the soft tokens raise the answer probability of the items they were optimised on, on the
+    # unlearned model and on the retain model (the control)
+    assert ins["unlearned_attacked"] > ins["unlearned"] + 0.01
+    assert ins["retain_attacked"] > ins["retain"]
+    assert ins["recoverability"] > 0 and ins["control"] is not None
+    assert held["recoverability"] is not None and held["control"] is not None
+    assert result.skipped["relearn"] == "not requested"
+    doc = json.loads((out / "metrics.json").read_text())
+    assert "audit_embedding_prob_recoverability" in doc["metrics"]
+    assert "embedding attack (held out)" in (out / "audit.md").read_text()

@@ -44,6 +44,8 @@ def build_rows(results: dict[str, dict[str, Any]], ctx: _Ctx) -> list[dict[str, 
                     unlearned_attacked=_mean(u[name][metric]),
                 )
             )
+    if "embedding" in ctx.attacks:
+        rows += _embedding_rows(t, r, u)
     if "probe" in ctx.attacks:
         rows.append(
             make_row(
@@ -56,6 +58,30 @@ def build_rows(results: dict[str, dict[str, Any]], ctx: _Ctx) -> list[dict[str, 
                 target_attacked=t["probe"]["probe_auc"],
                 retain_attacked=r["probe"]["probe_auc"],
                 unlearned_attacked=u["probe"]["probe_auc"],
+            )
+        )
+    return rows
+
+
+def _embedding_rows(t: dict, r: dict, u: dict) -> list[dict[str, Any]]:
+    """Rows ``embedding`` (the held-out items) and ``embedding_in_sample`` (the items the soft
+    tokens were optimised on), metric ``prob``; the target is not attacked."""
+    rows = []
+    for name, idx_key, key in (
+        ("embedding", "measured_idx", "prob"),
+        ("embedding_in_sample", "optimised_idx", "prob_in_sample"),
+    ):
+        idx = u["embedding"][idx_key]
+        base = [_mean(m["base"]["prob"], idx) for m in (t, r, u)]
+        rows.append(
+            make_row(
+                name,
+                "prob",
+                len(idx),
+                *base,
+                target_attacked=None,
+                retain_attacked=_mean(r["embedding"][key]),
+                unlearned_attacked=_mean(u["embedding"][key]),
             )
         )
     return rows

@@ -14,6 +14,7 @@ the retain model under the attack (the retain model is the control); the recover
 - ``paraphrase`` / ``jailbreak``: the forget questions paraphrased / wrapped in jailbreak
   templates (:mod:`obliviate.audits.probes`).
 - ``probe``: the linear truth probe on hidden states (metric ``auc``).
+- ``embedding``: soft input embeddings optimised to elicit the answers (audits/embedding.py).
 Plus two sections that are not attacks: ``mia`` (all six membership-inference attacks with AUC and
 PrivLeak, :mod:`obliviate.audits.mia_suite`) and ``fluency`` (:mod:`obliviate.metrics.fluency`).
 
@@ -316,6 +317,12 @@ def _audit_model(
         )
         del net
         timing["relearn"] = time.perf_counter() - t
+    if role != "target" and "embedding" in ctx.attacks:
+        from obliviate.audits.embedding import embedding_attack
+
+        t = step(f"embedding-space attack ({s.embed_tokens} soft tokens, {s.embed_steps} steps)")
+        res["embedding"] = embedding_attack(model, tok, ctx)
+        timing["embedding"] = time.perf_counter() - t
     if "probe" in ctx.attacks:
         t = step("linear probe")
         res["probe"] = _probe(model, tok, ctx)

@@ -18,16 +18,21 @@ AUDIT_VERSION = 1
 ATTACKS = ("relearn", "quantise", "paraphrase", "jailbreak", "probe")
 SECTIONS = ("mia", "fluency")
 ALL = ATTACKS + SECTIONS
+# run only when named in ``attacks`` (soft tokens elicit almost anything: docs/audit.md)
+OPT_IN = ("embedding",)
+CHOICES = ALL + OPT_IN
 WEIGHT_ATTACKS = ("relearn", "quantise")  # need a model with weights; not run on the target
+# white-box attacks: need the model's input embeddings and gradients; not run on the target
+WHITE_BOX_ATTACKS = ("embedding",)
 
 
 @dataclass(frozen=True)
 class AuditSettings:
     """Every setting an audit's numbers depend on (all recorded in the results).
 
-    ``attacks``: names from :data:`ALL`; ``None`` runs every one whose data the request has
-    (the others are listed as skipped with the reason), while a name given explicitly whose
-    data is missing is an error.
+    ``attacks``: names from :data:`CHOICES`; ``None`` runs every one of :data:`ALL` whose data
+    the request has (the others are listed as skipped with the reason), while a name given
+    explicitly whose data is missing is an error. :data:`OPT_IN` attacks run only when named.
     """
 
     attacks: tuple[str, ...] | None = None
@@ -49,6 +54,13 @@ class AuditSettings:
     min_k: float = 0.4
     gradnorm_train_mode: bool = False
     fluency_ngram: int = 4
+    embed_tokens: int = 5
+    embed_steps: int = 50
+    embed_step_size: float = 0.1  # α, in units of the mean embedding-row norm (embedding.py)
+    embed_budget: float | None = 1.0  # ε, same unit; None = unbounded
+    embed_norm: str = "linf"  # linf | l2
+    embed_position: str = "suffix"  # suffix (after the prompt) | prefix (before it)
+    embed_fraction: float = 0.5  # share of the forget items the soft tokens are optimised on
 
     def __post_init__(self) -> None:
         for name in ("attacks", "quant_bits", "jailbreak_templates"):
@@ -56,9 +68,9 @@ class AuditSettings:
             if isinstance(v, (list, str)):
                 object.__setattr__(self, name, tuple([v] if isinstance(v, str) else v))
         if self.attacks is not None:
-            bad = [a for a in self.attacks if a not in ALL]
+            bad = [a for a in self.attacks if a not in CHOICES]
             if bad or not self.attacks:
-                raise ValueError(f"unknown audit attack(s) {bad}; choose from {', '.join(ALL)}")
+                raise ValueError(f"unknown audit attack(s) {bad}; choose from {', '.join(CHOICES)}")
         if not self.quant_bits or any(
             not isinstance(b, int) or not 2 <= b <= 16 for b in self.quant_bits
         ):
@@ -68,6 +80,14 @@ class AuditSettings:
             raise ValueError("relearn_steps, relearn_lr and relearn_batch_size must be positive")
         if not self.jailbreak_templates:
             raise ValueError("jailbreak_templates must not be empty")
+        if self.embed_tokens < 1 or self.embed_steps < 0 or self.embed_step_size <= 0:
+            raise ValueError("embed_tokens and embed_step_size must be positive, embed_steps >= 0")
+        if self.embed_budget is not None and self.embed_budget <= 0:
+            raise ValueError(f"embed_budget must be positive or null, got {self.embed_budget}")
+        if self.embed_norm not in ("linf", "l2") or self.embed_position not in ("suffix", "prefix"):
+            raise ValueError("embed_norm must be linf or l2, embed_position suffix or prefix")
+        if not 0.0 < self.embed_fraction < 1.0:
+            raise ValueError(f"embed_fraction must be in (0, 1), got {self.embed_fraction}")
 
 
 @dataclass
@@ -99,6 +119,7 @@ def plan_attacks(
     missing: dict[str, str] = {}
     if len(forget) < 2:
         missing["relearn"] = "needs at least 2 forget items"
+        missing["embedding"] = "needs at least 2 forget items (optimised on one half)"
     if not any(it.paraphrased_question for it in forget):
         missing["paraphrase"] = "no forget item has a paraphrased_question"
     if not any(it.paraphrased_answer and it.perturbed_answers for it in forget):
@@ -114,11 +135,11 @@ def plan_attacks(
     if not (request.eval.get("holdout") or request.holdout):
         missing["mia"] = "no holdout items (MIA non-members)"
     if not has_weights:
-        for a in WEIGHT_ATTACKS + ("probe",):
+        for a in WEIGHT_ATTACKS + WHITE_BOX_ATTACKS + ("probe",):
             missing.setdefault(a, "the unlearned model has no weights (an inference-time wrapper)")
     if settings.attacks is None:
-        return [a for a in ALL if a not in missing], missing
-    asked = [a for a in ALL if a in settings.attacks]
+        return [a for a in ALL if a not in missing], {a: missing[a] for a in ALL if a in missing}
+    asked = [a for a in CHOICES if a in settings.attacks]
     errors = [f"{a}: {missing[a]}" for a in asked if a in missing]
     if errors:
         raise ValueError(
@@ -126,7 +147,7 @@ def plan_attacks(
             + "; ".join(errors)
             + " (leave them out of --attacks)"
         )
-    return asked, {a: "not requested" for a in ALL if a not in asked}
+    return asked, {a: "not requested" for a in CHOICES if a not in asked}
 
 
 def _forget_items(request: UnlearningRequest) -> list[QAItem]:

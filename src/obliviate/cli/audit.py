@@ -39,7 +39,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--attacks",
         help="comma-separated subset of relearn, quantise, paraphrase, "
-        "jailbreak, probe, mia, fluency (default: all that the data allows)",
+        "jailbreak, probe, embedding, mia, fluency (default: all that the data allows)",
     )
     g = p.add_argument_group("data")
     g.add_argument(

@@ -18,12 +18,21 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", required=True, help="run folder; the model goes to OUT/model")
     p.add_argument("--eval", action="store_true", help="evaluate the result afterwards")
     p.add_argument(
-        "--retain-model", help="with --eval: the retain model for forget quality / privleak"
+        "--retain-model",
+        help="with --eval or --sequence: the retain model for forget quality / privleak",
     )
     p.add_argument(
         "--overwrite",
         action="store_true",
         help="replace the run OUT already holds (its old files are removed first)",
+    )
+    p.add_argument(
+        "--sequence",
+        metavar="REQUEST,...",
+        help="continual unlearning: unlearn these requests one after the other, e.g. "
+        "forget10:1/3,forget10:2/3,forget10:3/3 (disjoint author groups; forget files with "
+        "--benchmark qa); each step is a run folder under OUT started from the previous "
+        "step's model and evaluated on every request so far (docs/continual.md)",
     )
     p.add_argument("--trust-remote-code", action="store_true")
     p.add_argument("--no-progress", action="store_true")
@@ -39,6 +48,8 @@ def run(args: argparse.Namespace) -> int:
 
     METHODS.entry(args.method)  # unknown method: clear error before any loading
     data = data_kwargs(args)
+    if args.sequence:
+        return _run_sequence(args, data)
     res = api.unlearn(
         args.model,
         method=args.method,
@@ -70,4 +81,31 @@ def run(args: argparse.Namespace) -> int:
             **data,
         )
         print_result(result)
+    return 0
+
+
+def _run_sequence(args: argparse.Namespace, data: dict) -> int:
+    from obliviate.config import parse_overrides
+    from obliviate.recipes.continual import run_continual
+
+    if data.get("split") or data.get("forget"):
+        raise ValueError(
+            "with --sequence the requests are its entries; leave out --split and --forget"
+        )
+    data = {k: v for k, v in data.items() if k not in ("split", "forget")}
+    doc = run_continual(
+        args.model,
+        args.method,
+        args.sequence.split(","),
+        args.out,
+        retain_model=args.retain_model,
+        overrides=parse_overrides(args.overrides),
+        progress=not args.no_progress,
+        overwrite=args.overwrite,
+        **data,
+    )
+    from obliviate.recipes.continual import continual_markdown
+
+    print(continual_markdown(doc), end="")
+    print(f"saved {args.out}/continual.md and continual.json")
     return 0

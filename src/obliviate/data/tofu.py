@@ -299,12 +299,17 @@ def load_tofu(
     ``eval`` = ``{"forget": forgetNN_perturbed, "retain": retain_perturbed, "holdout": holdoutNN}``
     plus ``"real_authors"`` / ``"world_facts"`` when the source has them (the perturbed version,
     i.e. answer + wrong answers, with ``options`` from the plain version when present).
+    ``split`` = ``forgetNN:i/k`` is part i of k of forgetNN, cut at whole authors
+    (:mod:`obliviate.data.parts`, for continual unlearning).
     With ``check`` (the default) the structure is verified (:func:`check_tofu_invariants`) and a
     violation raises :class:`DataError`. ``name`` is ``"builtin-tofu"`` or ``"tofu"``.
     ``field_map`` ({file column: field}) renames the columns of every config.
     """
+    from obliviate.data.parts import parse_part, take_part
+
     source = os.fspath(source)
-    forget_name = normalize_split(split)
+    part = parse_part(str(split))
+    forget_name = normalize_split(part[0] if part else split)
     pct = int(forget_name[-2:])
     needed = required_configs(forget_name)
     records = _mapped(
@@ -331,7 +336,7 @@ def load_tofu(
         mcq = _mcq_eval(base, items, records)
         if mcq is not None:
             eval_splits[base] = mcq
-    return UnlearningRequest(
+    request = UnlearningRequest(
         forget=items[forget_name],
         retain=items[f"retain{100 - pct}"],
         holdout=holdout,
@@ -340,3 +345,7 @@ def load_tofu(
         name="builtin-tofu" if source == "builtin" else "tofu",
         split=forget_name,
     )
+    if part is None:
+        return request
+    per_author = builtin_kwargs.get("qa_per_person", 10) if source == "builtin" else 20
+    return take_part(request, part[1], part[2], per_author)

@@ -368,7 +368,8 @@ _add(
     "lower",
     "R = (m_attacked - m_unlearned) / (m_target - m_retain): 0 = the attack recovers nothing",
     "obliviate's definition (docs/audit.md); attacks from Lynch+ 2024, arXiv 2402.16835, "
-    "Hu+ 2024, arXiv 2406.13356 and Zhang+ 2024, arXiv 2410.16454",
+    "Hu+ 2024, arXiv 2406.13356, Zhang+ 2024, arXiv 2410.16454 and Schwinn+ 2024, "
+    "arXiv 2402.09063",
     "obliviate.audits.scores:recoverability",
     None,
     (ATTACKED,),

@@ -22,6 +22,8 @@ ATTACK_LABELS = {
     "paraphrase": "paraphrased question",
     "jailbreak": "jailbreak templates (best)",
     "probe": "linear truth probe",
+    "embedding": "embedding attack (held out)",
+    "embedding_in_sample": "embedding attack (optimised items)",
 }
 METRIC_LABELS = {"prob": "forget prob", "rouge": "forget ROUGE-L", "auc": "true-vs-wrong AUC"}
 
