@@ -117,3 +117,30 @@ def test_spm_adapter_files_are_checked(tiny, request_red, tmp_path):
         apply_adapter(other, bad)
     with pytest.raises(DataError, match="not a linear layer"):
         apply_adapter(other, OneDimAdapter({"no.such.layer": (2, 2)}))
+
+
+def test_the_three_erasers_are_listed_with_their_papers(capsys):
+    from obliviate.cli import main
+
+    assert main(["erase", "--list"]) == 0
+    out = "\n" + capsys.readouterr().out
+    for name, paper in (("sa", "2305.10120"), ("erasediff", "2401.05779"), ("spm", "2312.16145")):
+        line = next(x for x in out.splitlines() if x.startswith(f"{name} "))
+        assert f"arXiv {paper}" in line
+
+
+def test_an_spm_run_folder_holds_the_adapter(tmp_path, capsys):
+    from obliviate.cli import main
+    from obliviate.diffusion.testing import tiny_builtin_folders
+
+    pipeline, judge = tiny_builtin_folders(tmp_path / "builtin")
+    out = tmp_path / "run"
+    args = ["erase", "--model", str(pipeline), "--judge", str(judge), "--concept", "red"]
+    args += ["--method", "spm", "--images-per-prompt", "1", "--sampling-steps", "2"]
+    for kv in ("iterations=2", "pool_size=2", "sample_steps=2", "batch_size=2"):
+        args += ["--set", kv]
+    assert main([*args, "--out", str(out)]) == 0, capsys.readouterr().err
+    doc = json.loads((out / "metrics.json").read_text())
+    assert doc["adapter"] == str(out / "adapter")
+    adapter = load_adapter(out / "adapter")
+    assert adapter.rank == 1 and all(".attn2." in n for n in adapter.layers)
