@@ -32,12 +32,14 @@ def test_unlearndiff_recovers_the_erased_concept_beyond_the_plain_prompts(tmp_pa
     original = model.frozen_unet()
     request = builtin_request(setup.spec, "red")
     make_eraser("uce", preset="builtin").erase(model, request, seed=0)
-    config = UnlearnDiffConfig(tokens=3, steps=20, timesteps=4, images_per_prompt=3)
+    # measured with these settings (docs/diffusion.md, "Attacks"): 5 attacks, erased model
+    # plain 0.40 -> attacked 0.60, original model 1.00 -> 1.00; about 80 s on 2 CPU cores
+    config = UnlearnDiffConfig(tokens=3, steps=10, timesteps=4, images_per_prompt=2)
     report = unlearndiff_attack(
         model, setup.judge, "red", request.prompts, original_unet=original, config=config
     )
     erased, control = report["models"]["erased"], report["models"]["original"]
-    assert erased["attacks"] == control["attacks"] >= 6
+    assert erased["attacks"] == control["attacks"] >= 4
     # the erasure worked on the plain prompts, and the attack undoes part of it
     assert erased["plain_success_rate"] <= 0.6
     assert erased["attack_success_rate"] > erased["plain_success_rate"]
