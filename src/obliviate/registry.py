@@ -303,9 +303,12 @@ ERASERS: Registry[Any] = Registry(
     builtins={
         "ca": "obliviate.diffusion.methods:ConceptAblation",
         "esd-u": "obliviate.diffusion.methods:ESDU",
+        "erasediff": "obliviate.diffusion.erasediff:EraseDiff",
         "esd-x": "obliviate.diffusion.methods:ESD",
         "fmn": "obliviate.diffusion.methods:ForgetMeNot",
+        "sa": "obliviate.diffusion.amnesia:SelectiveAmnesia",
         "salun": "obliviate.diffusion.methods:SalUn",
+        "spm": "obliviate.diffusion.spm:SPM",
         "uce": "obliviate.diffusion.methods:UCE",
     },
 )

@@ -11,8 +11,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "erase",
         help="erase a concept (object, colour, style) from a diffusion model",
         description="Erase a concept from a text-to-image diffusion model with ESD, Concept "
-        "Ablation, UCE, SalUn or Forget-Me-Not, evaluate before and after, and write "
-        "a run folder. The default model is the built-in tiny shapes model (trained "
+        "Ablation, UCE, SalUn, Forget-Me-Not, Selective Amnesia, EraseDiff or SPM, evaluate "
+        "before and after (optionally under the UnlearnDiff attack), and write a run folder. The default model is the built-in tiny shapes model (trained "
         "on first use, about 11 minutes on 2 CPU cores, then cached); --model takes a "
         "Stable Diffusion pipeline folder or hub name. Needs the 'diffusion' extra.",
     )
@@ -79,6 +79,20 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "--cache-dir",
         help="where the built-in model is cached (default: $OBLIVIATE_CACHE or ~/.cache/obliviate)",
     )
+    p.add_argument(
+        "--attack",
+        choices=["unlearndiff"],
+        help="after erasing, attack the erased model and the original (the control) with "
+        "adversarial prompts (UnlearnDiff, arXiv 2310.11868); needs a judge",
+    )
+    p.add_argument(
+        "--attack-set",
+        dest="attack_overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="an attack setting, e.g. tokens=3 or steps=20 (repeatable)",
+    )
     p.add_argument("--no-save-model", action="store_true", help="do not save the erased pipeline")
     p.add_argument("--device", default="cpu", help="torch device (default: cpu)")
     p.add_argument(
@@ -133,6 +147,7 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError("--concept is required (e.g. --concept red), or use --demo / --list")
     ERASERS.entry(args.method)  # unknown names fail here, with suggestions
     overrides = _parse_overrides(args.overrides)
+    attack_overrides = _parse_overrides(args.attack_overrides)
 
     import dataclasses
 
@@ -173,6 +188,8 @@ def run(args: argparse.Namespace) -> int:
         eval_config=ev,
         save_model=not args.no_save_model,
         log=print,
+        attack=args.attack,
+        attack_overrides=attack_overrides,
     )
     if doc["metrics"]:
         print(f"\n{'metric':32s} {'before':>8s} {'after':>8s}")
@@ -180,5 +197,14 @@ def run(args: argparse.Namespace) -> int:
             b = (doc.get("before") or {}).get(k)
             bs = "-" if b is None else f"{b:8.3f}"
             print(f"{k:32s} {bs:>8s} {m['value']:8.3f}")
+    if "attack" in doc:
+        print(f"\n{'attack ' + args.attack:32s} {'plain':>8s} {'attack':>8s} {'n':>4s}")
+        for m in ("erased", "original"):
+            r = doc["attack"][m]
+            cells = [
+                "-" if r[k] is None else f"{r[k]:8.3f}"
+                for k in ("plain_success_rate", "attack_success_rate")
+            ]
+            print(f"{m + ' model':32s} {cells[0]:>8s} {cells[1]:>8s} {r['attacks']:4d}")
     print(f"\nrun folder: {out} (grid_before.png, grid_after.png, metrics.json)")
     return 0

@@ -105,6 +105,7 @@ class EraseResult:
     trainable_params: int = 0
     seconds: float = 0.0
     info: dict[str, Any] = field(default_factory=dict)
+    adapter: Any = None  # a trained adapter with ``save(folder)`` (SPM); the run saves it
 
 
 # ----------------------------------------------------------------------------- helpers

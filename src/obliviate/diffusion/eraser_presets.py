@@ -43,6 +43,15 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
             "sample_steps": 25,
             "alpha": 0.5,
         },
+        "erasediff": {
+            "steps": 150,
+            "lr": 5e-4,
+            "inner_lr": 1e-3,
+            "batch_size": 16,
+            "forget_images": 64,
+            "retain_images": 128,
+            "sample_steps": 25,
+        },
         "fmn": {
             "steps": 100,
             "lr": 3e-3,
@@ -50,6 +59,22 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
             "images": 32,
             "sample_steps": 25,
             "preserve_weight": 3.0,
+        },
+        "sa": {
+            "steps": 150,
+            "lr": 5e-4,
+            "batch_size": 16,
+            "fisher_samples": 64,
+            "surrogate_images": 64,
+            "replay_images": 128,
+            "sample_steps": 25,
+        },
+        "spm": {
+            "iterations": 200,
+            "lr": 3e-3,
+            "batch_size": 8,
+            "pool_size": 64,
+            "sample_steps": 25,
         },
     },
 }

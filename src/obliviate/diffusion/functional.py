@@ -9,6 +9,7 @@ implementations.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Iterable
 
 import torch
 
@@ -211,3 +212,196 @@ def find_subsequence(ids: list[int], sub: list[int]) -> int:
         if ids[i : i + len(sub)] == sub:
             return i
     return -1
+
+
+# ----------------------------------------------------------------------------- Selective Amnesia
+
+
+def diagonal_fisher(per_sample_grads: Iterable[list[torch.Tensor]]) -> list[torch.Tensor]:
+    """The empirical diagonal Fisher information of Selective Amnesia (Heng & Soh 2023,
+    arXiv 2305.10120, §3.1, the EWC term): F_i = (1/N) Σ_n (∂ log p(x_n | θ*) / ∂θ_i)², with
+    the diffusion loss standing for −log p. Each item of ``per_sample_grads`` is one sample's
+    gradients, one tensor per parameter; they are consumed one at a time (a generator keeps
+    one sample's gradients in memory). Returns one tensor per parameter."""
+    total: list[torch.Tensor] | None = None
+    n = 0
+    for grads in per_sample_grads:
+        if total is None:
+            total = [g.detach().pow(2) for g in grads]
+        elif len(grads) != len(total):
+            raise ValueError("every sample needs one gradient per parameter")
+        else:
+            total = [a + g.detach().pow(2) for a, g in zip(total, grads)]
+        n += 1
+    if total is None:
+        raise ValueError("no samples: the Fisher information needs at least one gradient")
+    return [a / n for a in total]
+
+
+def ewc_penalty(
+    params: list[torch.Tensor],
+    anchors: list[torch.Tensor],
+    fisher: list[torch.Tensor],
+    lam: float,
+) -> torch.Tensor:
+    """Selective Amnesia's EWC term (Heng & Soh 2023, arXiv 2305.10120, §3.1, Kirkpatrick+
+    2017): (λ / 2) Σ_i F_i (θ_i − θ*_i)², summed over every entry of every parameter, with
+    θ* the original parameters and F their diagonal Fisher (:func:`diagonal_fisher`)."""
+    if not (len(params) == len(anchors) == len(fisher)):
+        raise ValueError(
+            f"{len(params)} parameters, {len(anchors)} anchors and {len(fisher)} Fisher "
+            "tensors: give one of each per parameter"
+        )
+    if not params:
+        raise ValueError("no parameters: the EWC penalty needs at least one")
+    total = sum(
+        ((p - a.detach()).pow(2) * f.detach()).sum() for p, a, f in zip(params, anchors, fisher)
+    )
+    return 0.5 * lam * torch.as_tensor(total)
+
+
+# ----------------------------------------------------------------------------- EraseDiff
+
+
+def erasediff_direction(
+    grad_remain: list[torch.Tensor],
+    grad_forget_theta: list[torch.Tensor],
+    grad_forget_phi: list[torch.Tensor],
+    lam: float,
+) -> list[torch.Tensor]:
+    """EraseDiff's first-order update direction (Wu+ 2024, arXiv 2401.05779, §3, the update
+    of Algorithm 1): d = ∇F(θ) + λ (∇f(θ) − ∇f(φ_K)), with F the remain loss, f the forget
+    loss and φ_K the lower-level iterate (K gradient steps on f from θ)."""
+    if not (len(grad_remain) == len(grad_forget_theta) == len(grad_forget_phi)):
+        raise ValueError("the three gradient lists must have one tensor per parameter")
+    return [
+        gr + lam * (gt - gp) for gr, gt, gp in zip(grad_remain, grad_forget_theta, grad_forget_phi)
+    ]
+
+
+def erasediff_loss(
+    remain: torch.Tensor,
+    forget_theta: torch.Tensor,
+    forget_phi: torch.Tensor,
+    params: list[torch.Tensor],
+    grad_forget_phi: list[torch.Tensor | None],
+    lam: float,
+) -> torch.Tensor:
+    """A scalar whose value is EraseDiff's penalised objective F(θ) + λ (f(θ) − f(φ_K))
+    (arXiv 2401.05779, §3) and whose gradient in ``params`` is
+    :func:`erasediff_direction`: φ_K is a constant of θ in the first-order method, so
+    −λ ∇f(φ_K) enters through a term of value 0, −λ Σ ⟨∇f(φ_K), θ − sg(θ)⟩."""
+    if len(params) != len(grad_forget_phi):
+        raise ValueError(f"{len(params)} parameters but {len(grad_forget_phi)} gradients")
+    shift = sum(
+        (g.detach() * (p - p.detach())).sum()
+        for p, g in zip(params, grad_forget_phi)
+        if g is not None
+    )
+    return remain + lam * (forget_theta - forget_phi.detach()) - lam * torch.as_tensor(shift)
+
+
+def bilevel_step(
+    theta: list[torch.Tensor],
+    grad_remain: Callable[[list[torch.Tensor]], list[torch.Tensor]],
+    grad_forget: Callable[[list[torch.Tensor]], list[torch.Tensor]],
+    lam: float,
+    inner_steps: int,
+    inner_lr: float,
+    lr: float,
+) -> list[torch.Tensor]:
+    """One EraseDiff outer step with plain gradient descent (arXiv 2401.05779, Algorithm 1):
+    φ_0 = θ, φ_k = φ_{k−1} − α ∇f(φ_{k−1}) for k = 1..K, then
+    θ ← θ − ζ (∇F(θ) + λ (∇f(θ) − ∇f(φ_K))). ``grad_*`` map parameters to gradients.
+    (The eraser applies the same direction through Adam: :func:`erasediff_loss`.)"""
+    if inner_steps < 1:
+        raise ValueError(f"inner_steps must be at least 1, got {inner_steps}")
+    phi = [p.detach().clone() for p in theta]
+    for _ in range(inner_steps):
+        phi = [p - inner_lr * g for p, g in zip(phi, grad_forget(phi))]
+    d = erasediff_direction(grad_remain(theta), grad_forget(theta), grad_forget(phi), lam)
+    return [p - lr * g for p, g in zip(theta, d)]
+
+
+# ----------------------------------------------------------------------------- SPM
+
+
+def spm_erase_target(
+    eps_target: torch.Tensor, eps_surrogate: torch.Tensor, eta: float
+) -> torch.Tensor:
+    """SPM's erasing target (Lyu+ 2024, arXiv 2312.16145, §3.2, the erasing loss):
+    ε* = ε_0(x_t, c_sur) − η (ε_0(x_t, c_tar) − ε_0(x_t, c_sur)), from the frozen model,
+    detached; the adapted model's ε(x_t, c_tar) is regressed onto it."""
+    return (eps_surrogate - eta * (eps_target - eps_surrogate)).detach()
+
+
+def adapter_forward(
+    x: torch.Tensor,
+    weight: torch.Tensor,
+    bias: torch.Tensor | None,
+    down: torch.Tensor,
+    up: torch.Tensor,
+    scale: float,
+) -> torch.Tensor:
+    """A linear layer with SPM's one-dimensional adapter (arXiv 2312.16145, §3.1, the
+    rank-1 membrane): y = W x + b + s · u (dᵀ x), ``down`` d ``(r, in)``, ``up`` u
+    ``(out, r)``, r = 1 for SPM. Equal to a linear layer of weight W + s·u d
+    (:func:`adapter_delta`)."""
+    base = torch.nn.functional.linear(x, weight, bias)
+    return base + scale * torch.nn.functional.linear(torch.nn.functional.linear(x, down), up)
+
+
+def adapter_delta(down: torch.Tensor, up: torch.Tensor, scale: float) -> torch.Tensor:
+    """The weight change s · u d of an adapter, ``(out, in)``, merged into W."""
+    if down.ndim != 2 or up.ndim != 2 or up.shape[1] != down.shape[0]:
+        raise ValueError(
+            f"adapter shapes do not fit: down {tuple(down.shape)}, up {tuple(up.shape)}"
+        )
+    return scale * up @ down
+
+
+# ----------------------------------------------------------------------------- UnlearnDiff
+
+
+def nearest_tokens(
+    embeds: torch.Tensor, vocab: torch.Tensor, allowed: torch.Tensor | None = None
+) -> torch.Tensor:
+    """The projection of continuous prompt embeddings onto the vocabulary (UnlearnDiff,
+    Zhang+ 2023, arXiv 2310.11868, §4, the discrete projection of the token optimisation;
+    as in Wen+ 2023, arXiv 2302.03668): for each row of ``embeds`` ``(K, D)`` the id of the
+    nearest row of ``vocab`` ``(V, D)`` in Euclidean distance among the ``allowed`` ids
+    (bool ``(V,)``; ties: the smallest id)."""
+    if embeds.ndim != 2 or vocab.ndim != 2 or embeds.shape[1] != vocab.shape[1]:
+        raise ValueError(
+            f"embeds (K, D) and vocab (V, D) must share D: {tuple(embeds.shape)}, "
+            f"{tuple(vocab.shape)}"
+        )
+    dist = torch.cdist(embeds.detach().double(), vocab.detach().double())
+    if allowed is not None:
+        if not bool(allowed.any()):
+            raise ValueError("no allowed tokens to search over")
+        dist = dist.masked_fill(~allowed.to(dist.device)[None, :], float("inf"))
+    return dist.argmin(dim=1)
+
+
+def token_search_step(
+    continuous: torch.Tensor,
+    grad_at_projection: torch.Tensor,
+    vocab: torch.Tensor,
+    lr: float,
+    allowed: torch.Tensor | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """One step of the gradient-guided token search (arXiv 2310.11868, §4; the projected
+    update of Wen+ 2023, arXiv 2302.03668): the gradient of the attack loss, taken at the
+    projected (discrete) embeddings, moves the continuous embeddings,
+    e_k ← e_k − η · ∇_k / ‖∇_k‖ per token k (rows with a zero gradient stay; the normalised
+    step makes η independent of the text encoder's embedding scale, as Adam's steps are in
+    the reference), then they are projected again (:func:`nearest_tokens`). Returns the new
+    continuous embeddings and the token ids."""
+    if continuous.shape != grad_at_projection.shape:
+        raise ValueError("the gradient must have the shape of the continuous embeddings")
+    g = grad_at_projection.detach().to(continuous.dtype)
+    norm = g.norm(dim=-1, keepdim=True)
+    step = torch.where(norm > 0, g / norm.clamp_min(1e-30), torch.zeros_like(g))
+    new = (continuous.detach() - lr * step).detach()
+    return new, nearest_tokens(new, vocab, allowed)

@@ -187,13 +187,15 @@ class DiffusionModel:
         record: Callable[[int, torch.Tensor, torch.Tensor], None] | None = None,
         batch_size: int = 256,
         token_mask: torch.Tensor | None = None,
+        cond: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """DDIM sampling (η = 0) with classifier-free guidance from the given initial noise.
 
         ``stop_at=i`` returns x_t just before denoising step ``i`` (ESD's "run till timestep");
         ``record(i, t, x_t)`` is called before every step. Large batches are split.
         ``token_mask`` ``(B, L)`` hides prompt tokens from the conditional branch's
-        cross-attention (see :meth:`eps`).
+        cross-attention (see :meth:`eps`). ``cond`` ``(B, L, D)`` replaces the prompts' text
+        embeddings (an attack's optimised prompt; ``prompts`` then only count the samples).
         """
         if len(prompts) != len(noise):
             raise ValueError(f"{len(prompts)} prompts but {len(noise)} noise tensors")
@@ -212,13 +214,14 @@ class DiffusionModel:
                         stop_at=stop_at,
                         batch_size=batch_size,
                         token_mask=None if token_mask is None else token_mask[i : i + batch_size],
+                        cond=None if cond is None else cond[i : i + batch_size],
                     )
                     for i in range(0, len(prompts), batch_size)
                 ]
             )
         sched = DDIMScheduler.from_config(self.pipe.scheduler.config)
         sched.set_timesteps(steps)
-        cond = self.encode(prompts)
+        cond = self.encode(prompts) if cond is None else cond.to(self.device)
         uncond = self.encode([""]).expand_as(cond) if guidance != 1.0 else None
         x = noise.to(self.device) * sched.init_noise_sigma
         for i, t in enumerate(sched.timesteps):

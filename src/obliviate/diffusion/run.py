@@ -116,6 +116,7 @@ def write_run(
     save_model: bool = False,
     timing: dict[str, float] | None = None,
     seed: int = 0,
+    extra: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Write a run folder (metrics.json last) and return the metrics document."""
     from obliviate.io import atomic_write_bytes, write_json, write_jsonl
@@ -143,6 +144,9 @@ def write_run(
     images.append("grid_after.png" if method else "grid.png")
     if erase is not None and erase.train_log:
         write_jsonl(run_dir / "train_log.jsonl", erase.train_log)
+    adapter_path = None
+    if erase is not None and erase.adapter is not None:  # SPM: the adapter as its own file
+        adapter_path = str(erase.adapter.save(run_dir / "adapter"))
     model_path = None
     if save_model:
         setup.model.save(run_dir / "model")
@@ -173,6 +177,9 @@ def write_run(
         doc["judge"] = {"fingerprint": setup.judge.fingerprint, "validation": setup.judge.info}
     if erase is not None and erase.info:
         doc["erase_info"] = erase.info
+    if adapter_path is not None:
+        doc["adapter"] = adapter_path
+    doc.update(extra or {})
     if not result.metrics:
         doc["note"] = "no judge for this pipeline: metrics were not computed; compare the grids"
     write_json(run_dir / "metrics.json", doc)
@@ -196,11 +203,16 @@ def erase_run(
     save_model: bool = True,
     name: str | None = None,
     log: Callable[[str], None] | None = None,
+    attack: str | None = None,
+    attack_overrides: dict[str, Any] | None = None,
 ) -> tuple[dict[str, Any], EvalResult]:
     """Erase ``concept`` from ``setup.model`` (in place) with ``method`` and write the run.
 
     ``before`` is the original model's evaluation, computed here when not given (the demo
-    computes it once for all methods). Returns the metrics document and the after-evaluation.
+    computes it once for all methods). ``attack`` (a name of
+    :data:`obliviate.diffusion.unlearndiff.ATTACKS`) then attacks the erased model and, as the
+    control, the original one: ``attack.json`` in the run folder, the rates in
+    ``metrics.json`` under ``"attack"``. Returns the metrics document and the after-evaluation.
     """
     from obliviate.diffusion.methods import ErasureRequest, make_eraser
 
@@ -221,6 +233,7 @@ def erase_run(
     if preset is None:
         preset = BUILTIN if setup.judge is not None else "paper"
     eraser = make_eraser(method, overrides, preset)
+    attack_fn, attack_cfg, unet0 = _prepare_attack(attack, attack_overrides, setup)
     eval_prompts = request.prompts + request.preserve[:4] if setup.judge is None else None
     if before is None:
         say("evaluating the original model")
@@ -230,6 +243,22 @@ def erase_run(
     erase = eraser.erase(setup.model, request, seed=seed, checkpoint_dir=ckpt)
     say(f"evaluating the erased model ({erase.seconds} s of erasing)")
     after = evaluate_setup(setup, concept, eval_prompts or before.prompts, eval_config)
+    extra: dict[str, Any] = {}
+    if attack_fn is not None:
+        say(f"attacking the erased and the original model with {attack}")
+        report = attack_fn(
+            setup.model,
+            setup.judge,
+            concept,
+            request.prompts,
+            original_unet=unet0,
+            config=attack_cfg,
+        )
+        from obliviate.io import write_json
+
+        Path(run_dir).mkdir(parents=True, exist_ok=True)
+        write_json(Path(run_dir) / "attack.json", report)
+        extra["attack"] = {"name": attack, "file": "attack.json", **report["models"]}
     config = {
         "kind": "diffusion-erasure",
         "method": method,
@@ -256,6 +285,30 @@ def erase_run(
         save_model=save_model,
         seed=seed,
         timing={"train_s": erase.seconds},
+        extra=extra,
     )
     shutil.rmtree(ckpt.parent, ignore_errors=True)  # the run is written: nothing to resume
     return doc, after
+
+
+def _prepare_attack(
+    attack: str | None, overrides: dict[str, Any] | None, setup: Setup
+) -> tuple[Any, Any, Any]:
+    """The attack function, its config and a frozen copy of the original UNet (the control),
+    checked before anything is erased; ``(None, None, None)`` without an attack."""
+    if attack is None:
+        if overrides:
+            raise ValueError("attack settings were given without an attack; add --attack NAME")
+        return None, None, None
+    from obliviate.data.types import DataError
+    from obliviate.diffusion.unlearndiff import ATTACKS
+
+    if attack not in ATTACKS:
+        raise ValueError(f"unknown attack {attack!r}; choose one of {', '.join(ATTACKS)}")
+    if setup.judge is None:
+        raise DataError(
+            f"the {attack} attack needs the concept judge: use the built-in model, or give "
+            "--judge for a shapes pipeline folder"
+        )
+    fn, cfg_cls = ATTACKS[attack]
+    return fn, cfg_cls.build(overrides), setup.model.frozen_unet()

@@ -26,6 +26,9 @@ FAST = {
     "retain_images": 2,
     "images": 2,
     "sample_steps": 3,
+    "fisher_samples": 2,
+    "surrogate_images": 2,
+    "replay_images": 2,
 }
 
 
