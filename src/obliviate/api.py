@@ -5,6 +5,7 @@
 - :func:`unlearn` applies a registered method to a model and saves the result.
 - :func:`evaluate` runs the benchmark's metric suite, evaluating and caching the retain model's
   results for forget quality and privleak.
+- :func:`sweep` searches a method's hyper-parameters with Optuna (docs/sweep.md).
 """
 
 from __future__ import annotations
@@ -462,3 +463,16 @@ def evaluate(
         info["model"] = {"path": path or recorded, "fingerprint": fp, **(meta.get("model") or {})}
         write_eval(out_dir, result, info)
     return result
+
+
+# ----------------------------------------------------------------------------- sweep
+
+
+def sweep(model: str, method: str = "npo", out: str | Path = "runs/sweep", **kwargs: Any) -> Any:
+    """A hyper-parameter search of ``method`` on ``model`` with Optuna, each trial an
+    :func:`unlearn` run plus :func:`evaluate`, stored in ``out`` (SQLite study, resumable,
+    shareable by several processes); returns a :class:`~obliviate.sweep.study.SweepResult`.
+    Arguments: :func:`obliviate.sweep.study.sweep` (docs/sweep.md)."""
+    from obliviate.sweep.study import sweep as run_sweep
+
+    return run_sweep(model, method, out, **kwargs)

@@ -15,6 +15,48 @@ T = TypeVar("T")
 
 ADAMW_KINDS = ("auto", "fused", "foreach", "plain")
 OPTIMIZERS = ("adamw", "soul")
+STOP_CRITERIA = ("mia", "forget_prob_gap")
+
+
+@dataclass(frozen=True)
+class EarlyStopConfig:
+    """Early stopping inside a run (docs/sweep.md, "Early stopping").
+
+    Every ``every`` optimiser steps one scoring pass over a fixed sample (``sample`` items each
+    of the forget, holdout and retain sets) gives the forget/holdout LOSS-attack AUC and the
+    mean forget, holdout and retain probabilities. ``criterion`` is minimised: ``mia`` =
+    |AUC - 0.5|, ``forget_prob_gap`` = |forget prob - holdout prob|. Training stops after
+    ``patience`` checks without an improvement larger than ``min_delta``, or as soon as the
+    retain probability falls below ``min_retain`` x its value before training; with
+    ``restore`` the best state seen (step 0 included) is put back at the end.
+    """
+
+    every: int = 5
+    criterion: str = "mia"
+    sample: int = 32
+    patience: int = 3
+    min_delta: float = 0.0
+    min_retain: float = 0.9
+    restore: bool = True
+
+    def __post_init__(self) -> None:
+        for name in ("every", "sample", "patience"):
+            if getattr(self, name) < 1:
+                raise ValueError(
+                    f"train setting early_stop.{name}={getattr(self, name)!r}: must be >= 1"
+                )
+        if self.criterion not in STOP_CRITERIA:
+            raise ValueError(
+                f"train setting early_stop.criterion={self.criterion!r}: choose one of "
+                + ", ".join(STOP_CRITERIA)
+            )
+        if not 0 <= self.min_retain <= 1:
+            raise ValueError(
+                f"train setting early_stop.min_retain={self.min_retain!r}: must be in [0, 1] "
+                "(a fraction of the retain probability before training)"
+            )
+        if self.min_delta < 0:
+            raise ValueError(f"train setting early_stop.min_delta={self.min_delta!r}: must be >= 0")
 
 
 @dataclass(frozen=True)
@@ -61,8 +103,18 @@ class TrainConfig:
     soul_rho: float = 0.04  # gamma of the clipped ratio m / max(rho * B * h, eps)
     soul_batch: int = 5120  # B, Sophia's batch factor of the Gauss-Newton estimate
     soul_every: int = 1  # k: the Hessian estimate is refreshed every k optimiser steps
+    # early stopping on cheap criteria every k steps (EarlyStopConfig; a dict of its fields)
+    early_stop: EarlyStopConfig | None = None
 
     def __post_init__(self) -> None:
+        if isinstance(self.early_stop, Mapping):
+            stop = from_dict(EarlyStopConfig, self.early_stop, "train early_stop")
+            object.__setattr__(self, "early_stop", stop)
+        elif self.early_stop is not None and not isinstance(self.early_stop, EarlyStopConfig):
+            raise ValueError(
+                f"train setting early_stop={self.early_stop!r}: give its settings, e.g. "
+                "train.early_stop.every=5 (or null)"
+            )
         if self.lr <= 0:
             raise ValueError(f"train setting lr={self.lr:g}: lr must be > 0 (e.g. 1e-5)")
         if self.epochs <= 0 and not self.max_steps:
@@ -206,6 +258,7 @@ def to_dict(obj: Any) -> dict[str, Any]:
 
 
 __all__ = [
+    "EarlyStopConfig",
     "TrainConfig",
     "check_keys",
     "coerce",

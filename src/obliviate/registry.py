@@ -297,6 +297,15 @@ WRAPPERS: Registry[Any] = Registry(
     },
 )
 METRICS: Registry[Any] = Registry("metric", catalogues=("obliviate.metrics.catalogue",))
+OBJECTIVES: Registry[Any] = Registry(
+    "sweep objective",
+    builtins={
+        "forget_prob_gap": "obliviate.sweep.objectives:FORGET_PROB_GAP",
+        "mia": "obliviate.sweep.objectives:MIA",
+        "oracle": "obliviate.sweep.objectives:ORACLE",
+        "utility_drop": "obliviate.sweep.objectives:UTILITY_DROP",
+    },
+)
 BENCHMARKS: Registry[Any] = Registry("benchmark", catalogues=("obliviate.benchmarks",))
 ERASERS: Registry[Any] = Registry(
     "diffusion eraser",

@@ -98,6 +98,7 @@ def train_loop(
     progress: bool = True,
     checkpoint_dir: str | Path | None = None,
     keep_checkpoint: bool = False,
+    monitor: Any = None,
 ) -> TrainResult:
     """Optimise ``loss_fn(model, main_batch, retain_batch, step)`` over ``main_set``.
 
@@ -120,6 +121,13 @@ def train_loop(
     (in the implementation ``cfg.adamw``) or SOUL (:func:`obliviate.optimizer.make_optimizer`)
     and ``cfg.compile`` runs the loss on ``torch.compile(model)`` (docs/methods.md, "Training
     speed").
+    optimiser step: no host synchronisation per micro-batch. ``cfg.adamw`` picks the AdamW
+    implementation (:func:`obliviate.optimizer.make_adamw`) and ``cfg.compile`` runs the loss
+    on ``torch.compile(model)`` (docs/methods.md, "Training speed").
+
+    ``monitor`` (an :class:`obliviate.early_stop.EarlyStopper`) is checked before the first
+    step and every ``cfg.early_stop.every`` steps; its values join the log rows, it may stop
+    training, and at the end it may restore the best state it kept (docs/sweep.md).
     """
     import torch
     from torch.utils.data import DataLoader
@@ -177,6 +185,9 @@ def train_loop(
     epoch, skip, micro, first_retain = state.epoch, state.batch, state.micro, state.first_retain
     losses: list[Any] = []  # the micro-batch losses of the optimiser step under way
     done = state.finished or result.steps >= total
+    every = cfg.early_stop.every if cfg.early_stop is not None else 0
+    if monitor is not None and not done:
+        monitor.check(model, result.steps)
     while not done:
         gen.manual_seed(cfg.seed + epoch)  # the epoch's shuffle depends only on (seed, epoch)
         if hasattr(loader, "set_epoch"):
@@ -223,6 +234,12 @@ def train_loop(
             }
             row.update(logged)
             result.log.append(row)
+            if monitor is not None and every and result.steps % every == 0:
+                reason = monitor.check(model, result.steps)
+                row.update(monitor.last)
+                if reason:
+                    done = True
+                    break
             if bar is not None:
                 bar.update(1)
                 bar.set_postfix(loss=f"{row['loss']:.3f}")
@@ -241,8 +258,8 @@ def train_loop(
                 done = True
                 break
             last = i + 1 == n_batches
-            every = cfg.checkpoint_every
-            if ckpt is not None and (last or (every and result.steps % every == 0)):
+            save_every = cfg.checkpoint_every
+            if ckpt is not None and (last or (save_every and result.steps % save_every == 0)):
                 where = checkpoints.LoopState(
                     result.steps,
                     epoch + 1 if last else epoch,
@@ -257,6 +274,8 @@ def train_loop(
         epoch += 1
     if bar is not None:
         bar.close()
+    if monitor is not None and not state.finished:
+        result.stopped = monitor.finish(model, result.steps) or result.stopped
     model.eval()
     net = acc.unwrap_model(model)
     if not cfg.allow_collapse:

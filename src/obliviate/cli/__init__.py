@@ -19,6 +19,7 @@ SUBCOMMANDS = [
     "unlearn",
     "eval",
     "benchmark",
+    "sweep",
     "muse",
     "wmdp",
     "audit",

@@ -1,15 +1,17 @@
-"""`obliviate ls`: what is registered (methods, metrics, benchmarks, diffusion erasers)."""
+"""`obliviate ls`: what is registered (methods, metrics, benchmarks, diffusion erasers, sweep
+objectives)."""
 
 from __future__ import annotations
 
 import argparse
 
-KINDS = ("methods", "metrics", "benchmarks", "erasers")
+KINDS = ("methods", "metrics", "benchmarks", "erasers", "objectives")
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
-        "ls", help="list methods, metrics, benchmarks and erasers (with their papers)"
+        "ls",
+        help="list methods, metrics, benchmarks, erasers and sweep objectives (with their papers)",
     )
     p.add_argument("kind", nargs="?", choices=KINDS, help="what to list (default: all)")
     p.add_argument("name", nargs="?", help="show one entry's defaults")
@@ -24,6 +26,7 @@ def run(args: argparse.Namespace) -> int:
         "metrics": registry.METRICS,
         "benchmarks": registry.BENCHMARKS,
         "erasers": registry.ERASERS,
+        "objectives": registry.OBJECTIVES,
     }
     if args.name:
         import yaml

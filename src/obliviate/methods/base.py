@@ -132,6 +132,13 @@ class ComposedMethod:
 
             hooks = hooks + saliency_hooks(job, self, forget, float(self.saliency))
         log_path = job.run_dir / "train_log.jsonl" if job.run_dir else None
+        monitor = None
+        if cfg.early_stop is not None:
+            from obliviate.early_stop import EarlyStopper
+
+            holdout = job.encode_items(job.request.holdout, cfg.max_length)
+            pad = pad_id_of(job.tokenizer)
+            monitor = EarlyStopper(cfg.early_stop, forget, holdout, retain or [], pad)
         result = train_loop(
             job.model,
             lambda m, fb, rb, step: self.loss(m, fb, rb, job),
@@ -144,19 +151,18 @@ class ComposedMethod:
             log_path=log_path,
             desc="unlearning",
             progress=job.progress,
-            checkpoint_dir=job.checkpoint_dir("unlearn", cfg.checkpoint),
+            # the early-stopping record is not checkpointed: such a run restarts when interrupted
+            checkpoint_dir=job.checkpoint_dir("unlearn", cfg.checkpoint and monitor is None),
+            monitor=monitor,
         )
         if self.peft:
             from obliviate.models.selection import finish_adapter
 
             job.model = finish_adapter(job.model)
-        return UnlearnOutput(
-            job.model,
-            result.log,
-            n_train,
-            result.stopped,
-            {"steps": result.steps, "train_s": result.wall_s},
-        )
+        info: dict[str, Any] = {"steps": result.steps, "train_s": result.wall_s}
+        if monitor is not None:
+            info["early_stop"] = monitor.record()
+        return UnlearnOutput(job.model, result.log, n_train, result.stopped, info)
 
 
 def joint_logits(model: Any, fb: dict, rb: dict, pad_id: int) -> tuple[Any, Any]:
@@ -184,6 +190,16 @@ def joint_logits(model: Any, fb: dict, rb: dict, pad_id: int) -> tuple[Any, Any]
 
 # ----------------------------------------------------------------------------- presets
 
+# Default search spaces of `obliviate sweep` (docs/sweep.md), in its `--space` syntax
+# (LOW:HIGH[:log|:int], or comma-separated choices). Tiny CPU models trained from scratch need
+# larger steps than real models (the methods' TINY_TRAIN, lr 2.5e-4, against the community's
+# 1e-5 for 7B models, docs/methods.md); the epochs range brackets each scale's default.
+TRAIN_SPACES: dict[str, dict[str, str]] = {
+    "tiny": {"train.lr": "5e-5:1e-3:log", "train.epochs": "2:12:int"},
+    "real": {"train.lr": "1e-6:1e-4:log", "train.epochs": "1:10:int"},
+}
+RETAIN_WEIGHT_SPACE = "0.1:10:log"  # alpha, the retain term's weight
+
 
 @dataclass(frozen=True)
 class MethodPreset:
@@ -209,6 +225,9 @@ class MethodPreset:
     options: dict[str, Any] = field(default_factory=dict)  # builder defaults
     kind: str = "trainer"
     saliency: float | None = None  # default SalUn mask fraction of a composed method
+    # the method's own search dimensions for `obliviate sweep` (e.g. NPO's beta), in its
+    # --space syntax; :meth:`search_space` adds the training and retain-weight ones
+    space: dict[str, str] = field(default_factory=dict)
 
     def _params(self, registry: Any, term: str | None, given: dict[str, Any]) -> dict[str, Any]:
         return {**term_params(registry.get(term)), **given} if term else dict(given)
@@ -232,6 +251,20 @@ class MethodPreset:
         out["train"] = to_dict(from_dict(TrainConfig, self.train))
         return out
 
+    def search_space(self, scale: str = "tiny") -> dict[str, str]:
+        """The default `obliviate sweep` search space, ``{override key: --space spec}``: for a
+        composed method the learning rate and epochs of ``scale`` ("tiny" or "real"), the
+        retain weight ``alpha`` when it has a retain term, then the method's own ``space``."""
+        if scale not in TRAIN_SPACES:
+            raise ValueError(f"search-space scale {scale!r}: choose tiny or real")
+        out: dict[str, str] = {}
+        if self.forget:
+            out.update(TRAIN_SPACES[scale])
+            if self.retain:
+                out["alpha"] = RETAIN_WEIGHT_SPACE
+        out.update(self.space)
+        return out
+
     def build(self, overrides: dict[str, Any] | None = None) -> Any:
         """Instantiate the method with ``overrides`` (flat keys of :meth:`defaults`; ``train``
         and ``*_params`` as nested dicts). Unknown keys are errors."""
@@ -244,6 +277,11 @@ class MethodPreset:
         train = dict(self.train)
         train.update(overrides.pop("train", {}) or {})
         train_cfg = from_dict(TrainConfig, train, "train")
+        if self.builder is not None and train_cfg.early_stop is not None:
+            raise ValueError(
+                f"method {self.name!r} is not a composed gradient method: train.early_stop "
+                "works with the methods of docs/methods.md built from forget/retain terms"
+            )
         if self.builder is not None:
             opts = {**self.options, **overrides}
             return self.builder(train=train_cfg, **opts)

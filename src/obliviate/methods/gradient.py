@@ -151,6 +151,7 @@ WGA = MethodPreset(
     gamma=1.0,
     alpha=1.0,
     train=TINY_TRAIN,
+    space={"forget_params.beta": "0:2"},
 )
 # gamma/alpha: SatImp's class defaults and README (gamma 1, alpha 0.1); OU's YAML has the
 # reverse (gamma 0.1, alpha 1) -- docs/methods.md.
@@ -164,6 +165,7 @@ SATIMP = MethodPreset(
     gamma=1.0,
     alpha=0.1,
     train=TINY_TRAIN,
+    space={"forget_params.beta1": "1:8", "forget_params.beta2": "0:2"},
 )
 CEU = MethodPreset(
     "ceu",

@@ -62,6 +62,7 @@ NPO = MethodPreset(
     forget="npo",
     retain="nll",
     train=TINY_TRAIN,
+    space={"forget_params.beta": "0.01:1:log"},
 )
 NPO_KL = MethodPreset(
     "npo_kl",
@@ -70,6 +71,7 @@ NPO_KL = MethodPreset(
     forget="npo",
     retain="kl",
     train=TINY_TRAIN,
+    space={"forget_params.beta": "0.01:1:log"},
 )
 
 
@@ -105,6 +107,7 @@ SIMNPO = MethodPreset(
     gamma=0.125,
     alpha=1.0,
     train=TINY_TRAIN,
+    space={"forget_params.beta": "1:10:log", "gamma": "0.05:1:log"},
 )
 
 
@@ -260,6 +263,7 @@ DPO = MethodPreset(
     gamma=1.0,
     alpha=1.0,
     train=TINY_TRAIN,
+    space={"forget_params.beta": "0.01:1:log"},
 )
 IDK = MethodPreset(
     "idk",
