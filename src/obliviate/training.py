@@ -121,9 +121,6 @@ def train_loop(
     (in the implementation ``cfg.adamw``) or SOUL (:func:`obliviate.optimizer.make_optimizer`)
     and ``cfg.compile`` runs the loss on ``torch.compile(model)`` (docs/methods.md, "Training
     speed").
-    optimiser step: no host synchronisation per micro-batch. ``cfg.adamw`` picks the AdamW
-    implementation (:func:`obliviate.optimizer.make_adamw`) and ``cfg.compile`` runs the loss
-    on ``torch.compile(model)`` (docs/methods.md, "Training speed").
 
     ``monitor`` (an :class:`obliviate.early_stop.EarlyStopper`) is checked before the first
     step and every ``cfg.early_stop.every`` steps; its values join the log rows, it may stop

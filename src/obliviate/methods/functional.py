@@ -21,8 +21,7 @@ composition; IdkDPO/AltPO are :func:`dpo_loss` with different winners.
 
 The functions live in :mod:`~obliviate.methods.likelihood_losses`,
 :mod:`~obliviate.methods.logit_losses`, :mod:`~obliviate.methods.rmu_losses`,
-:mod:`~obliviate.methods.span_losses` and :mod:`~obliviate.methods.reward_losses`; this module
-:mod:`~obliviate.methods.logit_losses`, :mod:`~obliviate.methods.rmu_losses` and
+:mod:`~obliviate.methods.span_losses`, :mod:`~obliviate.methods.reward_losses` and
 :mod:`~obliviate.methods.adapter_losses`; this module
 re-exports them (``from obliviate.methods import functional as F``). Only torch is imported; it is
 imported on use, never by ``import obliviate``.
