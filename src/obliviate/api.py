@@ -293,6 +293,10 @@ def unlearn(
         job_class = DocumentJob
     job = job_class(net, tok, request, tmpl, run_dir, acc, progress, path, stride)
     config = _merge(preset.defaults(), overrides)
+    from obliviate.config import TrainConfig, from_dict, to_dict
+
+    # the resolved training settings (nested ones such as early_stop with every default)
+    config["train"] = to_dict(from_dict(TrainConfig, config["train"], "train"))
     config.update(
         {
             "method": method,
