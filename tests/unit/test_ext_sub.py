@@ -8,8 +8,9 @@ import copy
 
 import pytest
 import torch
+from micro_models import micro_llama  # tests/unit/micro_models.py
 
-from obliviate.data.types import QAItem, UnlearningRequest
+from obliviate.data.types import UnlearningRequest
 from obliviate.methods import functional as F
 from obliviate.methods.base import UnlearnJob, build_method
 from obliviate.methods.ext_sub import apply_ext_sub, lora_updates
@@ -18,30 +19,7 @@ from obliviate.models.selection import apply_peft, merge_adapter
 
 @pytest.fixture(scope="module")
 def micro():
-    from transformers import LlamaConfig, LlamaForCausalLM
-
-    from obliviate.models.tiny import train_tokenizer
-
-    items = [
-        QAItem(f"What does robot {i} build?", f"Robot {i} builds {x}.")
-        for i, x in zip(range(8), ["boats", "kites", "clocks", "lamps"] * 2)
-    ]
-    tok = train_tokenizer([it.question + " " + it.answer for it in items], vocab_size=300)
-    cfg = LlamaConfig(
-        vocab_size=len(tok),
-        hidden_size=32,
-        num_hidden_layers=1,
-        num_attention_heads=2,
-        num_key_value_heads=2,
-        intermediate_size=64,
-        max_position_embeddings=128,
-        bos_token_id=tok.bos_token_id,
-        eos_token_id=tok.eos_token_id,
-        pad_token_id=tok.pad_token_id,
-        tie_word_embeddings=True,
-    )
-    torch.manual_seed(0)
-    return {"tok": tok, "model": LlamaForCausalLM(cfg), "items": items}
+    return micro_llama()
 
 
 TRAIN = {"lr": 1e-2, "max_steps": 3, "batch_size": 4, "warmup_epochs": 0, "checkpoint": False}
