@@ -52,9 +52,9 @@ def main() -> None:
     from obliviate.data.templates import IGNORE, PromptTemplate
     from obliviate.methods.base import UnlearnJob
     from obliviate.methods.seul import SeULTerm
-    from obliviate.metrics.span import span_scores
     from obliviate.models.loading import load_model, load_tokenizer
     from obliviate.registry import METHODS
+    from obliviate.span_eval import span_scores
 
     ap = argparse.ArgumentParser()
     ap.add_argument("--target", default=None)
@@ -94,9 +94,9 @@ def main() -> None:
 
     def row(name: str, model: Any, secs: float) -> None:
         model.eval()
-        s = span_scores(model, [e.input_ids for e in forget], spans)
-        o = span_scores(model, [e.input_ids for e in forget], others)
-        r = span_scores(model, [e.input_ids for e in retain], answers)
+        s = span_scores(model, tok, forget, spans)[1]
+        o = span_scores(model, tok, forget, others)[1]
+        r = span_scores(model, tok, retain, answers)[1]
         g = greedy_reward(model, tok, request.forget, tpl)
         print(
             f"| {name} | {s['s_ma']:.3f} | {s['s_el']:.3f} | {o['s_ma']:.3f} | {r['s_ma']:.3f} "

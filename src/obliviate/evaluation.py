@@ -21,12 +21,14 @@ from typing import Any
 
 import numpy as np
 
+from obliviate.data.spans import item_spans
 from obliviate.data.templates import PromptTemplate
 from obliviate.data.types import QAItem, UnlearningRequest
 from obliviate.metrics import memorisation as mem
 from obliviate.metrics import metric_result, mia
 from obliviate.metrics import tofu as tm
 from obliviate.metrics.rouge import rouge_scores
+from obliviate.span_eval import has_spans
 
 # Bump when any computation below changes meaning; cached results with another version are
 # never reused (docs/metrics.md). 2: prompt and answer tokenised together (answer span by
@@ -111,6 +113,7 @@ def data_hash(request: UnlearningRequest) -> str:
                         it.paraphrased_answer,
                         list(it.perturbed_answers),
                         it.paraphrased_question,
+                        *([list(spans)] if (spans := item_spans(it.meta)) else []),
                     ]
                 ).encode()
             )
@@ -235,10 +238,30 @@ def evaluate_model(
     for split, items in splits.items():
         rows = [_sample_row(split, i, it, scores, gens, settings) for i, it in enumerate(items)]
         samples.extend(rows)
+    values = _aggregate(samples, settings)
+    if has_spans(splits["forget"]):  # S-MA / S-EL (docs/metrics.md, "Sensitive spans")
+        from obliviate.span_eval import span_metrics
+
+        forget = splits["forget"]
+        t2 = time.perf_counter()
+        per_item, span_values = span_metrics(
+            model,
+            tokenizer,
+            forget,
+            [scores[(it.question, it.answer)].correct for it in forget],
+            template,
+            settings.max_length,
+            settings.batch_size,
+            settings.generation_backend,
+        )
+        t_gen += time.perf_counter() - t2
+        for row, extra in zip([r for r in samples if r["split"] == "forget"], per_item):
+            row.update(extra)
+        values.update(span_values)
     result = EvalResult(
         {}, samples, key, {"score_s": round(t_score, 3), "generate_s": round(t_gen, 3)}
     )
-    _set_metrics(result, _aggregate(samples, settings))
+    _set_metrics(result, values)
     result.set_unavailable(unavailable_reasons(splits, settings))
     cut = [s.cut for s in scores.values() if s.cut]
     if cut:

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from obliviate.data.collate import pad_batch, pad_id_of
-from obliviate.data.templates import IGNORE, PromptTemplate, encode
+from obliviate.data.templates import IGNORE, Encoded, PromptTemplate, encode
 from obliviate.models.protocol import CausalLM
 
 
@@ -103,17 +103,31 @@ def score_pairs(
     Identical pairs are scored once. Batches are built from length-sorted items to minimise
     padding; results come back in input order.
     """
-    import torch
-
     unique: dict[tuple[str, str], int] = {}
     for pair in pairs:
         unique.setdefault(pair, len(unique))
-    keys = list(unique)
     encoded = [
-        encode(tokenizer, q, a, template, max_length=max_length, truncate=truncate) for q, a in keys
+        encode(tokenizer, q, a, template, max_length=max_length, truncate=truncate)
+        for q, a in unique
     ]
-    order = sorted(range(len(keys)), key=lambda i: len(encoded[i].input_ids), reverse=True)
-    results: list[TokenScores | None] = [None] * len(keys)
+    results = score_encoded(model, tokenizer, encoded, batch_size, progress, desc)
+    return [results[unique[p]] for p in pairs]
+
+
+def score_encoded(
+    model: CausalLM,
+    tokenizer: Any,
+    encoded: Sequence[Encoded],
+    batch_size: int = 32,
+    progress: bool = False,
+    desc: str = "scoring",
+) -> list[TokenScores]:
+    """Teacher-forced scores of encoded items (labels ``IGNORE`` outside the answer), one forward
+    pass per batch of length-sorted items; results in input order."""
+    import torch
+
+    order = sorted(range(len(encoded)), key=lambda i: len(encoded[i].input_ids), reverse=True)
+    results: list[TokenScores | None] = [None] * len(encoded)
     pad = pad_id_of(tokenizer)
     device = model_device(model)
     batches = [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
@@ -149,7 +163,7 @@ def score_pairs(
                     encoded[i].has_eos,
                     encoded[i].cut,
                 )
-    return [results[unique[p]] for p in pairs]  # type: ignore[misc]
+    return results  # type: ignore[return-value]
 
 
 def generate(
@@ -195,6 +209,34 @@ def generate(
             text = text.split(s)[0]
         out.append(text.strip())
     return [out[unique[q]] for q in questions]
+
+
+def continue_ids(
+    model: CausalLM,
+    tokenizer: Any,
+    prefixes: Sequence[Sequence[int]],
+    lengths: Sequence[int],
+    batch_size: int = 32,
+    backend: str = "auto",
+) -> list[list[int]]:
+    """Greedy continuations of token-id prefixes, ``lengths[i]`` new tokens for prefix ``i``
+    (fewer when the model emits EOS first), batched by one backend of
+    :mod:`obliviate.generation` like :func:`generate`. Greedy decoding is deterministic per row,
+    so a row decoded further than its length and cut equals one decoded to its length."""
+    from obliviate.generation import GenerationJob, generate_ids
+
+    if len(prefixes) != len(lengths):
+        raise ValueError(f"{len(prefixes)} prefixes for {len(lengths)} lengths")
+    if not prefixes:
+        return []
+    job = GenerationJob(
+        max_new_tokens=max(lengths),
+        batch_size=batch_size,
+        pad_token_id=pad_id_of(tokenizer),
+        eos_token_id=tokenizer.eos_token_id,
+        device=model_device(model),
+    )
+    return [ids[:n] for ids, n in zip(generate_ids(model, prefixes, job, backend), lengths)]
 
 
 def score_documents(

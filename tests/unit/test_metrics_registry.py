@@ -29,6 +29,8 @@ RUN_FORMAT_DIRECTIONS = {
     "world_facts_truth_ratio": "higher",
     "forget_exact_memorisation": "lower",
     "forget_extraction_strength": "lower",
+    "forget_s_ma": "lower",
+    "forget_s_el": "lower",
     "privleak": "zero",
 }
 MIA_AUCS = ["mia_loss_auc", "mia_zlib_auc", "mia_min_k_auc", "mia_min_k_plus_plus_auc"]

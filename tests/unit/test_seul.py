@@ -11,24 +11,21 @@ import torch
 
 from obliviate.config import TrainConfig
 from obliviate.data.files import parse_qa_row
+from obliviate.data.spans import char_spans_to_token_mask, find_char_spans, given_span_mask
 from obliviate.data.templates import Encoded
 from obliviate.data.types import QAItem, UnlearningRequest
 from obliviate.methods import functional as F
 from obliviate.methods.base import UnlearnJob
-from obliviate.methods.seul import SeULTerm, given_span_mask
-from obliviate.methods.span_losses import (
-    char_spans_to_token_mask,
-    find_char_spans,
-    seul_loss,
-    top_surprisal_mask,
-)
+from obliviate.methods.seul import SeULTerm
+from obliviate.methods.span_losses import seul_loss, top_surprisal_mask
 from obliviate.metrics.span import (
     ngram_overlap,
     span_extraction_likelihood,
     span_memorisation_accuracy,
+    span_positions,
     span_runs,
-    span_scores,
 )
+from obliviate.span_eval import span_scores
 
 LN = math.log
 T_, F_ = True, False
@@ -220,16 +217,44 @@ def test_ngram_overlap_and_span_extraction_likelihood():
     assert span_runs([F_, T_, T_, F_, T_]) == [(1, 3), (4, 5)]
 
 
+def test_span_positions_align_with_the_scored_answer_tokens():
+    # labels scored from position 1 on; the prompt (-100) never counts, even under the mask
+    labels, mask = [-100, -100, 7, 8, 9, 5], [F_, T_, T_, T_, F_, T_]
+    answer_mask, runs = span_positions(labels, mask)
+    assert answer_mask == [T_, T_, F_, T_]  # positions 2, 3, 4, 5
+    assert runs == [(2, 4), (5, 6)]
+    assert span_positions([-100, 3], [T_, F_]) == ([F_], [])
+    with pytest.raises(ValueError, match="mask entries"):
+        span_positions([-100, 3], [T_])
+
+
+class GreedyBigram(Bigram):
+    """The bigram model with a greedy ``generate`` (the next token depends on the last only)."""
+
+    def generate(self, input_ids, attention_mask=None, max_new_tokens=1, **_):
+        x = input_ids
+        for _ in range(max_new_tokens):
+            x = torch.cat([x, self.table[x[:, -1]].argmax(-1)[:, None]], dim=1)
+        return x
+
+
 def test_span_scores_on_a_bigram_model():
     # greedy from 0 goes 1, 2, 3, 4: item [0, 1, 2, 6, 5] with span {2, 6}: teacher-forced
     # argmax hits at 2 (after 1) yes, at 6 (after 2 the argmax is 3) no -> S-MA 1/2; the run
-    # (2, 4) continued greedily from [0, 1] gives [2, 3] vs [2, 6]: bigram overlap 0, n=1: 1/2
+    # (2, 4) continued greedily from [0, 1] gives [2, 3] vs [2, 6]: bigram overlap 0
     table = torch.full((7, 7), -5.0)
     for a, b in [(0, 1), (1, 2), (2, 3), (3, 4), (4, 5)]:
         table[a, b] = 5.0
-    model = Bigram(table)
-    ids, masks = [[0, 1, 2, 6, 5], [0, 1]], [[F_, F_, T_, T_, F_], [F_, F_]]
-    out = span_scores(model, ids, masks, n=1)
-    assert out == {"s_ma": 0.5, "s_el": 0.5, "items": 1, "spans": 1}
-    assert span_scores(model, ids, masks, n=2)["s_el"] == 0.0
-    assert span_scores(model, [[0, 1]], [[F_, F_]])["s_ma"] is None
+    model, tok = GreedyBigram(table), WordTokenizer()
+    items = [_enc([0, 1, 2, 6, 5]), _enc([0, 1])]
+    masks = [[F_, F_, T_, T_, F_], [F_, F_]]
+    rows, agg = span_scores(model, tok, items, masks, backend="hf")
+    assert agg == {"s_ma": 0.5, "s_el": 0.0}
+    assert rows == [{"s_ma": 0.5, "s_el": 0.0}, {}]
+    # the span {1, 2} is reproduced: continuing [0] gives [1, 2]
+    rows, agg = span_scores(model, tok, [_enc([0, 1, 2, 6])], [[F_, T_, T_, F_]], backend="hf")
+    assert agg == {"s_ma": 1.0, "s_el": 1.0}
+    # hits given by the caller (the evaluation's scoring pass) are used as they are
+    _, agg = span_scores(model, tok, items[:1], masks[:1], correct=[[T_, F_, F_, F_]], backend="hf")
+    assert agg["s_ma"] == 0.0
+    assert span_scores(model, tok, [_enc([0, 1])], [[F_, F_]], backend="hf") == ([{}], {})

@@ -24,46 +24,13 @@ from __future__ import annotations
 from typing import Any
 
 from obliviate.config import TrainConfig
+from obliviate.data.spans import SPANS_FIELD, given_span_mask, item_spans
 from obliviate.data.templates import IGNORE, Encoded
 from obliviate.methods.base import MethodPreset, Term, UnlearnJob
 from obliviate.methods.gradient import TINY_TRAIN
-from obliviate.methods.span_losses import (
-    char_spans_to_token_mask,
-    decoded_offsets,
-    find_char_spans,
-    seul_loss,
-    top_surprisal_mask,
-)
+from obliviate.methods.span_losses import seul_loss, top_surprisal_mask
 
 SEUL_PAPER = "Wang+ 2024, arXiv 2402.05813 (SeUL)"
-SPANS_FIELD = "sensitive_spans"
-
-
-def item_spans(meta: dict[str, Any], field: str = SPANS_FIELD) -> tuple[str, ...]:
-    """The sensitive substrings an item's ``meta`` gives (``()`` when none)."""
-    value = meta.get(field)
-    if value is None or value == "":
-        return ()
-    if isinstance(value, str):
-        return (value,)
-    if isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value):
-        return tuple(value)
-    raise ValueError(f"field {field!r} must be a list of strings (substrings of the answer)")
-
-
-def given_span_mask(
-    tokenizer: Any, enc: Encoded, substrings: tuple[str, ...], missing_ok: bool = False
-) -> list[bool]:
-    """Mask over ``enc.input_ids``: True where the label is an answer token holding a character
-    of one of ``substrings`` (looked up in the decoded answer; one that is not there is an error
-    unless ``missing_ok``)."""
-    answer_pos = [i for i, y in enumerate(enc.labels) if y != IGNORE]
-    text, offsets = decoded_offsets(tokenizer, [enc.input_ids[i] for i in answer_pos])
-    hits = char_spans_to_token_mask(offsets, find_char_spans(text, substrings, missing_ok))
-    out = [False] * len(enc.input_ids)
-    for i, hit in zip(answer_pos, hits):
-        out[i] = hit
-    return out
 
 
 def scored_span_masks(

@@ -6,17 +6,17 @@ every token of a forget text) by an ascent on the tokens of the *sensitive spans
 ``ℓ_t = -log π_θ(y_t | x, y_<t)`` and ``S`` the answer positions inside a sensitive span.
 The other answer tokens (function words, the template, EOS) keep their likelihood.
 
-Which tokens are sensitive comes from the data (character spans found from the substrings in
-the item's ``sensitive_spans`` field: :func:`find_char_spans`, :func:`char_spans_to_token_mask`)
-or, where an item has none, from a scorer (:func:`top_surprisal_mask`; docs/methods.md,
-"SeUL"). Only torch is imported, and only by :func:`seul_loss`.
+Which tokens are sensitive comes from the data (the substrings of the item's
+``sensitive_spans`` field, located by :mod:`obliviate.data.spans`) or, where an item has none,
+from a scorer (:func:`top_surprisal_mask`; docs/methods.md, "SeUL"). Only torch is imported,
+and only by :func:`seul_loss`.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     import torch
@@ -47,33 +47,6 @@ def seul_loss(logits: torch.Tensor, labels: torch.Tensor, span_mask: torch.Tenso
     return ga_loss(logits, labels.masked_fill(~span_mask, IGNORE_INDEX))
 
 
-def find_char_spans(
-    text: str, substrings: Sequence[str], missing_ok: bool = False
-) -> list[tuple[int, int]]:
-    """Every occurrence of every substring in ``text`` as ``(start, end)`` character ranges,
-    sorted. A substring that does not occur raises :class:`ValueError` (the caller adds which
-    item) unless ``missing_ok``; empty substrings are ignored."""
-    out: list[tuple[int, int]] = []
-    for s in substrings:
-        if not s:
-            continue
-        start = text.find(s)
-        if start < 0 and not missing_ok:
-            raise ValueError(f"the sensitive span {s!r} does not occur in the text")
-        while start >= 0:
-            out.append((start, start + len(s)))
-            start = text.find(s, start + len(s))
-    return sorted(out)
-
-
-def char_spans_to_token_mask(
-    offsets: Sequence[tuple[int, int]], spans: Sequence[tuple[int, int]]
-) -> list[bool]:
-    """Which tokens hold a character of a span: token ``(a, b)`` is sensitive when ``a < e`` and
-    ``b > s`` for a span ``(s, e)``. Zero-width tokens (special tokens) never are."""
-    return [b > a and any(a < e and b > s for s, e in spans) for a, b in offsets]
-
-
 def top_surprisal_mask(surprisal: Sequence[float], fraction: float) -> list[bool]:
     """The ``ceil(fraction · n)`` (at least one) tokens of highest surprisal ``-log p``, as a mask
     over the ``n`` given tokens (ties: the earlier token first). No token -> ``[]``."""
@@ -86,15 +59,3 @@ def top_surprisal_mask(surprisal: Sequence[float], fraction: float) -> list[bool
     order = sorted(range(n), key=lambda i: (-surprisal[i], i))[:k]
     chosen = set(order)
     return [i in chosen for i in range(n)]
-
-
-def decoded_offsets(tokenizer: Any, ids: Sequence[int]) -> tuple[str, list[tuple[int, int]]]:
-    """The text of ``ids`` (special tokens skipped) and each token's character range in it, from
-    the lengths of the decoded prefixes (works for every tokenizer, with or without offsets)."""
-    offsets: list[tuple[int, int]] = []
-    prev = 0
-    for k in range(1, len(ids) + 1):
-        n = len(tokenizer.decode(list(ids[:k]), skip_special_tokens=True))
-        offsets.append((min(prev, n), n))
-        prev = max(prev, n)
-    return tokenizer.decode(list(ids), skip_special_tokens=True), offsets

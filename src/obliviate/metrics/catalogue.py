@@ -214,6 +214,24 @@ _add(
     ":base:mean_score",
     ":memorisation:extraction_strength",
 )
+_SEUL = "Wang+ 2024, arXiv 2402.05813 (SeUL), evaluation"
+_add(
+    "forget_s_ma",
+    "lower",
+    "memorisation accuracy over the sensitive-span tokens of forget answers that name spans",
+    f"{_SEUL}, S-MA",
+    ":base:mean_score",
+    ":span:span_memorisation_accuracy",
+)
+_add(
+    "forget_s_el",
+    "lower",
+    "bigram overlap of greedy span continuations with the spans, mean over span runs",
+    f"{_SEUL}, S-EL; Jang+ 2022, arXiv 2210.01504 (EL)",
+    ":span:span_extraction_likelihood",
+    ":span:ngram_overlap",
+    (GENERATIONS,),
+)
 
 # ------------------------------------------------------------------- membership inference
 # TOFU evaluation (four attacks), the audit (six), MUSE C3 (Min-K% only): one entry each.

@@ -13,15 +13,14 @@ Both are the instance-level metrics restricted to the tokens of the sensitive sp
   mean over the runs.
 
 An item (or a set) without any span token has no value: the functions return ``None``.
-The pure functions take lists and import nothing; :func:`span_scores` runs a model (torch loads
-on use).
+The functions are pure: they take lists and import nothing; :mod:`obliviate.span_eval` runs
+the model.
 """
 
 from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Sequence
-from typing import Any
 
 
 def span_runs(mask: Sequence[bool]) -> list[tuple[int, int]]:
@@ -80,42 +79,16 @@ def mean_defined(values: Sequence[float | None]) -> float | None:
     return sum(vals) / len(vals) if vals else None
 
 
-def span_scores(
-    model: Any, ids: Sequence[Sequence[int]], masks: Sequence[Sequence[bool]], n: int = 2
-) -> dict[str, Any]:
-    """S-MA and S-EL of ``model`` over items given as token ids and span masks aligned with them
-    (``masks[i][t]``: token ``t`` of item ``i`` is sensitive; e.g. the masks of
-    :class:`obliviate.methods.seul.SeULTerm`). Returns ``{"s_ma", "s_el", "items", "spans"}``
-    with S-MA the mean over items that have span tokens (``None`` values when none has)."""
-    import torch
-
-    from obliviate.scoring import model_device
-
-    device = model_device(model)
-    s_ma: list[float | None] = []
-    gens: list[list[int]] = []
-    truths: list[list[int]] = []
-    with torch.no_grad():
-        for seq, mask in zip(ids, masks):
-            if len(seq) != len(mask):
-                raise ValueError(f"an item has {len(seq)} tokens but {len(mask)} mask entries")
-            pos = [t for t, m in enumerate(mask) if m and t > 0]
-            if not pos:
-                s_ma.append(None)
-                continue
-            x = torch.tensor([list(seq)], device=device)
-            pred = model(input_ids=x, attention_mask=torch.ones_like(x)).logits[0].argmax(-1)
-            s_ma.append(sum(int(pred[t - 1]) == seq[t] for t in pos) / len(pos))
-            for a, b in span_runs([m and t > 0 for t, m in enumerate(mask)]):
-                cur = x[:, :a]
-                for _ in range(b - a):
-                    nxt = model(input_ids=cur, attention_mask=torch.ones_like(cur)).logits
-                    cur = torch.cat([cur, nxt[:, -1:].argmax(-1)], dim=1)
-                gens.append(cur[0, a:].tolist())
-                truths.append(list(seq[a:b]))
-    return {
-        "s_ma": mean_defined(s_ma),
-        "s_el": span_extraction_likelihood(gens, truths, n),
-        "items": sum(v is not None for v in s_ma),
-        "spans": len(truths),
-    }
+def span_positions(
+    labels: Sequence[int], mask: Sequence[bool], ignore: int = -100
+) -> tuple[list[bool], list[tuple[int, int]]]:
+    """Where one encoded item's spans are, for the two metrics: the span mask over its scored
+    answer tokens (the label positions ``t >= 1``, in the order of the evaluation's per-token
+    arrays, for :func:`span_memorisation_accuracy`) and the maximal runs of span tokens as
+    ``(start, end)`` positions of the input ids (each continued greedily from ``ids[:start]``
+    for :func:`span_extraction_likelihood`)."""
+    if len(labels) != len(mask):
+        raise ValueError(f"an item has {len(labels)} tokens but {len(mask)} mask entries")
+    scored = [t for t in range(1, len(labels)) if labels[t] != ignore]
+    runs = span_runs([bool(m) and t > 0 and labels[t] != ignore for t, m in enumerate(mask)])
+    return [bool(mask[t]) for t in scored], runs
