@@ -28,7 +28,7 @@ from obliviate.metrics import memorisation as mem
 from obliviate.metrics import metric_result, mia
 from obliviate.metrics import tofu as tm
 from obliviate.metrics.rouge import rouge_scores
-from obliviate.span_eval import has_spans
+from obliviate.span_eval import has_spans, span_metrics
 
 # Bump when any computation below changes meaning; cached results with another version are
 # never reused (docs/metrics.md). 2: prompt and answer tokenised together (answer span by
@@ -240,24 +240,12 @@ def evaluate_model(
         samples.extend(rows)
     values = _aggregate(samples, settings)
     if has_spans(splits["forget"]):  # S-MA / S-EL (docs/metrics.md, "Sensitive spans")
-        from obliviate.span_eval import span_metrics
-
-        forget = splits["forget"]
         t2 = time.perf_counter()
-        per_item, span_values = span_metrics(
-            model,
-            tokenizer,
-            forget,
-            [scores[(it.question, it.answer)].correct for it in forget],
-            template,
-            settings.max_length,
-            settings.batch_size,
-            settings.generation_backend,
+        rows = [r for r in samples if r["split"] == "forget"]
+        values.update(
+            span_metrics(model, tokenizer, splits["forget"], scores, rows, template, settings)
         )
         t_gen += time.perf_counter() - t2
-        for row, extra in zip([r for r in samples if r["split"] == "forget"], per_item):
-            row.update(extra)
-        values.update(span_values)
     result = EvalResult(
         {}, samples, key, {"score_s": round(t_score, 3), "generate_s": round(t_gen, 3)}
     )

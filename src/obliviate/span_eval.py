@@ -9,8 +9,8 @@ left out; a span that is not in its answer is an error naming the item.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 from obliviate.data.spans import given_span_mask, item_spans
 from obliviate.data.templates import Encoded, PromptTemplate, encode
@@ -21,6 +21,9 @@ from obliviate.metrics.span import (
     span_memorisation_accuracy,
     span_positions,
 )
+
+if TYPE_CHECKING:
+    from obliviate.evaluation import EvalSettings
 
 N_GRAM = 2  # bigram overlap, cut to the run's length for one-token runs
 
@@ -35,7 +38,7 @@ def span_scores(
     tokenizer: Any,
     encoded: Sequence[Encoded],
     masks: Sequence[Sequence[bool]],
-    correct: Sequence[Sequence[bool]] | None = None,
+    correct: Sequence[Any] | None = None,
     batch_size: int = 32,
     backend: str = "auto",
 ) -> tuple[list[dict[str, float]], dict[str, float]]:
@@ -43,7 +46,7 @@ def span_scores(
     (``masks[i][t]``: the label at position ``t`` of item ``i`` is sensitive). Returns per item
     ``{"s_ma", "s_el"}`` (without the keys an item has no value for) and the aggregates
     ``{"s_ma", "s_el"}``: S-MA the mean over items with span tokens, S-EL the mean over all span
-    runs. ``correct[i]``, item ``i``'s teacher-forced argmax hits over its answer tokens, is
+    runs. ``correct[i]`` (booleans), item ``i``'s teacher-forced argmax hits over its answer tokens, is
     reused when given (the evaluation's scoring pass), else scored here."""
     from obliviate.scoring import continue_ids, score_encoded
 
@@ -86,29 +89,36 @@ def span_metrics(
     model: Any,
     tokenizer: Any,
     items: Sequence[QAItem],
-    correct: Sequence[Sequence[bool]],
+    scores: Mapping[tuple[str, str], Any],
+    rows: Sequence[dict[str, Any]],
     template: PromptTemplate,
-    max_length: int = 512,
-    batch_size: int = 32,
-    backend: str = "auto",
-) -> tuple[list[dict[str, float]], dict[str, float]]:
-    """:func:`span_scores` of the forget items that name spans (given by their
-    ``sensitive_spans`` field), with ``correct`` from the evaluation's scoring pass (same
-    template and ``max_length``); aggregates named ``forget_s_ma`` / ``forget_s_el``."""
+    settings: EvalSettings,
+) -> dict[str, float]:
+    """:func:`span_scores` of the forget items that name spans (their ``sensitive_spans``
+    field), reusing the argmax hits of the evaluation's ``scores`` (keyed by (question, answer),
+    scored with the same template and ``settings.max_length``); each item's ``s_ma`` / ``s_el``
+    go into its sample row (``rows`` align with ``items``). Returns the aggregates
+    ``forget_s_ma`` / ``forget_s_el``."""
     todo = [i for i, it in enumerate(items) if item_spans(it.meta)]
     encoded, masks = [], []
     for i in todo:
         it = items[i]
-        enc = encode(tokenizer, it.question, it.answer, template, max_length=max_length)
+        enc = encode(tokenizer, it.question, it.answer, template, max_length=settings.max_length)
         try:
             masks.append(given_span_mask(tokenizer, enc, item_spans(it.meta)))
         except ValueError as exc:
             raise ValueError(f"forget item {i} ({it.question!r}): {exc}") from None
         encoded.append(enc)
-    rows, agg = span_scores(
-        model, tokenizer, encoded, masks, [correct[i] for i in todo], batch_size, backend
+    hits = [scores[(items[i].question, items[i].answer)].correct for i in todo]
+    per_item, agg = span_scores(
+        model,
+        tokenizer,
+        encoded,
+        masks,
+        hits,
+        settings.batch_size,
+        settings.generation_backend,
     )
-    per_item: list[dict[str, float]] = [{} for _ in items]
-    for i, row in zip(todo, rows):
-        per_item[i] = row
-    return per_item, {f"forget_{k}": v for k, v in agg.items()}
+    for i, values in zip(todo, per_item):
+        rows[i].update(values)
+    return {f"forget_{k}": v for k, v in agg.items()}

@@ -22,6 +22,7 @@ Only numpy is imported (through ``base``): ``obliviate ls metrics`` must stay ch
 from __future__ import annotations
 
 from obliviate.metrics.base import MetricDef
+from obliviate.metrics.catalogue_diffusion import DIFFUSION_DEFINITIONS
 from obliviate.metrics.lookups import (
     UnknownMetricError,
     direction_of,
@@ -46,8 +47,6 @@ TOKEN_SCORES = "token_scores"  # teacher-forced per-token log p, argmax hits, Mi
 GENERATIONS = "generations"  # greedy generations (text)
 REFERENCE = "reference"  # the retain / retrained model's result on the same data and settings
 MCQ = "mcq_logliks"  # per-choice log-likelihoods of multiple-choice questions
-IMAGES = "images"  # generated images, classified by the judge
-FEATURES = "features"  # judge features of generated and real images
 GRADIENTS = "gradients"  # per-sample gradient norms
 ATTACKED = "attacked"  # the audit's three models with and without an attack
 METRICS_IN = "metrics"  # other metrics of the same run
@@ -55,7 +54,6 @@ METRICS_IN = "metrics"  # other metrics of the same run
 TOFU = "Maini+ 2024, arXiv 2401.06121 (TOFU)"
 MUSE = "Shi+ 2024, arXiv 2407.06460 (MUSE)"
 WMDP = "Li+ 2024, arXiv 2403.03218 (WMDP)"
-CANVAS = "Zhang+ 2024, arXiv 2402.11846 (UnlearnCanvas), evaluation metrics"
 _AUC = (
     "MIA ROC-AUC in OU orientation, forget = 0 / holdout = 1 (1 = forget set looks "
     "trained on, 0.5 = the retain model's level, -> 0 = over-unlearned)"
@@ -438,71 +436,7 @@ _add(
 # ------------------------------------------------------------------------- diffusion erasure
 # diffusion/evaluate.py on the built-in shapes benchmark (docs/diffusion.md)
 
-_DIFF = "obliviate.diffusion.metrics"
-_add(
-    "unlearning_accuracy",
-    "higher",
-    "UA: share of the erased concept's images the judge does not assign to it",
-    CANVAS,
-    f"{_DIFF}:unlearning_accuracy",
-    None,
-    (IMAGES,),
-)
-_add(
-    "in_domain_retain_accuracy",
-    "higher",
-    "IRA: the erased concept's judge head's accuracy on the other concepts' images",
-    CANVAS,
-    f"{_DIFF}:retain_accuracy",
-    None,
-    (IMAGES,),
-)
-_add(
-    "cross_domain_retain_accuracy",
-    "higher",
-    "CRA: the other judge head's accuracy on every prompt's images",
-    CANVAS,
-    f"{_DIFF}:retain_accuracy",
-    None,
-    (IMAGES,),
-)
-_add(
-    "cross_domain_accuracy_forget_prompts",
-    "higher",
-    "the other judge head's accuracy on the erased concept's prompts only",
-    CANVAS,
-    f"{_DIFF}:retain_accuracy",
-    None,
-    (IMAGES,),
-)
-_add(
-    "cross_domain_accuracy_retain_prompts",
-    "higher",
-    "the other judge head's accuracy on the retained prompts only",
-    CANVAS,
-    f"{_DIFF}:retain_accuracy",
-    None,
-    (IMAGES,),
-)
-_add(
-    "fid",
-    "lower",
-    "FID-style Fréchet distance of judge features, retained prompts vs real drawings",
-    "Heusel+ 2017, arXiv 1706.08500, FID",
-    f"{_DIFF}:fid_from_features",
-    f"{_DIFF}:frechet_distance",
-    (FEATURES,),
-)
-_add(
-    "kid",
-    "lower",
-    "KID (unbiased MMD², cubic kernel) of judge features vs real drawings",
-    "Bińkowski+ 2018, arXiv 1801.01401, KID",
-    f"{_DIFF}:kid_from_features",
-    None,
-    (FEATURES,),
-)
-
+_DEFS.extend(DIFFUSION_DEFINITIONS)
 
 DEFINITIONS: tuple[MetricDef, ...] = tuple(_DEFS)
 
