@@ -1,0 +1,116 @@
+"""Train a few steps of fine-tuning, GradDiff, NPO and GA+KL, in one process (no sharding) or
+under `torchrun --nproc_per_node 2` with train.shard=fsdp, with the same global batch.
+
+Usage: fsdp_worker.py MODEL_DIR OUT_DIR BUILTIN_JSON. Writes (rank 0) OUT_DIR/result.json: each
+run's logged losses and grad norms, the logits of a fixed batch computed by the trained model
+(the sharded one under FSDP); and OUT_DIR/<run>/ with the consolidated model (save_unlearned).
+"""
+
+import json
+import sys
+from pathlib import Path
+
+import torch
+import torch.distributed as dist
+
+from obliviate import api
+from obliviate.data.collate import pad_id_of
+from obliviate.methods import functional as F
+from obliviate.methods.base import UnlearnJob, build_method
+from obliviate.models.loading import load_model, load_tokenizer
+from obliviate.training import collate_encoded, get_accelerator, train_loop
+
+model_dir, out_dir, builtin = sys.argv[1], Path(sys.argv[2]), json.loads(sys.argv[3])
+torch.set_num_threads(1)
+acc = get_accelerator()
+world = acc.num_processes
+sharded = world > 1
+base = {"max_steps": 4, "batch_size": 2, "grad_accum": 2 // world, "lr": 1e-3}
+base.update({"checkpoint": False, "warmup_epochs": 0.0, "shard": "fsdp" if sharded else "none"})
+RUNS = {
+    "finetune": {},
+    "graddiff": {},
+    "npo": {},
+    "ga_kl": {},
+    "graddiff_ac": {"activation_checkpointing": True},
+    "ga_kl_bf16": {"mixed_precision": "bf16"},
+}
+
+tok = load_tokenizer(model_dir)
+request = api.load_request("builtin", "forget10", builtin=builtin)
+probe_job = UnlearnJob(load_model(model_dir), tok, request, progress=False)
+probe_items = probe_job.encode_items(request.retain[:3])
+probe = collate_encoded(probe_items, range(len(probe_items)), pad_id_of(tok))
+
+
+def logits_of(model: torch.nn.Module) -> list:
+    with torch.no_grad():
+        out = model(input_ids=probe["input_ids"], attention_mask=probe["attention_mask"])
+    return out.logits.float().tolist()
+
+
+results = {}
+for run, extra in RUNS.items():
+    train = {**base, **extra}
+    model = load_model(model_dir)
+    job = UnlearnJob(model, tok, request, accelerator=acc, progress=False)
+    if run == "finetune":
+        from obliviate.config import TrainConfig, from_dict
+
+        data = job.encode_items(request.retain)
+        res = train_loop(
+            model,
+            lambda m, b, _r, _s: (
+                F.nll_loss(
+                    m(**{k: b[k] for k in ("input_ids", "attention_mask")}).logits, b["labels"]
+                ),
+                {},
+            ),
+            data,
+            from_dict(TrainConfig, train),
+            pad_id_of(tok),
+            accelerator=acc,
+            progress=False,
+        )
+        final, log = res.model, res.log
+    else:
+        method = build_method(run.split("_ac")[0].split("_bf16")[0], {"train": train})
+        output = method.unlearn(job)
+        final, log = output.model, output.train_log
+    trained = logits_of(model)  # the model trained in place: sharded under FSDP
+    if acc.is_main_process:
+        api.save_unlearned(final, tok, out_dir / run)
+    results[run] = {
+        "loss": [r["loss"] for r in log],
+        "rows": log,
+        "logits": trained,
+        "consolidated_logits": logits_of(final),
+        "sharded": type(model).__name__.startswith("FSDP"),
+    }
+    acc.wait_for_everyone()
+
+# the public API path: api.finetune and api.unlearn write run folders from rank 0
+api.finetune(
+    data="builtin",
+    split="retain90",
+    out=out_dir / "api_finetune",
+    model=model_dir,
+    train={**base, "max_steps": 2},
+    builtin=builtin,
+    accelerator=acc,
+    progress=False,
+)
+api.unlearn(
+    model_dir,
+    method="npo",
+    split="forget10",
+    out=out_dir / "api_npo",
+    builtin=builtin,
+    overrides={"train": {**base, "max_steps": 2}},
+    accelerator=acc,
+    progress=False,
+)
+if sharded:
+    dist.barrier()
+if acc.is_main_process:
+    (out_dir / "result.json").write_text(json.dumps({"world": world, "runs": results}))
