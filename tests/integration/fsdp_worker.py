@@ -1,9 +1,12 @@
 """Train a few steps of fine-tuning, GradDiff, NPO and GA+KL, in one process (no sharding) or
 under `torchrun --nproc_per_node 2` with train.shard=fsdp, with the same global batch.
 
-Usage: fsdp_worker.py MODEL_DIR OUT_DIR BUILTIN_JSON. Writes (rank 0) OUT_DIR/result.json: each
-run's logged losses and grad norms, the logits of a fixed batch computed by the trained model
-(the sharded one under FSDP); and OUT_DIR/<run>/ with the consolidated model (save_unlearned).
+Usage: fsdp_worker.py train MODEL_DIR OUT_DIR BUILTIN_JSON writes (rank 0) OUT_DIR/result.json:
+each run's log rows and the logits of a fixed batch computed by the trained model (the sharded
+one under FSDP) and by the consolidated copy; OUT_DIR/<run>/ holds the consolidated model
+(save_unlearned), OUT_DIR/api_finetune and OUT_DIR/api_npo run folders of the public API.
+fsdp_worker.py load MODEL_DIR OUT_DIR BUILTIN_JSON (one plain process) loads every saved model
+afresh and writes the same batch's logits to OUT_DIR/loaded.json.
 """
 
 import json
@@ -20,25 +23,22 @@ from obliviate.methods.base import UnlearnJob, build_method
 from obliviate.models.loading import load_model, load_tokenizer
 from obliviate.training import collate_encoded, get_accelerator, train_loop
 
-model_dir, out_dir, builtin = sys.argv[1], Path(sys.argv[2]), json.loads(sys.argv[3])
+mode, model_dir, out_dir = sys.argv[1], sys.argv[2], Path(sys.argv[3])
+builtin = json.loads(sys.argv[4])
 torch.set_num_threads(1)
-acc = get_accelerator()
-world = acc.num_processes
-sharded = world > 1
-base = {"max_steps": 4, "batch_size": 2, "grad_accum": 2 // world, "lr": 1e-3}
-base.update({"checkpoint": False, "warmup_epochs": 0.0, "shard": "fsdp" if sharded else "none"})
+base = {"max_steps": 4, "batch_size": 2, "lr": 1e-3, "checkpoint": False}
+base.update({"scheduler": "constant", "warmup_epochs": 0.0})
 RUNS = {
     "finetune": {},
-    "graddiff": {},
+    "graddiff": {"activation_checkpointing": True},
     "npo": {},
     "ga_kl": {},
-    "graddiff_ac": {"activation_checkpointing": True},
-    "ga_kl_bf16": {"mixed_precision": "bf16"},
+    "ga_kl_bf16": {"mixed_precision": "bf16"},  # sharded runs only
 }
 
 tok = load_tokenizer(model_dir)
 request = api.load_request("builtin", "forget10", builtin=builtin)
-probe_job = UnlearnJob(load_model(model_dir), tok, request, progress=False)
+probe_job = UnlearnJob(None, tok, request, progress=False)  # type: ignore[arg-type]
 probe_items = probe_job.encode_items(request.retain[:3])
 probe = collate_encoded(probe_items, range(len(probe_items)), pad_id_of(tok))
 
@@ -49,8 +49,24 @@ def logits_of(model: torch.nn.Module) -> list:
     return out.logits.float().tolist()
 
 
+if mode == "load":
+    loaded = {}
+    for run in RUNS:
+        loaded[run] = logits_of(load_model(out_dir / run))
+    for run in ("api_finetune", "api_npo"):
+        loaded[run] = logits_of(load_model(out_dir / run / "model"))
+    (out_dir / "loaded.json").write_text(json.dumps(loaded))
+    sys.exit(0)
+
+acc = get_accelerator()
+world = acc.num_processes
+sharded = world > 1
+base["grad_accum"] = 2 // world
+base["shard"] = "fsdp" if sharded else "none"
 results = {}
 for run, extra in RUNS.items():
+    if run == "ga_kl_bf16" and not sharded:
+        continue
     train = {**base, **extra}
     model = load_model(model_dir)
     job = UnlearnJob(model, tok, request, accelerator=acc, progress=False)
@@ -74,7 +90,7 @@ for run, extra in RUNS.items():
         )
         final, log = res.model, res.log
     else:
-        method = build_method(run.split("_ac")[0].split("_bf16")[0], {"train": train})
+        method = build_method(run.removesuffix("_bf16"), {"train": train})
         output = method.unlearn(job)
         final, log = output.model, output.train_log
     trained = logits_of(model)  # the model trained in place: sharded under FSDP
@@ -113,4 +129,6 @@ api.unlearn(
 if sharded:
     dist.barrier()
 if acc.is_main_process:
-    (out_dir / "result.json").write_text(json.dumps({"world": world, "runs": results}))
+    target = logits_of(load_model(model_dir))
+    summary = {"world": world, "runs": results, "target_logits": target}
+    (out_dir / "result.json").write_text(json.dumps(summary))
