@@ -12,17 +12,54 @@ not sharded: each rank keeps its own replica (docs/scale-out.md, "What is sharde
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from obliviate.config import TrainConfig
 
 __all__ = [
+    "check_launch",
     "consolidate",
     "decoder_layers",
     "enable_activation_checkpointing",
     "is_sharded",
     "prepare_model",
 ]
+
+
+def check_launch(environ: Mapping[str, str] | None = None) -> None:
+    """Refuse, in one sentence, an ``accelerate launch`` obliviate's trainer cannot run: one
+    with accelerate's own FSDP integration (obliviate shards with ``train.shard=fsdp``), or a
+    DeepSpeed one (examples/accelerate/zero3.yaml) without the ``deepspeed`` package, without a
+    GPU, or at all in this version. ``environ``: the launcher's variables (``os.environ``)."""
+    import importlib.util
+    import os
+
+    env = os.environ if environ is None else environ
+    if env.get("ACCELERATE_USE_FSDP", "").lower() == "true":
+        raise ValueError(
+            "this launch asks for accelerate's FSDP integration (distributed_type: FSDP), which "
+            "obliviate does not use: launch with examples/accelerate/fsdp.yaml and add --set "
+            "train.shard=fsdp"
+        )
+    if env.get("ACCELERATE_USE_DEEPSPEED", "").lower() != "true":
+        return
+    if importlib.util.find_spec("deepspeed") is None:
+        why = "the deepspeed package is not installed (pip install -e '.[deepspeed]')"
+    elif not _has_gpu():
+        why = "DeepSpeed ZeRO-3 needs CUDA GPUs and none is visible"
+    else:
+        why = "obliviate's trainer does not drive DeepSpeed's engine in this version"
+    raise ValueError(
+        f"this launch asks for DeepSpeed ZeRO-3 but {why}: launch with "
+        "examples/accelerate/fsdp.yaml (or torchrun) and --set train.shard=fsdp instead"
+    )
+
+
+def _has_gpu() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
 
 
 def is_sharded(model: Any) -> bool:

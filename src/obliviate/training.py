@@ -67,10 +67,15 @@ def collate_encoded(
 
 
 def get_accelerator(accelerator: Any = None) -> Any:
+    """The given accelerator, or a new ``accelerate.Accelerator`` for this launch (checked
+    first by :func:`obliviate.sharding.check_launch`)."""
     if accelerator is not None:
         return accelerator
     from accelerate import Accelerator
 
+    from obliviate.sharding import check_launch
+
+    check_launch()
     return Accelerator(cpu=not _has_cuda())
 
 
