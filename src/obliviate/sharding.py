@@ -22,7 +22,9 @@ __all__ = [
     "consolidate",
     "decoder_layers",
     "enable_activation_checkpointing",
+    "full_states",
     "is_sharded",
+    "load_full_states",
     "prepare_model",
 ]
 
@@ -129,6 +131,35 @@ def prepare_model(model: Any, cfg: TrainConfig, acc: Any) -> Any:
         fully_shard(layer, mesh=mesh, mp_policy=mp)
     fully_shard(model, mesh=mesh, mp_policy=mp)
     return model
+
+
+def full_states(model: Any, optimizer: Any) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The full (unsharded) model and optimiser state dicts of a sharded model, on CPU, on rank
+    0 (empty elsewhere); every rank must call it (``torch.distributed.checkpoint.state_dict``).
+    The optimiser state is keyed by parameter name."""
+    from torch.distributed.checkpoint.state_dict import (
+        StateDictOptions,
+        get_model_state_dict,
+        get_optimizer_state_dict,
+    )
+
+    opts = StateDictOptions(full_state_dict=True, cpu_offload=True)
+    weights = get_model_state_dict(model, options=opts)
+    return weights, dict(get_optimizer_state_dict(model, optimizer, options=opts))
+
+
+def load_full_states(model: Any, optimizer: Any, weights: Any, optim: Any) -> None:
+    """Load what :func:`full_states` returned (given on every rank) into the sharded model and
+    its optimiser: each rank keeps its own shard."""
+    from torch.distributed.checkpoint.state_dict import (
+        StateDictOptions,
+        set_model_state_dict,
+        set_optimizer_state_dict,
+    )
+
+    opts = StateDictOptions(full_state_dict=True)
+    set_model_state_dict(model, weights, options=opts)
+    set_optimizer_state_dict(model, optimizer, optim, options=opts)
 
 
 def _unsharded_class(model: Any) -> type:

@@ -149,11 +149,6 @@ def train_loop(
     seed_everything(cfg.seed)
     rank, world = acc.process_index, acc.num_processes
     sharded = cfg.shard == "fsdp"
-    if sharded and checkpoint_dir:
-        raise ValueError(
-            f"{desc}: train.shard=fsdp does not write resumable checkpoints yet; add "
-            "train.checkpoint=false"
-        )
     if sharded:
         model = sharding.prepare_model(model, cfg, acc)
     elif cfg.activation_checkpointing:

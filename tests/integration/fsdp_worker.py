@@ -17,6 +17,7 @@ import torch
 import torch.distributed as dist
 
 from obliviate import api
+from obliviate.config import TrainConfig, from_dict
 from obliviate.data.collate import pad_id_of
 from obliviate.methods import functional as F
 from obliviate.methods.base import UnlearnJob, build_method
@@ -58,6 +59,27 @@ if mode == "load":
     (out_dir / "loaded.json").write_text(json.dumps(loaded))
     sys.exit(0)
 
+
+def nll(m: torch.nn.Module, b: dict, _r: object, _s: int) -> tuple:
+    logits = m(input_ids=b["input_ids"], attention_mask=b["attention_mask"]).logits
+    return F.nll_loss(logits, b["labels"]), {}
+
+
+class Crash:
+    """A hook that raises on every rank after optimiser step ``at`` (an interrupted run)."""
+
+    def __init__(self, at: int) -> None:
+        self.at, self.steps = at, 0
+
+    def after_backward(self, model: torch.nn.Module) -> None:
+        pass
+
+    def after_step(self, model: torch.nn.Module) -> None:
+        self.steps += 1
+        if self.steps == self.at:
+            raise KeyboardInterrupt("simulated interruption")
+
+
 acc = get_accelerator()
 world = acc.num_processes
 sharded = world > 1
@@ -71,8 +93,6 @@ for run, extra in RUNS.items():
     model = load_model(model_dir)
     job = UnlearnJob(model, tok, request, accelerator=acc, progress=False)
     if run == "finetune":
-        from obliviate.config import TrainConfig, from_dict
-
         data = job.encode_items(request.retain)
         res = train_loop(
             model,
@@ -104,6 +124,45 @@ for run, extra in RUNS.items():
         "sharded": type(model).__name__.startswith("FSDP"),
     }
     acc.wait_for_everyone()
+
+# resume: interrupted after step 3 with a checkpoint at step 2, then resumed to step 4
+resume_cfg = from_dict(TrainConfig, {**base, "checkpoint": True, "checkpoint_every": 2})
+ckpt = out_dir / "resume_ckpt"
+retain_data = UnlearnJob(None, tok, request).encode_items(request.retain)  # type: ignore[arg-type]
+try:
+    train_loop(
+        load_model(model_dir),
+        nll,
+        retain_data,
+        resume_cfg,
+        pad_id_of(tok),
+        accelerator=acc,
+        hooks=[Crash(3)],
+        progress=False,
+        checkpoint_dir=ckpt,
+    )
+    raise AssertionError("the interruption did not happen")
+except KeyboardInterrupt:
+    pass
+resumed = train_loop(
+    load_model(model_dir),
+    nll,
+    retain_data,
+    resume_cfg,
+    pad_id_of(tok),
+    accelerator=acc,
+    progress=False,
+    checkpoint_dir=ckpt,
+)
+results["finetune_resumed"] = {
+    "loss": [r["loss"] for r in resumed.log],
+    "rows": resumed.log,
+    "consolidated_logits": logits_of(resumed.model),
+    "checkpoint_left": ckpt.exists(),
+}
+if acc.is_main_process:
+    api.save_unlearned(resumed.model, tok, out_dir / "finetune_resumed")
+acc.wait_for_everyone()
 
 # the public API path: api.finetune and api.unlearn write run folders from rank 0
 api.finetune(

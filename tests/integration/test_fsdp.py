@@ -1,6 +1,7 @@
 """Sharded training (train.shard=fsdp, FSDP2) with 2 gloo processes on CPU against one unsharded
 process with the same global batch: fine-tuning, GradDiff, NPO, GA+KL (frozen reference),
-activation checkpointing and bf16 (docs/scale-out.md). About 1.5 minutes on 2 idle CPU cores
+activation checkpointing, bf16, and a sharded run resumed from its checkpoint
+(docs/scale-out.md). About 1.5 minutes on 2 idle CPU cores
 besides the session's tiny models; several times longer on a loaded machine."""
 
 from __future__ import annotations
@@ -118,6 +119,17 @@ def test_consolidated_model_reloads_with_the_sharded_logits(runs: dict, run: str
     np.testing.assert_allclose(runs["loaded"][run], sharded, rtol=0, atol=LOGIT_TOL)
     # training changed the model: the target's logits differ
     assert np.abs(sharded - np.array(runs["two"]["target_logits"])).max() > 1e-3
+
+
+def test_sharded_checkpoint_resumes_the_same_run(runs: dict) -> None:
+    whole, resumed = runs["two"]["runs"]["finetune"], runs["two"]["runs"]["finetune_resumed"]
+    assert not resumed["checkpoint_left"]  # removed once the run finished
+    # steps 1-2 come from the checkpoint's log, 3-4 were trained after the resume
+    assert resumed["loss"] == pytest.approx(whole["loss"], rel=0, abs=1e-6)
+    np.testing.assert_allclose(resumed["consolidated_logits"], whole["logits"], rtol=0, atol=1e-6)
+    _, two = runs["dirs"]
+    a, b = _weights(two / "finetune"), _weights(two / "finetune_resumed")
+    assert max(float((a[k] - b[k]).abs().max()) for k in a) <= 1e-6
 
 
 def test_bf16_sharded_run_stays_close_to_fp32(runs: dict) -> None:
