@@ -320,11 +320,14 @@ def mean_logs(micro_logs: Sequence[dict[str, Any]]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for key in dict.fromkeys(k for logs in micro_logs for k in logs):
         vals = [logs[key] for logs in micro_logs if key in logs]
-        if any(isinstance(v, torch.Tensor) for v in vals):
-            out[key] = torch.stack([torch.as_tensor(v).detach().reshape(()).double() for v in vals])
-            out[key] = out[key].mean()
-        else:
+        tensors = [v for v in vals if isinstance(v, torch.Tensor)]
+        if not tensors:
             out[key] = sum(float(v) for v in vals) / len(vals)
+            continue
+        device = tensors[0].device
+        dtype = torch.float32 if device.type == "mps" else torch.float64
+        parts = [torch.as_tensor(v).detach().reshape(()).to(device, dtype) for v in vals]
+        out[key] = torch.stack(parts).mean()
     return out
 
 
