@@ -10,8 +10,11 @@ optimiser steps, once per mode, each mode in its own launch:
 - ``fsdp_ac``: ``train.shard=fsdp`` and ``train.activation_checkpointing=true``.
 
 Per rank it reports the resident set before training (model built, imports done), the peak
-resident set during training (sampled every 5 ms from /proc/self/statm) and the median time
-between optimiser steps after the first; then the ratios of each mode to DDP. Host memory of a
+resident set from the start of training to the last optimiser step (sampled every 5 ms from
+/proc/self/statm; FSDP's consolidation of the trained model afterwards is left out) and the
+median time between optimiser steps after the first; then the ratios of each mode to DDP. The
+model is built unsharded on every rank first, and memory the allocator freed may stay resident,
+so on CPU the peak is an upper bound for FSDP. Host memory of a
 CPU run includes the Python runtime and allocator caches, so the ratios understate what sharding
 saves on an accelerator's memory; the model's own states are 16 bytes per parameter (800 MB).
 
@@ -53,11 +56,13 @@ class PeakSampler:
 
     def __init__(self, every_s: float = 0.005) -> None:
         self.peak, self.every, self._stop = 0.0, every_s, threading.Event()
+        self.frozen = False  # stop updating (the window of interest is over)
         self._thread = threading.Thread(target=self._run, daemon=True)
 
     def _run(self) -> None:
         while not self._stop.is_set():
-            self.peak = max(self.peak, rss_mb())
+            if not self.frozen:
+                self.peak = max(self.peak, rss_mb())
             time.sleep(self.every)
 
     def __enter__(self) -> PeakSampler:
@@ -67,7 +72,6 @@ class PeakSampler:
     def __exit__(self, *exc: Any) -> None:
         self._stop.set()
         self._thread.join()
-        self.peak = max(self.peak, rss_mb())
 
 
 def worker(mode: str, steps: int, batch: int, seq: int) -> None:
@@ -103,13 +107,19 @@ def worker(mode: str, steps: int, batch: int, seq: int) -> None:
         for ids in torch.randint(1, SHAPE["vocab"], (n, seq), generator=gen).tolist()
     ]
     stamps: list[float] = []
+    sampler = PeakSampler()
 
     class Clock:
+        """Step times; the memory window closes after the last step (before the trained model
+        is consolidated into a full copy on every rank, which is not training memory)."""
+
         def after_backward(self, model: Any) -> None:
             pass
 
         def after_step(self, model: Any) -> None:
             stamps.append(time.perf_counter())
+            if len(stamps) == steps + 1:
+                sampler.peak, sampler.frozen = max(sampler.peak, rss_mb()), True
 
     def loss_fn(m: Any, b: dict, _r: Any, _s: int) -> tuple[Any, dict]:
         logits = m(input_ids=b["input_ids"], attention_mask=b["attention_mask"]).logits
@@ -126,7 +136,7 @@ def worker(mode: str, steps: int, batch: int, seq: int) -> None:
     )
     before = rss_mb()
     stamps.append(time.perf_counter())
-    with PeakSampler() as sampler:
+    with sampler:
         train_loop(model, loss_fn, data, cfg, 0, accelerator=acc, hooks=[Clock()], progress=False)
     gaps = [b - a for a, b in itertools.pairwise(stamps)][1:]  # after the first step
     row = {
