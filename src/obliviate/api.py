@@ -189,8 +189,9 @@ def finetune(
         progress=progress,
         checkpoint_dir=out / "checkpoint" / "finetune" if cfg.checkpoint else None,
     )
+    net = result.model  # a consolidated copy when the training was sharded
     if acc.is_main_process:
-        save_unlearned(acc.unwrap_model(net), tok, out / "model")
+        save_unlearned(net, tok, out / "model")
         write_config(
             out,
             {

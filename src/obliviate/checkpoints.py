@@ -8,7 +8,9 @@ and sha256). Each checkpoint is written into a temporary sibling ``.tmp-step-<N>
 and the folder are fsynced, then the folder is renamed into place; the last ``KEEP`` good
 checkpoints are kept. On resume the newest checkpoint whose manifest validates is loaded; one
 that does not is skipped with a one-line message saying why. Only safetensors and
-``torch.load(weights_only=True)`` are read: nothing is unpickled.
+``torch.load(weights_only=True)`` are read: nothing is unpickled. A sharded model
+(``train.shard=fsdp``) is saved in the same unsharded form, gathered to rank 0, and each rank
+takes its shard back on resume (:mod:`obliviate.sharding`).
 
 Test hook: ``OBLIVIATE_KILL_AT=save:K`` SIGKILLs the process in the middle of its K-th
 checkpoint save (weights written, manifest not yet), ``OBLIVIATE_KILL_AT=step:K`` right after
@@ -29,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from obliviate.io import fsync_dir, fsync_file
+from obliviate.sharding import full_states, is_sharded, load_full_states
 
 KEEP = 2  # good checkpoints kept per folder
 FORMAT = 1
@@ -160,16 +163,15 @@ def save(
     final = folder / f"step-{state.step:08d}"
     tmp = folder / f".tmp-step-{state.step:08d}"
     tmp.mkdir(parents=True, exist_ok=True)  # every rank: each writes its own random streams
+    sharded = is_sharded(model)
+    if sharded:  # gathered from every rank to rank 0 (train.shard=fsdp)
+        weights, optim = full_states(model, optimizer)
     if acc.is_main_process:
-        weights = {
-            k: v.detach().cpu().contiguous()
-            for k, v in acc.unwrap_model(model).state_dict().items()
-        }
+        if not sharded:
+            weights, optim = acc.unwrap_model(model).state_dict(), optimizer.state_dict()
+        weights = {k: v.detach().cpu().contiguous() for k, v in weights.items()}
         save_file(dedupe_shared(weights), str(tmp / "model.safetensors"))
-        torch.save(
-            {"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict()},
-            tmp / "optim.pt",
-        )
+        torch.save({"optimizer": optim, "scheduler": scheduler.state_dict()}, tmp / "optim.pt")
     rank_file = tmp / f"rng_{acc.process_index}.pt"
     torch.save(
         {
@@ -271,11 +273,13 @@ def load_latest(
             _say(acc, f"{desc}: skipping checkpoint {path}: {why}; it is removed")
             skipped.append(path)
             continue
-        acc.unwrap_model(model).load_state_dict(
-            load_file(str(path / "model.safetensors")), strict=False
-        )
+        weights = load_file(str(path / "model.safetensors"))
         opt = torch.load(path / "optim.pt", weights_only=True)
-        optimizer.load_state_dict(opt["optimizer"])
+        if is_sharded(model):  # every rank reads the full state and keeps its shard
+            load_full_states(model, optimizer, weights, opt["optimizer"])
+        else:
+            acc.unwrap_model(model).load_state_dict(weights, strict=False)
+            optimizer.load_state_dict(opt["optimizer"])
         scheduler.load_state_dict(opt["scheduler"])
         ranked = torch.load(path / f"rng_{acc.process_index}.pt", weights_only=True)
         set_rng_state(ranked["rng"], gens)

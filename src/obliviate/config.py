@@ -16,6 +16,8 @@ T = TypeVar("T")
 ADAMW_KINDS = ("auto", "fused", "foreach", "plain")
 OPTIMIZERS = ("adamw", "soul")
 STOP_CRITERIA = ("mia", "forget_prob_gap")
+SHARDING = ("none", "fsdp")
+MIXED_PRECISION = ("no", "bf16")
 
 
 @dataclass(frozen=True)
@@ -64,8 +66,9 @@ class TrainConfig:
     """Optimisation settings shared by fine-tuning and every gradient-based unlearning method.
 
     One epoch is one pass over the forget set (unlearning) or the training set (fine-tuning);
-    each forget batch is paired with an equally large, randomly drawn retain batch, drawn with a
-    per-rank seed so that ranks see different retain samples (docs/metrics.md).
+    each forget item is paired with a random retain item, a hash of (seed, epoch, the item's
+    position in the global batch), so ranks see different retain samples and the draws do not
+    depend on the number of processes (:mod:`obliviate.sampling`, docs/scale-out.md).
     """
 
     lr: float = 1e-5
@@ -105,6 +108,13 @@ class TrainConfig:
     soul_every: int = 1  # k: the Hessian estimate is refreshed every k optimiser steps
     # early stopping on cheap criteria every k steps (EarlyStopConfig; a dict of its fields)
     early_stop: EarlyStopConfig | None = None
+    # scale-out (docs/scale-out.md): none (one replica per process, DDP under a launcher) or
+    # fsdp (parameters, gradients and optimiser state sharded over the processes, FSDP2)
+    shard: str = "none"
+    # no, or bf16: FSDP computes in bf16 and reduces gradients in fp32; unsharded, bf16 autocast
+    mixed_precision: str = "no"
+    # recompute each decoder layer's activations in the backward pass (less memory, more time)
+    activation_checkpointing: bool = False
 
     def __post_init__(self) -> None:
         if isinstance(self.early_stop, Mapping):
@@ -152,10 +162,35 @@ class TrainConfig:
                 raise ValueError(
                     f"train setting {name}={getattr(self, name)!r}: {name} must be >= 1"
                 )
+        if self.shard not in SHARDING:
+            raise ValueError(
+                f"train setting shard={self.shard!r}: choose one of {', '.join(SHARDING)}"
+            )
+        if self.mixed_precision not in MIXED_PRECISION:
+            raise ValueError(
+                f"train setting mixed_precision={self.mixed_precision!r}: choose one of "
+                + ", ".join(MIXED_PRECISION)
+            )
+        if self.shard == "fsdp":
+            self._check_shardable()
         if self.scheduler not in ("linear", "cosine", "constant"):
             raise ValueError(
                 f"scheduler must be linear, cosine or constant, not {self.scheduler!r}"
             )
+
+    def _check_shardable(self) -> None:
+        """Refuse, in one sentence, settings that do not work with ``shard=fsdp`` yet."""
+        refused = {
+            "optimizer": (self.optimizer != "adamw", "train.optimizer=adamw"),
+            "compile": (self.compile, "train.compile=false"),
+            "early_stop": (self.early_stop is not None, "no train.early_stop"),
+        }
+        for name, (bad, fix) in refused.items():
+            if bad:
+                raise ValueError(
+                    f"train setting {name}={getattr(self, name)!r} does not work with "
+                    f"train.shard=fsdp: use {fix} or train.shard=none"
+                )
 
 
 def parse_value(text: str) -> Any:

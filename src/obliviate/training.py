@@ -1,9 +1,13 @@
 """The one training loop: fine-tuning and every gradient-based unlearning method run through it.
 
 Single process by default; under ``torchrun`` / ``accelerate launch --multi_gpu`` it runs data
-parallel through accelerate (gloo on CPU). The forget (or training) set is sharded across ranks;
-retain batches are drawn with a per-rank seed (docs/metrics.md); the schedule is derived from
-the real per-rank dataloader length ; only rank 0 writes files.
+parallel through accelerate (DDP; gloo on CPU), or with ``train.shard=fsdp`` with the model's
+parameters, gradients and optimiser state sharded over the ranks (FSDP2,
+:mod:`obliviate.sharding`). The micro-batches of an epoch are dealt out to the ranks and the
+retain item paired with each forget item is a hash of (seed, epoch, position)
+(:mod:`obliviate.sampling`), so a run's global batches do not depend on the number of
+processes; logged losses are global means; the schedule is derived from the per-rank number of
+micro-batches; only rank 0 writes files (docs/scale-out.md).
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from obliviate.data.collate import pad_batch
 from obliviate.data.templates import Encoded
 from obliviate.models.protocol import CausalLM
 from obliviate.optimizer import make_optimizer
+from obliviate.sampling import MicroBatch, epoch_micro_batches, retain_index
 from obliviate.seeding import seed_everything
 
 __all__ = ["TrainResult", "TrainingDiverged", "get_accelerator", "train_loop"]
@@ -47,6 +52,8 @@ class TrainResult:
     wall_s: float = 0.0
     stopped: str | None = None  # reason for an early stop
     retain_indices: list[int] = field(default_factory=list)  # drawn on this rank (for tests)
+    # the trained model: the one given, or a consolidated unsharded copy under train.shard=fsdp
+    model: Any = None
 
 
 def collate_encoded(
@@ -60,10 +67,15 @@ def collate_encoded(
 
 
 def get_accelerator(accelerator: Any = None) -> Any:
+    """The given accelerator, or a new ``accelerate.Accelerator`` for this launch (checked
+    first by :func:`obliviate.sharding.check_launch`)."""
     if accelerator is not None:
         return accelerator
     from accelerate import Accelerator
 
+    from obliviate.sharding import check_launch
+
+    check_launch()
     return Accelerator(cpu=not _has_cuda())
 
 
@@ -127,37 +139,37 @@ def train_loop(
     training, and at the end it may restore the best state it kept (docs/sweep.md).
     """
     import torch
-    from torch.utils.data import DataLoader
 
+    from obliviate import sharding
     from obliviate.io import write_jsonl
 
     if not main_set:
         raise ValueError(f"{desc}: nothing to train on (empty training/forget set)")
     acc = get_accelerator(accelerator)
     seed_everything(cfg.seed)
+    rank, world = acc.process_index, acc.num_processes
+    sharded = cfg.shard == "fsdp"
+    if sharded:
+        model = sharding.prepare_model(model, cfg, acc)
+    elif cfg.activation_checkpointing:
+        sharding.enable_activation_checkpointing(model)
     params = [p for p in model.parameters() if p.requires_grad]
     if not params:
         raise ValueError("no trainable parameters: check the module selection / adapter settings")
     optimizer = make_optimizer(params, cfg)
-    gen = torch.Generator().manual_seed(cfg.seed)
-    loader: DataLoader[int] = DataLoader(
-        list(range(len(main_set))),  # type: ignore[arg-type]  # stubs want a Dataset; a list is a map-style one
-        batch_size=cfg.batch_size,
-        shuffle=True,
-        generator=gen,
-        collate_fn=lambda idx: collate_encoded([main_set[i] for i in idx], idx, pad_id),
-    )
-    model, optimizer, loader = acc.prepare(model, optimizer, loader)
+    if not sharded:
+        model, optimizer = acc.prepare(model, optimizer)
     step_model: Any = torch.compile(model) if cfg.compile else model  # shares the parameters
-    n_batches = len(loader)
+
+    def micro_batches(epoch: int) -> list[MicroBatch]:
+        return epoch_micro_batches(len(main_set), cfg.batch_size, cfg.seed, epoch, rank, world)
+
+    n_batches = len(micro_batches(0))
     steps_per_epoch = max(1, math.ceil(n_batches / cfg.grad_accum))
     total = cfg.max_steps or max(1, math.ceil(cfg.epochs * steps_per_epoch))
     scheduler = _scheduler(optimizer, cfg, total, steps_per_epoch)
-    # per-rank retain stream: the seed differs by process index
-    retain_gen = torch.Generator().manual_seed(
-        cfg.seed * 1_000_003 + 7919 * (acc.process_index + 1)
-    )
-    gens = {"shuffle": gen, "retain": retain_gen}
+    gens: dict[str, Any] = {}  # batches and retain draws are functions of (seed, epoch, position)
+    autocast = _autocast(cfg, acc, sharded)
     t0 = time.perf_counter()
     ckpt = Path(checkpoint_dir) if checkpoint_dir else None
     run_key = _run_key(cfg, main_set, retain_set, desc, acc.num_processes)
@@ -181,35 +193,38 @@ def train_loop(
         bar = tqdm(total=total, initial=result.steps, desc=desc, leave=False)
     epoch, skip, micro, first_retain = state.epoch, state.batch, state.micro, state.first_retain
     losses: list[Any] = []  # the micro-batch losses of the optimiser step under way
+    micro_logs: list[dict[str, Any]] = []  # and their logged values
     done = state.finished or result.steps >= total
     every = cfg.early_stop.every if cfg.early_stop is not None else 0
     if monitor is not None and not done:
         monitor.check(model, result.steps)
     while not done:
-        gen.manual_seed(cfg.seed + epoch)  # the epoch's shuffle depends only on (seed, epoch)
-        if hasattr(loader, "set_epoch"):
-            loader.set_epoch(epoch)
-        for i, batch in enumerate(loader):
+        for i, micro_batch in enumerate(micro_batches(epoch)):
             if i < skip:  # consumed before the checkpoint this run resumed from
                 continue
+            positions, idx = [p for p, _ in micro_batch], [k for _, k in micro_batch]
+            batch = collate_encoded([main_set[k] for k in idx], idx, pad_id)
+            batch = {k: v.to(acc.device) for k, v in batch.items()}
             retain_batch = None
             if retain_set:
-                n = batch["input_ids"].shape[0]
-                ridx = torch.randint(len(retain_set), (n,), generator=retain_gen).tolist()
+                n = len(retain_set)
+                ridx = [retain_index(cfg.seed, epoch, p, n) for p in positions]
                 result.retain_indices.extend(ridx)
-                retain_batch = collate_encoded([retain_set[i] for i in ridx], ridx, pad_id)
+                retain_batch = collate_encoded([retain_set[k] for k in ridx], ridx, pad_id)
                 retain_batch = {k: v.to(acc.device) for k, v in retain_batch.items()}
-            loss, logs = loss_fn(step_model, batch, retain_batch, result.steps)
+            with autocast:
+                loss, logs = loss_fn(step_model, batch, retain_batch, result.steps)
             losses.append(loss.detach())
+            micro_logs.append(logs)
             acc.backward(loss / cfg.grad_accum)
             micro += 1
             if micro % cfg.grad_accum:
                 continue
             for h in hooks:
                 h.after_backward(model)
-            norm = acc.clip_grad_norm_(params, cfg.max_grad_norm) if cfg.max_grad_norm else None
-            values, grad_norm, logged = read_step(losses, norm, logs)
-            losses = []
+            norm = _clip(acc, sharded, params, cfg.max_grad_norm)
+            values, grad_norm, logged = read_step(losses, norm, mean_logs(micro_logs), world)
+            losses, micro_logs = [], []
             checked = [("loss", v) for v in values] + [("gradient norm", grad_norm)]
             for what, value in checked:
                 if value is not None and not math.isfinite(value):
@@ -226,7 +241,7 @@ def train_loop(
             row = {
                 "step": result.steps,
                 "epoch": round(result.steps / steps_per_epoch, 4),
-                "loss": values[-1],
+                "loss": sum(values) / len(values),
                 "lr": float(scheduler.get_last_lr()[0]),
             }
             row.update(logged)
@@ -274,7 +289,9 @@ def train_loop(
     if monitor is not None and not state.finished:
         result.stopped = monitor.finish(model, result.steps) or result.stopped
     model.eval()
-    net = acc.unwrap_model(model)
+    # sharded: gather the trained weights into a plain (unsharded) model on every rank
+    net = sharding.consolidate(model, acc) if sharded else acc.unwrap_model(model)
+    result.model = net
     if not cfg.allow_collapse:
         bad = nonfinite_weight(net)
         if bad is not None or retain_set:
@@ -295,35 +312,88 @@ def train_loop(
     return result
 
 
+def mean_logs(micro_logs: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """The logged values of an optimiser step: each key's mean over the micro-batches that
+    logged it (tensors stay on the device)."""
+    import torch
+
+    out: dict[str, Any] = {}
+    for key in dict.fromkeys(k for logs in micro_logs for k in logs):
+        vals = [logs[key] for logs in micro_logs if key in logs]
+        tensors = [v for v in vals if isinstance(v, torch.Tensor)]
+        if not tensors:
+            out[key] = sum(float(v) for v in vals) / len(vals)
+            continue
+        device = tensors[0].device
+        dtype = torch.float32 if device.type == "mps" else torch.float64
+        parts = [torch.as_tensor(v).detach().reshape(()).to(device, dtype) for v in vals]
+        out[key] = torch.stack(parts).mean()
+    return out
+
+
 def read_step(
-    losses: Sequence[Any], norm: Any, logs: dict[str, Any]
+    losses: Sequence[Any], norm: Any, logs: dict[str, Any], world: int = 1
 ) -> tuple[list[float], float | None, dict[str, float]]:
     """The micro-batch losses, the gradient norm (or ``None``) and the logged values of one
     optimiser step as Python floats, copied from the device in one transfer: one host
-    synchronisation per optimiser step, whatever the gradient accumulation."""
+    synchronisation per optimiser step, whatever the gradient accumulation.
+
+    With ``world > 1`` processes the losses and logged values are the means over the ranks (one
+    all-reduce, before the copy), so every rank logs the loss of the global batch; the gradient
+    norm is already global."""
     import torch
 
     device = losses[0].device
     dtype = torch.float32 if device.type == "mps" else torch.float64  # exact for float32
-    names = [k for k, v in logs.items() if isinstance(v, torch.Tensor)]
-    tensors = [*losses, *(logs[k] for k in names)]
+    names = list(logs)
+    tensors = [*losses, *(torch.as_tensor(logs[k]) for k in names)]
+    flat = torch.stack([t.detach().reshape(()).to(device, dtype) for t in tensors])
+    if world > 1:
+        import torch.distributed as dist
+
+        dist.all_reduce(flat)
+        flat = flat / world
     if isinstance(norm, torch.Tensor):
-        tensors.append(norm)
-    flat = torch.stack([t.detach().reshape(()).to(device, dtype) for t in tensors]).tolist()
-    read = dict(zip(names, flat[len(losses) :]))
-    logged = {k: read[k] if k in read else float(v) for k, v in logs.items()}
+        norm = norm.full_tensor() if hasattr(norm, "full_tensor") else norm
+        flat = torch.cat([flat, norm.detach().reshape(1).to(device, dtype)])
+    values = flat.tolist()
+    logged = dict(zip(names, values[len(losses) : len(losses) + len(names)]))
     if isinstance(norm, torch.Tensor):
-        grad_norm: float | None = flat[-1]
+        grad_norm: float | None = values[-1]
     else:
         grad_norm = None if norm is None else float(norm)
-    return flat[: len(losses)], grad_norm, logged
+    return values[: len(losses)], grad_norm, logged
+
+
+def _clip(acc: Any, sharded: bool, params: list[Any], max_norm: float) -> Any:
+    """Clip the gradients to ``max_norm`` (0: no clipping) and return their global norm. Under
+    FSDP the norm of the sharded (DTensor) gradients is reduced over every rank by torch."""
+    import torch
+
+    if not max_norm:
+        return None
+    if sharded:
+        return torch.nn.utils.clip_grad_norm_(params, max_norm)
+    return acc.clip_grad_norm_(params, max_norm)
+
+
+def _autocast(cfg: TrainConfig, acc: Any, sharded: bool) -> Any:
+    """bf16 autocast for ``train.mixed_precision=bf16`` without sharding (FSDP casts itself:
+    :func:`obliviate.sharding.prepare_model`); a no-op context otherwise."""
+    import contextlib
+
+    import torch
+
+    if cfg.mixed_precision != "bf16" or sharded:
+        return contextlib.nullcontext()
+    return torch.autocast(acc.device.type, dtype=torch.bfloat16)
 
 
 def _run_key(
     cfg: TrainConfig, main_set: Sequence[Encoded], retain_set: Any, desc: str, world_size: int
 ) -> str:
     """What a checkpoint must match to be resumed: settings, data and the number of processes
-    (each rank keeps its own retain stream)."""
+    (the position in the epoch is counted in this rank's micro-batches)."""
     import dataclasses
     import hashlib
     import json

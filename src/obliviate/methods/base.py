@@ -102,6 +102,13 @@ class ComposedMethod:
         from obliviate.training import train_loop
 
         cfg = self.train
+        if cfg.shard != "none":
+            for name, value in (("peft", self.peft), ("saliency", self.saliency)):
+                if value:
+                    raise ValueError(
+                        f"{name}={value!r} does not work with train.shard={cfg.shard} (it needs "
+                        f"the full weight tensors): leave {name} out or use train.shard=none"
+                    )
         forget = job.encode_items(job.request.forget, cfg.max_length)
         retain = (
             job.encode_items(job.request.retain, cfg.max_length) if job.request.retain else None
@@ -155,6 +162,7 @@ class ComposedMethod:
             checkpoint_dir=job.checkpoint_dir("unlearn", cfg.checkpoint and monitor is None),
             monitor=monitor,
         )
+        job.model = result.model  # a consolidated copy when the training was sharded
         if self.peft:
             from obliviate.models.selection import finish_adapter
 
@@ -281,6 +289,12 @@ class MethodPreset:
             raise ValueError(
                 f"method {self.name!r} is not a composed gradient method: train.early_stop "
                 "works with the methods of docs/methods.md built from forget/retain terms"
+            )
+        if self.builder is not None and train_cfg.shard != "none":
+            raise ValueError(
+                f"method {self.name!r} is not a composed gradient method: train.shard="
+                f"{train_cfg.shard} works with fine-tuning and the methods built from "
+                "forget/retain terms (docs/scale-out.md); use train.shard=none"
             )
         if self.builder is not None:
             opts = {**self.options, **overrides}

@@ -51,8 +51,16 @@ class UnlearnJob:
         return self.run_dir / "checkpoint" / stage
 
     def reference_model(self) -> Any:
-        """A frozen copy of the model as it was before unlearning (built once, on demand)."""
+        """A frozen copy of the model as it was before unlearning (built once, on demand; a
+        term that needs it sets ``needs_reference``, so it is built before training starts)."""
         if self._ref_model is None:
+            from obliviate.sharding import is_sharded
+
+            if is_sharded(self.model):
+                raise ValueError(
+                    "the frozen reference model is built before sharded training starts: the "
+                    "term that uses it must set needs_reference = True"
+                )
             ref = copy.deepcopy(_unwrap(self.model))
             ref.eval()
             for p in ref.parameters():

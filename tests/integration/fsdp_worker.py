@@ -1,0 +1,193 @@
+"""Train a few steps of fine-tuning, GradDiff, NPO and GA+KL, in one process (no sharding) or
+under `torchrun --nproc_per_node 2` with train.shard=fsdp, with the same global batch.
+
+Usage: fsdp_worker.py train MODEL_DIR OUT_DIR BUILTIN_JSON writes (rank 0) OUT_DIR/result.json:
+each run's log rows and the logits of a fixed batch computed by the trained model (the sharded
+one under FSDP) and by the consolidated copy; OUT_DIR/<run>/ holds the consolidated model
+(save_unlearned), OUT_DIR/api_finetune and OUT_DIR/api_npo run folders of the public API.
+fsdp_worker.py load MODEL_DIR OUT_DIR BUILTIN_JSON (one plain process) loads every saved model
+afresh and writes the same batch's logits to OUT_DIR/loaded.json.
+"""
+
+import json
+import sys
+from pathlib import Path
+
+import torch
+import torch.distributed as dist
+
+from obliviate import api
+from obliviate.config import TrainConfig, from_dict
+from obliviate.data.collate import pad_id_of
+from obliviate.methods import functional as F
+from obliviate.methods.base import UnlearnJob, build_method
+from obliviate.models.loading import load_model, load_tokenizer
+from obliviate.training import collate_encoded, get_accelerator, train_loop
+
+mode, model_dir, out_dir = sys.argv[1], sys.argv[2], Path(sys.argv[3])
+builtin = json.loads(sys.argv[4])
+torch.set_num_threads(1)
+base = {"max_steps": 4, "batch_size": 2, "lr": 1e-3, "checkpoint": False}
+base.update({"scheduler": "constant", "warmup_epochs": 0.0})
+RUNS = {
+    "finetune": {},
+    "graddiff": {"activation_checkpointing": True},
+    "npo": {},
+    "ga_kl": {},
+    "ga_kl_bf16": {"mixed_precision": "bf16"},  # sharded runs only
+}
+
+tok = load_tokenizer(model_dir)
+request = api.load_request("builtin", "forget10", builtin=builtin)
+probe_job = UnlearnJob(None, tok, request, progress=False)  # type: ignore[arg-type]
+probe_items = probe_job.encode_items(request.retain[:3])
+probe = collate_encoded(probe_items, range(len(probe_items)), pad_id_of(tok))
+
+
+def logits_of(model: torch.nn.Module) -> list:
+    with torch.no_grad():
+        out = model(input_ids=probe["input_ids"], attention_mask=probe["attention_mask"])
+    return out.logits.float().tolist()
+
+
+if mode == "load":
+    loaded = {}
+    for run in RUNS:
+        loaded[run] = logits_of(load_model(out_dir / run))
+    for run in ("api_finetune", "api_npo"):
+        loaded[run] = logits_of(load_model(out_dir / run / "model"))
+    (out_dir / "loaded.json").write_text(json.dumps(loaded))
+    sys.exit(0)
+
+
+def nll(m: torch.nn.Module, b: dict, _r: object, _s: int) -> tuple:
+    logits = m(input_ids=b["input_ids"], attention_mask=b["attention_mask"]).logits
+    return F.nll_loss(logits, b["labels"]), {}
+
+
+class Crash:
+    """A hook that raises on every rank after optimiser step ``at`` (an interrupted run)."""
+
+    def __init__(self, at: int) -> None:
+        self.at, self.steps = at, 0
+
+    def after_backward(self, model: torch.nn.Module) -> None:
+        pass
+
+    def after_step(self, model: torch.nn.Module) -> None:
+        self.steps += 1
+        if self.steps == self.at:
+            raise KeyboardInterrupt("simulated interruption")
+
+
+acc = get_accelerator()
+world = acc.num_processes
+sharded = world > 1
+base["grad_accum"] = 2 // world
+base["shard"] = "fsdp" if sharded else "none"
+results = {}
+for run, extra in RUNS.items():
+    if run == "ga_kl_bf16" and not sharded:
+        continue
+    train = {**base, **extra}
+    model = load_model(model_dir)
+    job = UnlearnJob(model, tok, request, accelerator=acc, progress=False)
+    if run == "finetune":
+        data = job.encode_items(request.retain)
+        res = train_loop(
+            model,
+            lambda m, b, _r, _s: (
+                F.nll_loss(
+                    m(**{k: b[k] for k in ("input_ids", "attention_mask")}).logits, b["labels"]
+                ),
+                {},
+            ),
+            data,
+            from_dict(TrainConfig, train),
+            pad_id_of(tok),
+            accelerator=acc,
+            progress=False,
+        )
+        final, log = res.model, res.log
+    else:
+        method = build_method(run.removesuffix("_bf16"), {"train": train})
+        output = method.unlearn(job)
+        final, log = output.model, output.train_log
+    trained = logits_of(model)  # the model trained in place: sharded under FSDP
+    if acc.is_main_process:
+        api.save_unlearned(final, tok, out_dir / run)
+    results[run] = {
+        "loss": [r["loss"] for r in log],
+        "rows": log,
+        "logits": trained,
+        "consolidated_logits": logits_of(final),
+        "sharded": type(model).__name__.startswith("FSDP"),
+    }
+    acc.wait_for_everyone()
+
+# resume: interrupted after step 3 with a checkpoint at step 2, then resumed to step 4
+resume_cfg = from_dict(TrainConfig, {**base, "checkpoint": True, "checkpoint_every": 2})
+ckpt = out_dir / "resume_ckpt"
+retain_data = UnlearnJob(None, tok, request).encode_items(request.retain)  # type: ignore[arg-type]
+try:
+    train_loop(
+        load_model(model_dir),
+        nll,
+        retain_data,
+        resume_cfg,
+        pad_id_of(tok),
+        accelerator=acc,
+        hooks=[Crash(3)],
+        progress=False,
+        checkpoint_dir=ckpt,
+    )
+    raise AssertionError("the interruption did not happen")
+except KeyboardInterrupt:
+    pass
+resumed = train_loop(
+    load_model(model_dir),
+    nll,
+    retain_data,
+    resume_cfg,
+    pad_id_of(tok),
+    accelerator=acc,
+    progress=False,
+    checkpoint_dir=ckpt,
+)
+results["finetune_resumed"] = {
+    "loss": [r["loss"] for r in resumed.log],
+    "rows": resumed.log,
+    "consolidated_logits": logits_of(resumed.model),
+    "checkpoint_left": ckpt.exists(),
+}
+if acc.is_main_process:
+    api.save_unlearned(resumed.model, tok, out_dir / "finetune_resumed")
+acc.wait_for_everyone()
+
+# the public API path: api.finetune and api.unlearn write run folders from rank 0
+api.finetune(
+    data="builtin",
+    split="retain90",
+    out=out_dir / "api_finetune",
+    model=model_dir,
+    train={**base, "max_steps": 2},
+    builtin=builtin,
+    accelerator=acc,
+    progress=False,
+)
+api.unlearn(
+    model_dir,
+    method="npo",
+    split="forget10",
+    out=out_dir / "api_npo",
+    builtin=builtin,
+    overrides={"train": {**base, "max_steps": 2}},
+    accelerator=acc,
+    progress=False,
+)
+if sharded:
+    dist.barrier()
+if acc.is_main_process:
+    target = logits_of(load_model(model_dir))
+    summary = {"world": world, "runs": results, "target_logits": target}
+    (out_dir / "result.json").write_text(json.dumps(summary))

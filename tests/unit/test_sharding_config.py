@@ -1,0 +1,100 @@
+"""train.shard / mixed_precision / activation_checkpointing: validation, one-sentence refusals
+of what does not work sharded, and the unsharded bf16 autocast and activation checkpointing."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import pytest
+import torch
+
+from obliviate.config import TrainConfig, from_dict
+from obliviate.data.templates import PromptTemplate, encode
+from obliviate.methods import functional as F
+from obliviate.methods.base import build_method
+from obliviate.models.tiny import build_tiny_llama, train_tokenizer
+from obliviate.sharding import decoder_layers
+from obliviate.training import train_loop
+
+FSDP = {"shard": "fsdp"}
+
+
+@pytest.mark.parametrize(
+    ("settings", "message"),
+    [
+        ({"shard": "zero3"}, r"shard='zero3': choose one of none, fsdp"),
+        ({"mixed_precision": "fp16"}, r"mixed_precision='fp16': choose one of no, bf16"),
+        ({**FSDP, "optimizer": "soul"}, r"optimizer='soul' does not work with train.shard=fsdp"),
+        ({**FSDP, "compile": True}, r"compile=True does not work with train.shard=fsdp"),
+        ({**FSDP, "early_stop": {"every": 2}}, r"early_stop=.* does not work with train.shard"),
+        ({"activation_checkpointing": "maybe"}, r"activation_checkpointing='maybe': expected bool"),
+    ],
+)
+def test_bad_settings_are_one_sentence(settings: dict, message: str) -> None:
+    with pytest.raises(ValueError, match=message) as err:
+        from_dict(TrainConfig, settings, "train")
+    assert "\n" not in str(err.value)
+
+
+def test_defaults_and_coercion() -> None:
+    cfg = from_dict(TrainConfig, {"activation_checkpointing": "yes", **FSDP}, "train")
+    assert (cfg.shard, cfg.mixed_precision, cfg.activation_checkpointing) == ("fsdp", "no", True)
+    assert (TrainConfig().shard, TrainConfig().mixed_precision) == ("none", "no")
+
+
+def test_methods_that_need_full_tensors_refuse_sharding() -> None:
+    job = SimpleNamespace()  # the refusal comes before the job is used
+    for option in ({"peft": {"r": 4}}, {"saliency": 0.5}):
+        method = build_method("graddiff", {"train": FSDP, **option})
+        name = next(iter(option))
+        with pytest.raises(ValueError, match=rf"{name}=.* does not work with train.shard=fsdp"):
+            method.unlearn(job)
+    with pytest.raises(ValueError, match=r"'eul' is not a composed gradient method: train.shard"):
+        build_method("eul", {"train": FSDP})
+
+
+QA = [(f"Who is person {i}?", f"Person {i} lives in town {i % 3}.") for i in range(8)]
+
+
+@pytest.fixture(scope="module")
+def setup():
+    tok = train_tokenizer([q + " " + a for q, a in QA], vocab_size=300)
+    return tok, [encode(tok, q, a, PromptTemplate()) for q, a in QA]
+
+
+def _nll(m, batch, rb, step):
+    logits = m(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+    return F.nll_loss(logits, batch["labels"]), {}
+
+
+def _train(tok, enc, **settings) -> tuple[list[float], torch.nn.Module]:
+    cfg = TrainConfig(lr=1e-3, max_steps=3, batch_size=4, warmup_epochs=0, **settings)
+    model = build_tiny_llama(tok, "xs")
+    return [r["loss"] for r in train_loop(model, _nll, enc, cfg, 0, progress=False).log], model
+
+
+def test_sharding_in_one_process_is_refused(setup) -> None:
+    tok, enc = setup
+    cfg = TrainConfig(max_steps=1, shard="fsdp")
+    with pytest.raises(ValueError, match=r"needs several processes: launch with `torchrun"):
+        train_loop(build_tiny_llama(tok, "xs"), _nll, enc, cfg, 0, progress=False)
+
+
+def test_bf16_autocast_and_activation_checkpointing_without_sharding(setup) -> None:
+    tok, enc = setup
+    plain, _ = _train(tok, enc)
+    bf16, _ = _train(tok, enc, mixed_precision="bf16")
+    assert bf16 != plain  # bf16 matmuls round differently
+    assert bf16 == pytest.approx(plain, rel=2e-2)
+    # recomputing the activations gives the same gradients
+    recomputed, model = _train(tok, enc, activation_checkpointing=True)
+    assert model.is_activation_checkpointing
+    assert recomputed == pytest.approx(plain, abs=1e-6)
+
+
+def test_decoder_layers_are_the_repeated_blocks(setup) -> None:
+    tok, _ = setup
+    model = build_tiny_llama(tok, "xs")
+    assert decoder_layers(model) == list(model.model.layers)
+    with pytest.raises(ValueError, match="no list of decoder layers"):
+        decoder_layers(torch.nn.Linear(2, 2))
