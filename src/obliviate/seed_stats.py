@@ -150,15 +150,41 @@ def within_noise(a: SeedStats, b: SeedStats) -> bool | None:
     return a.ci_low <= b.ci_high and b.ci_low <= a.ci_high
 
 
+def stats_from_dict(d: Mapping[str, Any] | None, mean: float | None = None) -> SeedStats:
+    """A :class:`SeedStats` from its stored form (``to_dict`` or a comparison row's ``stats``
+    entry, whose mean is the row's value ``mean``); without one, a single value (no interval)."""
+    d = d or {}
+    return SeedStats(
+        int(d.get("n", 0 if mean is None else 1)),
+        d.get("mean", mean),
+        d.get("sd"),
+        d.get("ci_low"),
+        d.get("ci_high"),
+        list(d.get("per_seed") or []),
+        float(d.get("ci_level", DEFAULT_LEVEL)),
+    )
+
+
+def rank_key(value: float | None, direction: str) -> tuple[int, float]:
+    """Sort key putting the best value first by its ``direction`` ("higher", "lower", "zero"
+    = closest to 0) and a missing value last."""
+    v = _finite(value)
+    if v is None:
+        return (1, 0.0)
+    return (0, {"higher": -v, "lower": v}.get(direction, abs(v)))
+
+
 def format_mean_sd(stats: SeedStats | Mapping[str, Any] | None, fmt: Any = None) -> str:
-    """``0.4123 ± 0.0210`` (``fmt`` formats each number; default 4 significant digits);
+    """``0.4123 ± 0.0210`` of statistics or their stored form (``fmt`` formats each number;
+    default 4 significant digits);
     ``0.41 (n=1)`` without a standard deviation, ``—`` without a value."""
     if stats is None:
         return "—"
     d = stats.to_dict() if isinstance(stats, SeedStats) else stats
     show = fmt or (lambda x: f"{x:.4g}")
-    if d.get("mean") is None:
+    mean = d.get("mean", d.get("value"))  # a metrics.json entry stores the mean as its value
+    if mean is None:
         return "—"
     if d.get("sd") is None:
-        return f"{show(d['mean'])} (n={d.get('n', 1)})"
-    return f"{show(d['mean'])} ± {show(d['sd'])}"
+        return f"{show(mean)} (n={d.get('n', 1)})"
+    return f"{show(mean)} ± {show(d['sd'])}"

@@ -11,6 +11,8 @@ from obliviate.seed_stats import (
     SeedStats,
     bootstrap_ci,
     format_mean_sd,
+    rank_key,
+    stats_from_dict,
     summarise,
     summarise_metrics,
     within_noise,
@@ -119,3 +121,18 @@ def test_within_noise_means_overlapping_intervals() -> None:
     assert within_noise(_stats(None, None), _stats(0.4, 0.9)) is None
     assert within_noise(summarise([0.2, 0.6]), summarise([0.5, 0.55])) is True
     assert within_noise(summarise([0.2, 0.25]), summarise([0.5, 0.55])) is False
+
+
+def test_rank_key_puts_the_best_first_and_missing_last() -> None:
+    values = [0.2, None, -0.5, 0.9]
+    assert sorted(values, key=lambda v: rank_key(v, "higher")) == [0.9, 0.2, -0.5, None]
+    assert sorted(values, key=lambda v: rank_key(v, "lower")) == [-0.5, 0.2, 0.9, None]
+    assert sorted(values, key=lambda v: rank_key(v, "zero")) == [0.2, -0.5, 0.9, None]
+
+
+def test_stats_round_trip_through_their_stored_form() -> None:
+    s = summarise([0.2, 0.6, 0.5])
+    assert stats_from_dict(s.to_dict()) == s
+    single = stats_from_dict(None, 0.4)
+    assert (single.n, single.mean, single.ci_low) == (1, 0.4, None)
+    assert within_noise(single, s) is None
