@@ -80,8 +80,8 @@ def aggregate_doc(
         for k, why in (d.get("unavailable") or {}).items():
             if k not in metrics:
                 unavailable.setdefault(k, why)
-    train = [(d.get("timing") or {}).get("train_s") for d in per_seed]
-    train = [t for t in train if isinstance(t, (int, float))]
+    times = [(d.get("timing") or {}).get("train_s") for d in per_seed]
+    train = [float(t) for t in times if isinstance(t, (int, float))]
     first_doc = per_seed[0]
     return {
         "schema": SCHEMA,
@@ -146,15 +146,17 @@ def unlearn_seeds(
     from obliviate.models.loading import model_fingerprint
     from obliviate.recipes import resume
     from obliviate.recipes.tofu import _config_for
-    from obliviate.run_output import prepare_run_dir
+    from obliviate.run_output import check_not_input, prepare_run_dir
     from obliviate.runs import resolve_model_dir
 
     out = Path(out)
     overrides = dict(overrides or {})
     seed_values = seed_list(_config_for(method, overrides), seeds)
     path = resolve_model_dir(model)
+    check_not_input(out, (path,))
     if not is_seeds_run(out) or overwrite:
         prepare_run_dir(out, (path,), overwrite)  # a single run here: refused or cleared
+    fp = model_fingerprint(path)
     request = {k: str(v) if isinstance(v, Path) else v for k, v in data.items()}
     docs = []
     for s in seed_values:
@@ -164,7 +166,7 @@ def unlearn_seeds(
             "method": method,
             "method_config": _config_for(method, seed_over),
             "model": str(model),
-            "model_fingerprint": model_fingerprint(path),
+            "model_fingerprint": fp,
             "retain_model": None if retain_model is None else str(retain_model),
             "request": request,
             "eval": eval_settings or {},
@@ -214,7 +216,7 @@ def unlearn_seeds(
         "name": out.name,
         "role": "unlearned",
         "method": method,
-        "model": {"path": str(model), "fingerprint": model_fingerprint(path)},
+        "model": {"path": str(model), "fingerprint": fp},
     }
     doc = aggregate_doc(docs, seed_values, meta)
     write_json(out / "metrics.json", doc)

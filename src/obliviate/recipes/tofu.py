@@ -62,6 +62,7 @@ def run_benchmark(
     from obliviate import api
     from obliviate.data.tofu import normalize_split
     from obliviate.recipes import resume
+    from obliviate.recipes.seeds import is_seeds_run
 
     out = Path(out)
     is_tofu = benchmark in (None, "tofu")
@@ -188,7 +189,7 @@ def run_benchmark(
 
             _say(log, f"[{method}] unlearning {split} with {seeds} seeds")
             agg = unlearn_seeds(
-                cast(str, target),
+                target,
                 method,
                 run,
                 seeds,
@@ -210,6 +211,11 @@ def run_benchmark(
             "request": {k: str(v) if isinstance(v, Path) else v for k, v in request_kw.items()},
             "eval": eval_settings or {},
         }
+        if not overwrite and is_seeds_run(run):
+            raise ValueError(
+                f"{run} holds a run over several seeds; pass the same --seeds, or --overwrite "
+                "to replace it with a single run"
+            )
         if resume.stage(run, config, ("metrics.json", "model"), overwrite) is not None:
             done = read_json(run / "metrics.json")
             _say(log, f"[{method}] reusing finished run {run}")

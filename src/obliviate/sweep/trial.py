@@ -100,7 +100,7 @@ class TrialRunner:
         from obliviate.recipes.tofu import _config_for
         from obliviate.sweep.study import flat_metrics
 
-        config = {
+        config: dict[str, Any] = {
             "method_config": _config_for(self.method, overrides),
             "target": str(self.model),
             "request": {k: str(v) if isinstance(v, Path) else v for k, v in self.request.items()},
