@@ -127,3 +127,35 @@ def test_benchmark_with_seeds_ranks_by_the_mean(tiny_models: dict, tmp_path: Pat
     assert write_report([out]).is_file()
     csv_text = write_leaderboard([out], out)["csv"].read_text()
     assert "forget_quality_sd" in csv_text.splitlines()[0]
+
+
+@pytest.mark.slow
+def test_sweep_trial_scores_the_mean_over_seeds(tiny_models: dict, tmp_path: Path) -> None:
+    out = tmp_path / "study"
+    res = api.sweep(
+        tiny_models["target"],
+        "graddiff",
+        out,
+        retain_model=tiny_models["retain"],
+        trials=1,
+        seeds=2,
+        sampler="random",
+        space=["train.lr=1e-4:1e-3:log"],
+        default_space=False,
+        overrides={"train": {"max_steps": 1}},
+        eval_settings=NO_GEN,
+        builtin=tiny_models["builtin"],
+        split=tiny_models["split"],
+        progress=False,
+        log=None,
+    )
+    (trial,) = res.summary["trials"]
+    run = out / trial["run"]
+    assert trial["seeds"] == [0, 1]
+    per_seed = [json.loads((run / f"seed-{s}" / "metrics.json").read_text()) for s in (0, 1)]
+    for key in ("forget_prob", "forget_quality", "model_utility"):
+        values = [d["metrics"][key]["value"] for d in per_seed]
+        assert [m[key] for m in trial["seed_metrics"]] == pytest.approx(values)
+        assert trial["metrics"][key] == pytest.approx(statistics.mean(values))
+    assert trial["scores"] == [pytest.approx(trial["metrics"]["forget_quality"])]  # oracle
+    assert json.loads((out / "study.json").read_text())["config"]["seeds"] == 2

@@ -126,3 +126,20 @@ def test_comparison_ranks_by_mean_and_marks_rows_within_noise() -> None:
     assert rows["ga"].endswith("| worse |")
     assert "ranked by their mean FQ" in md
     assert json.loads(json.dumps(doc)) == doc  # comparison.json carries the stats
+
+
+def test_group_report_headline_shows_mean_and_sd(tmp_path: Path) -> None:
+    from obliviate.reporting import write_report
+
+    for name, doc in (
+        ("npo", _aggregate("npo", [0.2, 0.6], [0.5, 0.7])),
+        ("ga", {**_seed_doc(0, 0.9, 0.4), "name": "ga"}),
+    ):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "metrics.json").write_text(json.dumps(doc))
+    page = write_report([tmp_path]).read_text()
+    headline = page[
+        page.index('id="headline"') : page.index("</table>", page.index('id="headline"'))
+    ]
+    assert "0.4 ± 0.2828" in headline and "0.6 ± 0.1414" in headline
+    assert "0.9 ±" not in headline  # a single run keeps its plain value
