@@ -5,6 +5,7 @@
 - :func:`unlearn` applies a registered method to a model and saves the result.
 - :func:`evaluate` runs the benchmark's metric suite, evaluating and caching the retain model's
   results for forget quality and privleak.
+- :func:`unlearn_seeds` repeats both over several seeds and aggregates (mean, sd, interval).
 - :func:`sweep` searches a method's hyper-parameters with Optuna (docs/sweep.md).
 """
 
@@ -468,6 +469,15 @@ def evaluate(
         info["model"] = {"path": path or recorded, "fingerprint": fp, **(meta.get("model") or {})}
         write_eval(out_dir, result, info)
     return result
+
+
+def unlearn_seeds(model: str, method: str, out: str | Path, seeds: int = 2, **kwargs: Any) -> Any:
+    """:func:`unlearn` and :func:`evaluate` once per seed (``train.seed``, +1, ...) into
+    ``out/seed-<s>/``, plus the aggregate ``out/metrics.json`` (mean, sd, bootstrap interval per
+    metric), which is returned. Arguments: :func:`obliviate.recipes.seeds.unlearn_seeds`."""
+    from obliviate.recipes.seeds import unlearn_seeds as run_seeds
+
+    return run_seeds(model, method, out, seeds, **kwargs)
 
 
 # ----------------------------------------------------------------------------- sweep

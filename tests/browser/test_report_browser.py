@@ -26,6 +26,7 @@ from obliviate.runs import load_run
 CHROMIUM = Path("/usr/bin/chromium")
 REPO = Path(__file__).resolve().parents[2]
 DEMO = REPO / "tests" / "fixtures" / "runs" / "demo"
+SWEEP = REPO / "tests" / "fixtures" / "sweep" / "npo"
 ARTIFACTS = Path(os.environ.get("OBLIVIATE_TEST_ARTIFACTS", REPO / "tests" / "artifacts"))
 
 pytestmark = [
@@ -188,6 +189,22 @@ def test_comparison_and_leaderboard_in_chromium(tmp_path: Path):
         for n in ("target", "retain", "graddiff", "npo")
     }
     assert result["sorted_asc"] == sorted(mu, key=mu.get)
+
+
+def test_sweep_page_in_chromium(tmp_path: Path):
+    from obliviate.reporting.sweep_page import write_sweep_report
+
+    page = write_sweep_report(SWEEP, tmp_path / "sweep.html")
+    result, stderr = _probe(tmp_path, page, "sweep-trials", "train.lr")
+    _assert_clean_console(stderr)
+    _assert_plots_rendered(result, 1)  # the forget/utility plane
+    assert result["tables"]["sweep-trials"] == 8
+    assert result["tables"]["sweep-importance"] == 2
+    lr = {
+        t["number"]: t["params"]["train.lr"]
+        for t in json.loads((SWEEP / "summary.json").read_text())["trials"]
+    }
+    assert result["sorted_asc"] == [str(n) for n in sorted(lr, key=lr.get)]
 
 
 def test_screenshot(tmp_path: Path, group_report: Path):

@@ -63,6 +63,14 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         action="store_true",
         help="re-run finished stages whose configuration differs (default: an error)",
     )
+    p.add_argument(
+        "--seeds",
+        type=int,
+        default=1,
+        metavar="N",
+        help="run each method with N seeds (OUT/<method>/seed-<s>/; target and retain are "
+        "trained once), rank by the mean and mark methods within noise of the best",
+    )
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=run)
 
@@ -89,6 +97,12 @@ def run(args: argparse.Namespace) -> int:
     for m in methods:
         METHODS.entry(m)  # fail fast on a typo, with did-you-mean
     finetune = {"epochs": args.epochs} if args.epochs else None
+    if args.seeds < 1:
+        raise ValueError(f"--seeds must be at least 1, got {args.seeds}")
+    if name in MUSE_ENTRIES and args.seeds > 1:
+        raise ValueError(
+            f"--seeds is not supported for {name} yet; run the MUSE benchmark without it"
+        )
     if name in MUSE_ENTRIES:
         from obliviate.recipes.muse import run_muse
         from obliviate.reporting.render import muse_markdown
@@ -130,6 +144,7 @@ def run(args: argparse.Namespace) -> int:
         holdout=args.holdout,
         revision=args.revision,
         overwrite=args.overwrite,
+        seeds=args.seeds,
     )
     print(comparison_markdown(doc))
     try:

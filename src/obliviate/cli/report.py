@@ -11,6 +11,7 @@ examples:
   obliviate report runs/demo/npo -o npo.html       # one run (target/retain found beside it)
   obliviate report --compare runs/demo/graddiff runs/demo/npo
   obliviate report --leaderboard runs/bench -o results/   # leaderboard.{html,md,csv}
+  obliviate report runs/sweep-npo                  # sweep study: trials, Pareto front
 """
 
 
@@ -27,7 +28,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "paths",
         nargs="+",
         metavar="RUN",
-        help="run folders, or group folders whose sub-folders are runs",
+        help="run folders, group folders whose sub-folders are runs, or one sweep study folder",
     )
     mode = p.add_mutually_exclusive_group()
     mode.add_argument(
@@ -60,6 +61,7 @@ def run(args: argparse.Namespace) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     from obliviate.reporting import write_comparison, write_leaderboard, write_report
+    from obliviate.reporting.sweep_page import is_sweep_dir, write_sweep_report
 
     if args.compare:
         if len(args.paths) != 2:
@@ -75,6 +77,8 @@ def _run(args: argparse.Namespace) -> int:
         out_dir = Path(args.out) if args.out is not None else Path(args.paths[0])
         for path in write_leaderboard(args.paths, out_dir).values():
             print(path)
+    elif len(args.paths) == 1 and is_sweep_dir(args.paths[0]):
+        print(write_sweep_report(args.paths[0], args.out))
     else:
         print(write_report(args.paths, args.out))
     return 0

@@ -60,6 +60,14 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         metavar="KEY=VALUE",
         help="evaluation setting, e.g. generate=false (no ROUGE; faster)",
     )
+    p.add_argument(
+        "--seeds",
+        type=int,
+        default=1,
+        metavar="N",
+        help="run every trial with N seeds (train.seed, +1, ...) and score the mean of each "
+        "metric over them (per-seed values are kept in the trial)",
+    )
     p.add_argument("--no-progress", action="store_true")
     add_data_args(p)
     add_set_arg(p, "method (fixed for every trial)")
@@ -88,6 +96,7 @@ def run(args: argparse.Namespace) -> int:
         seed=args.seed,
         eval_settings=parse_overrides(args.eval_overrides) or None,
         progress=not args.no_progress,
+        seeds=args.seeds,
         **data_kwargs(args),
     )
     print(res.table)

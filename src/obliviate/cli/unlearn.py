@@ -34,6 +34,14 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "--benchmark qa); each step is a run folder under OUT started from the previous "
         "step's model and evaluated on every request so far (docs/continual.md)",
     )
+    p.add_argument(
+        "--seeds",
+        type=int,
+        metavar="N",
+        help="with --eval: run seeds train.seed, +1, ... (N runs) into OUT/seed-<s>/ and write "
+        "their mean, sd and 95%% bootstrap interval per metric to OUT/metrics.json; finished "
+        "seeds are reused on a rerun",
+    )
     p.add_argument("--trust-remote-code", action="store_true")
     p.add_argument("--no-progress", action="store_true")
     add_data_args(p)
@@ -49,7 +57,11 @@ def run(args: argparse.Namespace) -> int:
     METHODS.entry(args.method)  # unknown method: clear error before any loading
     data = data_kwargs(args)
     if args.sequence:
+        if args.seeds is not None:
+            raise ValueError("--seeds and --sequence cannot be combined; choose one")
         return _run_sequence(args, data)
+    if args.seeds is not None:
+        return _run_seeds(args, data)
     res = api.unlearn(
         args.model,
         method=args.method,
@@ -81,6 +93,30 @@ def run(args: argparse.Namespace) -> int:
             **data,
         )
         print_result(result)
+    return 0
+
+
+def _run_seeds(args: argparse.Namespace, data: dict) -> int:
+    from obliviate import api
+    from obliviate.config import parse_overrides
+    from obliviate.recipes.seeds import seeds_markdown
+
+    if not args.eval:
+        raise ValueError("--seeds compares the seeds' evaluations: add --eval")
+    doc = api.unlearn_seeds(
+        args.model,
+        args.method,
+        args.out,
+        seeds=args.seeds,
+        retain_model=args.retain_model,
+        overrides=parse_overrides(args.overrides),
+        progress=not args.no_progress,
+        trust_remote_code=args.trust_remote_code,
+        overwrite=args.overwrite,
+        **data,
+    )
+    print(seeds_markdown(doc), end="")
+    print(f"saved {args.out}/metrics.json and {len(doc['seeds'])} seed runs")
     return 0
 
 

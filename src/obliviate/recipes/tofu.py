@@ -44,6 +44,7 @@ def run_benchmark(
     holdout: Any = None,
     revision: str | None = None,
     overwrite: bool = False,
+    seeds: int = 1,
 ) -> dict[str, Any]:
     """Run the whole comparison and return the comparison document (also written to
     ``out/comparison.json`` and ``out/comparison.md``).
@@ -54,11 +55,14 @@ def run_benchmark(
     registered entry (``obliviate ls benchmarks``) evaluated through :mod:`obliviate.api`, with
     the user's ``forget`` / ``retain_data`` / ``holdout`` files for ``qa`` and ``documents``;
     those need ``target`` and ``retain`` models. A finished stage with another configuration
-    in ``out`` is an error unless ``overwrite``.
+    in ``out`` is an error unless ``overwrite``. ``seeds`` > 1 runs every method with that many
+    seeds (:mod:`obliviate.recipes.seeds`, ``out/<method>/seed-<s>/``; target and retain are
+    trained once) and ranks the methods by their mean (:func:`rank_by_mean`).
     """
     from obliviate import api
     from obliviate.data.tofu import normalize_split
     from obliviate.recipes import resume
+    from obliviate.recipes.seeds import is_seeds_run
 
     out = Path(out)
     is_tofu = benchmark in (None, "tofu")
@@ -180,12 +184,38 @@ def run_benchmark(
     for method in methods:
         run = out / method
         overrides = (method_overrides or {}).get(method, {})
+        if seeds > 1:
+            from obliviate.recipes.seeds import unlearn_seeds
+
+            _say(log, f"[{method}] unlearning {split} with {seeds} seeds")
+            agg = unlearn_seeds(
+                target,
+                method,
+                run,
+                seeds,
+                retain_model=retain,
+                overrides=overrides,
+                eval_settings=eval_settings,
+                progress=progress,
+                overwrite=overwrite,
+                log=log,
+                **request_kw,
+            )
+            results[method], roles[method] = agg, "unlearned"
+            times[method] = agg.get("timing", {}).get("train_s", 0.0)
+            params[method] = agg.get("trainable_params") or 0
+            continue
         config = {
             "method_config": _config_for(method, overrides),
             "target": str(target),
             "request": {k: str(v) if isinstance(v, Path) else v for k, v in request_kw.items()},
             "eval": eval_settings or {},
         }
+        if not overwrite and is_seeds_run(run):
+            raise ValueError(
+                f"{run} holds a run over several seeds; pass the same --seeds, or --overwrite "
+                "to replace it with a single run"
+            )
         if resume.stage(run, config, ("metrics.json", "model"), overwrite) is not None:
             done = read_json(run / "metrics.json")
             _say(log, f"[{method}] reusing finished run {run}")
@@ -230,6 +260,8 @@ def run_benchmark(
         resume.finish(run, config)
     label = cast(str, data) if is_tofu else f"{benchmark}" + (f" ({data})" if data else "")
     doc = comparison_doc(results, roles, times, params, label, split, columns)
+    if seeds > 1:
+        doc = rank_by_mean(doc, columns)
     write_json(out / "comparison.json", doc)
     atomic_write_text(out / "comparison.md", comparison_markdown(doc))
     return doc
@@ -240,6 +272,36 @@ def _config_for(method: str, overrides: dict[str, Any]) -> dict[str, Any]:
     from obliviate.registry import METHODS
 
     return _merge(METHODS.get(method).defaults(), overrides)
+
+
+def _seed_stats(result: Any) -> dict[str, Any] | None:
+    """Per metric, the statistics over seeds of an aggregate ``metrics.json`` (else None)."""
+    if not isinstance(result, dict) or "seeds" not in result:
+        return None
+    keep = ("sd", "ci_low", "ci_high", "n")
+    return {k: {s: m.get(s) for s in keep} for k, m in (result.get("metrics") or {}).items()}
+
+
+def rank_by_mean(doc: dict[str, Any], columns: list[tuple[str, str, str]]) -> dict[str, Any]:
+    """Order the unlearned rows by the mean of the first column (best first, rows without a
+    value last; target and retain stay first) and mark in ``within_noise`` each row whose
+    interval overlaps the best row's (:func:`obliviate.seed_stats.within_noise`)."""
+    from obliviate.seed_stats import rank_key, stats_from_dict, within_noise
+
+    key, _, direction = columns[0]
+    refs = [r for r in doc["rows"] if r["role"] != "unlearned"]
+    ranked = sorted(
+        (r for r in doc["rows"] if r["role"] == "unlearned"),
+        key=lambda r: rank_key(r.get(key), direction),
+    )
+    if ranked and ranked[0].get(key) is not None:
+        best = stats_from_dict((ranked[0].get("stats") or {}).get(key), ranked[0].get(key))
+        for r in ranked:
+            mine = stats_from_dict((r.get("stats") or {}).get(key), r.get(key))
+            r["within_noise"] = True if r is ranked[0] else within_noise(mine, best)
+        ranked[0]["best"] = True
+    rows = refs + ranked
+    return {**doc, "rows": rows, "runs": [r["name"] for r in rows], "rank_by": key}
 
 
 def _metric(result: Any, name: str) -> float | None:
@@ -275,6 +337,10 @@ def comparison_doc(
             row[key] = _metric(res, key)
         row["train_s"] = times.get(name)
         row["trainable_params"] = params.get(name)
+        stats = _seed_stats(res)
+        if stats is not None:
+            row["seeds"] = res["seeds"]
+            row["stats"] = {k: stats[k] for k, _, _ in columns if k in stats}
         why = (
             res.get("unavailable") if isinstance(res, dict) else getattr(res, "unavailable", {})
         ) or {}

@@ -15,7 +15,7 @@ from obliviate.reporting.tables import (
     TIMING_KEYS,
     Leaderboard,
     format_seconds,
-    format_value,
+    format_spread,
     goal_text,
     label,
     leaderboard,
@@ -64,7 +64,8 @@ def table_html(board: Leaderboard) -> str:
             elif c in TIMING_KEYS:
                 cells.append(H.td(H.esc(format_seconds(v)), v=v, cls=best))
             else:
-                cells.append(H.td(H.esc(format_value(v)), v=v, cls=best))
+                text = format_spread(v, row.get("spread", {}).get(c))
+                cells.append(H.td(H.esc(text), v=v, cls=best))
         rows.append(H.tr(cells, cls="ref" if row["role"] != "unlearned" else None))
     return '<div class="wide">' + H.table(head, rows, id_="leaderboard-table") + "</div>"
 

@@ -49,20 +49,50 @@ def fmt_number(v: Any) -> str:
     return str(v)
 
 
+_NOISE = {True: "within noise", False: "worse", None: "n/a"}
+
+
+def _vs_best(row: dict[str, Any]) -> str:
+    if row["role"] != "unlearned":
+        return ""
+    return "best" if row.get("best") else _NOISE[row.get("within_noise")]
+
+
+def _cell(value: Any, stats: dict[str, Any] | None) -> str:
+    """``fmt_number``, or ``mean ± sd`` for a value averaged over seeds."""
+    if not stats or stats.get("sd") is None or value is None:
+        return fmt_number(value)
+    return f"{fmt_number(value)} ± {fmt_number(stats['sd'])}"
+
+
 def comparison_markdown(doc: dict[str, Any]) -> str:
     """The QA benchmark comparison (TOFU's columns, or the entry's own metrics in ``labels``)."""
     labels = doc.get("labels")
     columns = COLUMNS if not labels else [(k, v[0], v[1]) for k, v in labels.items()]
     heads = ["run", "role"] + [label for _, label, _ in columns] + ["time (s)", "trainable"]
+    ranked = "rank_by" in doc
+    if ranked:
+        heads.append("vs best")
     rows = []
     for r in doc["rows"]:
-        cells = [r["name"], r["role"]] + [fmt_number(r.get(k)) for k, _, _ in columns]
-        rows.append(cells + [fmt_number(r.get("train_s")), fmt_number(r.get("trainable_params"))])
+        stats = r.get("stats") or {}
+        cells = [r["name"], r["role"]] + [_cell(r.get(k), stats.get(k)) for k, _, _ in columns]
+        cells += [fmt_number(r.get("train_s")), fmt_number(r.get("trainable_params"))]
+        if ranked:
+            cells.append(_vs_best(r))
+        rows.append(cells)
     lines = [
         f"benchmark: {doc['benchmark']}  split: {doc['split']}",
         "",
         *markdown_table(heads, rows),
     ]
+    if ranked:
+        label = {k: lab for k, lab, _ in columns}.get(doc["rank_by"], doc["rank_by"])
+        lines += [
+            "",
+            f"Unlearned runs ranked by their mean {label} over seeds (mean ± sample sd); "
+            "'within noise': its 95% bootstrap interval overlaps the best run's.",
+        ]
     notes = unavailable_notes(doc["rows"], {k: label for k, label, _ in columns})
     if notes:
         lines += ["", "Not computed (`-`):", *notes]

@@ -23,10 +23,12 @@ from obliviate.reporting.tables import (
     direction_of,
     display_names,
     format_seconds,
+    format_spread,
     format_value,
     goal_text,
     headline_metrics,
     label,
+    seed_spread,
 )
 from obliviate.runs import Run, find_references, group_images, load_runs
 
@@ -98,9 +100,11 @@ def _metric_table(
             H.td(f"{H.esc(name)}{H.role_badge(r.role) if r.role != 'unlearned' else ''}"),
             H.td(H.esc(r.method or "")),
         ]
+        spread = seed_spread(r, cols)  # runs over several seeds: mean ± sd
         for c in cols:
             v = r.value(c)
-            cells.append(H.td(H.esc(format_value(v)), v=v, cls="best" if i in best[c] else None))
+            text = format_spread(v, spread.get(c))
+            cells.append(H.td(H.esc(text), v=v, cls="best" if i in best[c] else None))
         for k in timing:
             v = r.timing.get(k)
             cells.append(H.td(H.esc(format_seconds(v)), v=v, cls="best" if i in best[k] else None))

@@ -266,13 +266,35 @@ def leaderboard(runs: Sequence[Run]) -> Leaderboard:
         for k in timing:
             row[k] = r.timing.get(k)
         row["trainable_params"] = r.info.get("trainable_params")
-        row["seed"] = r.info.get("seed")
+        seeds = r.info.get("seeds")
+        row["seed"] = ",".join(map(str, seeds)) if isinstance(seeds, list) else r.info.get("seed")
         row["path"] = str(r.path)
+        row["spread"] = seed_spread(r, metrics)
         rows.append(row)
     return Leaderboard(columns, rows, metrics, best_cells(ordered, metrics + timing), ordered)
 
 
 _ROLE_RANK = {"target": 0, "retain": 1, "unlearned": 2}
+SPREAD_KEYS = ("sd", "ci_low", "ci_high", "n")
+
+
+def seed_spread(run: Run, metrics: Sequence[str]) -> dict[str, dict[str, Any]]:
+    """Per metric of a run averaged over seeds (docs/run-format.md, "Several seeds"): its
+    ``sd``, ``ci_low``, ``ci_high`` and ``n``; empty for a single run."""
+    raw = run.info.get("metrics") or {}
+    return {
+        m: {k: raw[m].get(k) for k in SPREAD_KEYS}
+        for m in metrics
+        if isinstance(raw.get(m), dict) and "n" in raw[m] and "seeds" in run.info
+    }
+
+
+def format_spread(value: Any, spread: dict[str, Any] | None) -> str:
+    """``format_value``, followed by `` ± sd`` for a mean over seeds."""
+    text = format_value(value)
+    if value is not None and spread and spread.get("sd") is not None:
+        text += " ± " + format_value(spread["sd"])
+    return text
 
 
 def _md_cell(x: Any) -> str:
@@ -293,7 +315,8 @@ def to_markdown(board: Leaderboard) -> str:
         cells = []
         for c in cols:
             v = row[c]
-            text = "" if v is None and c in ("method", "seed") else format_value(v)
+            spread = row.get("spread", {}).get(c)
+            text = "" if v is None and c in ("method", "seed") else format_spread(v, spread)
             if i in board.best.get(c, ()):
                 text = f"**{text}**"
             cells.append(_md_cell(text))
@@ -302,16 +325,19 @@ def to_markdown(board: Leaderboard) -> str:
 
 
 def to_csv(board: Leaderboard) -> str:
-    """CSV with a header of raw column keys and full-precision values (empty = missing)."""
+    """CSV with a header of raw column keys and full-precision values (empty = missing); with
+    runs averaged over seeds, ``<metric>_sd``, ``_ci_low``, ``_ci_high`` and ``_n`` columns
+    follow the others."""
+    spread = [m for m in board.metrics if any(m in row.get("spread", {}) for row in board.rows)]
+    extra = [(m, k) for m in spread for k in SPREAD_KEYS]
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
-    writer.writerow(board.columns)
+    writer.writerow(board.columns + [f"{m}_{k}" for m, k in extra])
     for row in board.rows:
+        values = [row[c] for c in board.columns]
+        values += [row.get("spread", {}).get(m, {}).get(k) for m, k in extra]
         writer.writerow(
-            [
-                "" if row[c] is None else repr(row[c]) if isinstance(row[c], float) else row[c]
-                for c in board.columns
-            ]
+            ["" if v is None else repr(v) if isinstance(v, float) else v for v in values]
         )
     return buf.getvalue()
 

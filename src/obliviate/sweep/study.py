@@ -92,6 +92,7 @@ def sweep(
     eval_settings: dict[str, Any] | None = None,
     progress: bool = False,
     log: Callable[[str], None] | None = print,
+    seeds: int = 1,
     **request: Any,
 ) -> SweepResult:
     """Search ``method``'s hyper-parameters on ``model`` until ``trials`` trials of the study
@@ -104,6 +105,8 @@ def sweep(
     ``objectives``: registered names with optional parameters (``"oracle:utility=0.9"``);
     two or more make a multi-objective study. ``request``: the data arguments of
     :func:`obliviate.api.unlearn` (benchmark, data, split, forget, retain, holdout, builtin...).
+    ``seeds`` > 1: every trial runs that many seeds (``OUT/trials/NNNN/seed-<s>/``) and is
+    scored on the mean of each metric over them; the per-seed values are kept in the trial.
     """
     from obliviate.models.loading import model_fingerprint
     from obliviate.recipes.resume import ConfigMismatchError, fingerprint
@@ -116,6 +119,8 @@ def sweep(
         raise ValueError(f"sweep(): unknown argument {unknown[0]!r}")
     if trials < 1:
         raise ValueError(f"--trials {trials}: give at least 1 trial")
+    if seeds < 1:
+        raise ValueError(f"--seeds must be at least 1, got {seeds}")
     if sampler not in SAMPLERS:
         raise ValueError(f"--sampler {sampler!r}: choose one of {', '.join(SAMPLERS)}")
     preset = METHODS.get(method)
@@ -155,6 +160,8 @@ def sweep(
         "grid_points": grid_points if sampler == "grid" else None,
         "eval": eval_settings or {},
     }
+    if seeds > 1:  # absent for one seed: studies written before the option keep their key
+        study_cfg["seeds"] = seeds
     cfg_path = out / "study.json"
     if cfg_path.exists():
         old = read_json(cfg_path)
@@ -184,7 +191,7 @@ def sweep(
 
     runner = TrialRunner(
         preset.name, model, model_dir, retain_model, out, dims, fixed, objs, refs, req,
-        eval_settings, progress, log,
+        eval_settings, progress, log, seeds,
     )  # fmt: skip
 
     def finished() -> int:
@@ -375,4 +382,5 @@ def _trial_record(t: Any) -> dict[str, Any]:
         "stopped": a.get("stopped"),
         "error": a.get("error"),
         "retry_of": t.system_attrs.get("failed_trial"),
+        **({"seeds": a["seeds"], "seed_metrics": a.get("seed_metrics")} if "seeds" in a else {}),
     }

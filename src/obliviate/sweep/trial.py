@@ -48,11 +48,13 @@ class TrialRunner:
         eval_settings: dict[str, Any] | None,
         progress: bool,
         log: Callable[[str], None] | None,
+        seeds: int = 1,
     ) -> None:
         self.method, self.model, self.model_dir = method, model, model_dir
         self.retain_model, self.out, self.dims, self.fixed = retain_model, out, dims, fixed
         self.objectives, self.refs, self.request = objectives, refs, dict(request)
         self.eval_settings, self.progress, self.log = eval_settings, progress, log
+        self.seeds = seeds
 
     def __call__(self, trial: Any) -> Any:
         import optuna
@@ -81,7 +83,7 @@ class TrialRunner:
         trial.set_user_attr("scores", [s.value for s in scores])
         trial.set_user_attr("feasible", all(s.feasible for s in scores))
         trial.set_user_attr("violations", sorted({v for s in scores for v in s.violations}))
-        trial.set_user_attr("metrics", {k: metrics[k] for k in KEPT if metrics.get(k) is not None})
+        trial.set_user_attr("metrics", _kept(metrics))
         for k, v in info.items():
             trial.set_user_attr(k, v)
         values = [obj.penalised(s) for (obj, _), s in zip(self.objectives, scores)]
@@ -98,20 +100,34 @@ class TrialRunner:
         from obliviate.recipes.tofu import _config_for
         from obliviate.sweep.study import flat_metrics
 
-        config = {
+        config: dict[str, Any] = {
             "method_config": _config_for(self.method, overrides),
             "target": str(self.model),
             "request": {k: str(v) if isinstance(v, Path) else v for k, v in self.request.items()},
             "retain_model": self.retain_model,
             "eval": self.eval_settings or {},
         }
+        if self.seeds > 1:
+            config["seeds"] = self.seeds
         done = _finished_with(self.out / "trials", resume.fingerprint(config))
         if done is not None:
-            doc = read_json(done / "metrics.json")
-            samples = read_jsonl(done / "samples.jsonl")
             record = read_json(done / resume.STAGE_FILE)
             info = {"reused": str(done.relative_to(self.out)), "stopped": record.get("stopped")}
+            if self.seeds > 1:
+                return _seed_means(done, info)
+            doc = read_json(done / "metrics.json")
+            samples = read_jsonl(done / "samples.jsonl")
             return flat_metrics(doc["metrics"], samples), info
+        if self.seeds > 1:
+            from obliviate.recipes.seeds import unlearn_seeds
+
+            unlearn_seeds(
+                self.model, self.method, run, self.seeds, retain_model=self.retain_model,
+                overrides=overrides, eval_settings=self.eval_settings, progress=self.progress,
+                log=None, **self.request,
+            )  # fmt: skip
+            resume.finish(run, config)
+            return _seed_means(run, {})
         res = api.unlearn(
             self.model, method=self.method, out=run, overrides=overrides,
             progress=self.progress, **self.request,
@@ -142,6 +158,28 @@ class TrialRunner:
         return flat_metrics(result.metrics, result.samples), {"stopped": res.stopped}
 
 
+def _kept(metrics: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: metrics[k] for k in KEPT if metrics.get(k) is not None}
+
+
+def _seed_means(run: Path, info: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The flat metrics of a trial run with several seeds (``run/seed-<s>/``): each one's mean
+    over the seeds (:mod:`obliviate.seed_stats`); ``info`` gains the seeds and their values."""
+    from obliviate.io import read_json, read_jsonl
+    from obliviate.seed_stats import summarise_metrics
+    from obliviate.sweep.study import flat_metrics
+
+    agg = read_json(run / "metrics.json")
+    per_seed = [
+        flat_metrics(
+            read_json(run / d / "metrics.json")["metrics"], read_jsonl(run / d / "samples.jsonl")
+        )
+        for d in agg["runs"]
+    ]
+    means = {k: st.mean for k, st in summarise_metrics(per_seed).items()}
+    return means, {**info, "seeds": agg["seeds"], "seed_metrics": [_kept(m) for m in per_seed]}
+
+
 def _finished_with(trials_dir: Path, fp: str) -> Path | None:
     """A finished trial folder whose ``stage.json`` has this configuration fingerprint."""
     from obliviate.io import read_json
@@ -151,7 +189,9 @@ def _finished_with(trials_dir: Path, fp: str) -> Path | None:
         return None
     for d in sorted(trials_dir.iterdir()):
         stage = d / STAGE_FILE
-        complete = all((d / f).is_file() for f in (STAGE_FILE, "metrics.json", "samples.jsonl"))
+        # a trial with several seeds keeps its samples in its seed folders
+        results = "metrics.json" if any(d.glob("seed-*")) else "samples.jsonl"
+        complete = all((d / f).is_file() for f in (STAGE_FILE, "metrics.json", results))
         if complete and read_json(stage).get("fingerprint") == fp:
             return d
     return None
