@@ -29,6 +29,7 @@ from obliviate.metrics.lookups import (
     metric_result,
     register_metric,
 )
+from obliviate.metrics.scenario_defs import SCENARIO_ROWS
 
 __all__ = [
     "DEFINITIONS",
@@ -485,6 +486,9 @@ _add(
     (FEATURES,),
 )
 
+
+for _row in SCENARIO_ROWS:  # TruthfulQA, CounterFact, zsRE (docs/scenarios.md)
+    _add(*_row)
 
 DEFINITIONS: tuple[MetricDef, ...] = tuple(_DEFS)
 
