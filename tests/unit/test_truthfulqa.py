@@ -126,6 +126,8 @@ def test_bad_paths_are_one_sentence(tmp_path: Path):
         load_truthfulqa(tmp_path / "tqa.csv")
     with pytest.raises(DataError, match="no such file"):
         load_truthfulqa(tmp_path / "missing.jsonl")
+    with pytest.raises(DataError, match="not a file"):
+        load_truthfulqa(tmp_path)
 
 
 def test_hub_name_reads_the_multiple_choice_validation_split(monkeypatch):

@@ -243,7 +243,7 @@ for _name, _source, _what in (
             fixed_data=_source == "builtin",
         )
     )
-for _name, _source, _split, _kind, _what, _paper, _metrics in (
+_EDIT_ENTRIES: tuple[tuple[str, str | None, str, str, str, str, tuple[str, ...]], ...] = (
     (
         "counterfact",
         "azhx/counterfact",
@@ -265,29 +265,30 @@ for _name, _source, _split, _kind, _what, _paper, _metrics in (
     (
         "zsre",
         None,
-        "train",
+        "eval",
         "zsre",
         "zsRE question edits from a local file (--data FILE, MEND/ROME eval shape)",
         _ZSRE_PAPER,
         ZSRE_METRICS,
     ),
-):
+)
+for _name, _src, _split, _kind, _what, _paper, _metrics in _EDIT_ENTRIES:
     register_benchmark(
         BenchmarkSpec(
             _name,
             _what,
             _paper,
             "obliviate.data.counterfact:load_edit_records",
-            {"source": _source, "kind": _kind} if _source else {"kind": _kind},
+            {"source": _src, "kind": _kind} if _src else {"kind": _kind},
             f"{_CF}:evaluate_edits",
             _metrics,
             f"obliviate eval --benchmark {_name} --model RUN"
-            + (" --data zsre_mend_eval.json" if _source is None else ""),
-            needs_network=_source not in ("builtin", None),
+            + (" --data zsre_mend_eval.json" if _src is None else ""),
+            needs_network=_src not in ("builtin", None),
             suite=f"{_CF}:build_edits",
-            data=_source,
+            data=_src,
             split=_split,
-            fixed_data=_source == "builtin",
+            fixed_data=_src == "builtin",
         )
     )
 

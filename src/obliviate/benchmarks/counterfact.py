@@ -106,6 +106,9 @@ def _pairs(r: Any, kind: str) -> dict[str, list[tuple[str, str]]]:
 
 
 def _counterfact_metrics(per: list[dict[str, list[Any]]]) -> tuple[dict[str, Any], list[dict]]:
+    """ES/EM, PS/PM, NS/NM and P(true) from each record's scores; a role's scores alternate
+    (new target, true target) per prompt (:func:`_pairs`)."""
+    from obliviate.metrics.base import mean_score
     from obliviate.metrics.counterfact import (
         aggregate,
         neighborhood_hit,
@@ -114,37 +117,27 @@ def _counterfact_metrics(per: list[dict[str, list[Any]]]) -> tuple[dict[str, Any
         true_probability,
     )
 
-    def lp(s: Any) -> Any:
-        return s.token_logprobs
+    def hits(scores: list[Any], fn: Any) -> list[tuple[float, float]]:
+        lps = [s.token_logprobs for s in scores]
+        return [fn(new, true) for new, true in zip(lps[0::2], lps[1::2])]
 
-    values: dict[str, tuple[float, int]] = {}
-    rows = {"efficacy": [], "paraphrase": [], "neighborhood": []}  # type: dict[str, list[Any]]
+    rows: dict[str, list[Any]] = {"efficacy": [], "paraphrase": [], "neighborhood": []}
     samples, probs = [], []
     for i, d in enumerate(per):
-        rw = d["rewrite"]
-        rows["efficacy"].append(rewrite_hit(lp(rw[0]), lp(rw[1])))
-        para = d["para"]
-        rows["paraphrase"].append(
-            record_mean([rewrite_hit(lp(para[j]), lp(para[j + 1])) for j in range(0, len(para), 2)])
-        )
-        loc = d["loc"]
-        rows["neighborhood"].append(
-            record_mean(
-                [neighborhood_hit(lp(loc[j]), lp(loc[j + 1])) for j in range(0, len(loc), 2)]
-            )
-        )
-        probs.append(true_probability(lp(rw[1])))
+        rows["efficacy"].append(hits(d["rewrite"], rewrite_hit)[0])
+        rows["paraphrase"].append(record_mean(hits(d["para"], rewrite_hit)))
+        rows["neighborhood"].append(record_mean(hits(d["loc"], neighborhood_hit)))
+        probs.append(true_probability(d["rewrite"][1].token_logprobs))
         samples.append(
             {"split": "counterfact", "index": i, "true_prob": probs[-1]}
             | {k: v[-1] for k, v in rows.items()}
         )
+    values: dict[str, tuple[float, int]] = {}
     for name, per_record in rows.items():
         if any(r is not None for r in per_record):
             score, magnitude, n = aggregate(per_record)
             values[f"counterfact_{name}_score"] = (score, n)
             values[f"counterfact_{name}_magnitude"] = (magnitude, n)
-    from obliviate.metrics.base import mean_score
-
     values["counterfact_true_prob"] = (mean_score(probs), len(probs))
     return values, samples
 

@@ -118,7 +118,7 @@ def generate_builtin_counterfact(
         for j, (_, _, target) in enumerate(person):
             values.setdefault(j, []).append(target)
     rng = random.Random(f"obliviate-builtin-counterfact/{seed}/{split}")
-    out = []
+    out: list[dict[str, Any]] = []
     for pi in range(len(people) - n_forget, len(people)):
         for j, (name, prompt, target) in enumerate(clozes[pi]):
             head_len = len(f"Question: {people[pi][j]['question']}\nAnswer:")

@@ -148,9 +148,8 @@ def file_or_hub_records(
             raise DataError(f"{path}: use a .jsonl, .json or .parquet file of {what} rows")
         return _file_records(path)
     if path.exists() or source.startswith((".", "/", "~")) or source.count("/") > 1:
-        raise DataError(
-            f"{path}: no such file; give a .jsonl, .json or .parquet file of {what} rows"
-        )
+        state = "not a file" if path.exists() else "no such file"
+        raise DataError(f"{path}: {state}; give a .jsonl, .json or .parquet file of {what} rows")
     return _hub_records(source, config, split, revision)
 
 
