@@ -281,6 +281,9 @@ def unlearn(
     opts = suite_options(system_prompt, field_map, revision=revision)
     suite = load_suite(benchmark, data, split, forget, retain, holdout, builtin, **opts)
     request = suite.request  # bad data is reported before the model is looked at
+    if getattr(suite, "item_template", None):  # prompt continuations (CounterFact, zsRE)
+        tmpl = PromptTemplate(suite.item_template)
+        template = suite.item_template
     path = resolve_model_dir(model)
     run_dir = Path(out) if out else None
     if run_dir is not None:

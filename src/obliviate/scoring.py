@@ -281,3 +281,29 @@ def score_documents(
                 keep = targets[row] != IGNORE
                 per_text[i].append(picked[row][keep].cpu().numpy().astype(np.float64))
     return [np.concatenate(p) if p else np.zeros(0) for p in per_text]
+
+
+def score_continuations(
+    model: CausalLM,
+    tokenizer: Any,
+    pairs: Sequence[tuple[str, str]],
+    batch_size: int = 16,
+    max_length: int = 2048,
+    progress: bool = False,
+    desc: str = "scoring continuations",
+) -> list[TokenScores]:
+    """:func:`score_pairs` of (prompt, continuation) texts taken as they are (no template, EOS
+    not scored), over-long inputs losing the prompt's head (``max_length`` capped by
+    :func:`context_length`): the scoring of multiple-choice and fact-completion benchmarks."""
+    scores = score_pairs(
+        model,
+        tokenizer,
+        pairs,
+        PromptTemplate("raw"),
+        batch_size=batch_size,
+        max_length=context_length(model, max_length),
+        progress=progress,
+        desc=desc,
+        truncate="left",
+    )
+    return [s.without_eos() for s in scores]

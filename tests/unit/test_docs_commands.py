@@ -25,7 +25,14 @@ from doc_blocks import ROOT, blocks, commands, pages  # tests/unit/doc_blocks.py
 
 from obliviate.cli import build_parser
 
-NETWORK = ("muse-bench/", "HuggingFaceH4/", "cais/wmdp", "CompVis/")
+NETWORK = (
+    "muse-bench/",
+    "HuggingFaceH4/",
+    "cais/wmdp",
+    "CompVis/",
+    "truthfulqa/truthful_qa",
+    "azhx/counterfact",
+)
 SELF = (".venv/bin/pytest",)  # this test suite itself
 
 

@@ -79,6 +79,19 @@ OTHER_NAMES = [
     "cross_domain_accuracy_retain_prompts",
     "fid",
     "kid",
+    # docs/scenarios.md
+    "truthfulqa_mc1",
+    "truthfulqa_mc2",
+    *(
+        f"counterfact_{kind}_{what}"
+        for kind in ("efficacy", "paraphrase", "neighborhood")
+        for what in ("score", "magnitude")
+    ),
+    "counterfact_true_prob",
+    "zsre_efficacy",
+    "zsre_paraphrase",
+    "zsre_specificity",
+    "zsre_true_accuracy",
 ]
 
 

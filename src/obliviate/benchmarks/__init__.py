@@ -18,6 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from obliviate.metrics.scenario_defs import COUNTERFACT_METRICS, TRUTHFULQA_METRICS, ZSRE_METRICS
 from obliviate.registry import BENCHMARKS
 
 
@@ -215,6 +216,81 @@ register_benchmark(
         split="test",
     )
 )
+
+_TQA = "obliviate.benchmarks.truthfulqa"
+_CF = "obliviate.benchmarks.counterfact"
+_TQA_PAPER = "Lin+ 2022, arXiv 2109.07958 (TruthfulQA)"
+_CF_PAPER = "Meng+ 2022, arXiv 2202.05262 (ROME, CounterFact)"
+_ZSRE_PAPER = "Levy+ 2017, arXiv 1706.04115 (zsRE); De Cao+ 2021, arXiv 2104.08164"
+for _name, _source, _what in (
+    ("truthfulqa", "truthfulqa/truthful_qa", "TruthfulQA MC1/MC2 (hub or a file of its rows)"),
+    ("builtin-truthfulqa", "builtin", "TruthfulQA-shaped questions about the built-in people"),
+):
+    register_benchmark(
+        BenchmarkSpec(
+            _name,
+            f"{_what}; evaluation only: a truthfulness check after unlearning",
+            _TQA_PAPER,
+            "obliviate.data.truthfulqa:load_truthfulqa",
+            {"source": _source},
+            f"{_TQA}:evaluate_truthfulqa",
+            TRUTHFULQA_METRICS,
+            f"obliviate eval --benchmark {_name} --model RUN",
+            needs_network=_source != "builtin",
+            suite=f"{_TQA}:build_truthfulqa",
+            data=_source,
+            split="validation",
+            fixed_data=_source == "builtin",
+        )
+    )
+_EDIT_ENTRIES: tuple[tuple[str, str | None, str, str, str, str, tuple[str, ...]], ...] = (
+    (
+        "counterfact",
+        "azhx/counterfact",
+        "train",
+        "counterfact",
+        "CounterFact fact rewrites (hub or a file of its rows); forget = the rewritten facts",
+        _CF_PAPER,
+        COUNTERFACT_METRICS,
+    ),
+    (
+        "builtin-counterfact",
+        "builtin",
+        "forget10",
+        "counterfact",
+        "CounterFact-shaped rewrites of the built-in forget people's facts",
+        _CF_PAPER,
+        COUNTERFACT_METRICS,
+    ),
+    (
+        "zsre",
+        None,
+        "eval",
+        "zsre",
+        "zsRE question edits from a local file (--data FILE, MEND/ROME eval shape)",
+        _ZSRE_PAPER,
+        ZSRE_METRICS,
+    ),
+)
+for _name, _src, _split, _kind, _what, _paper, _metrics in _EDIT_ENTRIES:
+    register_benchmark(
+        BenchmarkSpec(
+            _name,
+            _what,
+            _paper,
+            "obliviate.data.counterfact:load_edit_records",
+            {"source": _src, "kind": _kind} if _src else {"kind": _kind},
+            f"{_CF}:evaluate_edits",
+            _metrics,
+            f"obliviate eval --benchmark {_name} --model RUN"
+            + (" --data zsre_mend_eval.json" if _src is None else ""),
+            needs_network=_src not in ("builtin", None),
+            suite=f"{_CF}:build_edits",
+            data=_src,
+            split=_split,
+            fixed_data=_src == "builtin",
+        )
+    )
 
 
 def get_benchmark(name: str) -> BenchmarkSpec:

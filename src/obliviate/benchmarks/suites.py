@@ -35,6 +35,7 @@ class Suite:
     name: str  # the request's name, e.g. "builtin-tofu", "builtin-muse", "wmdp"
     split: str
     documents: bool = False  # unlearning cuts items into token windows (long documents)
+    item_template: str | None = None  # the template the request's items need (None: the caller's)
 
     @property
     def request(self) -> UnlearningRequest:

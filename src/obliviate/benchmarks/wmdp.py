@@ -124,31 +124,21 @@ def choice_scores(
     Inputs longer than the context (``max_length`` capped by :func:`obliviate.scoring.context_length`) lose the
     start of the prompt, the choice being kept whole (lm-evaluation-harness's left
     truncation, docs/muse-wmdp.md)."""
-    from obliviate.data.templates import PromptTemplate
-    from obliviate.scoring import context_length, score_pairs
+    from obliviate.scoring import score_continuations
 
     if mode not in MODES:
         raise ValueError(f"unknown MCQ mode {mode!r}; use one of {', '.join(MODES)}")
     per_item = [_pairs(it, mode) for it in items]
     flat = [p for pairs in per_item for p in pairs]
-    scores = score_pairs(
-        model,
-        tokenizer,
-        flat,
-        PromptTemplate("raw"),
-        batch_size=batch_size,
-        max_length=context_length(model, max_length),
-        progress=progress,
-        desc=f"MCQ ({mode})",
-        truncate="left",
+    scores = score_continuations(
+        model, tokenizer, flat, batch_size, max_length, progress, f"MCQ ({mode})"
     )
     out, i, cut = [], 0, 0
     for pairs in per_item:
         row = []
         was_cut = False
         for _ in pairs:
-            s = scores[i].without_eos()
-            row.append(float(s.token_logprobs.sum()))
+            row.append(float(scores[i].token_logprobs.sum()))
             was_cut = was_cut or getattr(scores[i], "cut", 0) > 0
             i += 1
         out.append(row)

@@ -137,6 +137,22 @@ def _hub_records(name: str, config: str | None, split: str, revision: str | None
     ]
 
 
+def file_or_hub_records(
+    source: str, config: str | None, split: str, revision: str | None, what: str
+) -> list[Record]:
+    """The rows of a local ``.jsonl``/``.json``/``.parquet`` file, or of a hub dataset (``config``,
+    ``split``) when ``source`` is not a path; ``what`` names the expected rows in errors."""
+    path = Path(source).expanduser()
+    if path.is_file():
+        if path.suffix.lower() not in _FILE_EXTS:
+            raise DataError(f"{path}: use a .jsonl, .json or .parquet file of {what} rows")
+        return _file_records(path)
+    if path.exists() or source.startswith((".", "/", "~")) or source.count("/") > 1:
+        state = "not a file" if path.exists() else "no such file"
+        raise DataError(f"{path}: {state}; give a .jsonl, .json or .parquet file of {what} rows")
+    return _hub_records(source, config, split, revision)
+
+
 def load_wmdp(
     source: str | os.PathLike[str] = WMDP_HUB,
     subsets: Sequence[str] | None = None,

@@ -30,6 +30,7 @@ from obliviate.metrics.lookups import (
     metric_result,
     register_metric,
 )
+from obliviate.metrics.scenario_defs import SCENARIO_ROWS
 
 __all__ = [
     "DEFINITIONS",
@@ -437,6 +438,9 @@ _add(
 # diffusion/evaluate.py on the built-in shapes benchmark (docs/diffusion.md)
 
 _DEFS.extend(DIFFUSION_DEFINITIONS)
+
+for _row in SCENARIO_ROWS:  # TruthfulQA, CounterFact, zsRE (docs/scenarios.md)
+    _add(*_row)
 
 DEFINITIONS: tuple[MetricDef, ...] = tuple(_DEFS)
 
