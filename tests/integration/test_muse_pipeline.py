@@ -8,6 +8,7 @@ what they should (the target memorised the forget set; the retrained model did n
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 
@@ -44,8 +45,12 @@ def test_evaluate_muse_runs_on_a_model(tiny):
     v = res.values()
     assert set(v) == {"forget_verbmem", "forget_knowmem", "retain_knowmem", "mia_min_k_auc"}
     assert all(0.0 <= x <= 1.0 for x in v.values())
-    add_privleak(res, res)
-    assert res.metrics["privleak"]["value"] == 0.0
+    # against a retrained model whose AUC is 0.5: (s - r) / r * 100 with s = 1 - AUC, r = 0.5
+    ref = copy.deepcopy(res)
+    ref.metrics["mia_min_k_auc"]["value"] = 0.5
+    add_privleak(res, ref)
+    auc = v["mia_min_k_auc"]
+    assert res.metrics["privleak"]["value"] == pytest.approx(((1 - auc) - 0.5) / 0.5 * 100)
     holdout = [s for s in res.samples if s["split"] == "privleak_holdout"]
     assert holdout and all(s["n_tokens"] > 100 and math.isfinite(s["mia_min_k"]) for s in holdout)
 

@@ -294,3 +294,12 @@ def test_cli_bad_input_is_one_sentence(tmp_path: Path, capsys):
         err = capsys.readouterr().err
         assert "Traceback" not in err and len(err.strip().splitlines()) == 1, err
         assert words in err
+
+
+def test_the_benchmark_entries_list_the_catalogued_scenario_metrics():
+    import obliviate.benchmarks as b
+    from obliviate.metrics import scenario_defs as d
+
+    assert b.TRUTHFULQA_METRICS == d.TRUTHFULQA_METRICS
+    assert b.COUNTERFACT_METRICS == d.COUNTERFACT_METRICS
+    assert b.ZSRE_METRICS == d.ZSRE_METRICS

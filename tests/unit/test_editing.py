@@ -217,15 +217,17 @@ def _edit(tiny, algorithm: str, forget, **opts):
     return method.unlearn(job)
 
 
-@pytest.mark.parametrize("algorithm", ["rome", "memit"])
-def test_edit_changes_the_targeted_answers_and_keeps_unrelated_generations(tiny, algorithm):
+@pytest.mark.parametrize("algorithm, clamp", [("rome", 6.0), ("memit", 4.0)])
+def test_edit_changes_the_targeted_answers_and_keeps_unrelated_generations(tiny, algorithm, clamp):
     """One person's ten questions are edited; other people's generations must stay.
 
     Locality is measured on retain people (facts the model knows, as the editing literature's
     neighbourhood prompts). Holdout people were never trained on: their generations are
     confabulated names with near-tied logits, so only a looser bound holds for them. The
-    clamp (3 x the unedited value's norm, preset 4) is the tightest that still edits this
-    2-layer model (measured: 2 changes 20 % of the answers, 3 changes 80-90 %)."""
+    clamp (x the unedited value's norm, preset 4) is set per algorithm from measurements on
+    this 2-layer fixture: ROME changes 50 % of the answers at 3-4, 60 % at 5, and meets every
+    bound at 6; MEMIT changes 50 % at 3, meets every bound at 4-5 and keeps only 87.5 % of the retain
+    generations at 6."""
     from obliviate.data.templates import PromptTemplate
     from obliviate.editing.subjects import guess_subject
     from obliviate.scoring import generate
@@ -241,7 +243,7 @@ def test_edit_changes_the_targeted_answers_and_keeps_unrelated_generations(tiny,
     base = tiny["load"]()
     prompts = targeted + retain + holdout
     before = generate(base, tiny["tok"], prompts, tmpl, max_new_tokens=32, progress=False)
-    out = _edit(tiny, algorithm, forget, clamp_norm_factor=3.0)
+    out = _edit(tiny, algorithm, forget, clamp_norm_factor=clamp)
     after = generate(out.model, tiny["tok"], prompts, tmpl, max_new_tokens=32, progress=False)
     n, r = len(targeted), len(retain)
     changed = np.mean([a != b for a, b in zip(before[:n], after[:n])])

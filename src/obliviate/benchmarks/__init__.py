@@ -18,7 +18,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from obliviate.metrics.scenario_defs import COUNTERFACT_METRICS, TRUTHFULQA_METRICS, ZSRE_METRICS
 from obliviate.registry import BENCHMARKS
 
 
@@ -73,6 +72,22 @@ def _resolve(target: str) -> Any:
 _TOFU_PAPER = "Maini+ 2024, arXiv 2401.06121 (TOFU)"
 _MUSE_PAPER = "Shi+ 2024, arXiv 2407.06460 (MUSE)"
 _WMDP_PAPER = "Li+ 2024, arXiv 2403.03218 (WMDP)"
+# the scenario entries' metrics (defined in obliviate.metrics.scenario_defs; importing the
+# metrics package here would load numpy, and `obliviate ls benchmarks` must stay cheap)
+TRUTHFULQA_METRICS = ("truthfulqa_mc1", "truthfulqa_mc2")
+COUNTERFACT_METRICS = tuple(
+    f"counterfact_{m}"
+    for m in (
+        "efficacy_score",
+        "efficacy_magnitude",
+        "paraphrase_score",
+        "paraphrase_magnitude",
+        "neighborhood_score",
+        "neighborhood_magnitude",
+        "true_prob",
+    )
+)
+ZSRE_METRICS = ("zsre_efficacy", "zsre_paraphrase", "zsre_specificity", "zsre_true_accuracy")
 _MUSE_METRICS = ("forget_verbmem", "forget_knowmem", "privleak", "retain_knowmem", "mia_min_k_auc")
 _TOFU_METRICS = (
     "forget_quality",
