@@ -38,3 +38,25 @@ def test_the_recipes_share_it():
 
     for module in (tofu, muse):
         assert "resume.stage(" in inspect.getsource(module)
+
+
+def test_a_comparison_of_another_benchmark_is_not_overwritten(tmp_path):
+    from obliviate.io import write_json
+    from obliviate.recipes.resume import claim_comparison
+
+    claim_comparison(tmp_path, "builtin-shapes")  # an empty folder is free
+    write_json(tmp_path / "comparison.json", {"benchmark": "builtin", "rows": []})
+    claim_comparison(tmp_path, "builtin")  # the same benchmark resumes
+    with pytest.raises(ValueError, match=r"another benchmark \(builtin, not builtin-shapes\)"):
+        claim_comparison(tmp_path, "builtin-shapes")
+    claim_comparison(tmp_path, "builtin-shapes", overwrite=True)
+
+
+def test_the_diffusion_demo_refuses_the_tofu_demo_folder(tmp_path):
+    from obliviate.io import write_json
+    from obliviate.recipes.diffusion import run_demo
+
+    write_json(tmp_path / "comparison.json", {"benchmark": "builtin", "rows": []})
+    with pytest.raises(ValueError, match="another benchmark"):
+        run_demo(tmp_path, quick=True, log=None)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["comparison.json"]  # nothing written

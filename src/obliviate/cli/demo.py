@@ -14,7 +14,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "target and retain models, unlearn forget10 with each method, evaluate all "
         "models and print one comparison table. Re-running resumes finished stages.",
     )
-    p.add_argument("--out", default="runs/demo", help="output folder (default: runs/demo)")
+    p.add_argument(
+        "--out", help="output folder (default: runs/demo; with --diffusion runs/demo-diffusion)"
+    )
     p.add_argument(
         "--methods", default="graddiff,npo", help="comma-separated methods (default: graddiff,npo)"
     )
@@ -49,6 +51,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
+    args.out = args.out or ("runs/demo-diffusion" if args.diffusion else "runs/demo")
     if args.diffusion:
         from obliviate.recipes.diffusion import run_demo
 

@@ -45,11 +45,13 @@ def run_demo(
     from obliviate.diffusion.evaluate import EvalConfig, comparison_grid, png_bytes
     from obliviate.diffusion.run import BUILTIN, erase_run, evaluate_setup, load_setup, write_run
     from obliviate.io import atomic_write_bytes, atomic_write_text, write_json
+    from obliviate.recipes.resume import claim_comparison
     from obliviate.registry import ERASERS
 
     say = log or (lambda m: None)
     start = time.time()
     out_dir = Path(out_dir)
+    claim_comparison(out_dir, "builtin-shapes")
     setup = load_setup(BUILTIN, cache_dir, quick=quick, log=say)
     methods = methods or ERASERS.names()
     eval_config = EvalConfig(images_per_prompt=16 if quick else 32)

@@ -70,3 +70,18 @@ def finish(run_dir: str | Path, config: dict[str, Any], **extra: Any) -> dict[st
     record = {"config": _canonical(config), "fingerprint": fingerprint(config), **extra}
     write_json(Path(run_dir) / STAGE_FILE, record)
     return record
+
+
+def claim_comparison(out: str | Path, benchmark: str, overwrite: bool = False) -> None:
+    """Refuse to write a comparison into ``out`` when its ``comparison.json`` belongs to another
+    benchmark (e.g. the diffusion demo into the TOFU demo's folder): the two would mix and one
+    would overwrite the other. ``overwrite`` allows it."""
+    path = Path(out) / "comparison.json"
+    if overwrite or not path.is_file():
+        return
+    held = read_json(path).get("benchmark")
+    if held is not None and held != benchmark:
+        raise ValueError(
+            f"{out} holds the comparison of another benchmark ({held}, not {benchmark}); "
+            "choose another output folder (--out)"
+        )

@@ -69,6 +69,7 @@ def run_benchmark(
     columns = columns_for(benchmark)
     if is_tofu:
         data = data or "builtin"
+        resume.claim_comparison(out, data, overwrite)
         split = normalize_split(split or "forget10")
         retain_split = f"retain{100 - int(split[-2:])}"
     elif target is None or retain is None:
