@@ -407,9 +407,12 @@ def evaluate(
     is refused unless ``overwrite`` (:func:`obliviate.run_output.prepare_eval_dir`).
     ``meta`` adds to ``metrics.json``; without a ``role`` it is read from the model's run.
     ``system_prompt``, ``field_map``: as in :func:`load_suite`; ``stride``: long documents are
-    scored in windows (docs/muse-wmdp.md).
+    scored in windows (docs/muse-wmdp.md). Called by every rank inside
+    ``obliviate.parallel_eval.data_parallel()``, each rank runs its share of the batches and
+    rank 0 alone writes (docs/scale-out.md); elsewhere every batch runs in this process.
     """
     from obliviate.models.loading import load_model, load_tokenizer, model_fingerprint
+    from obliviate.parallel_eval import is_writer, on_rank0
     from obliviate.retain_eval import load_retain_results, retain_reference
     from obliviate.run_output import prepare_eval_dir, run_labels
     from obliviate.runs import data_names, load_eval, resolve_model_dir, write_eval
@@ -441,12 +444,13 @@ def evaluate(
     key = suite.key(fp)
     out_dir = Path(out) if out else None
     if out_dir is not None:
-        prepare_eval_dir(out_dir, path, fp, overwrite, recorded)
+        on_rank0(lambda: prepare_eval_dir(out_dir, path, fp, overwrite, recorded))
+    progress = progress and is_writer()
     reference = None
     if retain_model is not None:
         reference = retain_reference(retain_model, suite, progress, reuse)
     if out_dir is not None and reuse:
-        cached = load_eval(out_dir)
+        cached = on_rank0(lambda: load_eval(out_dir))
         if cached is not None and cached.key == key:
             if reference is not None:
                 suite.add_reference(cached, reference)
@@ -470,7 +474,7 @@ def evaluate(
             info["revision"] = revision
         info.update(meta)
         info["model"] = {"path": path or recorded, "fingerprint": fp, **(meta.get("model") or {})}
-        write_eval(out_dir, result, info)
+        on_rank0(lambda: write_eval(out_dir, result, info))
     return result
 
 

@@ -123,7 +123,15 @@ def generate_ids(
     model: Any, prompts: Sequence[Sequence[int]], job: GenerationJob, backend: str = "auto"
 ) -> list[list[int]]:
     """Greedy continuations (new tokens before the first EOS) of each prompt, in order."""
-    fn = GENERATION_BACKENDS[resolve_backend(backend, model)]
+    from obliviate.parallel_eval import current
+
+    name = resolve_backend(backend, model)
+    if name == "vllm" and current() is not None:
+        raise ValueError(
+            "generation_backend=vllm runs its own engine in one process: evaluate with it "
+            "without torchrun, or use generation_backend=auto under torchrun"
+        )
+    fn = GENERATION_BACKENDS[name]
     if not prompts:
         return []
     return fn(model, prompts, job)
@@ -135,27 +143,37 @@ def run_batches(
     run: Callable[[Any, Any], Any],
 ) -> list[list[int]]:
     """Length-sorted (longest first), left-padded batches through ``run(input_ids, mask)``,
-    which returns prompt + new tokens; results in input order, cut at EOS."""
+    which returns prompt + new tokens; results in input order, cut at EOS. In a data-parallel
+    evaluation each rank runs its share of the batches (:mod:`obliviate.parallel_eval`)."""
     import torch
 
     from obliviate.data.collate import pad_batch
+    from obliviate.parallel_eval import map_batches
 
     order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]), reverse=True)
     batches = [order[i : i + job.batch_size] for i in range(0, len(order), job.batch_size)]
-    if job.progress:
+
+    def one(idx: list[int]) -> list[list[int]]:
+        batch = pad_batch([list(prompts[i]) for i in idx], job.pad_token_id, side="left")
+        if job.device is not None:
+            batch = {k: v.to(job.device) for k, v in batch.items()}
+        gen = run(batch["input_ids"], batch["attention_mask"])
+        new = gen[:, batch["input_ids"].shape[1] :].tolist()
+        return [cut_at_eos(row, job.eos_token_id) for row in new]
+
+    def bar(todo: list[int]) -> Any:
         from tqdm.auto import tqdm
 
-        batches = tqdm(batches, desc=job.desc, total=len(batches), leave=False)
+        return tqdm(todo, desc=job.desc, total=len(todo), leave=False)
+
+    # the work of a batch: its rows times the longest prompt (the first) plus the new tokens
+    costs = [len(idx) * (len(prompts[idx[0]]) + job.max_new_tokens) for idx in batches]
     out: list[list[int]] = [[] for _ in prompts]
     with torch.no_grad():
-        for idx in batches:
-            batch = pad_batch([list(prompts[i]) for i in idx], job.pad_token_id, side="left")
-            if job.device is not None:
-                batch = {k: v.to(job.device) for k, v in batch.items()}
-            gen = run(batch["input_ids"], batch["attention_mask"])
-            new = gen[:, batch["input_ids"].shape[1] :].tolist()
-            for j, i in enumerate(idx):
-                out[i] = cut_at_eos(new[j], job.eos_token_id)
+        done = map_batches(batches, costs, one, bar if job.progress else None)
+    for idx, rows in zip(batches, done):
+        for i, ids in zip(idx, rows):
+            out[i] = ids
     return out
 
 

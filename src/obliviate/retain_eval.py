@@ -18,9 +18,11 @@ def retain_reference(retain_model: Any, suite: Any, progress: bool, reuse: bool)
     :class:`~obliviate.evaluation.EvalResult` is used as given). Cached under
     :func:`obliviate.run_output.retain_cache_dir`, keyed by the full evaluation key (the retain
     model's fingerprint over every weight byte included): an edited retain model is
-    re-evaluated."""
+    re-evaluated. In a data-parallel evaluation rank 0 reads and writes the cache
+    (:func:`obliviate.parallel_eval.on_rank0`)."""
     from obliviate.evaluation import EvalResult
     from obliviate.models.loading import load_model, load_tokenizer, model_fingerprint
+    from obliviate.parallel_eval import on_rank0
     from obliviate.run_output import retain_cache_dir
     from obliviate.runs import load_eval, resolve_model_dir, write_eval
 
@@ -32,24 +34,21 @@ def retain_reference(retain_model: Any, suite: Any, progress: bool, reuse: bool)
     tag = key["data"].split(":")[-1][:8] + "-" + short_hash(key)
     cache = retain_cache_dir(path) / f"{suite.name}-{suite.split}-{tag}"
     if reuse:
-        cached = load_eval(cache)
+        cached = on_rank0(lambda: load_eval(cache))
         if cached is not None and cached.key == key:
             return cached
     tok = load_tokenizer(path)
     net = load_model(path)
     result = suite.evaluate(net, tok, None, fp, progress)
     suite.add_reference(result, result)
-    write_eval(
-        cache,
-        result,
-        {
-            "name": "retain",
-            "role": "retain",
-            "benchmark": suite.name,
-            "split": suite.split,
-            "model": {"path": path, "fingerprint": fp},
-        },
-    )
+    info = {
+        "name": "retain",
+        "role": "retain",
+        "benchmark": suite.name,
+        "split": suite.split,
+        "model": {"path": path, "fingerprint": fp},
+    }
+    on_rank0(lambda: write_eval(cache, result, info))  # rank 0 of a data-parallel evaluation
     return result
 
 

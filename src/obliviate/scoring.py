@@ -12,7 +12,7 @@ ensemble, whose ``generate`` is the loop of :mod:`obliviate.decoding`).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -85,6 +85,13 @@ def _progress(iterable: Any, desc: str, total: int | None, show: bool) -> Any:
     return tqdm(iterable, desc=desc, total=total, leave=False)
 
 
+def _bar(desc: str, show: bool) -> Callable[[list[int]], Iterable[int]] | None:
+    """A progress bar over the batches one process runs (:func:`obliviate.parallel_eval.map_batches`)."""
+    if not show:
+        return None
+    return lambda todo: _progress(todo, desc, len(todo), True)
+
+
 def score_pairs(
     model: CausalLM,
     tokenizer: Any,
@@ -101,7 +108,8 @@ def score_pairs(
     Over-long pairs are cut to ``max_length`` as :func:`obliviate.data.templates.encode` does
     (``truncate``: "answer" cuts the answer's tail, "left" the prompt's head; ``cut`` records it).
     Identical pairs are scored once. Batches are built from length-sorted items to minimise
-    padding; results come back in input order.
+    padding; results come back in input order. In a data-parallel evaluation each rank scores
+    its share of the batches (:mod:`obliviate.parallel_eval`).
     """
     unique: dict[tuple[str, str], int] = {}
     for pair in pairs:
@@ -126,43 +134,50 @@ def score_encoded(
     pass per batch of length-sorted items; results in input order."""
     import torch
 
+    from obliviate.parallel_eval import map_batches
+
     order = sorted(range(len(encoded)), key=lambda i: len(encoded[i].input_ids), reverse=True)
-    results: list[TokenScores | None] = [None] * len(encoded)
     pad = pad_id_of(tokenizer)
     device = model_device(model)
     batches = [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
-    with torch.no_grad():
-        for idx in _progress(batches, desc, len(batches), progress):
-            batch = pad_batch(
-                [encoded[i].input_ids for i in idx], pad, [encoded[i].labels for i in idx]
+
+    def run(idx: list[int]) -> list[TokenScores]:
+        batch = pad_batch(
+            [encoded[i].input_ids for i in idx], pad, [encoded[i].labels for i in idx]
+        )
+        batch = {k: v.to(device) for k, v in batch.items()}
+        logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+        targets = batch["labels"][:, 1:]
+        mask = targets != IGNORE
+        picked = logits[:, :-1][mask].float()  # (N_answer_tokens, V)
+        logp = torch.log_softmax(picked, dim=-1)
+        tgt = targets[mask]
+        tok_lp = logp.gather(-1, tgt[:, None])[:, 0]
+        correct = logp.argmax(-1) == tgt
+        p = logp.exp()
+        mu = (p * logp).sum(-1)
+        sigma2 = ((p * logp * logp).sum(-1) - mu * mu).clamp_min(0.0)
+        counts = mask.sum(1).tolist()
+        chunks = [t.split(counts) for t in (tok_lp.cpu(), correct.cpu(), mu.cpu(), sigma2.cpu())]
+        return [
+            TokenScores(
+                chunks[0][j].numpy().astype(np.float64),
+                chunks[1][j].numpy().astype(bool),
+                chunks[2][j].numpy().astype(np.float64),
+                chunks[3][j].numpy().astype(np.float64),
+                encoded[i].has_eos,
+                encoded[i].cut,
             )
-            batch = {k: v.to(device) for k, v in batch.items()}
-            logits = model(
-                input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]
-            ).logits
-            targets = batch["labels"][:, 1:]
-            mask = targets != IGNORE
-            picked = logits[:, :-1][mask].float()  # (N_answer_tokens, V)
-            logp = torch.log_softmax(picked, dim=-1)
-            tgt = targets[mask]
-            tok_lp = logp.gather(-1, tgt[:, None])[:, 0]
-            correct = logp.argmax(-1) == tgt
-            p = logp.exp()
-            mu = (p * logp).sum(-1)
-            sigma2 = ((p * logp * logp).sum(-1) - mu * mu).clamp_min(0.0)
-            counts = mask.sum(1).tolist()
-            chunks = [
-                t.split(counts) for t in (tok_lp.cpu(), correct.cpu(), mu.cpu(), sigma2.cpu())
-            ]
-            for j, i in enumerate(idx):
-                results[i] = TokenScores(
-                    chunks[0][j].numpy().astype(np.float64),
-                    chunks[1][j].numpy().astype(bool),
-                    chunks[2][j].numpy().astype(np.float64),
-                    chunks[3][j].numpy().astype(np.float64),
-                    encoded[i].has_eos,
-                    encoded[i].cut,
-                )
+            for j, i in enumerate(idx)
+        ]
+
+    results: list[TokenScores | None] = [None] * len(encoded)
+    costs = [len(idx) * len(encoded[idx[0]].input_ids) for idx in batches]  # longest first
+    with torch.no_grad():
+        done = map_batches(batches, costs, run, _bar(desc, progress))
+    for idx, scores in zip(batches, done):
+        for i, s in zip(idx, scores):
+            results[i] = s
     return results  # type: ignore[return-value]
 
 
@@ -263,23 +278,31 @@ def score_documents(
     for i, text in enumerate(texts):
         for enc in encode_documents(tokenizer, [QAItem("", text)], window, None, stride):
             pieces.append((i, enc))
-    per_text: list[list[np.ndarray]] = [[] for _ in texts]
+    from obliviate.parallel_eval import map_batches
+
     pad = pad_id_of(tokenizer)
     device = model_device(model)
     batches = [pieces[i : i + batch_size] for i in range(0, len(pieces), batch_size)]
+
+    def run(chunk: list[tuple[int, Any]]) -> list[np.ndarray]:
+        batch = pad_batch([e.input_ids for _, e in chunk], pad, [e.labels for _, e in chunk])
+        batch = {k: v.to(device) for k, v in batch.items()}
+        logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+        targets = batch["labels"][:, 1:]
+        logp = torch.log_softmax(logits[:, :-1].float(), dim=-1)
+        picked = logp.gather(-1, targets.clamp_min(0)[..., None])[..., 0]
+        return [
+            picked[row][targets[row] != IGNORE].cpu().numpy().astype(np.float64)
+            for row in range(len(chunk))
+        ]
+
+    costs = [len(c) * max(len(e.input_ids) for _, e in c) for c in batches]
     with torch.no_grad():
-        for chunk in _progress(batches, desc, len(batches), progress):
-            batch = pad_batch([e.input_ids for _, e in chunk], pad, [e.labels for _, e in chunk])
-            batch = {k: v.to(device) for k, v in batch.items()}
-            logits = model(
-                input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]
-            ).logits
-            targets = batch["labels"][:, 1:]
-            logp = torch.log_softmax(logits[:, :-1].float(), dim=-1)
-            picked = logp.gather(-1, targets.clamp_min(0)[..., None])[..., 0]
-            for row, (i, _) in enumerate(chunk):
-                keep = targets[row] != IGNORE
-                per_text[i].append(picked[row][keep].cpu().numpy().astype(np.float64))
+        done = map_batches(batches, costs, run, _bar(desc, progress))
+    per_text: list[list[np.ndarray]] = [[] for _ in texts]
+    for chunk, arrays in zip(batches, done):
+        for (i, _), a in zip(chunk, arrays):
+            per_text[i].append(a)
     return [np.concatenate(p) if p else np.zeros(0) for p in per_text]
 
 

@@ -27,7 +27,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "against it (its evaluation is cached inside its run folder, under evals/). "
         "An evaluation in --out is reused only when the model (every weight byte and the "
         "tokenizer), the data and the settings are unchanged. A metric that cannot be "
-        "computed is printed as n/a with the reason (docs/run-format.md).",
+        "computed is printed as n/a with the reason (docs/run-format.md). Under `torchrun "
+        "--nproc_per_node N` the processes share the scoring and generation and rank 0 writes "
+        "(docs/scale-out.md).",
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -117,19 +119,22 @@ def print_result(result: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     from obliviate import api
     from obliviate.config import parse_overrides
+    from obliviate.parallel_eval import launched
 
-    result = api.evaluate(
-        args.model,
-        retain_model=args.retain_model,
-        retain_results=args.retain_results,
-        out=args.out,
-        settings=parse_overrides(args.overrides),
-        progress=not args.no_progress,
-        reuse=not args.no_reuse,
-        overwrite=args.overwrite,
-        meta={"role": args.role} if args.role else None,
-        trust_remote_code=args.trust_remote_code,
-        **data_kwargs(args),
-    )
-    print_result(result)
+    with launched() as main:  # under torchrun: the ranks share the work, rank 0 writes
+        result = api.evaluate(
+            args.model,
+            retain_model=args.retain_model,
+            retain_results=args.retain_results,
+            out=args.out,
+            settings=parse_overrides(args.overrides),
+            progress=not args.no_progress,
+            reuse=not args.no_reuse,
+            overwrite=args.overwrite,
+            meta={"role": args.role} if args.role else None,
+            trust_remote_code=args.trust_remote_code,
+            **data_kwargs(args),
+        )
+        if main:
+            print_result(result)
     return 0

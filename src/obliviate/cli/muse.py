@@ -149,18 +149,21 @@ def _eval(args: argparse.Namespace, settings: dict) -> int:
     """``obliviate muse eval`` = ``obliviate eval --benchmark <muse entry>``."""
     from obliviate import api
     from obliviate.cli.eval import print_result
+    from obliviate.parallel_eval import launched
 
-    result = api.evaluate(
-        args.model,
-        benchmark=muse_entry(args.data),
-        data=args.data,
-        retain_model=args.retrain_model,
-        out=args.out,
-        settings=settings,
-        builtin=_builtin(args),
-        revision=args.revision,
-        meta={"name": "muse-eval", "role": "unlearned"},
-        progress=not args.no_progress,
-    )
-    print_result(result)
+    with launched() as main:  # under torchrun: the ranks share the work, rank 0 writes
+        result = api.evaluate(
+            args.model,
+            benchmark=muse_entry(args.data),
+            data=args.data,
+            retain_model=args.retrain_model,
+            out=args.out,
+            settings=settings,
+            builtin=_builtin(args),
+            revision=args.revision,
+            meta={"name": "muse-eval", "role": "unlearned"},
+            progress=not args.no_progress,
+        )
+        if main:
+            print_result(result)
     return 0

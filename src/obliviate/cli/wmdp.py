@@ -54,6 +54,7 @@ def run(args: argparse.Namespace) -> int:
     from obliviate import api
     from obliviate.benchmarks.wmdp import run_lm_eval
     from obliviate.cli.eval import print_result
+    from obliviate.parallel_eval import launched
     from obliviate.runs import resolve_model_dir
 
     is_builtin = args.data == "builtin"
@@ -73,18 +74,21 @@ def run(args: argparse.Namespace) -> int:
         "mode": args.mode,
         "lm_eval": extra,
     }
-    result = api.evaluate(
-        args.model,
-        benchmark="builtin-wmdp" if is_builtin else "wmdp",
-        data=args.data,
-        split=args.split,
-        settings=settings,
-        builtin=builtin,
-        revision=args.revision,
-        out=args.out,
-        meta=meta,
-        progress=not args.no_progress,
-    )
+    with launched() as main:  # under torchrun: the ranks share the work, rank 0 writes
+        result = api.evaluate(
+            args.model,
+            benchmark="builtin-wmdp" if is_builtin else "wmdp",
+            data=args.data,
+            split=args.split,
+            settings=settings,
+            builtin=builtin,
+            revision=args.revision,
+            out=args.out,
+            meta=meta,
+            progress=not args.no_progress,
+        )
+    if not main:
+        return 0
     print_result(result)
     for task, values in extra.items():
         print(f"lm-eval {task}: " + ", ".join(f"{k} {v:.4g}" for k, v in sorted(values.items())))
