@@ -230,3 +230,52 @@ def on_rank0(fn: Callable[[], T]) -> T:
     if exc is not None:
         raise exc
     return value  # type: ignore[no-any-return]
+
+
+class LocalAccelerator:
+    """What the training loop (:func:`obliviate.training.train_loop`) uses of an
+    ``accelerate.Accelerator``, for a process that trains alone: no wrapping, no collective.
+    Inside a data-parallel evaluation a training step of the evaluation (the audit's
+    relearning attack) runs so on every rank, the same as in one process."""
+
+    is_main_process = True
+    process_index = 0
+    num_processes = 1
+
+    def __init__(self, device: Any) -> None:
+        self.device = device
+
+    def prepare(self, *objs: Any) -> Any:
+        """Models moved to the device (in place: an optimiser keeps its parameters)."""
+        import torch
+
+        for obj in objs:
+            if isinstance(obj, torch.nn.Module):
+                obj.to(self.device)
+        return objs[0] if len(objs) == 1 else objs
+
+    def backward(self, loss: Any) -> None:
+        loss.backward()
+
+    def clip_grad_norm_(self, params: Any, max_norm: float) -> Any:
+        import torch
+
+        return torch.nn.utils.clip_grad_norm_(params, max_norm)
+
+    def unwrap_model(self, model: Any) -> Any:
+        return model
+
+    def wait_for_everyone(self) -> None:
+        pass
+
+
+def current_local_accelerator() -> LocalAccelerator | None:
+    """A :class:`LocalAccelerator` (on the GPU of this rank when there is one) inside a
+    data-parallel evaluation; None elsewhere."""
+    if current() is None:
+        return None
+    import torch
+
+    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    cuda = torch.cuda.is_available()
+    return LocalAccelerator(torch.device("cuda", local_rank) if cuda else torch.device("cpu"))

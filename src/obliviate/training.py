@@ -68,9 +68,16 @@ def collate_encoded(
 
 def get_accelerator(accelerator: Any = None) -> Any:
     """The given accelerator, or a new ``accelerate.Accelerator`` for this launch (checked
-    first by :func:`obliviate.sharding.check_launch`)."""
+    first by :func:`obliviate.sharding.check_launch`). Inside a data-parallel evaluation
+    (:mod:`obliviate.parallel_eval`; the audit's relearning attack) every rank trains alone, as
+    one process would: :class:`~obliviate.parallel_eval.LocalAccelerator`."""
     if accelerator is not None:
         return accelerator
+    from obliviate.parallel_eval import current_local_accelerator
+
+    local = current_local_accelerator()
+    if local is not None:
+        return local
     from accelerate import Accelerator
 
     from obliviate.sharding import check_launch

@@ -63,8 +63,8 @@ def skip_reason(command: str) -> str | None:
 
 
 def obliviate_argv(command: str) -> list[list[str]]:
-    """The arguments of every ``obliviate`` call in a command line (``a && b`` chains and
-    ``VAR=value`` prefixes handled)."""
+    """The arguments of every ``obliviate`` call in a command line (``a && b`` chains,
+    ``VAR=value`` prefixes and ``torchrun ... -m obliviate`` handled)."""
     calls = []
     for part in command.split("&&"):
         words = shlex.split(part)
@@ -72,6 +72,10 @@ def obliviate_argv(command: str) -> list[list[str]]:
             words.pop(0)
         if words and Path(words[0]).name == "obliviate":
             calls.append(words[1:])
+        elif words and Path(words[0]).name == "torchrun" and "-m" in words:
+            at = words.index("-m")  # torchrun ... -m obliviate ARGS
+            if words[at + 1 : at + 2] == ["obliviate"]:
+                calls.append(words[at + 2 :])
     return calls
 
 
@@ -82,6 +86,13 @@ def test_the_pages_have_commands_and_each_is_run_or_skipped_for_a_reason() -> No
     for marker in (*NETWORK, *SELF):
         assert any(marker in c for _, c in COMMANDS), f"stale marker {marker!r}"
     assert sum(skip_reason(c) is None for _, c in COMMANDS) >= 15
+
+
+def test_torchrun_commands_are_parsed_too() -> None:
+    cmd = ".venv/bin/torchrun --nproc_per_node 2 -m obliviate eval --model m && obliviate ls"
+    assert obliviate_argv(cmd) == [["eval", "--model", "m"], ["ls"]]
+    assert obliviate_argv("torchrun --nproc_per_node 2 -m other.module x") == []
+    assert any(obliviate_argv(c) and "torchrun" in c for _, c in COMMANDS)
 
 
 @pytest.mark.parametrize("page, command", COMMANDS)

@@ -122,3 +122,40 @@ def test_mode_is_off_without_a_process_group(monkeypatch: pytest.MonkeyPatch) ->
     assert pe.launched_world_size({"WORLD_SIZE": "4"}) == 4
     assert pe.launched_world_size({}) == 1
     assert pe.launched_world_size({"WORLD_SIZE": "x"}) == 1
+
+
+def test_training_inside_data_parallel_is_local_and_equals_one_process() -> None:
+    """The audit's relearning attack inside a data-parallel evaluation: the training loop gets
+    a LocalAccelerator (no collective) and ends with the weights of the default accelerator."""
+    import copy
+
+    import torch
+    from micro_models import micro_llama  # tests/unit/micro_models.py
+
+    from obliviate.config import TrainConfig
+    from obliviate.data.templates import PromptTemplate, encode
+    from obliviate.methods import functional as F
+    from obliviate.training import get_accelerator, train_loop
+
+    micro = micro_llama(n_items=6)
+    tok, model = micro["tok"], micro["model"]
+    enc = [encode(tok, it.question, it.answer, PromptTemplate(), 64) for it in micro["items"]]
+    cfg = TrainConfig(lr=1e-2, max_steps=3, batch_size=2, warmup_epochs=0.0, seed=3)
+
+    def loss(m: Any, batch: dict, _rb: Any, _step: int) -> tuple[Any, dict]:
+        out = m(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])
+        return F.nll_loss(out.logits, batch["labels"]), {}
+
+    one, split = copy.deepcopy(model), copy.deepcopy(model)
+    ref = train_loop(one, loss, enc, cfg, tok.pad_token_id, progress=False)
+    token = pe._ACTIVE.set(pe.Ranks(1, 2))
+    try:
+        acc = get_accelerator()
+        assert isinstance(acc, pe.LocalAccelerator) and acc.num_processes == 1
+        res = train_loop(split, loss, enc, cfg, tok.pad_token_id, progress=False)
+    finally:
+        pe._ACTIVE.reset(token)
+    assert [r["loss"] for r in res.log] == [r["loss"] for r in ref.log]
+    for a, b in zip(one.parameters(), split.parameters()):
+        assert torch.equal(a, b)
+    assert not isinstance(get_accelerator(), pe.LocalAccelerator)  # outside: the usual one

@@ -409,7 +409,10 @@ def run_audit(
     from obliviate.api import load_request
     from obliviate.audits.scores import split_halves
     from obliviate.config import from_dict
+    from obliviate.parallel_eval import is_writer, on_rank0
     from obliviate.runs import data_names
+
+    log, progress = (log, progress) if is_writer() else (None, False)  # data-parallel: rank 0
 
     s = (
         settings
@@ -494,5 +497,5 @@ def run_audit(
     if out is not None:
         from obliviate.audits.report import write_audit
 
-        write_audit(out, result)
+        on_rank0(lambda: write_audit(out, result))
     return result

@@ -72,6 +72,7 @@ def run(args: argparse.Namespace) -> int:
     from obliviate.audits.report import audit_markdown
     from obliviate.audits.runner import run_audit
     from obliviate.config import parse_overrides
+    from obliviate.parallel_eval import launched
 
     settings = parse_overrides(args.overrides)
     if args.attacks:
@@ -82,21 +83,23 @@ def run(args: argparse.Namespace) -> int:
             raise ValueError("--out is required when --model is not a run folder (one with model/)")
         out = args.model
     builtin = {"n_people": args.people} if args.data == "builtin" and args.people else None
-    result = run_audit(
-        args.model,
-        args.target_model,
-        args.retain_model,
-        data=args.data,
-        split=args.split,
-        forget=args.forget_file,
-        retain=args.retain_file,
-        holdout=args.holdout_file,
-        out=out,
-        template=args.template,
-        settings=settings,
-        builtin=builtin,
-        progress=not args.no_progress,
-    )
-    print(audit_markdown(result))
-    print(f"wrote {Path(out) / 'metrics.json'} and {Path(out) / 'audit.md'}")
+    with launched() as main:  # under torchrun: the ranks share the scoring, rank 0 writes
+        result = run_audit(
+            args.model,
+            args.target_model,
+            args.retain_model,
+            data=args.data,
+            split=args.split,
+            forget=args.forget_file,
+            retain=args.retain_file,
+            holdout=args.holdout_file,
+            out=out,
+            template=args.template,
+            settings=settings,
+            builtin=builtin,
+            progress=not args.no_progress,
+        )
+    if main:
+        print(audit_markdown(result))
+        print(f"wrote {Path(out) / 'metrics.json'} and {Path(out) / 'audit.md'}")
     return 0
