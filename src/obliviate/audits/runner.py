@@ -56,6 +56,7 @@ from obliviate.audits.settings import (  # noqa: F401  (re-exported: the public 
 )
 from obliviate.data.templates import PromptTemplate
 from obliviate.data.types import QAItem, UnlearningRequest
+from obliviate.parallel_eval import is_writer, on_rank0
 
 # ----------------------------------------------------------------------------- measuring
 
@@ -406,13 +407,11 @@ def run_audit(
     the results go to ``out/metrics.json`` (an ``"audit"`` section, merged into an existing
     file) and ``out/audit.md``.
     """
+    log, progress = (log, progress) if is_writer() else (None, False)  # data-parallel: rank 0
     from obliviate.api import load_request
     from obliviate.audits.scores import split_halves
     from obliviate.config import from_dict
-    from obliviate.parallel_eval import is_writer, on_rank0
     from obliviate.runs import data_names
-
-    log, progress = (log, progress) if is_writer() else (None, False)  # data-parallel: rank 0
 
     s = (
         settings
