@@ -226,10 +226,10 @@ def on_rank0(fn: Callable[[], T]) -> T:
             out = (fn(), None)
         except (ValueError, FileNotFoundError, KeyError) as exc:
             out = (None, exc)
-    value, exc = from_rank0(out)
-    if exc is not None:
-        raise exc
-    return value  # type: ignore[no-any-return]
+    value, error = from_rank0(out)
+    if error is not None:
+        raise error
+    return value
 
 
 class LocalAccelerator:

@@ -23,6 +23,7 @@ pytestmark = pytest.mark.slow
 
 WORKER = Path(__file__).with_name("dp_eval_worker.py")
 SAMPLE_TOL = 1e-6
+TIMEOUT = 900  # s per launch: generous, the shared CPU machines are often several times slower
 
 
 def _free_port() -> int:
@@ -43,7 +44,7 @@ def _single(args: list[str]) -> None:
         [sys.executable, str(WORKER), *args],
         capture_output=True,
         text=True,
-        timeout=420,
+        timeout=TIMEOUT,
         env=_env(),
     )
     assert proc.returncode == 0, proc.stderr[-4000:]
@@ -57,7 +58,7 @@ def _launch(args: list[str], tries: int = 2) -> None:
         cmd = [str(torchrun), "--nproc_per_node", "2", "--master_addr", "127.0.0.1"]
         cmd += ["--master_port", str(_free_port()), str(WORKER), *args]
         try:
-            proc = subprocess.run(cmd, capture_output=True, text=True, timeout=420, env=_env())
+            proc = subprocess.run(cmd, capture_output=True, text=True, timeout=TIMEOUT, env=_env())
         except subprocess.TimeoutExpired as err:
             pytest.fail(f"torchrun launcher timed out after {err.timeout} s (a rank waiting?)")
         if proc.returncode == 0:  # every rank exited with status 0
