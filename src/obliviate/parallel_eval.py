@@ -16,10 +16,10 @@ follow) are those of one process, and only rank 0 writes files (:func:`is_writer
 
 The mode is explicit: only an evaluation that every rank enters, inside ``data_parallel()``
 (the ``eval``, ``muse eval``, ``wmdp`` and ``audit`` commands under torchrun, or
-``obliviate.api.evaluate(data_parallel=True)`` called on every rank), splits its passes. Any
-other evaluation runs all its batches in its own process, without a collective, even when a
-process group exists: an evaluation run by rank 0 alone (after training, in a sweep, the early
-stop's scoring) never waits for the other ranks.
+``obliviate.api.evaluate`` called by every rank inside ``with data_parallel():``), splits its
+passes. Any other evaluation runs all its batches in its own process, without a collective,
+even when a process group exists: an evaluation run by rank 0 alone (after training, in a
+sweep, the early stop's scoring) never waits for the other ranks.
 """
 
 from __future__ import annotations
