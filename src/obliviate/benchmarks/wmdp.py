@@ -236,6 +236,4 @@ def mcq_hash(sets: Mapping[str, Sequence[Any]]) -> str:
 
 # ----------------------------------------------------------------------------- lm-eval bridge
 # one bridge for every caller: obliviate.benchmarks.harness (re-exported here)
-from obliviate.benchmarks.harness import lm_eval_available, run_lm_eval  # noqa: E402
-
-__all__ = ["lm_eval_available", "run_lm_eval"]
+from obliviate.benchmarks.harness import lm_eval_available, run_lm_eval  # noqa: E402, F401

@@ -7,7 +7,8 @@
   PKU-SafeRLHF prompts): the share of answers judged harmful, P(harmful) >= threshold.
 - :func:`agreement` (accuracy and Cohen's kappa, Cohen 1960, Educ. Psychol. Meas. 20(1),
   eq. 1): how well a judge's yes/no verdicts match human labels, checked before an
-  LLM judge is used (:mod:`obliviate.benchmarks.llm_judge`).
+  LLM judge is used (:mod:`obliviate.benchmarks.llm_judge`);
+- :func:`label_probability`: an LLM judge's P(yes) from its two label-token logits.
 """
 
 from __future__ import annotations
