@@ -14,11 +14,8 @@ TRAIN = {"epochs": 40, "lr": 3e-3, "batch_size": 16}
 
 @pytest.fixture(scope="module")
 def harm_target(tmp_path_factory):
-    import torch
-
     from obliviate import api
 
-    torch.set_num_threads(2)
     out = tmp_path_factory.mktemp("harm") / "target"
     return api.finetune(data="builtin-harm", out=out, size="xs", train=TRAIN, progress=False).path
 
