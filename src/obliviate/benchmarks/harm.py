@@ -27,7 +27,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from obliviate.benchmarks.suites import Suite
+from obliviate.benchmarks.suites import Suite, _builtin_only
 from obliviate.data.types import DataError, UnlearningRequest
 
 HARM_VERSION = 1
@@ -219,7 +219,6 @@ def build_harm(
 ) -> HarmSuite:
     """PKU-SafeRLHF rows (hub, a folder with one file per split, or the built-in rows): the
     forget split ``split`` and the held-out prompts of ``eval_split``."""
-    from obliviate.benchmarks.suites import _builtin_only
     from obliviate.data.harm import harmful_prompts, load_harm_rows
     from obliviate.data.templates import PromptTemplate
 
