@@ -32,6 +32,7 @@ NETWORK = (
     "CompVis/",
     "truthfulqa/truthful_qa",
     "azhx/counterfact",
+    "PKU-Alignment/",
 )
 SELF = (".venv/bin/pytest",)  # this test suite itself
 

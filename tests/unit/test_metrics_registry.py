@@ -92,6 +92,27 @@ OTHER_NAMES = [
     "zsre_paraphrase",
     "zsre_specificity",
     "zsre_true_accuracy",
+    "harmful_rate",
+    "judge_accuracy",
+    "judge_kappa",
+    *(
+        f"lm_eval_{{task}}_{metric}{suffix}"
+        for metric in (
+            "acc",
+            "acc_norm",
+            "exact_match",
+            "f1",
+            "mcc",
+            "bleu",
+            "rouge1",
+            "rougeL",
+            "perplexity",
+            "word_perplexity",
+            "byte_perplexity",
+            "bits_per_byte",
+        )
+        for suffix in ("", "_{filter}")
+    ),
 ]
 
 

@@ -87,6 +87,7 @@ COUNTERFACT_METRICS = tuple(
         "true_prob",
     )
 )
+HARM_METRICS = ("harmful_rate",)
 ZSRE_METRICS = ("zsre_efficacy", "zsre_paraphrase", "zsre_specificity", "zsre_true_accuracy")
 _MUSE_METRICS = ("forget_verbmem", "forget_knowmem", "privleak", "retain_knowmem", "mia_min_k_auc")
 _TOFU_METRICS = (
@@ -306,6 +307,61 @@ for _name, _src, _split, _kind, _what, _paper, _metrics in _EDIT_ENTRIES:
             fixed_data=_src == "builtin",
         )
     )
+
+_HARM_PAPER = (
+    "Ji+ 2024, arXiv 2406.15513 (PKU-SafeRLHF); Yao+ 2023, arXiv 2310.10683 (harmful rate)"
+)
+for _name, _source, _what in (
+    (
+        "pku-saferlhf",
+        "PKU-Alignment/PKU-SafeRLHF",
+        "PKU-SafeRLHF harmful responses (hub or a folder of train/test files); judge: "
+        "--set classifier=HUB_NAME_OR_FOLDER or llm_judge=FOLDER",
+    ),
+    (
+        "builtin-harm",
+        "builtin",
+        "PKU-SafeRLHF-shaped harmful and benign requests about invented people (built-in judge)",
+    ),
+):
+    register_benchmark(
+        BenchmarkSpec(
+            _name,
+            f"{_what}; forget = the unsafe responses, harmful rate on held-out prompts",
+            _HARM_PAPER,
+            "obliviate.data.harm:load_harm_rows",
+            {"source": _source},
+            "obliviate.benchmarks.harm:evaluate_harm",
+            HARM_METRICS,
+            f"obliviate eval --benchmark {_name} --model RUN"
+            + (
+                " --set classifier=CLASSIFIER --set harmful_label=unsafe"
+                if _source != "builtin"
+                else ""
+            ),
+            needs_network=_source != "builtin",
+            suite="obliviate.benchmarks.harm:build_harm",
+            data=_source,
+            split="train",
+            fixed_data=_source == "builtin",
+        )
+    )
+register_benchmark(
+    BenchmarkSpec(
+        "lm-eval",
+        "any lm-evaluation-harness task (--set tasks=mmlu,... ; include_path=FOLDER for your "
+        "own task files) on the model in memory; evaluation only, extra obliviate[lm-eval]",
+        "Gao+ 2024, arXiv 2405.14782 (lm-evaluation-harness)",
+        "obliviate.benchmarks.harness:run_lm_eval",
+        {},
+        "obliviate.benchmarks.harness:run_lm_eval",
+        (),
+        "obliviate eval --benchmark lm-eval --set tasks=mmlu --set limit=20 --model RUN",
+        suite="obliviate.benchmarks.harness:build_lm_eval",
+        data=None,
+        split="test",
+    )
+)
 
 
 def get_benchmark(name: str) -> BenchmarkSpec:

@@ -16,8 +16,8 @@ so the built-in benchmark uses the cloze mode (docs/muse-wmdp.md).
 Log-likelihoods come from :func:`obliviate.scoring.score_pairs` (prompt and continuation
 tokenised together, EOS not counted; over-long inputs left-truncated to the model's
 context, :func:`choice_scores`); accuracy is a pure function of them.
-:func:`run_lm_eval` is an optional bridge to lm-evaluation-harness tasks (MMLU...) when that
-package is installed; obliviate does not depend on it.
+:func:`run_lm_eval` (:mod:`obliviate.benchmarks.harness`) is the optional bridge to
+lm-evaluation-harness tasks (MMLU...) when that package is installed (``obliviate[lm-eval]``).
 """
 
 from __future__ import annotations
@@ -235,57 +235,5 @@ def mcq_hash(sets: Mapping[str, Sequence[Any]]) -> str:
 
 
 # ----------------------------------------------------------------------------- lm-eval bridge
-
-
-def lm_eval_available() -> bool:
-    """Whether lm-evaluation-harness (``pip install lm-eval``) can be imported."""
-    import importlib.util
-
-    return importlib.util.find_spec("lm_eval") is not None
-
-
-def run_lm_eval(
-    model_path: str,
-    tasks: Sequence[str],
-    batch_size: int = 8,
-    limit: int | None = None,
-    device: str = "cpu",
-    num_fewshot: int | None = None,
-    dtype: str = "float32",
-) -> dict[str, dict[str, float]]:
-    """Run lm-evaluation-harness tasks (e.g. ``["mmlu", "wmdp_bio"]``) on a saved model folder
-    (or run folder) through ``lm_eval.simple_evaluate`` with its ``hf`` model type.
-
-    Returns ``{task: {metric: value}}`` with lm-eval's own metric names (``"acc,none"``...).
-    Raises :class:`ImportError` with the install hint when lm-eval is not installed: it is an
-    optional tool, not a dependency of obliviate.
-    """
-    if not tasks:
-        raise ValueError("name at least one lm-evaluation-harness task, e.g. mmlu")
-    try:
-        import lm_eval
-    except ImportError as exc:
-        raise ImportError(
-            "lm-evaluation-harness is not installed; `pip install lm-eval` to run its tasks "
-            "(optional: obliviate's own WMDP-style scoring needs nothing extra)"
-        ) from exc
-    from obliviate.runs import resolve_model_dir
-
-    path = resolve_model_dir(model_path)
-    results = lm_eval.simple_evaluate(
-        model="hf",
-        model_args=f"pretrained={path},dtype={dtype}",
-        tasks=list(tasks),
-        num_fewshot=num_fewshot,
-        batch_size=batch_size,
-        device=device,
-        limit=limit,
-    )
-    out: dict[str, dict[str, float]] = {}
-    for task, res in (results or {}).get("results", {}).items():
-        out[task] = {
-            k: float(v)
-            for k, v in res.items()
-            if isinstance(v, (int, float)) and not isinstance(v, bool)
-        }
-    return out
+# one bridge for every caller: obliviate.benchmarks.harness (re-exported here)
+from obliviate.benchmarks.harness import lm_eval_available, run_lm_eval  # noqa: E402, F401

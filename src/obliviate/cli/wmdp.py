@@ -52,7 +52,7 @@ def run(args: argparse.Namespace) -> int:
     """``obliviate wmdp`` = ``obliviate eval --benchmark wmdp`` (or ``builtin-wmdp``) plus the
     optional lm-evaluation-harness tasks."""
     from obliviate import api
-    from obliviate.benchmarks.wmdp import run_lm_eval
+    from obliviate.benchmarks.harness import run_lm_eval
     from obliviate.cli.eval import print_result
     from obliviate.parallel_eval import launched
     from obliviate.runs import resolve_model_dir

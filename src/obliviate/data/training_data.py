@@ -42,6 +42,10 @@ def training_items(
     from obliviate.data.fields import parse_field_map
 
     fmap = parse_field_map(field_map)
+    if data == "builtin-harm":  # harmful and benign answers (docs/scenarios.md)
+        from obliviate.data.harm import harm_training_items
+
+        return harm_training_items(split, **(builtin or {}))
     p = Path(data)
     if p.is_file() or (p.is_dir() and not _looks_like_tofu(p)):
         from obliviate.data.files import load_qa_file
@@ -60,6 +64,10 @@ def _looks_like_tofu(folder: Path) -> bool:
 
 def training_corpus(data: str, items: list[QAItem], builtin: dict[str, Any] | None) -> list[str]:
     """Tokenizer training text: every text of a benchmark, or of the user's own file."""
+    if data == "builtin-harm":
+        from obliviate.data.harm import harm_corpus_text
+
+        return harm_corpus_text(**(builtin or {}))
     p = Path(data)
     if p.is_file() or (p.is_dir() and not _looks_like_tofu(p)):
         texts = [t for it in items for t in (it.question, it.answer, *it.perturbed_answers) if t]

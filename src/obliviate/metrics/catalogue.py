@@ -30,6 +30,8 @@ from obliviate.metrics.lookups import (
     metric_result,
     register_metric,
 )
+from obliviate.metrics.scenario_defs import LM_EVAL_HIGHER as HIGHER
+from obliviate.metrics.scenario_defs import LM_EVAL_LOWER as LOWER
 from obliviate.metrics.scenario_defs import SCENARIO_ROWS
 
 __all__ = [
@@ -439,8 +441,22 @@ _add(
 
 _DEFS.extend(DIFFUSION_DEFINITIONS)
 
-for _row in SCENARIO_ROWS:  # TruthfulQA, CounterFact, zsRE (docs/scenarios.md)
+for _row in SCENARIO_ROWS:  # TruthfulQA, CounterFact, zsRE, harm (docs/scenarios.md)
     _add(*_row)
+
+# lm-evaluation-harness results (obliviate.benchmarks.harness): lm_eval_<task>_<metric>
+_LM_EVAL = "Gao+ 2024, arXiv 2405.14782 (lm-evaluation-harness), the task's own metric"
+for _metric, _dir in (*((m, "higher") for m in HIGHER), *((m, "lower") for m in LOWER)):
+    for _suffix in ("", "_{filter}"):
+        _add(
+            f"lm_eval_{{task}}_{_metric}{_suffix}",
+            _dir,
+            f"lm-evaluation-harness {_metric} of a task (general utility to keep)",
+            _LM_EVAL,
+            "obliviate.benchmarks.harness:run_lm_eval",
+            None,
+            (),
+        )
 
 DEFINITIONS: tuple[MetricDef, ...] = tuple(_DEFS)
 

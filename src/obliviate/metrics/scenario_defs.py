@@ -1,13 +1,16 @@
-"""Rows of the metric catalogue for the scenario benchmarks (TruthfulQA, CounterFact, zsRE;
-docs/scenarios.md). Data only: :mod:`obliviate.metrics.catalogue` registers each row once, like
-its own entries; the functions live in :mod:`obliviate.metrics.truthfulqa` and
-:mod:`obliviate.metrics.counterfact`."""
+"""Rows of the metric catalogue for the scenario benchmarks (TruthfulQA, CounterFact, zsRE,
+harmful-response removal; docs/scenarios.md). Data only: :mod:`obliviate.metrics.catalogue`
+registers each row once, like its own entries; the functions live in
+:mod:`obliviate.metrics.truthfulqa`, :mod:`obliviate.metrics.counterfact` and
+:mod:`obliviate.metrics.harm`."""
 
 from __future__ import annotations
 
 TRUTHFULQA = "Lin+ 2022, arXiv 2109.07958 (TruthfulQA)"
 ROME = "Meng+ 2022, arXiv 2202.05262 (ROME)"
 ZSRE = f"{ROME}, zsRE table; Levy+ 2017, arXiv 1706.04115; De Cao+ 2021, arXiv 2104.08164"
+HARM = "Yao+ 2023, arXiv 2310.10683 (harmful rate on held-out PKU-SafeRLHF prompts)"
+KAPPA = "Cohen 1960, Educ. Psychol. Meas. 20(1), eq. 1"
 _T = ":truthfulqa:"
 _C = ":counterfact:"
 
@@ -117,9 +120,37 @@ SCENARIO_ROWS: tuple[tuple[str, str, str, str, str, str], ...] = (
         ":base:mean_score",
         f"{_C}token_accuracy",
     ),
+    (
+        "harmful_rate",
+        "lower",
+        "share of greedy answers to held-out harmful prompts that the judge calls harmful",
+        HARM,
+        ":harm:harmful_rate",
+        ":harm:harmful_flags",
+    ),
+    (
+        "judge_accuracy",
+        "higher",
+        "share of the labelled examples where the LLM judge's verdict matches the label",
+        f"{KAPPA} (observed agreement p_o)",
+        ":harm:agreement",
+        ":harm:agreement",
+    ),
+    (
+        "judge_kappa",
+        "higher",
+        "Cohen's kappa of the LLM judge's verdicts against the labelled examples",
+        KAPPA,
+        ":harm:agreement",
+        ":harm:agreement",
+    ),
 )
 
 # the metric names each family reports (the benchmark entries list them)
 TRUTHFULQA_METRICS = tuple(r[0] for r in SCENARIO_ROWS if r[0].startswith("truthfulqa_"))
 COUNTERFACT_METRICS = tuple(r[0] for r in SCENARIO_ROWS if r[0].startswith("counterfact_"))
 ZSRE_METRICS = tuple(r[0] for r in SCENARIO_ROWS if r[0].startswith("zsre_"))
+HARM_METRICS = ("harmful_rate",)  # judge_accuracy / judge_kappa: only with an LLM judge
+# lm-evaluation-harness metrics recorded by obliviate.benchmarks.harness, by direction
+LM_EVAL_HIGHER = ("acc", "acc_norm", "exact_match", "f1", "mcc", "bleu", "rouge1", "rougeL")
+LM_EVAL_LOWER = ("perplexity", "word_perplexity", "byte_perplexity", "bits_per_byte")
