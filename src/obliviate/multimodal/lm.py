@@ -81,7 +81,8 @@ def reference_ids(key: int, n: int) -> list[int]:
 
 class VisionLM(torch.nn.Module):
     """A Hugging Face vision-language model called like a causal LM on ids with image
-    references (module docstring). ``save_pretrained`` saves the underlying model."""
+    references (module docstring). ``save_pretrained`` saves the underlying model; ``vlm.config``
+    is its full config."""
 
     def __init__(self, vlm: Any, bank: ImageBank) -> None:
         super().__init__()
@@ -90,7 +91,13 @@ class VisionLM(torch.nn.Module):
 
     @property
     def config(self) -> Any:
-        return self.vlm.config
+        """The language model's config (``vocab_size``, ``max_position_embeddings``): what the
+        text engine reads from a causal LM's config."""
+        return self.vlm.config.get_text_config()
+
+    @property
+    def device(self) -> Any:
+        return self.vlm.device
 
     @property
     def generation_config(self) -> Any:
