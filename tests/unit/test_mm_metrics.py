@@ -67,27 +67,35 @@ def test_evaluate_sets_aggregates_per_set_and_mode(monkeypatch) -> None:
         "retain": [
             QAItem("q3", "b", options=("a", "b"), meta={"mode": "text", "task": "qa"}),
             QAItem("c2", "baker", meta={"mode": "text", "task": "cloze"}),
+            QAItem("q4", "a", options=("a", "b"), meta={"mode": "text", "task": "mcq"}),
+            QAItem("g1", "sailor", meta={"mode": "text", "task": "gen"}),
         ],
     }
-    # option log-probs, in item order: q1 picks b (right), q2 picks b (wrong), q3 picks b (right)
-    option_lp = {"a": [-2.0, -1.0, -3.0], "b": [-1.0, -0.5, -1.0]}
+    # option log-probs, in item order: q1 picks b (right), q2 b (wrong), q3 b (right), q4 a (right)
+    option_lp = {"a": [-2.0, -1.0, -3.0, -0.5], "b": [-1.0, -0.5, -1.0, -2.0]}
     calls = {"n": 0}
 
     def fake_scores(model, tok, flat_items, template, answers, batch_size):
         out = []
         for it, a in zip(flat_items, answers):
-            k = ["q1", "q2", "q3"].index(it.question)
+            k = ["q1", "q2", "q3", "q4"].index(it.question)
             out.append(_scores([option_lp[a][k], -0.1]))  # then EOS
         calls["n"] += 1
         return out
 
     gens = {"q1": "b", "q2": "x y", "c1": "in Roltren.", "q3": "b", "c2": "a sailor"}
+    gens["g1"] = "a sailor"
+    asked: list[str] = []
+
+    def fake_generations(model, tok, its, template):
+        asked.extend(it.question for it in its)
+        return [gens[it.question] for it in its]
+
     monkeypatch.setattr(ev, "score_items", fake_scores)
-    monkeypatch.setattr(
-        ev, "answer_generations", lambda m, t, its, tpl: [gens[it.question] for it in its]
-    )
+    monkeypatch.setattr(ev, "answer_generations", fake_generations)
     got = ev.evaluate_sets(None, None, items)
     assert calls["n"] == 1  # every option of every set in one scoring call
+    assert sorted(asked) == ["c1", "c2", "g1", "q1", "q2", "q3"]  # an mcq item is not generated
     assert got["forget/image"]["mcq_acc"] == 1.0 and got["forget/image"]["rouge_l"] == 1.0
     assert math.isnan(got["forget/image"]["cloze_acc"])
     assert got["forget/text"] == {"mcq_acc": 0.0, "rouge_l": 0.0, "cloze_acc": 1.0}
