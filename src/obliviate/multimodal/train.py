@@ -17,10 +17,12 @@ from obliviate.multimodal.encoding import encode_items
 from obliviate.multimodal.lm import ImageBank, VisionLM
 from obliviate.multimodal.people import People, corpus_text, training_items
 
-# Training defaults of the built-in target and retain models (sizing: docs/multimodal.md).
+# Training defaults of the built-in target and retain models, measured (docs/multimodal.md): the
+# "xs" model on 8 + 2 people (190 items) reaches MCQ, ROUGE-L and cloze 1.0 on every trained set
+# in 30 epochs (180 steps, 2 minutes on one busy core).
 TINY_VLM_TRAIN = {
     "lr": 3e-3,
-    "epochs": 40,
+    "epochs": 30,
     "batch_size": 32,
     "warmup_epochs": 1,
     "scheduler": "cosine",
