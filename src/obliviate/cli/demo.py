@@ -28,7 +28,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="tiny model size (default: s; with --multimodal xs, which also takes s)",
     )
     p.add_argument(
-        "--people", type=int, help="fictitious people (default: 100; with --multimodal 20)"
+        "--people", type=int, help="fictitious people (default: 100; with --multimodal 8)"
     )
     p.add_argument(
         "--epochs",
@@ -121,7 +121,7 @@ def _multimodal(args: argparse.Namespace) -> int:
     and the micro model, a smoke test)."""
     from obliviate.recipes.multimodal import comparison_markdown, run_demo
 
-    people = 8 if args.quick else (args.people or 20)
+    people = 8 if args.quick else (args.people or 8)
     size = "micro" if args.quick else (args.size or "xs")
     epochs = args.epochs
     doc = run_demo(

@@ -88,12 +88,9 @@ class VisionLM(torch.nn.Module):
         super().__init__()
         self.vlm = vlm
         self.bank = bank
-
-    @property
-    def config(self) -> Any:
-        """The language model's config (``vocab_size``, ``max_position_embeddings``): what the
-        text engine reads from a causal LM's config."""
-        return self.vlm.config.get_text_config()
+        # the language model's config (vocab_size, max_position_embeddings): what the text
+        # engine reads from a causal LM's config
+        self.config = vlm.config.get_text_config()
 
     @property
     def device(self) -> Any:

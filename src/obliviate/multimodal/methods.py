@@ -93,4 +93,4 @@ def unlearn_vlm(
     """Run ``method`` on ``model`` in place (its ``part`` only) for ``request``."""
     built = build_vlm_method(method, part, overrides)
     job = VisionJob(model, tokenizer, request, progress=progress, bank=model.bank)
-    return built.unlearn(job)  # type: ignore[no-any-return]
+    return built.unlearn(job)

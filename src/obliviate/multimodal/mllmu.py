@@ -44,7 +44,7 @@ def _image(cell: Any) -> Any:
 
 
 def _rows(folder: Path, config: str) -> list[dict[str, Any]]:
-    import pandas as pd
+    import pyarrow.parquet as pq
 
     files = sorted((folder / config).glob("*.parquet"))
     if not files:
@@ -52,8 +52,7 @@ def _rows(folder: Path, config: str) -> list[dict[str, Any]]:
             f"{folder / config} holds no parquet file; give a copy of {HUB_NAME} with one "
             "folder per config (forget_10/, retain_90/, Full_Set/, Test_Set/, Retain_Set/)"
         )
-    frame = pd.concat([pd.read_parquet(f) for f in files], ignore_index=True)
-    return list(frame.to_dict("records"))
+    return [row for f in files for row in pq.read_table(f).to_pylist()]
 
 
 def _list(value: Any) -> list[Any]:

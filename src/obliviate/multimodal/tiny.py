@@ -75,7 +75,7 @@ def build_tiny_llava(
         patch_size=PATCH,
         projection_dim=v_hidden,
     )
-    text = LlamaConfig(  # type: ignore[call-arg]  # stubs omit the PretrainedConfig kwargs
+    text = LlamaConfig(
         vocab_size=len(tokenizer),
         hidden_size=hidden,
         num_hidden_layers=layers,
@@ -88,7 +88,7 @@ def build_tiny_llava(
         pad_token_id=tokenizer.pad_token_id,
         tie_word_embeddings=True,
     )
-    config = LlavaConfig(  # type: ignore[call-arg]
+    config = LlavaConfig(  # type: ignore[call-arg]  # the stubs name it image_token_index
         vision_config=vision,
         text_config=text,
         image_token_id=image_token_id,

@@ -44,8 +44,8 @@ def comparison_markdown(doc: Mapping[str, Any]) -> str:
 def run_demo(
     out: str | Path,
     methods: tuple[str, ...] = ("graddiff", "npo"),
-    n_people: int = 20,
-    n_real: int = 5,
+    n_people: int = 8,
+    n_real: int = 2,
     size: str = "xs",
     epochs: float | None = None,
     unlearn: Mapping[str, Any] | None = None,
