@@ -5,7 +5,8 @@ both modes (image+text, text-only) with the three tasks (multiple choice, genera
 cloze).
 
 Writes ``out/target``, ``out/retain`` and ``out/<method>`` (safetensors ``save_pretrained``
-folders with the processor), ``comparison.json`` and ``comparison.md``. A finished target and
+folders with the processor), ``comparison.json``, ``comparison.md`` and ``samples.html``
+(sample portraits with each model's answers, :mod:`obliviate.multimodal.samples`). A finished target and
 retain model with the same settings are reused (``out/models.json``).
 """
 
@@ -54,12 +55,14 @@ def run_demo(
     log: Callable[[str], None] | None = print,
 ) -> dict[str, Any]:
     """Run the demo into ``out``; returns the ``comparison.json`` document."""
+    from obliviate.data.templates import PromptTemplate
     from obliviate.io import atomic_write_text, read_json, write_json
-    from obliviate.multimodal.evaluate import evaluate_sets
+    from obliviate.multimodal.evaluate import answer_generations, evaluate_sets
     from obliviate.multimodal.lm import ImageBank, VisionLM
     from obliviate.multimodal.loading import load_vlm, save_vision_lm
     from obliviate.multimodal.methods import unlearn_vlm
     from obliviate.multimodal.people import generate_people, unlearning_request
+    from obliviate.multimodal.samples import sample_items, sample_page
     from obliviate.multimodal.train import train_builtin_models
     from obliviate.recipes.resume import claim_comparison
 
@@ -85,9 +88,12 @@ def run_demo(
         write_json(record, settings)
     timings = {"models_s": time.perf_counter() - t0}
     rows: dict[str, Any] = {}
+    samples = sample_items(request.eval)
+    answers: dict[str, list[str]] = {}
     for name, model in (("target", target), ("retain", retain)):
         say(f"evaluating {name}")
         rows[name] = evaluate_sets(model, tok, request.eval)
+        answers[name] = answer_generations(model, tok, samples, PromptTemplate())
     for method in methods:
         say(f"unlearning with {method}")
         t1 = time.perf_counter()
@@ -96,8 +102,10 @@ def run_demo(
         timings[f"{method}_s"] = time.perf_counter() - t1
         save_vision_lm(result.model, out / method)
         rows[method] = evaluate_sets(result.model, tok, request.eval)
+        answers[method] = answer_generations(result.model, tok, samples, PromptTemplate())
     timings["wall_s"] = time.perf_counter() - t0
     doc = {"benchmark": BENCHMARK, "split": request.split, "models": rows, "timings": timings}
     write_json(out / "comparison.json", doc)
     atomic_write_text(out / "comparison.md", comparison_markdown(doc) + "\n")
+    atomic_write_text(out / "samples.html", sample_page(samples, answers))
     return doc
