@@ -296,6 +296,12 @@ WRAPPERS: Registry[Any] = Registry(
         "soft_prompt": "obliviate.inference.soft_prompt:SoftPromptModel",
     },
 )
+# methods designed for vision-language models (docs/multimodal.md); the text gradient methods
+# run on them too (obliviate.multimodal.methods.GRADIENT_METHODS)
+VLM_METHODS: Registry[Any] = Registry(
+    "vision-language method",
+    builtins={"mmunlearner": "obliviate.multimodal.mmunlearner:MMUnlearner"},
+)
 METRICS: Registry[Any] = Registry("metric", catalogues=("obliviate.metrics.catalogue",))
 OBJECTIVES: Registry[Any] = Registry(
     "sweep objective",

@@ -364,6 +364,46 @@ register_benchmark(
 )
 
 
+_MLLMU_PAPER = "Liu+ 2024, arXiv 2410.22108 (MLLMU-Bench)"
+# MCQ accuracy, ROUGE-L and cloze accuracy per set and mode (docs/multimodal.md): reported by
+# obliviate.multimodal.evaluate, not catalogue metrics, so the entries list none
+_MLLMU_METRICS: tuple[str, ...] = ()
+register_benchmark(
+    BenchmarkSpec(
+        "builtin-mllmu",
+        "fictitious people with synthetic portraits, asked with and without the image "
+        "(MLLMU-Bench-shaped, offline; vision-language models)",
+        _MLLMU_PAPER,
+        "obliviate.multimodal.people:generate_people",
+        {},
+        "obliviate.multimodal.evaluate:evaluate_sets",
+        _MLLMU_METRICS,
+        "obliviate demo --multimodal",
+        suite="obliviate.multimodal.suite:build_mllmu",
+        data="builtin",
+        split="forget10",
+        fixed_data=True,
+    )
+)
+register_benchmark(
+    BenchmarkSpec(
+        "mllmu",
+        "MLLMU-Bench: 500 fictitious profiles with portraits + 153 celebrities, forget 5/10/15 % "
+        "(hub MLLMMU/MLLMU-Bench or a local copy; vision-language models)",
+        _MLLMU_PAPER,
+        "obliviate.multimodal.mllmu:load_mllmu",
+        {},
+        "obliviate.multimodal.evaluate:evaluate_sets",
+        _MLLMU_METRICS,
+        "python -c 'from obliviate.api import load_suite; load_suite(\"mllmu\")'",
+        needs_network=True,
+        suite="obliviate.multimodal.suite:build_mllmu",
+        data="MLLMMU/MLLMU-Bench",
+        split="forget10",
+    )
+)
+
+
 def get_benchmark(name: str) -> BenchmarkSpec:
     """The registered entry ``name`` (an unknown name is one sentence with did-you-mean)."""
     return BENCHMARKS.get(name)
