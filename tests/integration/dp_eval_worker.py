@@ -1,4 +1,4 @@
-"""Run alone or under `torchrun --nproc_per_node 2` (tests/integration/test_parallel_eval.py).
+"""Run alone or under `torchrun --nproc_per_node 2` (tests/integration/test_dp_eval.py).
 
 ``cli OUT ARGS...``: the obliviate command ARGS (``eval ...``), this rank's standard output
     kept in OUT/stdout-<rank>.txt and the evaluation folders it wrote in OUT/writes-<rank>.json.

@@ -53,6 +53,7 @@ MCQ = "mcq_logliks"  # per-choice log-likelihoods of multiple-choice questions
 GRADIENTS = "gradients"  # per-sample gradient norms
 ATTACKED = "attacked"  # the audit's three models with and without an attack
 METRICS_IN = "metrics"  # other metrics of the same run
+HARNESS = "harness_requests"  # a task's own requests, run by lm-evaluation-harness on the model
 
 TOFU = "Maini+ 2024, arXiv 2401.06121 (TOFU)"
 MUSE = "Shi+ 2024, arXiv 2407.06460 (MUSE)"
@@ -455,7 +456,7 @@ for _metric, _dir in (*((m, "higher") for m in HIGHER), *((m, "lower") for m in 
             _LM_EVAL,
             "obliviate.benchmarks.harness:run_lm_eval",
             None,
-            (),
+            (HARNESS,),
         )
 
 DEFINITIONS: tuple[MetricDef, ...] = tuple(_DEFS)
