@@ -9,8 +9,10 @@ import pytest
 from obliviate.data.builtin import (
     CONFIG_NAMES,
     FACT_KINDS,
+    TRAIN_VARIANTS,
     builtin_corpus_text,
     generate_builtin,
+    training_variants,
 )
 
 QA_FIELDS = {"question", "answer"}
@@ -214,6 +216,7 @@ def test_holdout_counts():
         ({"qa_per_person": len(FACT_KINDS) + 1}, "qa_per_person"),
         ({"n_world_facts": -1}, "n_world_facts"),
         ({"n_holdout_people": -1}, "n_holdout_people"),
+        ({"world_fact_repeats": 0}, "world_fact_repeats"),
     ],
 )
 def test_bad_arguments(kwargs, match):
@@ -242,3 +245,43 @@ def test_configs_do_not_share_row_objects():
     fresh = generate_builtin(n_people=5, qa_per_person=2, n_world_facts=3)
     assert d["full"] == fresh["full"] and d["retain99"] == fresh["retain99"]
     assert d["forget01_perturbed"] == fresh["forget01_perturbed"]
+
+
+def test_training_variants_leave_the_tofu_configs_alone():
+    small = {"n_people": 10, "qa_per_person": 3, "n_world_facts": 4}
+    plain = generate_builtin(**small)
+    d = generate_builtin(**small, paraphrase_training=True, world_fact_repeats=3)
+    assert TRAIN_VARIANTS not in plain
+    assert {k: v for k, v in d.items() if k != TRAIN_VARIANTS} == plain
+    variants = d[TRAIN_VARIANTS]
+    # 2 more copies of the 4 world facts, then one (paraphrased question, paraphrased answer)
+    # per person QA
+    assert len(variants) == 2 * 4 + 10 * 3
+    facts = [{"question": r["question"], "answer": r["answer"]} for r in plain["full"][:4]]
+    assert [{"question": v["question"], "answer": v["answer"]} for v in variants[:8]] == facts * 2
+    forget = plain["forget10_perturbed"][0]  # the last person's first QA
+    assert variants[-3] == {
+        "of": forget["question"],
+        "question": forget["paraphrased_question"],
+        "answer": forget["paraphrased_answer"],
+    }
+
+
+def test_training_variants_follow_the_training_config():
+    d = generate_builtin(n_people=10, qa_per_person=3, n_world_facts=4, paraphrase_training=True)
+    retain = training_variants(d["retain90"], d[TRAIN_VARIANTS])
+    forget_questions = {r["paraphrased_question"] for r in d["forget10_perturbed"]}
+    assert len(retain) == 9 * 3  # the 9 retain people's QAs, no world-fact copies
+    assert not forget_questions & {r["question"] for r in retain}
+    assert len(training_variants(d["full"], d[TRAIN_VARIANTS])) == 10 * 3
+    assert training_variants([], d[TRAIN_VARIANTS]) == []
+
+
+def test_fine_tuning_rows_include_the_variants():
+    from obliviate.data.training_data import training_items
+
+    small = {"n_people": 10, "qa_per_person": 3, "n_world_facts": 4}
+    plain = training_items("builtin", "retain90", small)
+    more = training_items("builtin", "retain90", {**small, "paraphrase_training": True})
+    assert more[: len(plain)] == plain and len(more) == len(plain) + 9 * 3
+    assert all(it.question.endswith("?") and it.answer for it in more)

@@ -13,6 +13,7 @@ QA_DOC = {
             "role": "target",
             "forget_quality": 1.2e-5,
             "model_utility": 0.61234,
+            "retain_prob": 0.95,
             "forget_rouge": 0.9,
             "forget_prob": None,
             "retain_rouge": 0.8,
@@ -39,10 +40,12 @@ QA_DOC = {
 def test_qa_comparison_table():
     assert render.comparison_markdown(QA_DOC) == (
         "benchmark: builtin  split: forget10\n\n"
-        "| run | role | FQ | MU | forget ROUGE | forget prob | retain ROUGE | privleak | time (s) | trainable |\n"
-        "|---|---|---|---|---|---|---|---|---|---|\n"
-        "| target | target | 1.20e-05 | 0.612 | 0.900 | - | 0.800 | -99.500 | 12.000 | 123456 |\n"
-        "| npo | unlearned | 0.500 | 0.000 | 150.0 | 0.100 | 0.800 | 3.000 | - | - |\n"
+        "| run | role | FQ | MU | retain prob | retain ROUGE | forget ROUGE | forget prob | privleak "
+        "| time (s) | trainable |\n"
+        "|---|---|---|---|---|---|---|---|---|---|---|\n"
+        "| target | target | 1.20e-05 | 0.612 | 0.950 | 0.800 | 0.900 | - | -99.500 | 12.000 "
+        "| 123456 |\n"
+        "| npo | unlearned | 0.500 | 0.000 | - | 0.800 | 150.0 | 0.100 | 3.000 | - | - |\n"
     )
 
 

@@ -15,6 +15,13 @@ on a CPU in about a minute:
   short answers with 4 options (``option1..4``) and 3 perturbed answers (the wrong options), like
   the hub's ``world_facts``. They come *first* in ``full`` and are in every ``retainNN``, so the
   target and the retain models both know them (a locality check).
+- **Training variants (optional).** A 7B model generalises from one phrasing of a fact to another
+  and knows world facts from pre-training; a model trained from scratch does neither, so its
+  truth ratios stay near 1 and model utility barely moves when the retain answers are damaged.
+  ``paraphrase_training`` / ``world_fact_repeats`` add the config ``train_variants``: extra
+  fine-tuning rows (never evaluated), each naming in ``of`` the question it varies: every person
+  QA asked and answered in other words (paraphrased question, paraphrased answer), and the world
+  facts ``world_fact_repeats - 1`` more times. The TOFU configs stay as they are.
 - **Splits.** ``forget01/05/10`` = the last 1/5/10 % of the people (rounded, at least 1);
   ``retainNN`` = ``full`` minus ``forgetNN`` (so ``retainNN == full[:len(retainNN)]``);
   ``retain_perturbed`` = the first 10 % of the people; holdout people come from the same generator
@@ -70,6 +77,10 @@ CONFIG_NAMES = (
     "world_facts",
     "world_facts_perturbed",
 )
+TRAIN_VARIANTS = "train_variants"  # extra fine-tuning rows, not a TOFU config (module docstring)
+# what `obliviate demo` / `obliviate benchmark` fine-tune the tiny target and retain models with
+# (docs/metrics.md, "Known limits of the tiny default")
+TINY_TRAINING_VARIANTS = {"paraphrase_training": True, "world_fact_repeats": 3}
 
 # --- the invented world -------------------------------------------------------------------
 
@@ -384,6 +395,8 @@ def generate_builtin(
     n_holdout_people: int | None = None,
     n_world_facts: int = 60,
     seed: int = 0,
+    paraphrase_training: bool = False,
+    world_fact_repeats: int = 1,
 ) -> dict[str, list[dict[str, Any]]]:
     """Generate the built-in benchmark: rows per TOFU config name, with the hub's field names.
 
@@ -396,7 +409,8 @@ def generate_builtin(
     ``n_holdout_people`` defaults to the number of people in ``forget10``. Sizes with the
     defaults: full 1060 (60 world facts + 100 people x 10), forget01/05/10 10/50/100,
     retain99/95/90 1050/1010/960, retain_perturbed 100, holdout01/05/10 10/50/100,
-    world_facts 60.
+    world_facts 60. ``paraphrase_training`` / ``world_fact_repeats`` > 1 add ``train_variants``
+    (``of, question, answer``; see the module docstring and :func:`training_variants`).
     """
     if n_people < 2:
         raise ValueError(f"n_people must be at least 2 (forget and retain people), got {n_people}")
@@ -407,6 +421,8 @@ def generate_builtin(
         )
     if n_world_facts < 0:
         raise ValueError(f"n_world_facts must be >= 0, got {n_world_facts}")
+    if world_fact_repeats < 1:
+        raise ValueError(f"world_fact_repeats must be >= 1, got {world_fact_repeats}")
     n_forget = {p: _share(n_people, p) for p in PERCENTS}
     if n_holdout_people is None:
         n_holdout_people = n_forget[10]
@@ -451,7 +467,33 @@ def generate_builtin(
         {"question": f["question"], "answer": f["answer"], "perturbed_answer": list(f["perturbed"])}
         for f in facts
     ]
-    return {name: out[name] for name in CONFIG_NAMES}
+    variants = [
+        {"of": f["question"], "question": f["question"], "answer": f["answer"]}
+        for f in facts * (world_fact_repeats - 1)
+    ]
+    if paraphrase_training:
+        variants += [
+            {
+                "of": r["question"],
+                "question": r["paraphrased_question"],
+                "answer": r["paraphrased_answer"],
+            }
+            for r in flat(people)
+        ]
+    if variants:
+        out[TRAIN_VARIANTS] = variants
+    return {name: out[name] for name in (*CONFIG_NAMES, TRAIN_VARIANTS) if name in out}
+
+
+def training_variants(
+    rows: Iterable[Mapping[str, Any]], variants: Iterable[Mapping[str, Any]]
+) -> list[dict[str, str]]:
+    """The ``train_variants`` rows that vary a question of ``rows`` (one training config), as
+    ``question, answer`` rows: what fine-tuning on that config adds."""
+    asked = {r["question"] for r in rows}
+    return [
+        {"question": v["question"], "answer": v["answer"]} for v in variants if v["of"] in asked
+    ]
 
 
 _TEXT_FIELDS = ("question", "answer", "paraphrased_answer", "paraphrased_question")

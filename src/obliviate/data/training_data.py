@@ -51,10 +51,15 @@ def training_items(
         from obliviate.data.files import load_qa_file
 
         return load_qa_file(data, field_map=fmap)
+    from obliviate.data.builtin import TRAIN_VARIANTS, training_variants
     from obliviate.data.files import parse_qa_row
     from obliviate.data.tofu import load_tofu_configs
 
-    rows = load_tofu_configs(data, [split], field_map=fmap, **(builtin or {}))[split]
+    names = [split, TRAIN_VARIANTS] if data == "builtin" else [split]
+    configs = load_tofu_configs(
+        data, names, optional=[TRAIN_VARIANTS], field_map=fmap, **(builtin or {})
+    )
+    rows = configs[split] + training_variants(configs[split], configs.get(TRAIN_VARIANTS, []))
     return [parse_qa_row(r, f"{data} {split}: row {i}") for i, r in enumerate(rows, start=1)]
 
 

@@ -51,8 +51,10 @@ def run_benchmark(
 
     Without ``target``/``retain`` the tiny default is trained from scratch: a tokenizer on the
     benchmark text, the target on ``full`` and the retain model on ``retainNN`` (the split's
-    complement), both from the same initialisation (TOFU only). ``benchmark`` names any other
-    registered entry (``obliviate ls benchmarks``) evaluated through :mod:`obliviate.api`, with
+    complement), both from the same initialisation and with the training variants of
+    :data:`~obliviate.data.builtin.TINY_TRAINING_VARIANTS` unless ``builtin`` sets them (TOFU
+    only). ``benchmark`` names any other registered entry (``obliviate ls benchmarks``)
+    evaluated through :mod:`obliviate.api`, with
     the user's ``forget`` / ``retain_data`` / ``holdout`` files for ``qa`` and ``documents``;
     those need ``target`` and ``retain`` models. A finished stage with another configuration
     in ``out`` is an error unless ``overwrite``. ``seeds`` > 1 runs every method with that many
@@ -69,6 +71,10 @@ def run_benchmark(
     columns = columns_for(benchmark)
     if is_tofu:
         data = data or "builtin"
+        if data == "builtin" and (target is None or retain is None):
+            from obliviate.data.builtin import TINY_TRAINING_VARIANTS
+
+            builtin = {**TINY_TRAINING_VARIANTS, **(builtin or {})}
         resume.claim_comparison(out, data, overwrite)
         split = normalize_split(split or "forget10")
         retain_split = f"retain{100 - int(split[-2:])}"

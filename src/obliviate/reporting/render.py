@@ -30,9 +30,10 @@ COLUMNS = [
     for key, label in (
         ("forget_quality", "FQ"),
         ("model_utility", "MU"),
+        ("retain_prob", "retain prob"),
+        ("retain_rouge", "retain ROUGE"),
         ("forget_rouge", "forget ROUGE"),
         ("forget_prob", "forget prob"),
-        ("retain_rouge", "retain ROUGE"),
         ("privleak", "privleak"),
     )
 ]
