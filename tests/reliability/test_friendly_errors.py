@@ -143,6 +143,16 @@ def test_finetune_data_file_works_as_its_help_says(tmp_path: Path, capsys) -> No
     assert (out / "model" / "model.safetensors").is_file() and "saved" in stdout
 
 
+def test_finetune_variants_need_the_builtin_benchmark(tmp_path: Path, capsys) -> None:
+    data = tmp_path / "train.jsonl"
+    data.write_text(json.dumps({"question": "Who is P?", "answer": "A sailor."}) + "\n")
+    out = tmp_path / "ft"
+    argv = ["finetune", "--data", str(data), "--out", str(out), "--variants", "--no-progress"]
+    code, _, err = run_cli(argv, capsys)
+    assert_clear_error(code, err, "--variants applies only to --data builtin")
+    assert not out.exists()
+
+
 def _examples(command: str) -> list[str]:
     """The ``obliviate ...`` example lines of a command's ``--help``."""
     sub = build_parser()._subparsers._group_actions[0].choices[command]  # type: ignore[union-attr]

@@ -12,8 +12,8 @@ from obliviate.data.builtin import (
     TRAIN_VARIANTS,
     builtin_corpus_text,
     generate_builtin,
-    training_variants,
 )
+from obliviate.data.training_data import training_variants
 
 QA_FIELDS = {"question", "answer"}
 PERTURBED_FIELDS = {

@@ -26,6 +26,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--tokenizer", help="tokenizer folder (default: the model's, or train one)")
     p.add_argument("--size", default="s", choices=["xs", "s", "m", "l"], help="tiny model size")
     p.add_argument("--people", type=int, help="built-in benchmark: number of people")
+    p.add_argument(
+        "--variants",
+        action="store_true",
+        help="built-in benchmark: also train on every person QA asked and answered in other "
+        "words and on the world facts 3 times, as demo and benchmark do (docs/metrics.md)",
+    )
     p.add_argument("--template", default="qa", choices=["qa", "chat", "raw"])
     add_prompt_and_map_args(p)
     p.add_argument("--seed", type=int, default=0)
@@ -49,6 +55,13 @@ def run(args: argparse.Namespace) -> int:
     train = over.pop("train", {})
     if over:
         raise ValueError(f"finetune takes only train.* overrides, not {sorted(over)}")
+    builtin = builtin_kwargs(args)
+    if args.variants:
+        if args.data != "builtin":
+            raise ValueError("--variants applies only to --data builtin")
+        from obliviate.data.training_data import TINY_TRAINING_VARIANTS
+
+        builtin = {**(builtin or {}), **TINY_TRAINING_VARIANTS}
     res = api.finetune(
         data=args.data,
         split=args.split,
@@ -60,7 +73,7 @@ def run(args: argparse.Namespace) -> int:
         template=args.template,
         system_prompt=args.system_prompt,
         field_map=parse_field_map(args.field_map),
-        builtin=builtin_kwargs(args),
+        builtin=builtin,
         seed=args.seed,
         progress=not args.no_progress,
         trust_remote_code=args.trust_remote_code,

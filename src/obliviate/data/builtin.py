@@ -15,13 +15,9 @@ on a CPU in about a minute:
   short answers with 4 options (``option1..4``) and 3 perturbed answers (the wrong options), like
   the hub's ``world_facts``. They come *first* in ``full`` and are in every ``retainNN``, so the
   target and the retain models both know them (a locality check).
-- **Training variants (optional).** A 7B model generalises from one phrasing of a fact to another
-  and knows world facts from pre-training; a model trained from scratch does neither, so its
-  truth ratios stay near 1 and model utility barely moves when the retain answers are damaged.
-  ``paraphrase_training`` / ``world_fact_repeats`` add the config ``train_variants``: extra
-  fine-tuning rows (never evaluated), each naming in ``of`` the question it varies: every person
-  QA asked and answered in other words (paraphrased question, paraphrased answer), and the world
-  facts ``world_fact_repeats - 1`` more times. The TOFU configs stay as they are.
+- **Training variants (optional).** ``paraphrase_training`` / ``world_fact_repeats`` add the
+  config ``train_variants``: fine-tuning rows that stand in for a 7B model's generalisation
+  (:mod:`obliviate.data.training_data`), each naming in ``of`` the question it varies.
 - **Splits.** ``forget01/05/10`` = the last 1/5/10 % of the people (rounded, at least 1);
   ``retainNN`` = ``full`` minus ``forgetNN`` (so ``retainNN == full[:len(retainNN)]``);
   ``retain_perturbed`` = the first 10 % of the people; holdout people come from the same generator
@@ -78,9 +74,6 @@ CONFIG_NAMES = (
     "world_facts_perturbed",
 )
 TRAIN_VARIANTS = "train_variants"  # extra fine-tuning rows, not a TOFU config (module docstring)
-# what `obliviate demo` / `obliviate benchmark` fine-tune the tiny target and retain models with
-# (docs/metrics.md, "Known limits of the tiny default")
-TINY_TRAINING_VARIANTS = {"paraphrase_training": True, "world_fact_repeats": 3}
 
 # --- the invented world -------------------------------------------------------------------
 
@@ -409,8 +402,8 @@ def generate_builtin(
     ``n_holdout_people`` defaults to the number of people in ``forget10``. Sizes with the
     defaults: full 1060 (60 world facts + 100 people x 10), forget01/05/10 10/50/100,
     retain99/95/90 1050/1010/960, retain_perturbed 100, holdout01/05/10 10/50/100,
-    world_facts 60. ``paraphrase_training`` / ``world_fact_repeats`` > 1 add ``train_variants``
-    (``of, question, answer``; see the module docstring and :func:`training_variants`).
+    world_facts 60. ``paraphrase_training`` adds to ``train_variants`` every person QA asked and
+    answered in other words, ``world_fact_repeats`` the world facts that many times less one.
     """
     if n_people < 2:
         raise ValueError(f"n_people must be at least 2 (forget and retain people), got {n_people}")
@@ -467,33 +460,16 @@ def generate_builtin(
         {"question": f["question"], "answer": f["answer"], "perturbed_answer": list(f["perturbed"])}
         for f in facts
     ]
-    variants = [
-        {"of": f["question"], "question": f["question"], "answer": f["answer"]}
-        for f in facts * (world_fact_repeats - 1)
-    ]
+    variants = [{"of": f["question"], **_qa(f)} for f in facts * (world_fact_repeats - 1)]
     if paraphrase_training:
-        variants += [
-            {
-                "of": r["question"],
-                "question": r["paraphrased_question"],
-                "answer": r["paraphrased_answer"],
-            }
-            for r in flat(people)
-        ]
+        variants += [{"of": r["question"], **_qa(_paraphrased(r))} for r in flat(people)]
     if variants:
         out[TRAIN_VARIANTS] = variants
     return {name: out[name] for name in (*CONFIG_NAMES, TRAIN_VARIANTS) if name in out}
 
 
-def training_variants(
-    rows: Iterable[Mapping[str, Any]], variants: Iterable[Mapping[str, Any]]
-) -> list[dict[str, str]]:
-    """The ``train_variants`` rows that vary a question of ``rows`` (one training config), as
-    ``question, answer`` rows: what fine-tuning on that config adds."""
-    asked = {r["question"] for r in rows}
-    return [
-        {"question": v["question"], "answer": v["answer"]} for v in variants if v["of"] in asked
-    ]
+def _paraphrased(row: Mapping[str, Any]) -> dict[str, str]:
+    return {"question": row["paraphrased_question"], "answer": row["paraphrased_answer"]}
 
 
 _TEXT_FIELDS = ("question", "answer", "paraphrased_answer", "paraphrased_question")

@@ -4,10 +4,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
 from obliviate.data.types import QAItem
+
+# What `obliviate demo` / `obliviate benchmark` (and `finetune --variants`) fine-tune the tiny
+# built-in models with. A 7B model generalises from one phrasing of a fact to another and knows
+# world facts from pre-training; a model trained from scratch does neither, so without these rows
+# its truth ratios stay near 1 and model utility barely moves when retain answers are damaged
+# (docs/metrics.md, "Known limits of the tiny default"). The evaluation configs are unchanged.
+TINY_TRAINING_VARIANTS = {"paraphrase_training": True, "world_fact_repeats": 3}
 
 TOFU_CONFIGS = (
     "full",
@@ -51,7 +59,7 @@ def training_items(
         from obliviate.data.files import load_qa_file
 
         return load_qa_file(data, field_map=fmap)
-    from obliviate.data.builtin import TRAIN_VARIANTS, training_variants
+    from obliviate.data.builtin import TRAIN_VARIANTS
     from obliviate.data.files import parse_qa_row
     from obliviate.data.tofu import load_tofu_configs
 
@@ -61,6 +69,17 @@ def training_items(
     )
     rows = configs[split] + training_variants(configs[split], configs.get(TRAIN_VARIANTS, []))
     return [parse_qa_row(r, f"{data} {split}: row {i}") for i, r in enumerate(rows, start=1)]
+
+
+def training_variants(
+    rows: Iterable[Mapping[str, Any]], variants: Iterable[Mapping[str, Any]]
+) -> list[dict[str, str]]:
+    """The built-in ``train_variants`` rows that vary a question of ``rows`` (one training
+    config), as ``question, answer`` rows: what fine-tuning on that config adds."""
+    asked = {r["question"] for r in rows}
+    return [
+        {"question": v["question"], "answer": v["answer"]} for v in variants if v["of"] in asked
+    ]
 
 
 def _looks_like_tofu(folder: Path) -> bool:

@@ -52,7 +52,7 @@ def run_benchmark(
     Without ``target``/``retain`` the tiny default is trained from scratch: a tokenizer on the
     benchmark text, the target on ``full`` and the retain model on ``retainNN`` (the split's
     complement), both from the same initialisation and with the training variants of
-    :data:`~obliviate.data.builtin.TINY_TRAINING_VARIANTS` unless ``builtin`` sets them (TOFU
+    :data:`~obliviate.data.training_data.TINY_TRAINING_VARIANTS` unless ``builtin`` sets them (TOFU
     only). ``benchmark`` names any other registered entry (``obliviate ls benchmarks``)
     evaluated through :mod:`obliviate.api`, with
     the user's ``forget`` / ``retain_data`` / ``holdout`` files for ``qa`` and ``documents``;
@@ -72,7 +72,7 @@ def run_benchmark(
     if is_tofu:
         data = data or "builtin"
         if data == "builtin" and (target is None or retain is None):
-            from obliviate.data.builtin import TINY_TRAINING_VARIANTS
+            from obliviate.data.training_data import TINY_TRAINING_VARIANTS
 
             builtin = {**TINY_TRAINING_VARIANTS, **(builtin or {})}
         resume.claim_comparison(out, data, overwrite)
