@@ -111,6 +111,14 @@ def test_reduced_demo_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture[s
     for m in ("graddiff", "npo"):
         assert rows[m]["forget_prob"] < rows["target"]["forget_prob"] - 0.1, rows[m]
         assert rows[m]["forget_rouge"] < rows["target"]["forget_rouge"] - 0.2, rows[m]
+    # trained with the training variants (docs/metrics.md), the truth ratios carry signal and
+    # model utility falls with the retain probability and ROUGE (measured: target 0.551, NPO 0.514)
+    stage = json.loads((out / "target" / "stage.json").read_text())
+    assert stage["config"]["builtin"]["paraphrase_training"] is True
+    target_metrics = json.loads((out / "target" / "metrics.json").read_text())["metrics"]
+    assert target_metrics["retain_truth_ratio"]["value"] > 0.2  # 0.295; ~0.1 without variants
+    assert rows["npo"]["retain_prob"] < rows["target"]["retain_prob"]
+    assert rows["npo"]["model_utility"] < rows["target"]["model_utility"] - 0.01
     for name in rows:
         run = out / name
         metrics = json.loads((run / "metrics.json").read_text())
