@@ -143,6 +143,20 @@ def test_finetune_data_file_works_as_its_help_says(tmp_path: Path, capsys) -> No
     assert (out / "model" / "model.safetensors").is_file() and "saved" in stdout
 
 
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--tuned", "-1"], "--tuned must be 0 (off) or a number of trials"),
+        (["--benchmark", "builtin-muse", "--tuned", "2"], "--tuned is not supported for"),
+    ],
+)
+def test_benchmark_tuned_refuses_bad_values(argv, message, tmp_path: Path, capsys) -> None:
+    out = tmp_path / "b"
+    code, _, err = run_cli(["benchmark", "--out", str(out), "--methods", "npo", *argv], capsys)
+    assert_clear_error(code, err, message)
+    assert not out.exists()
+
+
 def test_finetune_variants_need_the_builtin_benchmark(tmp_path: Path, capsys) -> None:
     data = tmp_path / "train.jsonl"
     data.write_text(json.dumps({"question": "Who is P?", "answer": "A sailor."}) + "\n")

@@ -104,3 +104,35 @@ def test_the_recipes_render_through_reporting():
 
     assert tofu.comparison_markdown is render.comparison_markdown
     assert diffusion.comparison_markdown is render.diffusion_markdown
+
+
+def test_tuned_rows_are_explained_under_the_table():
+    doc = {
+        **QA_DOC,
+        "tuned": {
+            "trials": 4,
+            "objective": "oracle",
+            "methods": {
+                "npo": {
+                    "run": "tuned/npo/trials/0002",
+                    "trial": 2,
+                    "params": {"train.lr": 0.000123456, "train.epochs": 8},
+                    "feasible": True,
+                },
+                "graddiff": {
+                    "run": "tuned/graddiff/trials/0000",
+                    "trial": 0,
+                    "params": {},
+                    "feasible": False,
+                },
+            },
+        },
+    }
+    text = render.comparison_markdown(doc)
+    assert (
+        "\n\nTuned rows: the trial a sweep of 4 trials per method selected (objective oracle); "
+        "`!` = no trial met the objective's constraints.\n"
+        "- npo: `tuned/npo/trials/0002`: train.lr=0.000123, train.epochs=8\n"
+        "- graddiff !: `tuned/graddiff/trials/0000`: the preset\n"
+    ) in text
+    assert "Tuned rows" not in render.comparison_markdown(QA_DOC)

@@ -71,6 +71,20 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="run each method with N seeds (OUT/<method>/seed-<s>/; target and retain are "
         "trained once), rank by the mean and mark methods within noise of the best",
     )
+    p.add_argument(
+        "--tuned",
+        type=int,
+        default=0,
+        metavar="N",
+        help="also run each method at the setting a sweep of N trials selects (the same "
+        "budget for every method; OUT/tuned/<method>/, docs/sweep.md)",
+    )
+    p.add_argument(
+        "--tune-objective",
+        default="oracle",
+        metavar="SPEC",
+        help="objective of the --tuned sweeps (default oracle; mia: without the retain model)",
+    )
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=run)
 
@@ -99,6 +113,10 @@ def run(args: argparse.Namespace) -> int:
     finetune = {"epochs": args.epochs} if args.epochs else None
     if args.seeds < 1:
         raise ValueError(f"--seeds must be at least 1, got {args.seeds}")
+    if args.tuned < 0:
+        raise ValueError(f"--tuned must be 0 (off) or a number of trials, got {args.tuned}")
+    if name in MUSE_ENTRIES and args.tuned:
+        raise ValueError(f"--tuned is not supported for {name} yet; run the sweeps directly")
     if name in MUSE_ENTRIES and args.seeds > 1:
         raise ValueError(
             f"--seeds is not supported for {name} yet; run the MUSE benchmark without it"
@@ -145,6 +163,8 @@ def run(args: argparse.Namespace) -> int:
         revision=args.revision,
         overwrite=args.overwrite,
         seeds=args.seeds,
+        tuned=args.tuned,
+        tune_objective=args.tune_objective,
     )
     print(comparison_markdown(doc))
     try:

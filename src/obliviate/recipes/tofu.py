@@ -45,6 +45,8 @@ def run_benchmark(
     revision: str | None = None,
     overwrite: bool = False,
     seeds: int = 1,
+    tuned: int = 0,
+    tune_objective: str = "oracle",
 ) -> dict[str, Any]:
     """Run the whole comparison and return the comparison document (also written to
     ``out/comparison.json`` and ``out/comparison.md``).
@@ -59,7 +61,9 @@ def run_benchmark(
     those need ``target`` and ``retain`` models. A finished stage with another configuration
     in ``out`` is an error unless ``overwrite``. ``seeds`` > 1 runs every method with that many
     seeds (:mod:`obliviate.recipes.seeds`, ``out/<method>/seed-<s>/``; target and retain are
-    trained once) and ranks the methods by their mean (:func:`rank_by_mean`).
+    trained once) and ranks the methods by their mean (:func:`rank_by_mean`). ``tuned`` > 0 adds
+    each method at the setting a sweep of that many trials selects by ``tune_objective``
+    (:mod:`obliviate.recipes.tuned`).
     """
     from obliviate import api
     from obliviate.data.tofu import normalize_split
@@ -265,8 +269,23 @@ def run_benchmark(
         )
         roles[method] = "unlearned"
         resume.finish(run, config)
+    picks: dict[str, dict[str, Any]] = {}
+    if tuned:
+        from obliviate.recipes.tuned import tune_methods
+
+        picks = tune_methods(
+            out, methods, str(target), str(retain), tuned, tune_objective, request_kw,
+            method_overrides or {}, eval_settings, seeds, progress, log,
+        )  # fmt: skip
+        for pick in picks.values():
+            results[pick["run"]], roles[pick["run"]] = pick["result"], "unlearned"
+            times[pick["run"]] = pick["result"].get("timing", {}).get("train_s", 0.0)
+            params[pick["run"]] = pick["result"].get("trainable_params") or 0
     label = cast(str, data) if is_tofu else f"{benchmark}" + (f" ({data})" if data else "")
     doc = comparison_doc(results, roles, times, params, label, split, columns)
+    if tuned:
+        methods_doc = {m: {k: v for k, v in p.items() if k != "result"} for m, p in picks.items()}
+        doc["tuned"] = {"trials": tuned, "objective": tune_objective, "methods": methods_doc}
     if seeds > 1:
         doc = rank_by_mean(doc, columns)
     write_json(out / "comparison.json", doc)

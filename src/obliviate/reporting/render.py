@@ -94,10 +94,29 @@ def comparison_markdown(doc: dict[str, Any]) -> str:
             f"Unlearned runs ranked by their mean {label} over seeds (mean ± sample sd); "
             "'within noise': its 95% bootstrap interval overlaps the best run's.",
         ]
+    if doc.get("tuned"):
+        lines += ["", *tuned_notes(doc["tuned"])]
     notes = unavailable_notes(doc["rows"], {k: label for k, label, _ in columns})
     if notes:
         lines += ["", "Not computed (`-`):", *notes]
     return "\n".join(lines) + "\n"
+
+
+def tuned_notes(tuned: dict[str, Any]) -> list[str]:
+    """Markdown lines under the comparison table: each method's selected setting."""
+    lines = [
+        f"Tuned rows: the trial a sweep of {tuned['trials']} trials per method selected "
+        f"(objective {tuned['objective']}); `!` = no trial met the objective's constraints."
+    ]
+    for method, pick in tuned["methods"].items():
+        setting = ", ".join(f"{k}={_short(v)}" for k, v in pick["params"].items())
+        mark = "" if pick["feasible"] else " !"
+        lines.append(f"- {method}{mark}: `{pick['run']}`: {setting or 'the preset'}")
+    return lines
+
+
+def _short(v: Any) -> str:
+    return f"{v:.3g}" if isinstance(v, float) else str(v)
 
 
 def unavailable_notes(rows: Sequence[dict[str, Any]], labels: dict[str, str]) -> list[str]:
