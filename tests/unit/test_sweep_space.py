@@ -14,6 +14,7 @@ from obliviate.sweep.space import (
     parse_dimension,
     parse_space,
     resolve_space,
+    start_point,
     suggest,
 )
 
@@ -158,3 +159,14 @@ def test_default_spaces_live_with_the_method_presets() -> None:
                     for k, d in space.items()
                 }
                 preset.build(nest(values))
+
+
+def test_start_point_keeps_the_values_inside_the_space() -> None:
+    space = parse_space(
+        ["train.lr=5e-5:1e-3:log", "train.epochs=2:12:int", "alpha=0.1:10:log", "loss=a,b"]
+    )
+    preset = {"train.lr": 2.5e-4, "train.epochs": 10.0, "alpha": 20.0, "loss": "c", "gamma": 1}
+    # epochs rounded to the int dimension; alpha out of range and loss not a choice: sampled
+    assert start_point(space, preset) == {"train.lr": 2.5e-4, "train.epochs": 10}
+    assert start_point(space, {"loss": "b", "train.epochs": True}) == {"loss": "b"}
+    assert start_point(space, {}) == {}

@@ -4,8 +4,10 @@ ranks methods rather than hand-picked presets (docs/sweep.md, "The tuned leaderb
 
 Each method's search is an ordinary resumable study in ``OUT/tuned/<method>/``
 (:func:`obliviate.sweep.study.sweep`: the method's default search space, the fixed settings of
-``method_overrides`` kept fixed); the selected trial's run folder joins the comparison under its
-path relative to ``OUT``.
+``method_overrides`` kept fixed). Its first trial is the preset (the values that lie in the
+space), so the selected setting scores at least as well as the preset by the objective when the
+preset lies in the space; the selected trial's run folder joins the
+comparison under its path relative to ``OUT``.
 """
 
 from __future__ import annotations
@@ -35,6 +37,8 @@ def tune_methods(
     objective, e.g. ``"oracle"`` or ``"mia"``) and return, per method with a finished trial,
     ``{"run": folder relative to out, "trial": n, "params": {...}, "feasible": bool,
     "result": the folder's metrics.json}``."""
+    from obliviate.recipes.tofu import _config_for
+    from obliviate.sweep.space import flatten
     from obliviate.sweep.study import sweep
 
     if trials < 1:
@@ -55,6 +59,7 @@ def tune_methods(
             progress=progress,
             log=log,
             seeds=seeds,
+            first=flatten(_config_for(method, dict(overrides.get(method, {})))),
             **request,
         )
         selected = res.summary["selected"]

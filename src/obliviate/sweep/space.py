@@ -169,6 +169,20 @@ def suggest(trial: Any, space: Mapping[str, Dimension]) -> dict[str, Any]:
     return out
 
 
+def start_point(space: Mapping[str, Dimension], values: Mapping[str, Any]) -> dict[str, Any]:
+    """The entries of ``values`` (flat) that are points of ``space``, an int dimension's value
+    rounded; a value outside its range or not among the choices is left out (sampled)."""
+    out: dict[str, Any] = {}
+    for key, d in space.items():
+        v = values.get(key)
+        if d.kind == "choice":
+            if v in d.choices:
+                out[key] = v
+        elif isinstance(v, (int, float)) and not isinstance(v, bool) and d.low <= v <= d.high:
+            out[key] = round(v) if d.kind == "int" else float(v)
+    return out
+
+
 def grid_size(space: Mapping[str, Dimension], points: int) -> int:
     return math.prod(len(d.grid(points)) for d in space.values())
 

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from obliviate.io import atomic_write_text, read_json, write_json
-from obliviate.sweep.space import Dimension, grid_size, nest, resolve_space
+from obliviate.sweep.space import Dimension, grid_size, nest, resolve_space, start_point
 from obliviate.sweep.summary import build_summary, summary_table
 
 SAMPLERS = ("tpe", "random", "grid")
@@ -93,6 +93,7 @@ def sweep(
     progress: bool = False,
     log: Callable[[str], None] | None = print,
     seeds: int = 1,
+    first: Mapping[str, Any] | None = None,
     **request: Any,
 ) -> SweepResult:
     """Search ``method``'s hyper-parameters on ``model`` until ``trials`` trials of the study
@@ -107,6 +108,8 @@ def sweep(
     :func:`obliviate.api.unlearn` (benchmark, data, split, forget, retain, holdout, builtin...).
     ``seeds`` > 1: every trial runs that many seeds (``OUT/trials/NNNN/seed-<s>/``) and is
     scored on the mean of each metric over them; the per-seed values are kept in the trial.
+    ``first``: flat settings (e.g. the method's preset) for the first trial of a new study;
+    those outside the space are sampled (:func:`obliviate.sweep.space.start_point`).
     """
     from obliviate.models.loading import model_fingerprint
     from obliviate.recipes.resume import ConfigMismatchError, fingerprint
@@ -186,6 +189,8 @@ def sweep(
     # a resumed study must not replay the samples of its first run: offset the seed by the
     # trials it already has (parallel processes: one --seed each)
     study.sampler = _sampler(optuna, sampler, dims, grid_points, seed + len(study.trials), trials)
+    if first and not study.trials:
+        study.enqueue_trial(start_point(dims, first))
     _fail_dead_trials(optuna, study, storage)
     from obliviate.sweep.trial import TrialRunner
 
