@@ -10,14 +10,13 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import socket
 import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
+from torchrun_launch import launch, worker_env  # tests/integration/torchrun_launch.py
 
 pytestmark = pytest.mark.slow
 
@@ -26,49 +25,19 @@ SAMPLE_TOL = 1e-6
 TIMEOUT = 900  # s per launch: generous, the shared CPU machines are often several times slower
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _env() -> dict[str, str]:
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
-    for k in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT"):
-        env.pop(k, None)
-    return env
-
-
 def _single(args: list[str]) -> None:
     proc = subprocess.run(
         [sys.executable, str(WORKER), *args],
         capture_output=True,
         text=True,
         timeout=TIMEOUT,
-        env=_env(),
+        env=worker_env(),
     )
     assert proc.returncode == 0, proc.stderr[-4000:]
 
 
-def _launch(args: list[str], tries: int = 2) -> None:
-    """The worker under torchrun with 2 processes; a launch that dies at start-up with SIGABRT
-    before any rank ran is retried once and reported as a launcher failure, not a result."""
-    torchrun = Path(sys.executable).with_name("torchrun")
-    for attempt in range(tries):
-        cmd = [str(torchrun), "--nproc_per_node", "2", "--master_addr", "127.0.0.1"]
-        cmd += ["--master_port", str(_free_port()), str(WORKER), *args]
-        try:
-            proc = subprocess.run(cmd, capture_output=True, text=True, timeout=TIMEOUT, env=_env())
-        except subprocess.TimeoutExpired as err:
-            pytest.fail(f"torchrun launcher timed out after {err.timeout} s (a rank waiting?)")
-        if proc.returncode == 0:  # every rank exited with status 0
-            return
-        rank_lines = "\n".join(ln for ln in proc.stderr.splitlines() if ln.startswith("[rank"))
-        aborted = "SIGABRT" in proc.stderr or "Signal 6" in proc.stderr
-        if aborted and "Traceback" not in rank_lines and attempt + 1 < tries:
-            continue
-        what = "launcher failure (SIGABRT at start-up)" if aborted else "worker failed"
-        pytest.fail(f"torchrun {what}:\n{rank_lines[-6000:]}\n...\n{proc.stderr[-2000:]}")
+def _launch(args: list[str]) -> None:
+    launch(WORKER, args, timeout=TIMEOUT)
 
 
 def _same_samples(one: list[dict[str, Any]], two: list[dict[str, Any]]) -> None:

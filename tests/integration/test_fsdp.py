@@ -7,14 +7,13 @@ besides the session's tiny models; several times longer on a loaded machine."""
 from __future__ import annotations
 
 import json
-import os
-import socket
 import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
+from torchrun_launch import launch, worker_env  # tests/integration/torchrun_launch.py
 
 pytestmark = pytest.mark.slow
 
@@ -27,36 +26,8 @@ WEIGHT_TOL = 5e-6
 LOGIT_TOL = 1e-5
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _env() -> dict[str, str]:
-    return {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
-
-
-def _launch(args: list[str], tries: int = 2) -> None:
-    """Run the worker under torchrun; a launch that dies at start-up with SIGABRT before any
-    rank ran (seen about once in six launches on these machines) is retried once and reported
-    as a launcher failure, not as a test result."""
-    torchrun = Path(sys.executable).with_name("torchrun")
-    for attempt in range(tries):
-        cmd = [str(torchrun), "--nproc_per_node", "2", "--master_addr", "127.0.0.1"]
-        cmd += ["--master_port", str(_free_port()), str(WORKER), "train", *args]
-        try:
-            proc = subprocess.run(cmd, capture_output=True, text=True, timeout=420, env=_env())
-        except subprocess.TimeoutExpired as err:
-            pytest.fail(f"torchrun launcher timed out after {err.timeout} s")
-        if proc.returncode == 0:
-            return
-        rank_lines = "\n".join(ln for ln in proc.stderr.splitlines() if ln.startswith("[rank"))
-        aborted = "SIGABRT" in proc.stderr or "Signal 6" in proc.stderr
-        if aborted and "Traceback" not in rank_lines and attempt + 1 < tries:
-            continue
-        what = "launcher failure (SIGABRT at start-up)" if aborted else "worker failed"
-        pytest.fail(f"torchrun {what}:\n{rank_lines[-6000:]}\n...\n{proc.stderr[-2000:]}")
+def _launch(args: list[str]) -> None:
+    launch(WORKER, ["train", *args], timeout=420)
 
 
 @pytest.fixture(scope="module")
@@ -69,7 +40,7 @@ def runs(tiny_models: dict, tmp_path_factory: pytest.TempPathFactory) -> dict:
         check=True,
         capture_output=True,
         timeout=300,
-        env=_env(),
+        env=worker_env(),
     )
     _launch([model, str(two), builtin])
     subprocess.run(
@@ -77,7 +48,7 @@ def runs(tiny_models: dict, tmp_path_factory: pytest.TempPathFactory) -> dict:
         check=True,
         capture_output=True,
         timeout=300,
-        env=_env(),
+        env=worker_env(),
     )
     return {
         "one": json.loads((one / "result.json").read_text()),

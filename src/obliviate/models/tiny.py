@@ -44,17 +44,15 @@ def train_tokenizer(texts: Iterable[str], vocab_size: int = 3000) -> Any:
     )
 
 
-def build_tiny_llama(
-    tokenizer: Any, size: str = "s", max_positions: int = 512, seed: int = 0
+def llama_config(
+    tokenizer: Any, dims: tuple[int, int, int, int], max_positions: int, **extra: Any
 ) -> Any:
-    """A randomly initialised LlamaForCausalLM of one of :data:`TINY_SIZES`."""
-    import torch
-    from transformers import LlamaConfig, LlamaForCausalLM
+    """The ``LlamaConfig`` of a tiny model: ``dims`` = (hidden, layers, heads, ffn), full
+    multi-head attention, the tokenizer's special ids, tied embeddings."""
+    from transformers import LlamaConfig
 
-    if size not in TINY_SIZES:
-        raise ValueError(f"unknown tiny model size {size!r}; choose one of {sorted(TINY_SIZES)}")
-    hidden, layers, heads, ffn = TINY_SIZES[size]
-    config = LlamaConfig(  # type: ignore[call-arg]  # stubs omit the PretrainedConfig kwargs
+    hidden, layers, heads, ffn = dims
+    return LlamaConfig(
         vocab_size=len(tokenizer),
         hidden_size=hidden,
         num_hidden_layers=layers,
@@ -66,8 +64,20 @@ def build_tiny_llama(
         eos_token_id=tokenizer.eos_token_id,
         pad_token_id=tokenizer.pad_token_id,
         tie_word_embeddings=True,
-        attn_implementation="sdpa",
+        **extra,
     )
+
+
+def build_tiny_llama(
+    tokenizer: Any, size: str = "s", max_positions: int = 512, seed: int = 0
+) -> Any:
+    """A randomly initialised LlamaForCausalLM of one of :data:`TINY_SIZES`."""
+    import torch
+    from transformers import LlamaForCausalLM
+
+    if size not in TINY_SIZES:
+        raise ValueError(f"unknown tiny model size {size!r}; choose one of {sorted(TINY_SIZES)}")
+    config = llama_config(tokenizer, TINY_SIZES[size], max_positions, attn_implementation="sdpa")
     torch.manual_seed(seed)
     model = LlamaForCausalLM(config)
     return model

@@ -54,8 +54,10 @@ def build_tiny_llava(
     """A randomly initialised ``LlavaForConditionalGeneration`` of one of
     :data:`TINY_VLM_SIZES` for ``tokenizer`` (which holds :data:`IMAGE_TOKEN`)."""
     import torch
-    from transformers import CLIPVisionConfig, LlamaConfig, LlavaConfig
+    from transformers import CLIPVisionConfig, LlavaConfig
     from transformers import LlavaForConditionalGeneration as Llava
+
+    from obliviate.models.tiny import llama_config
 
     if size not in TINY_VLM_SIZES:
         raise ValueError(
@@ -75,19 +77,7 @@ def build_tiny_llava(
         patch_size=PATCH,
         projection_dim=v_hidden,
     )
-    text = LlamaConfig(
-        vocab_size=len(tokenizer),
-        hidden_size=hidden,
-        num_hidden_layers=layers,
-        num_attention_heads=heads,
-        num_key_value_heads=heads,
-        intermediate_size=ffn,
-        max_position_embeddings=max_positions,
-        bos_token_id=tokenizer.bos_token_id,
-        eos_token_id=tokenizer.eos_token_id,
-        pad_token_id=tokenizer.pad_token_id,
-        tie_word_embeddings=True,
-    )
+    text = llama_config(tokenizer, (hidden, layers, heads, ffn), max_positions)
     config = LlavaConfig(  # type: ignore[call-arg]  # the stubs name it image_token_index
         vision_config=vision,
         text_config=text,
