@@ -16,7 +16,7 @@ T = TypeVar("T")
 ADAMW_KINDS = ("auto", "fused", "foreach", "plain")
 OPTIMIZERS = ("adamw", "soul")
 STOP_CRITERIA = ("mia", "forget_prob_gap")
-SHARDING = ("none", "fsdp")
+SHARDING = ("none", "fsdp", "zero3")
 MIXED_PRECISION = ("no", "bf16")
 
 
@@ -108,10 +108,12 @@ class TrainConfig:
     soul_every: int = 1  # k: the Hessian estimate is refreshed every k optimiser steps
     # early stopping on cheap criteria every k steps (EarlyStopConfig; a dict of its fields)
     early_stop: EarlyStopConfig | None = None
-    # scale-out (docs/scale-out.md): none (one replica per process, DDP under a launcher) or
-    # fsdp (parameters, gradients and optimiser state sharded over the processes, FSDP2)
+    # scale-out (docs/scale-out.md): none (one replica per process, DDP under a launcher),
+    # fsdp (parameters, gradients and optimiser state sharded over the processes, FSDP2) or
+    # zero3 (the same with DeepSpeed ZeRO-3, launched with examples/accelerate/zero3.yaml)
     shard: str = "none"
-    # no, or bf16: FSDP computes in bf16 and reduces gradients in fp32; unsharded, bf16 autocast
+    # no, or bf16: FSDP/ZeRO-3 compute in bf16 and reduce gradients in fp32 (fp32 master
+    # weights); unsharded, bf16 autocast
     mixed_precision: str = "no"
     # recompute each decoder layer's activations in the backward pass (less memory, more time)
     activation_checkpointing: bool = False
@@ -171,7 +173,7 @@ class TrainConfig:
                 f"train setting mixed_precision={self.mixed_precision!r}: choose one of "
                 + ", ".join(MIXED_PRECISION)
             )
-        if self.shard == "fsdp":
+        if self.shard != "none":
             self._check_shardable()
         if self.scheduler not in ("linear", "cosine", "constant"):
             raise ValueError(
@@ -179,7 +181,7 @@ class TrainConfig:
             )
 
     def _check_shardable(self) -> None:
-        """Refuse, in one sentence, settings that do not work with ``shard=fsdp`` yet."""
+        """Refuse, in one sentence, settings that do not work with sharded training yet."""
         refused = {
             "optimizer": (self.optimizer != "adamw", "train.optimizer=adamw"),
             "compile": (self.compile, "train.compile=false"),
@@ -189,7 +191,7 @@ class TrainConfig:
             if bad:
                 raise ValueError(
                     f"train setting {name}={getattr(self, name)!r} does not work with "
-                    f"train.shard=fsdp: use {fix} or train.shard=none"
+                    f"train.shard={self.shard}: use {fix} or train.shard=none"
                 )
 
 

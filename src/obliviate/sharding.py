@@ -32,8 +32,8 @@ __all__ = [
 def check_launch(environ: Mapping[str, str] | None = None) -> None:
     """Refuse, in one sentence, an ``accelerate launch`` obliviate's trainer cannot run: one
     with accelerate's own FSDP integration (obliviate shards with ``train.shard=fsdp``), or a
-    DeepSpeed one (examples/accelerate/zero3.yaml) without the ``deepspeed`` package, without a
-    GPU, or at all in this version. ``environ``: the launcher's variables (``os.environ``)."""
+    DeepSpeed one (examples/accelerate/zero3.yaml) without the ``deepspeed`` package.
+    ``environ``: the launcher's variables (``os.environ``)."""
     import importlib.util
     import os
 
@@ -44,31 +44,23 @@ def check_launch(environ: Mapping[str, str] | None = None) -> None:
             "obliviate does not use: launch with examples/accelerate/fsdp.yaml and add --set "
             "train.shard=fsdp"
         )
-    if env.get("ACCELERATE_USE_DEEPSPEED", "").lower() != "true":
-        return
-    if importlib.util.find_spec("deepspeed") is None:
-        why = "the deepspeed package is not installed (pip install -e '.[deepspeed]')"
-    elif not _has_gpu():
-        why = "DeepSpeed ZeRO-3 needs CUDA GPUs and none is visible"
-    else:
-        why = "obliviate's trainer does not drive DeepSpeed's engine in this version"
-    raise ValueError(
-        f"this launch asks for DeepSpeed ZeRO-3 but {why}: launch with "
-        "examples/accelerate/fsdp.yaml (or torchrun) and --set train.shard=fsdp instead"
-    )
-
-
-def _has_gpu() -> bool:
-    import torch
-
-    return torch.cuda.is_available()
+    deepspeed = env.get("ACCELERATE_USE_DEEPSPEED", "").lower() == "true"
+    if deepspeed and importlib.util.find_spec("deepspeed") is None:
+        raise ValueError(
+            "this launch asks for DeepSpeed ZeRO-3 but the deepspeed package is not "
+            "installed: pip install -e '.[deepspeed]', or launch with "
+            "examples/accelerate/fsdp.yaml and --set train.shard=fsdp"
+        )
 
 
 def is_sharded(model: Any) -> bool:
-    """Whether ``fully_shard`` was applied to ``model``."""
+    """Whether ``model`` is sharded: ``fully_shard`` was applied to it, or it is a DeepSpeed
+    ZeRO-3 engine (:mod:`obliviate.zero3`)."""
     from torch.distributed.fsdp import FSDPModule
 
-    return isinstance(model, FSDPModule)
+    from obliviate import zero3
+
+    return isinstance(model, FSDPModule) or zero3.is_engine(model)
 
 
 def decoder_layers(model: Any) -> list[Any]:
@@ -137,6 +129,10 @@ def full_states(model: Any, optimizer: Any) -> tuple[dict[str, Any], dict[str, A
     """The full (unsharded) model and optimiser state dicts of a sharded model, on CPU, on rank
     0 (empty elsewhere); every rank must call it (``torch.distributed.checkpoint.state_dict``).
     The optimiser state is keyed by parameter name."""
+    from obliviate import zero3
+
+    if zero3.is_engine(model):
+        return zero3.full_states(model, optimizer)
     from torch.distributed.checkpoint.state_dict import (
         StateDictOptions,
         get_model_state_dict,
@@ -151,6 +147,11 @@ def full_states(model: Any, optimizer: Any) -> tuple[dict[str, Any], dict[str, A
 def load_full_states(model: Any, optimizer: Any, weights: Any, optim: Any) -> None:
     """Load what :func:`full_states` returned (given on every rank) into the sharded model and
     its optimiser: each rank keeps its own shard."""
+    from obliviate import zero3
+
+    if zero3.is_engine(model):
+        zero3.load_full_states(model, optimizer, weights, optim)
+        return
     from torch.distributed.checkpoint.state_dict import (
         StateDictOptions,
         set_model_state_dict,

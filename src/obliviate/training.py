@@ -13,6 +13,7 @@ micro-batches; only rank 0 writes files (docs/scale-out.md).
 from __future__ import annotations
 
 import math
+import os
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -83,6 +84,10 @@ def get_accelerator(accelerator: Any = None) -> Any:
     from obliviate.sharding import check_launch
 
     check_launch()
+    if os.environ.get("ACCELERATE_USE_DEEPSPEED", "").lower() == "true":
+        from obliviate.zero3 import settle
+
+        return settle(Accelerator())  # CUDA, or the CPU with gloo
     return Accelerator(cpu=not _has_cuda())
 
 
@@ -147,7 +152,7 @@ def train_loop(
     """
     import torch
 
-    from obliviate import sharding
+    from obliviate import sharding, zero3
     from obliviate.io import write_jsonl
 
     if not main_set:
@@ -155,17 +160,24 @@ def train_loop(
     acc = get_accelerator(accelerator)
     seed_everything(cfg.seed)
     rank, world = acc.process_index, acc.num_processes
-    sharded = cfg.shard == "fsdp"
-    if sharded:
+    zero3.check_engine(acc, cfg)
+    sharded, engine = cfg.shard != "none", cfg.shard == "zero3"
+    if cfg.shard == "fsdp":
         model = sharding.prepare_model(model, cfg, acc)
     elif cfg.activation_checkpointing:
         sharding.enable_activation_checkpointing(model)
+    if engine and hooks:
+        raise ValueError("train.shard=zero3 does not run step hooks (saliency masks)")
     params = [p for p in model.parameters() if p.requires_grad]
     if not params:
         raise ValueError("no trainable parameters: check the module selection / adapter settings")
+    frozen = zero3.frozen_copies(model) if engine else {}
     optimizer = make_optimizer(params, cfg)
-    if not sharded:
+    if engine:
+        zero3.configure(acc, cfg)
+    if cfg.shard != "fsdp":  # DDP, or DeepSpeed's engine (ZeRO-3) wrapping model and optimiser
         model, optimizer = acc.prepare(model, optimizer)
+    ds_engine: Any = model if engine else None
     step_model: Any = torch.compile(model) if cfg.compile else model  # shares the parameters
 
     def micro_batches(epoch: int) -> list[MicroBatch]:
@@ -176,7 +188,7 @@ def train_loop(
     total = cfg.max_steps or max(1, math.ceil(cfg.epochs * steps_per_epoch))
     scheduler = _scheduler(optimizer, cfg, total, steps_per_epoch)
     gens: dict[str, Any] = {}  # batches and retain draws are functions of (seed, epoch, position)
-    autocast = _autocast(cfg, acc, sharded)
+    autocast = _autocast(cfg, acc, sharded)  # FSDP and DeepSpeed cast themselves
     t0 = time.perf_counter()
     ckpt = Path(checkpoint_dir) if checkpoint_dir else None
     run_key = _run_key(cfg, main_set, retain_set, desc, acc.num_processes)
@@ -223,13 +235,18 @@ def train_loop(
                 loss, logs = loss_fn(step_model, batch, retain_batch, result.steps)
             losses.append(loss.detach())
             micro_logs.append(logs)
-            acc.backward(loss / cfg.grad_accum)
+            if engine:  # DeepSpeed divides by the accumulation steps itself
+                ds_engine.backward(loss)
+            else:
+                acc.backward(loss / cfg.grad_accum)
             micro += 1
             if micro % cfg.grad_accum:
+                if engine:
+                    ds_engine.step()  # counts the micro-batch; steps only at the boundary
                 continue
             for h in hooks:
                 h.after_backward(model)
-            norm = _clip(acc, sharded, params, cfg.max_grad_norm)
+            norm = None if engine else _clip(acc, sharded, params, cfg.max_grad_norm)
             values, grad_norm, logged = read_step(losses, norm, mean_logs(micro_logs), world)
             losses, micro_logs = [], []
             checked = [("loss", v) for v in values] + [("gradient norm", grad_norm)]
@@ -238,9 +255,24 @@ def train_loop(
                     raise TrainingDiverged(
                         diverged(desc, what, value, result.steps, cfg.lr, cfg.max_grad_norm)
                     )
-            optimizer.step()
+            if engine:  # clips, steps and clears the gradients; the norm is known after it
+                ds_engine.step()
+                norm = ds_engine.get_global_grad_norm() if cfg.max_grad_norm else None
+                if norm is not None and not math.isfinite(float(norm)):
+                    raise TrainingDiverged(
+                        diverged(
+                            desc,
+                            "gradient norm",
+                            float(norm),
+                            result.steps,
+                            cfg.lr,
+                            cfg.max_grad_norm,
+                        )
+                    )
+            else:
+                optimizer.step()
+                optimizer.zero_grad(set_to_none=True)
             scheduler.step()
-            optimizer.zero_grad(set_to_none=True)
             for h in hooks:
                 h.after_step(model)
             result.steps += 1
@@ -297,7 +329,10 @@ def train_loop(
         result.stopped = monitor.finish(model, result.steps) or result.stopped
     model.eval()
     # sharded: gather the trained weights into a plain (unsharded) model on every rank
-    net = sharding.consolidate(model, acc) if sharded else acc.unwrap_model(model)
+    if engine:
+        net = zero3.consolidate(model, acc, frozen)
+    else:
+        net = sharding.consolidate(model, acc) if sharded else acc.unwrap_model(model)
     result.model = net
     if not cfg.allow_collapse:
         bad = nonfinite_weight(net)

@@ -1,5 +1,5 @@
-"""Launch a test worker under ``torchrun --nproc_per_node 2`` (gloo, CPU) for the multi-process
-tests (test_fsdp.py, test_dp_eval.py)."""
+"""Launch a test worker in 2 processes (gloo, CPU) under ``torchrun`` or ``accelerate launch`` for
+the multi-process tests (test_sharded_training.py, test_dp_eval.py)."""
 
 from __future__ import annotations
 
@@ -26,14 +26,22 @@ def worker_env() -> dict[str, str]:
     return env
 
 
-def launch(worker: Path, args: list[str], timeout: float, tries: int = 2) -> None:
-    """Run ``worker`` with ``args`` in 2 processes on a free port. A launch that dies at
-    start-up with SIGABRT before any rank ran (seen about once in six launches on these
+def launch(
+    worker: Path, args: list[str], timeout: float, tries: int = 2, accelerate: str = ""
+) -> None:
+    """Run ``worker`` with ``args`` in 2 processes on a free port: with ``torchrun``, or with
+    ``accelerate launch --config_file ACCELERATE`` when a config file is given. A launch that
+    dies at start-up with SIGABRT before any rank ran (seen about once in six launches on these
     machines) is retried once and reported as a launcher failure, not as a test result."""
-    torchrun = Path(sys.executable).with_name("torchrun")
+    bin_dir = Path(sys.executable).parent
     for attempt in range(tries):
-        cmd = [str(torchrun), "--nproc_per_node", "2", "--master_addr", "127.0.0.1"]
-        cmd += ["--master_port", str(free_port()), str(worker), *args]
+        if accelerate:
+            cmd = [str(bin_dir / "accelerate"), "launch", "--config_file", accelerate]
+            cmd += ["--num_processes", "2", "--main_process_ip", "127.0.0.1"]
+            cmd += ["--main_process_port", str(free_port()), str(worker), *args]
+        else:
+            cmd = [str(bin_dir / "torchrun"), "--nproc_per_node", "2", "--master_addr"]
+            cmd += ["127.0.0.1", "--master_port", str(free_port()), str(worker), *args]
         try:
             proc = subprocess.run(
                 cmd, capture_output=True, text=True, timeout=timeout, env=worker_env()

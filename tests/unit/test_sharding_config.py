@@ -22,11 +22,12 @@ FSDP = {"shard": "fsdp"}
 @pytest.mark.parametrize(
     ("settings", "message"),
     [
-        ({"shard": "zero3"}, r"shard='zero3': choose one of none, fsdp"),
+        ({"shard": "zero2"}, r"shard='zero2': choose one of none, fsdp, zero3"),
         ({"mixed_precision": "fp16"}, r"mixed_precision='fp16': choose one of no, bf16"),
         ({**FSDP, "optimizer": "soul"}, r"optimizer='soul' does not work with train.shard=fsdp"),
         ({**FSDP, "compile": True}, r"compile=True does not work with train.shard=fsdp"),
         ({**FSDP, "early_stop": {"every": 2}}, r"early_stop=.* does not work with train.shard"),
+        ({"shard": "zero3", "compile": True}, r"compile=True does not work with train.shard=zero3"),
         ({"activation_checkpointing": "maybe"}, r"activation_checkpointing='maybe': expected bool"),
     ],
 )
@@ -78,6 +79,14 @@ def test_sharding_in_one_process_is_refused(setup) -> None:
     cfg = TrainConfig(max_steps=1, shard="fsdp")
     with pytest.raises(ValueError, match=r"needs several processes: launch with `torchrun"):
         train_loop(build_tiny_llama(tok, "xs"), _nll, enc, cfg, 0, progress=False)
+
+
+def test_zero3_without_a_deepspeed_launch_is_refused(setup) -> None:
+    tok, enc = setup
+    cfg = TrainConfig(max_steps=1, shard="zero3")
+    with pytest.raises(ValueError, match=r"zero3 needs a DeepSpeed launch: accelerate launch") as e:
+        train_loop(build_tiny_llama(tok, "xs"), _nll, enc, cfg, 0, progress=False)
+    assert "\n" not in str(e.value)
 
 
 def test_bf16_autocast_and_activation_checkpointing_without_sharding(setup) -> None:

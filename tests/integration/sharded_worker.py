@@ -1,11 +1,13 @@
 """Train a few steps of fine-tuning, GradDiff, NPO and GA+KL, in one process (no sharding) or
-under `torchrun --nproc_per_node 2` with train.shard=fsdp, with the same global batch.
+in 2 processes with train.shard=ENGINE (fsdp under `torchrun --nproc_per_node 2`, zero3 under
+`accelerate launch --config_file examples/accelerate/zero3.yaml --num_processes 2`), with the
+same global batch.
 
-Usage: fsdp_worker.py train MODEL_DIR OUT_DIR BUILTIN_JSON writes (rank 0) OUT_DIR/result.json:
+Usage: sharded_worker.py train MODEL_DIR OUT_DIR BUILTIN_JSON [ENGINE] writes (rank 0) OUT_DIR/result.json:
 each run's log rows and the logits of a fixed batch computed by the trained model (the sharded
 one under FSDP) and by the consolidated copy; OUT_DIR/<run>/ holds the consolidated model
 (save_unlearned), OUT_DIR/api_finetune and OUT_DIR/api_npo run folders of the public API.
-fsdp_worker.py load MODEL_DIR OUT_DIR BUILTIN_JSON (one plain process) loads every saved model
+sharded_worker.py load MODEL_DIR OUT_DIR BUILTIN_JSON (one plain process) loads every saved model
 afresh and writes the same batch's logits to OUT_DIR/loaded.json.
 """
 
@@ -16,7 +18,7 @@ from pathlib import Path
 import torch
 import torch.distributed as dist
 
-from obliviate import api
+from obliviate import api, checkpoints
 from obliviate.config import TrainConfig, from_dict
 from obliviate.data.collate import pad_id_of
 from obliviate.methods import functional as F
@@ -26,6 +28,7 @@ from obliviate.training import collate_encoded, get_accelerator, train_loop
 
 mode, model_dir, out_dir = sys.argv[1], sys.argv[2], Path(sys.argv[3])
 builtin = json.loads(sys.argv[4])
+engine = sys.argv[5] if len(sys.argv) > 5 else "fsdp"
 torch.set_num_threads(1)
 base = {"max_steps": 4, "batch_size": 2, "lr": 1e-3, "checkpoint": False}
 base.update({"scheduler": "constant", "warmup_epochs": 0.0})
@@ -65,26 +68,17 @@ def nll(m: torch.nn.Module, b: dict, _r: object, _s: int) -> tuple:
     return F.nll_loss(logits, b["labels"]), {}
 
 
-class Crash:
-    """A hook that raises on every rank after optimiser step ``at`` (an interrupted run)."""
-
-    def __init__(self, at: int) -> None:
-        self.at, self.steps = at, 0
-
-    def after_backward(self, model: torch.nn.Module) -> None:
-        pass
-
-    def after_step(self, model: torch.nn.Module) -> None:
-        self.steps += 1
-        if self.steps == self.at:
-            raise KeyboardInterrupt("simulated interruption")
+def crash_after_step_3(kind: str, count: int) -> None:
+    """The training loop's kill point: every rank stops after optimiser step 3."""
+    if kind == "step" and count == 3:
+        raise KeyboardInterrupt("simulated interruption")
 
 
 acc = get_accelerator()
 world = acc.num_processes
 sharded = world > 1
 base["grad_accum"] = 2 // world
-base["shard"] = "fsdp" if sharded else "none"
+base["shard"] = engine if sharded else "none"
 results = {}
 for run, extra in RUNS.items():
     if run == "ga_kl_bf16" and not sharded:
@@ -121,7 +115,8 @@ for run, extra in RUNS.items():
         "rows": log,
         "logits": trained,
         "consolidated_logits": logits_of(final),
-        "sharded": type(model).__name__.startswith("FSDP"),
+        "sharded": type(model).__name__.startswith("FSDP")
+        or any(hasattr(p, "ds_id") for p in model.parameters()),  # ZeRO-3 partitions
     }
     acc.wait_for_everyone()
 
@@ -129,6 +124,8 @@ for run, extra in RUNS.items():
 resume_cfg = from_dict(TrainConfig, {**base, "checkpoint": True, "checkpoint_every": 2})
 ckpt = out_dir / "resume_ckpt"
 retain_data = UnlearnJob(None, tok, request).encode_items(request.retain)  # type: ignore[arg-type]
+kill_point = checkpoints.kill_point
+checkpoints.kill_point = crash_after_step_3
 try:
     train_loop(
         load_model(model_dir),
@@ -137,13 +134,13 @@ try:
         resume_cfg,
         pad_id_of(tok),
         accelerator=acc,
-        hooks=[Crash(3)],
         progress=False,
         checkpoint_dir=ckpt,
     )
     raise AssertionError("the interruption did not happen")
 except KeyboardInterrupt:
     pass
+checkpoints.kill_point = kill_point
 resumed = train_loop(
     load_model(model_dir),
     nll,
