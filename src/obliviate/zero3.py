@@ -172,9 +172,11 @@ def load_full_states(model: Any, optimizer: Any, weights: Any, optim: Any) -> No
     zero = model.optimizer
     inner = _inner(model)
     if optim["moments"] and any(optim["moments"].values()):
+        # torch keeps AdamW's step on the parameters' device for its fused kernel
+        on_device = any(g.get("fused") or g.get("capturable") for g in inner.param_groups)
         for flat in zero.fp32_partitioned_groups_flat:
             inner.state[flat] = {
-                "step": optim["step"].clone(),
+                "step": optim["step"].to(flat.device if on_device else "cpu"),
                 "exp_avg": torch.zeros_like(flat),
                 "exp_avg_sq": torch.zeros_like(flat),
             }
