@@ -168,6 +168,8 @@ class TrainConfig:
             raise ValueError(
                 f"train setting shard={self.shard!r}: choose one of {', '.join(SHARDING)}"
             )
+        if self.mixed_precision is False:  # YAML reads `--set train.mixed_precision=no` as false
+            object.__setattr__(self, "mixed_precision", "no")
         if self.mixed_precision not in MIXED_PRECISION:
             raise ValueError(
                 f"train setting mixed_precision={self.mixed_precision!r}: choose one of "

@@ -8,7 +8,7 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-from obliviate.config import TrainConfig, from_dict
+from obliviate.config import TrainConfig, from_dict, parse_value
 from obliviate.data.templates import PromptTemplate, encode
 from obliviate.methods import functional as F
 from obliviate.methods.base import build_method
@@ -41,6 +41,9 @@ def test_defaults_and_coercion() -> None:
     cfg = from_dict(TrainConfig, {"activation_checkpointing": "yes", **FSDP}, "train")
     assert (cfg.shard, cfg.mixed_precision, cfg.activation_checkpointing) == ("fsdp", "no", True)
     assert (TrainConfig().shard, TrainConfig().mixed_precision) == ("none", "no")
+    # `--set train.mixed_precision=no` is read by YAML rules as false
+    no = from_dict(TrainConfig, {"mixed_precision": parse_value("no")}, "train")
+    assert no.mixed_precision == "no"
 
 
 def test_methods_that_need_full_tensors_refuse_sharding() -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 from typing import NoReturn
 
@@ -65,6 +66,9 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
+    if os.environ.get("RANK", "0") != "0":
+        # under a launcher rank 0 alone reports; every rank's errors still reach stderr
+        sys.stdout = open(os.devnull, "w")  # noqa: SIM115
     try:
         if getattr(args, "no_progress", False):
             from obliviate.cli.quiet import quiet
@@ -77,7 +81,6 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except (FileNotFoundError, ValueError, KeyError) as exc:
         # bad input: one clear line, no traceback (set OBLIVIATE_DEBUG=1 for it)
-        import os
 
         if os.environ.get("OBLIVIATE_DEBUG"):
             raise
