@@ -1,4 +1,4 @@
-"""Train a few steps of fine-tuning, GradDiff, NPO and GA+KL, in one process (no sharding) or
+"""Train a few steps of fine-tuning, GradDiff, NPO, GA+KL and RMU, in one process (no sharding) or
 in 2 processes with train.shard=ENGINE (fsdp under `torchrun --nproc_per_node 2`, zero3 under
 `accelerate launch --config_file examples/accelerate/zero3.yaml --num_processes 2`), with the
 same global batch.
@@ -37,6 +37,7 @@ RUNS = {
     "graddiff": {"activation_checkpointing": True},
     "npo": {},
     "ga_kl": {},
+    "rmu": {},  # hooks on a decoder layer, a frozen reference, only MLP outputs trained
     "ga_kl_bf16": {"mixed_precision": "bf16"},  # sharded runs only
 }
 

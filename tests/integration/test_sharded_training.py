@@ -1,7 +1,8 @@
 """Sharded training with 2 gloo processes on CPU against one unsharded process with the same
 global batch, for both engines: train.shard=fsdp (FSDP2, under torchrun) and train.shard=zero3
 (DeepSpeed ZeRO-3, under `accelerate launch --config_file examples/accelerate/zero3.yaml`;
-skipped without the deepspeed package): fine-tuning, GradDiff, NPO, GA+KL (frozen reference),
+skipped without the deepspeed package): fine-tuning, GradDiff, NPO, GA+KL (frozen reference), RMU
+(layer hooks, a subset of trained weights),
 activation checkpointing, bf16, and a sharded run resumed from its checkpoint
 (docs/scale-out.md). About 1.5 minutes per engine on 2 idle CPU cores besides the session's
 tiny models; several times longer on a loaded machine."""
@@ -32,7 +33,7 @@ ENGINES = [
         ),
     ),
 ]
-FP32_RUNS = ("finetune", "graddiff", "npo", "ga_kl")  # graddiff with activation checkpointing
+FP32_RUNS = ("finetune", "graddiff", "npo", "ga_kl", "rmu")  # graddiff: activation checkpointing
 LOSS_TOL = 1e-5  # per-step logged loss, 1 process vs 2 sharded processes
 # final weights after 4 AdamW steps at lr 1e-3, max |difference| over the ~700k weights:
 # measured 6e-7 under FSDP (the all-reduce sums in another order) and 1.9e-5 under ZeRO-3

@@ -55,6 +55,8 @@ def test_methods_that_need_full_tensors_refuse_sharding() -> None:
             method.unlearn(job)
     with pytest.raises(ValueError, match=r"'eul' is not a composed gradient method: train.shard"):
         build_method("eul", {"train": FSDP})
+    for name in ("rmu", "rmu_adaptive"):  # built by a builder, trained by the one loop
+        assert build_method(name, {"train": {"shard": "zero3"}}).train.shard == "zero3"
 
 
 QA = [(f"Who is person {i}?", f"Person {i} lives in town {i % 3}.") for i in range(8)]

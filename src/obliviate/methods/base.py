@@ -236,6 +236,9 @@ class MethodPreset:
     # the method's own search dimensions for `obliviate sweep` (e.g. NPO's beta), in its
     # --space syntax; :meth:`search_space` adds the training and retain-weight ones
     space: dict[str, str] = field(default_factory=dict)
+    # a builder whose method is a ComposedMethod trained by the one training loop (RMU): it
+    # runs under train.shard like the compositions of terms
+    shardable: bool = False
 
     def _params(self, registry: Any, term: str | None, given: dict[str, Any]) -> dict[str, Any]:
         return {**term_params(registry.get(term)), **given} if term else dict(given)
@@ -290,7 +293,7 @@ class MethodPreset:
                 f"method {self.name!r} is not a composed gradient method: train.early_stop "
                 "works with the methods of docs/methods.md built from forget/retain terms"
             )
-        if self.builder is not None and train_cfg.shard != "none":
+        if self.builder is not None and not self.shardable and train_cfg.shard != "none":
             raise ValueError(
                 f"method {self.name!r} is not a composed gradient method: train.shard="
                 f"{train_cfg.shard} works with fine-tuning and the methods built from "

@@ -373,6 +373,7 @@ RMU = MethodPreset(
     "community: lr 5e-5, 80 batches, alpha 100",
     RMU_PAPER,
     builder=_build_rmu,
+    shardable=True,
     options={**RMU_OPTIONS, "alpha": 10.0},
     train=RMU_TINY_TRAIN,
 )
@@ -381,6 +382,7 @@ RMU_ADAPTIVE = MethodPreset(
     "Adaptive RMU: RMU with c = 5 x the mean forget hidden-state norm at layer l",
     "Dang+ 2025, arXiv 2408.06223 (on RMU, arXiv 2403.03218)",
     builder=_build_rmu,
+    shardable=True,
     options={**RMU_OPTIONS, "adaptive": True},
     train=RMU_TINY_TRAIN,
 )
