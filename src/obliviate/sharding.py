@@ -5,8 +5,8 @@ then to the root module, so each rank holds ``1/N`` of the parameters, gradients
 state and all-gathers one layer at a time for its forward and backward pass (Zhao+ 2023,
 "PyTorch FSDP", arXiv 2304.11277). With ``train.mixed_precision=bf16`` the layers compute in
 bf16 and gradients are reduce-scattered in fp32 while the sharded master weights stay fp32.
-:func:`consolidate` gathers the trained weights into an ordinary, unsharded model on every
-rank (the one rank 0 saves with ``save_pretrained``). Frozen reference and teacher models are
+:func:`consolidate` gathers the trained weights into an ordinary, unsharded copy of the model made
+before sharding (:func:`skeleton`) on every rank (the one rank 0 saves with ``save_pretrained``). Frozen reference and teacher models are
 not sharded: each rank keeps its own replica (docs/scale-out.md, "What is sharded").
 """
 
@@ -22,10 +22,12 @@ __all__ = [
     "consolidate",
     "decoder_layers",
     "enable_activation_checkpointing",
+    "fill",
     "full_states",
     "is_sharded",
     "load_full_states",
     "prepare_model",
+    "skeleton",
 ]
 
 
@@ -107,11 +109,6 @@ def prepare_model(model: Any, cfg: TrainConfig, acc: Any) -> Any:
             "train.shard=fsdp needs several processes: launch with `torchrun --nproc_per_node N "
             "-m obliviate ...` (or accelerate launch --multi_gpu), or use train.shard=none"
         )
-    if hasattr(model, "peft_config"):
-        raise ValueError(
-            "train.shard=fsdp does not work with a PEFT adapter (peft=...): the adapter is "
-            "merged from full tensors; use train.shard=none"
-        )
     if cfg.activation_checkpointing:
         enable_activation_checkpointing(model)
     mp = MixedPrecisionPolicy()
@@ -163,44 +160,50 @@ def load_full_states(model: Any, optimizer: Any, weights: Any, optim: Any) -> No
     set_optimizer_state_dict(model, optimizer, optim, options=opts)
 
 
-def _unsharded_class(model: Any) -> type:
-    """The model's own class (``fully_shard`` swaps in a subclass named ``FSDP<class>``)."""
-    from torch.distributed.fsdp import FSDPModule
+def skeleton(model: Any, keep_frozen: bool) -> Any:
+    """A copy of ``model`` made before it is sharded, to receive the gathered weights after
+    training (:func:`fill`): the same modules (a PEFT adapter's wrapper too) and tied weights,
+    with the parameters on the meta device, costing no memory; with ``keep_frozen`` the
+    parameters that are not trained are CPU copies instead. Buffers are CPU copies."""
+    import copy
 
-    return next(c for c in type(model).__mro__[1:] if not issubclass(c, FSDPModule))
+    import torch
+
+    memo: dict[int, Any] = {}
+    for p in model.parameters():
+        if id(p) not in memo:
+            keep = keep_frozen and not p.requires_grad
+            data = p.detach().to("cpu", copy=True) if keep else torch.empty_like(p, device="meta")
+            memo[id(p)] = torch.nn.Parameter(data, requires_grad=p.requires_grad)
+    for b in model.buffers():
+        memo.setdefault(id(b), b.detach().to("cpu", copy=True))
+    return copy.deepcopy(model, memo)
 
 
-def consolidate(model: Any, acc: Any) -> Any:
-    """An ordinary (unsharded) copy of the sharded ``model`` on every rank, on ``acc.device``.
+def fill(plain: Any, weights: dict[str, Any], acc: Any, engine: str) -> Any:
+    """Put the gathered ``weights`` (by parameter name) into the :func:`skeleton` ``plain``, tie
+    its tied weights again, check that none is left on the meta device, and place it on
+    ``acc.device``."""
+    plain.load_state_dict(weights, strict=False, assign=True)
+    if hasattr(plain, "tie_weights"):  # assign replaced the tied parameter's first owner only
+        plain.tie_weights()
+    missing = [n for n, p in plain.named_parameters() if p.is_meta]
+    if missing:
+        raise RuntimeError(f"consolidating the {engine} model left {missing[:3]} unset")
+    acc.wait_for_everyone()
+    return plain.to(acc.device).eval()
+
+
+def consolidate(model: Any, acc: Any, plain: Any) -> Any:
+    """An ordinary (unsharded) copy of the sharded ``model`` on every rank, on ``acc.device``:
+    its :func:`skeleton` ``plain`` filled with the gathered weights.
 
     Every rank must call it: each parameter is all-gathered in turn (``DTensor.full_tensor``)
-    and copied to CPU memory, so the extra accelerator memory is one parameter at a time. The
-    copy is built on the meta device and takes the gathered weights and the buffers, then its
-    tied weights are tied again."""
-    import torch
+    and copied to CPU memory, so the extra accelerator memory is one parameter at a time."""
     from torch.distributed.tensor import DTensor
 
-    if not hasattr(model, "config"):
-        raise ValueError(
-            f"train.shard=fsdp: cannot rebuild a {type(model).__name__} after training; "
-            "use train.shard=none"
-        )
-    with torch.device("meta"):
-        plain = _unsharded_class(model)(model.config)
     full = {}
     for name, t in model.state_dict().items():
         t = t.full_tensor() if isinstance(t, DTensor) else t
         full[name] = t.detach().to("cpu", copy=True)
-    plain.load_state_dict(full, strict=False, assign=True)
-    for name, buf in model.named_buffers():
-        owner, _, attr = name.rpartition(".")
-        plain.get_submodule(owner)._buffers[attr] = buf.detach().to("cpu", copy=True)
-    if hasattr(plain, "tie_weights"):
-        plain.tie_weights()
-    missing = [n for n, p in plain.named_parameters() if p.is_meta]
-    if missing:
-        raise RuntimeError(f"consolidating the sharded model left {missing[:3]} unset")
-    if getattr(model, "generation_config", None) is not None:
-        plain.generation_config = model.generation_config
-    acc.wait_for_everyone()
-    return plain.to(acc.device).eval()
+    return fill(plain, full, acc, "sharded")

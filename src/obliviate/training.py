@@ -162,6 +162,8 @@ def train_loop(
     rank, world = acc.process_index, acc.num_processes
     zero3.check_engine(acc, cfg)
     sharded, engine = cfg.shard != "none", cfg.shard == "zero3"
+    # the copy that receives the gathered weights after sharded training (no weight memory)
+    plain = sharding.skeleton(model, keep_frozen=engine) if sharded else None
     if cfg.shard == "fsdp":
         model = sharding.prepare_model(model, cfg, acc)
     elif cfg.activation_checkpointing:
@@ -171,7 +173,6 @@ def train_loop(
     params = [p for p in model.parameters() if p.requires_grad]
     if not params:
         raise ValueError("no trainable parameters: check the module selection / adapter settings")
-    frozen = zero3.frozen_copies(model) if engine else {}
     optimizer = make_optimizer(params, cfg)
     if engine:
         zero3.configure(acc, cfg)
@@ -330,9 +331,9 @@ def train_loop(
     model.eval()
     # sharded: gather the trained weights into a plain (unsharded) model on every rank
     if engine:
-        net = zero3.consolidate(model, acc, frozen)
+        net = zero3.consolidate(model, acc, plain)
     else:
-        net = sharding.consolidate(model, acc) if sharded else acc.unwrap_model(model)
+        net = sharding.consolidate(model, acc, plain) if sharded else acc.unwrap_model(model)
     result.model = net
     if not cfg.allow_collapse:
         bad = nonfinite_weight(net)

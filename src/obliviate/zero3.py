@@ -30,7 +30,6 @@ __all__ = [
     "check_engine",
     "configure",
     "consolidate",
-    "frozen_copies",
     "full_states",
     "is_engine",
     "load_full_states",
@@ -121,14 +120,6 @@ def configure(acc: Any, cfg: TrainConfig) -> None:
     acc.gradient_accumulation_steps = cfg.grad_accum
 
 
-def frozen_copies(model: Any) -> dict[str, Any]:
-    """CPU copies of the parameters that are not trained and of the buffers, taken before
-    DeepSpeed partitions (and, with bf16, casts) them: :func:`consolidate` puts them back
-    unchanged."""
-    frozen = [(n, p) for n, p in model.named_parameters() if not p.requires_grad]
-    return {n: t.detach().to("cpu", copy=True) for n, t in [*frozen, *model.named_buffers()]}
-
-
 def _named(model: Any) -> list[tuple[str, Any]]:
     return [(n, p) for n, p in model.module.named_parameters() if p.requires_grad]
 
@@ -190,35 +181,14 @@ def load_full_states(model: Any, optimizer: Any, weights: Any, optim: Any) -> No
         group["lr"] = lr
 
 
-def consolidate(model: Any, acc: Any, frozen: dict[str, Any]) -> Any:
-    """An ordinary (unpartitioned) copy of the engine's model on every rank, on ``acc.device``,
-    with the fp32 master weights of the trained parameters and the untouched ``frozen``
-    parameters and buffers (every rank calls it: each parameter is all-gathered in turn)."""
-    import torch
+def consolidate(model: Any, acc: Any, plain: Any) -> Any:
+    """An ordinary (unpartitioned) copy of the engine's model on every rank, on ``acc.device``:
+    its :func:`obliviate.sharding.skeleton` ``plain`` (made before DeepSpeed partitioned and,
+    with bf16, cast it; its frozen parameters and buffers kept) filled with the fp32 master
+    weights of the trained parameters (every rank calls it: each is all-gathered in turn)."""
     from deepspeed.utils import safe_get_full_fp32_param
 
-    module = model.module
-    if not hasattr(module, "config"):
-        raise ValueError(
-            f"train.shard=zero3: cannot rebuild a {type(module).__name__} after training; "
-            "use train.shard=none"
-        )
-    with torch.device("meta"):
-        plain = type(module)(module.config)
-    buffers = {name for name, _ in module.named_buffers()}
-    full = {name: t for name, t in frozen.items() if name not in buffers}
-    for name, p in _named(model):
-        full[name] = safe_get_full_fp32_param(p).detach().to("cpu", copy=True)
-    plain.load_state_dict(full, strict=False, assign=True)
-    for name in buffers:
-        owner, _, attr = name.rpartition(".")
-        plain.get_submodule(owner)._buffers[attr] = frozen[name]
-    if hasattr(plain, "tie_weights"):
-        plain.tie_weights()
-    missing = [n for n, p in plain.named_parameters() if p.is_meta]
-    if missing:
-        raise RuntimeError(f"consolidating the ZeRO-3 model left {missing[:3]} unset")
-    if getattr(module, "generation_config", None) is not None:
-        plain.generation_config = module.generation_config
-    acc.wait_for_everyone()
-    return plain.to(acc.device).eval()
+    from obliviate.sharding import fill
+
+    full = {n: safe_get_full_fp32_param(p).detach().to("cpu", copy=True) for n, p in _named(model)}
+    return fill(plain, full, acc, "ZeRO-3")

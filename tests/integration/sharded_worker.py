@@ -1,5 +1,5 @@
-"""Train a few steps of fine-tuning, GradDiff, NPO, GA+KL and RMU, in one process (no sharding) or
-in 2 processes with train.shard=ENGINE (fsdp under `torchrun --nproc_per_node 2`, zero3 under
+"""Train a few steps of fine-tuning, GradDiff (also with a LoRA adapter), NPO, GA+KL and RMU, in
+one process (no sharding) or in 2 processes with train.shard=ENGINE (fsdp under `torchrun --nproc_per_node 2`, zero3 under
 `accelerate launch --config_file examples/accelerate/zero3.yaml --num_processes 2`), with the
 same global batch.
 
@@ -17,6 +17,7 @@ from pathlib import Path
 
 import torch
 import torch.distributed as dist
+from torch.distributed.tensor import DTensor
 
 from obliviate import api, checkpoints
 from obliviate.config import TrainConfig, from_dict
@@ -38,6 +39,7 @@ RUNS = {
     "npo": {},
     "ga_kl": {},
     "rmu": {},  # hooks on a decoder layer, a frozen reference, only MLP outputs trained
+    "graddiff_lora": {},  # a LoRA adapter (r 4) on every linear layer
     "ga_kl_bf16": {"mixed_precision": "bf16"},  # sharded runs only
 }
 
@@ -105,10 +107,13 @@ for run, extra in RUNS.items():
         )
         final, log = res.model, res.log
     else:
-        method = build_method(run.removesuffix("_bf16"), {"train": train})
+        lora = {"peft": {"r": 4}} if run.endswith("_lora") else {}
+        name = run.removesuffix("_bf16").removesuffix("_lora")
+        method = build_method(name, {"train": train, **lora})
         output = method.unlearn(job)
         final, log = output.model, output.train_log
-    trained = logits_of(model)  # the model trained in place: sharded under FSDP
+    # the model trained in place (sharded); an adapter's sharded wrapper is not kept
+    trained = None if run.endswith("_lora") else logits_of(model)
     if acc.is_main_process:
         api.save_unlearned(final, tok, out_dir / run)
     results[run] = {
@@ -116,8 +121,7 @@ for run, extra in RUNS.items():
         "rows": log,
         "logits": trained,
         "consolidated_logits": logits_of(final),
-        "sharded": type(model).__name__.startswith("FSDP")
-        or any(hasattr(p, "ds_id") for p in model.parameters()),  # ZeRO-3 partitions
+        "sharded": any(isinstance(p, DTensor) or hasattr(p, "ds_id") for p in model.parameters()),
     }
     acc.wait_for_everyone()
 

@@ -48,11 +48,9 @@ def test_defaults_and_coercion() -> None:
 
 def test_methods_that_need_full_tensors_refuse_sharding() -> None:
     job = SimpleNamespace()  # the refusal comes before the job is used
-    for option in ({"peft": {"r": 4}}, {"saliency": 0.5}):
-        method = build_method("graddiff", {"train": FSDP, **option})
-        name = next(iter(option))
-        with pytest.raises(ValueError, match=rf"{name}=.* does not work with train.shard=fsdp"):
-            method.unlearn(job)
+    method = build_method("graddiff", {"train": FSDP, "saliency": 0.5})
+    with pytest.raises(ValueError, match=r"saliency=0.5 does not work with train.shard=fsdp"):
+        method.unlearn(job)
     with pytest.raises(ValueError, match=r"'eul' is not a composed gradient method: train.shard"):
         build_method("eul", {"train": FSDP})
     for name in ("rmu", "rmu_adaptive"):  # built by a builder, trained by the one loop

@@ -102,13 +102,11 @@ class ComposedMethod:
         from obliviate.training import train_loop
 
         cfg = self.train
-        if cfg.shard != "none":
-            for name, value in (("peft", self.peft), ("saliency", self.saliency)):
-                if value:
-                    raise ValueError(
-                        f"{name}={value!r} does not work with train.shard={cfg.shard} (it needs "
-                        f"the full weight tensors): leave {name} out or use train.shard=none"
-                    )
+        if cfg.shard != "none" and self.saliency:
+            raise ValueError(
+                f"saliency={self.saliency!r} does not work with train.shard={cfg.shard} (the "
+                "mask needs the full gradients): leave saliency out or use train.shard=none"
+            )
         forget = job.encode_items(job.request.forget, cfg.max_length)
         retain = (
             job.encode_items(job.request.retain, cfg.max_length) if job.request.retain else None
