@@ -40,6 +40,9 @@ class StepHook(Protocol):
 
     def after_step(self, model: Any) -> None: ...
 
+    def rebind(self, new: dict[int, Any]) -> None:
+        """Follow the parameters that FSDP replaced (id of the old parameter -> new one)."""
+
 
 # (model, main batch, retain batch, step) -> (loss, logs); a log value may be a float or a
 # 0-d tensor (read from the device once per optimiser step)
@@ -164,12 +167,21 @@ def train_loop(
     sharded, engine = cfg.shard != "none", cfg.shard == "zero3"
     # the copy that receives the gathered weights after sharded training (no weight memory)
     plain = sharding.skeleton(model, keep_frozen=engine) if sharded else None
-    if cfg.shard == "fsdp":
-        model = sharding.prepare_model(model, cfg, acc)
-    elif cfg.activation_checkpointing:
-        sharding.enable_activation_checkpointing(model)
     if engine and hooks:
         raise ValueError("train.shard=zero3 does not run step hooks (saliency masks)")
+    if cfg.shard == "fsdp":
+        before = {id(p): name for name, p in model.named_parameters()}
+        model = sharding.prepare_model(model, cfg, acc)
+        after = dict(model.named_parameters())
+        for h in hooks:  # a hook holding parameters follows their sharded replacements
+            if not hasattr(h, "rebind"):
+                raise ValueError(
+                    f"train.shard=fsdp: the step hook {type(h).__name__} cannot follow sharded "
+                    "parameters (it has no rebind); use train.shard=none"
+                )
+            h.rebind({old: after[name] for old, name in before.items()})
+    elif cfg.activation_checkpointing:
+        sharding.enable_activation_checkpointing(model)
     params = [p for p in model.parameters() if p.requires_grad]
     if not params:
         raise ValueError("no trainable parameters: check the module selection / adapter settings")

@@ -1,7 +1,7 @@
-"""Train a few steps of fine-tuning, GradDiff (also with a LoRA adapter), NPO, GA+KL and RMU, in
-one process (no sharding) or in 2 processes with train.shard=ENGINE (fsdp under `torchrun --nproc_per_node 2`, zero3 under
-`accelerate launch --config_file examples/accelerate/zero3.yaml --num_processes 2`), with the
-same global batch.
+"""Train a few steps of fine-tuning, GradDiff (also with a LoRA adapter or saliency masks), NPO,
+GA+KL and RMU, in one process (no sharding) or in 2 processes with train.shard=ENGINE (fsdp under
+`torchrun --nproc_per_node 2`, zero3 under `accelerate launch --config_file
+examples/accelerate/zero3.yaml --num_processes 2`), with the same global batch.
 
 Usage: sharded_worker.py train MODEL_DIR OUT_DIR BUILTIN_JSON [ENGINE] writes (rank 0) OUT_DIR/result.json:
 each run's log rows and the logits of a fixed batch computed by the trained model (the sharded
@@ -40,6 +40,7 @@ RUNS = {
     "ga_kl": {},
     "rmu": {},  # hooks on a decoder layer, a frozen reference, only MLP outputs trained
     "graddiff_lora": {},  # a LoRA adapter (r 4) on every linear layer
+    "graddiff_saliency": {},  # SalUn masks (top 50% of |gradient|); not under ZeRO-3
     "ga_kl_bf16": {"mixed_precision": "bf16"},  # sharded runs only
 }
 
@@ -59,7 +60,8 @@ def logits_of(model: torch.nn.Module) -> list:
 if mode == "load":
     loaded = {}
     for run in RUNS:
-        loaded[run] = logits_of(load_model(out_dir / run))
+        if (out_dir / run).exists():  # not every run is trained by every engine
+            loaded[run] = logits_of(load_model(out_dir / run))
     for run in ("api_finetune", "api_npo"):
         loaded[run] = logits_of(load_model(out_dir / run / "model"))
     (out_dir / "loaded.json").write_text(json.dumps(loaded))
@@ -84,7 +86,7 @@ base["grad_accum"] = 2 // world
 base["shard"] = engine if sharded else "none"
 results = {}
 for run, extra in RUNS.items():
-    if run == "ga_kl_bf16" and not sharded:
+    if (run == "ga_kl_bf16" and not sharded) or (run == "graddiff_saliency" and engine == "zero3"):
         continue
     train = {**base, **extra}
     model = load_model(model_dir)
@@ -107,9 +109,10 @@ for run, extra in RUNS.items():
         )
         final, log = res.model, res.log
     else:
-        lora = {"peft": {"r": 4}} if run.endswith("_lora") else {}
-        name = run.removesuffix("_bf16").removesuffix("_lora")
-        method = build_method(name, {"train": train, **lora})
+        extra_options = {"_lora": {"peft": {"r": 4}}, "_saliency": {"saliency": 0.5}}
+        options = next((o for end, o in extra_options.items() if run.endswith(end)), {})
+        name = run.split("_")[0] if run.endswith(tuple(extra_options)) else run
+        method = build_method(name.removesuffix("_bf16"), {"train": train, **options})
         output = method.unlearn(job)
         final, log = output.model, output.train_log
     # the model trained in place (sharded); an adapter's sharded wrapper is not kept

@@ -102,10 +102,10 @@ class ComposedMethod:
         from obliviate.training import train_loop
 
         cfg = self.train
-        if cfg.shard != "none" and self.saliency:
+        if cfg.shard == "zero3" and self.saliency:
             raise ValueError(
-                f"saliency={self.saliency!r} does not work with train.shard={cfg.shard} (the "
-                "mask needs the full gradients): leave saliency out or use train.shard=none"
+                f"saliency={self.saliency!r} does not work with train.shard=zero3 (DeepSpeed "
+                "keeps the gradients to itself): use train.shard=fsdp or leave saliency out"
             )
         forget = job.encode_items(job.request.forget, cfg.max_length)
         retain = (

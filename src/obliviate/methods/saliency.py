@@ -161,6 +161,23 @@ class SaliencyHook:
             self.masks[i] = self.masks[i].to(p.device)
             self.frozen_values[i] = self.frozen_values[i].to(p.device)
 
+    def rebind(self, new: dict[int, Any]) -> None:
+        """Follow the parameters that sharding replaced (``new``: id of the old parameter -> its
+        replacement, before any step): an FSDP2 parameter (a DTensor) keeps the part of its
+        mask and of θ_0 that this rank holds. Masks are equal on every rank, so each cuts its
+        own part without communication."""
+        from torch.distributed.tensor import DTensor, distribute_tensor
+
+        for i, old in enumerate(self.params):
+            p = new.get(id(old), old)
+            if isinstance(p, DTensor):
+                full = self.masks[i].to(p.device)
+                mask = distribute_tensor(full, p.device_mesh, p.placements, src_data_rank=None)
+                self.masks[i] = mask.to_local()
+                self.frozen_values[i] = p.to_local().detach().masked_select(~self.masks[i])
+                self.frozen_values[i] = self.frozen_values[i].clone()
+            self.params[i] = p
+
     def after_backward(self, model: Any) -> None:
         import torch
 
@@ -168,7 +185,7 @@ class SaliencyHook:
             for i, p in enumerate(self.params):
                 if p.grad is not None:
                     self._on_device(i)
-                    p.grad.masked_fill_(~self.masks[i], 0)
+                    _local(p.grad).masked_fill_(~self.masks[i], 0)
 
     def after_step(self, model: Any) -> None:
         import torch
@@ -176,7 +193,13 @@ class SaliencyHook:
         with torch.no_grad():
             for i, p in enumerate(self.params):
                 self._on_device(i)
-                p.data.masked_scatter_(~self.masks[i], self.frozen_values[i].to(p.dtype))
+                values = self.frozen_values[i].to(p.dtype)
+                _local(p.data).masked_scatter_(~self.masks[i], values)
+
+
+def _local(t: Any) -> Any:
+    """This rank's part of a sharded (DTensor) tensor; a plain tensor itself."""
+    return t.to_local() if hasattr(t, "to_local") else t
 
 
 def build_saliency_hook(scored: list[tuple[Any, Any]], fraction: float) -> SaliencyHook:
