@@ -47,6 +47,8 @@ def cells(m: dict[str, Any] | None) -> list[str]:
 
 
 def setting(params: dict[str, Any]) -> str:
+    if not params:
+        return "the preset"
     return ", ".join(
         f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in params.items()
     )
@@ -72,40 +74,65 @@ def main() -> None:
         f"{fmt_number(target['model_utility'])}: the floor {args.utility:g} x the retain "
         f"model's MU is {fmt_number(args.utility * retain['model_utility'])}\n"
     )
+    spec = f"oracle:utility={args.utility},retain_prob={args.retain_prob}"
+    references = {
+        "retain model": {"target": target, "retain": retain},
+        "target": {"target": target, "retain": target},  # the utility floor x the target's
+    }
+    trials = {
+        m: read_json(args.out / "tuned" / m / "summary.json")["trials"] for m in tuned["methods"]
+    }
+    # per method and MU reference: the trial the oracle objective selects with that reference
+    chosen = {
+        (m, name): picked(trials[m], spec, refs)
+        for m in tuned["methods"]
+        for name, refs in references.items()
+    }
     head = ["method", "preset FQ", "MU", "retain prob"]
     head += [f"{tuned['objective']} pick", "FQ", "MU", "retain prob", "setting"]
     head += [f"{other} pick", "FQ", "MU", "retain prob"]
+    head += ["pick, MU floor x target's", "FQ", "MU", "retain prob", "setting"]
     table = []
     for method, pick in tuned["methods"].items():
         cmp = pick.get("compare") or {}
-        line = [method, *cells(rows[method]), f"{pick['trial']}{'' if pick['feasible'] else ' !'}"]
-        line += [*cells(pick.get("metrics")), setting(pick["params"]) or "the preset"]
-        line += [str(cmp.get("trial", "-")) + ("" if cmp.get("feasible", True) else " !")]
-        table.append(line + cells(cmp.get("metrics")))
+        mine = chosen[(method, "target")] or {}
+        line = [method, *cells(rows[method]), mark(pick), *cells(pick.get("metrics"))]
+        line += [setting(pick["params"]), mark(cmp), *cells(cmp.get("metrics"))]
+        line += [mark(mine), *cells(mine.get("metrics")), setting(mine.get("params", {}))]
+        table.append(line)
     print("\n".join(markdown_table(head, table)))
     print(
-        f"\n`!`: misses that objective's constraints. Goal: FQ >= {args.fq:g}, MU >= "
+        f"\n`!`: misses that selection's constraints. Goal: FQ >= {args.fq:g}, MU >= "
         f"{args.utility:g} x the reference's, retain prob >= {args.retain_prob:g} x the target's."
     )
     head = ["MU reference", "preset", f"{tuned['objective']} pick", f"{other} pick"]
     head.append("oracle pick with this reference")
     counts = []
-    spec = f"oracle:utility={args.utility},retain_prob={args.retain_prob}"
-    n = len(tuned["methods"])
-    for name, refs in (("retain model", {"target": target, "retain": retain}),
-                       ("target", {"target": target, "retain": target})):  # fmt: skip
+    for name, refs in references.items():
         hits = [0, 0, 0, 0]
         for method, pick in tuned["methods"].items():
-            trials = read_json(args.out / "tuned" / method / "summary.json")["trials"]
-            best = select_by(trials, spec, refs)
-            chosen = next(
-                (t["metrics"] for t in trials if best and t["number"] == best["number"]), None
-            )
             found = [rows[method], pick.get("metrics"), (pick.get("compare") or {}).get("metrics")]
-            for i, m in enumerate([*found, chosen]):
+            for i, m in enumerate([*found, (chosen[(method, name)] or {}).get("metrics")]):
                 hits[i] += meets(m, refs, args)
-        counts.append([name, *[f"{h} of {n}" for h in hits]])
+        counts.append([name, *[f"{h} of {len(tuned['methods'])}" for h in hits]])
     print("\n" + "\n".join(markdown_table(head, counts)))
+
+
+def picked(trials: list[dict[str, Any]], spec: str, refs: dict[str, Any]) -> dict[str, Any] | None:
+    """The trial ``spec`` selects among ``trials``, its ``feasible`` flag from that selection."""
+    best = select_by(trials, spec, refs)
+    if best is None:
+        return None
+    trial = next(t for t in trials if t["number"] == best["number"])
+    return {**trial, "feasible": best["feasible"]}
+
+
+def mark(pick: dict[str, Any]) -> str:
+    if not pick:
+        return "-"
+    return (
+        f"{pick['trial'] if 'trial' in pick else pick['number']}{'' if pick['feasible'] else ' !'}"
+    )
 
 
 if __name__ == "__main__":
