@@ -51,6 +51,12 @@ def test_tuned_rows_are_the_selected_trials(tiny_models: dict, tmp_path: Path) -
     assert rows[pick["run"]]["forget_prob"] == pytest.approx(trial["metrics"]["forget_prob"])
     assert rows[pick["run"]]["forget_quality"] == pytest.approx(trial["metrics"]["forget_quality"])
     assert "- graddiff" in comparison_markdown(doc) and pick["run"] in comparison_markdown(doc)
+    # the oracle-free selection among the same trials, rescored from their kept metrics
+    other = pick["compare"]
+    assert doc["tuned"]["compare"] == "mia" and other["objective"] == "mia"
+    mia_trial = next(t for t in summary["trials"] if t["number"] == other["trial"])
+    assert other["metrics"] == mia_trial["metrics"] and other["params"] == mia_trial["params"]
+    assert "Selected by oracle and by mia" in comparison_markdown(doc)
     assert write_report([out]).is_file()  # the group's report reads the nested run folder
     again = run_benchmark(out, **kw)  # finished: nothing re-runs, the same table
     assert again["rows"] == doc["rows"]

@@ -148,6 +148,8 @@ def test_finetune_data_file_works_as_its_help_says(tmp_path: Path, capsys) -> No
     [
         (["--tuned", "-1"], "--tuned must be 0 (off) or a number of trials"),
         (["--benchmark", "builtin-muse", "--tuned", "2"], "--tuned is not supported for"),
+        (["--tuned", "2", "--tune-compare", "mai"], "Did you mean 'mia'"),
+        (["--tuned", "2", "--tune-compare", "mia:attack=lss"], "choose one of loss"),
     ],
 )
 def test_benchmark_tuned_refuses_bad_values(argv, message, tmp_path: Path, capsys) -> None:

@@ -136,3 +136,38 @@ def test_tuned_rows_are_explained_under_the_table():
         "- graddiff !: `tuned/graddiff/trials/0000`: the preset\n"
     ) in text
     assert "Tuned rows" not in render.comparison_markdown(QA_DOC)
+
+
+def test_tuned_notes_compare_the_two_selections() -> None:
+    metrics = {"forget_quality": 0.25, "model_utility": 0.5, "retain_prob": 0.9}
+    npo = {"run": "tuned/npo/trials/0002", "trial": 2, "params": {}, "feasible": True}
+    tuned = {
+        "trials": 4,
+        "objective": "oracle",
+        "compare": "mia",
+        "methods": {
+            "npo": {
+                **npo,
+                "metrics": metrics,
+                "compare": {
+                    **npo,
+                    "trial": 3,
+                    "feasible": False,
+                    "metrics": {"model_utility": 0.4},
+                },
+            },
+            "ga": {**npo, "run": "tuned/ga/trials/0001", "trial": 1, "metrics": metrics},
+        },
+    }
+    lines = render.tuned_notes(tuned)
+    at = lines.index(
+        "Selected by oracle and by mia among the same trials of each method "
+        "(`!` = misses that objective's constraints):"
+    )
+    assert lines[at + 2 :] == [
+        "| method | oracle: trial | FQ | MU | retain prob | mia: trial | FQ | MU | retain prob |",
+        "|---|---|---|---|---|---|---|---|---|",
+        "| npo | 2 | 0.250 | 0.500 | 0.900 | 3 ! | - | 0.400 | - |",
+        "| ga | 1 | 0.250 | 0.500 | 0.900 | - | - | - | - |",
+    ]
+    assert not any("mia" in line for line in render.tuned_notes({**tuned, "compare": None}))

@@ -7,7 +7,13 @@ import pytest
 
 from obliviate.registry import OBJECTIVES
 from obliviate.sweep.objectives import parse_objective, utility_drop_value
-from obliviate.sweep.summary import best_trials, build_summary, pareto_front, summary_table
+from obliviate.sweep.summary import (
+    best_trials,
+    build_summary,
+    pareto_front,
+    select_by,
+    summary_table,
+)
 
 TARGET = {"retain_prob": 0.8, "retain_rouge": 0.9, "model_utility": 0.2, "forget_prob": 0.9}
 RETAIN = {"model_utility": 0.16, "forget_quality": 1.0}
@@ -147,3 +153,36 @@ def test_summary_and_table() -> None:
     assert table[-1] == "* best trial; ! misses a constraint"
     none = build_summary(study, trials[:1], ["minimize"])
     assert none["selection"] == "best_of_infeasible"
+
+
+def _finished(number: int, **metrics: float) -> dict:
+    return {"number": number, "state": "COMPLETE", "params": {}, "metrics": metrics}
+
+
+def test_another_objective_selects_among_the_same_finished_trials() -> None:
+    trials = [
+        # the preset: oracle-feasible but forgets little; the attack still wins (AUC 0.95)
+        _finished(0, forget_quality=0.01, model_utility=0.2, retain_prob=0.8, mia_loss_auc=0.95),
+        # the oracle's pick; its utility drop is 1 - 0.17 / 0.2 = 0.15 > mia's max_drop 0.1
+        _finished(1, forget_quality=0.6, model_utility=0.17, retain_prob=0.75, mia_loss_auc=0.7),
+        # drop 0.05, AUC 0.6: mia's pick, with less forget quality than the oracle's
+        _finished(2, forget_quality=0.3, model_utility=0.19, retain_prob=0.78, mia_loss_auc=0.6),
+        # AUC 0.5 but utility gone: feasible for nobody
+        _finished(3, forget_quality=0.9, model_utility=0.05, retain_prob=0.2, mia_loss_auc=0.5),
+        {"number": 4, "state": "PRUNED", "params": {}, "metrics": {}},
+    ]
+    assert select_by(trials, "oracle", REFS) == {"number": 1, "value": 0.6, "feasible": True}
+    mia = select_by(trials, "mia", REFS)
+    assert mia is not None and (mia["number"], mia["feasible"]) == (2, True)
+    assert mia["value"] == pytest.approx(0.1)
+    # the objective's parameters apply: a looser utility bound lets trial 3 in
+    assert select_by(trials, "mia:max_drop=0.8", REFS) == {
+        "number": 3,
+        "value": 0.0,
+        "feasible": True,
+    }
+    # without a feasible trial, the closest to feasible (as best_trials does)
+    assert select_by(trials[3:], "mia", REFS) == {"number": 3, "value": 0.0, "feasible": False}
+    assert select_by(trials[4:], "mia", REFS) is None
+    with pytest.raises(ValueError, match="needs mia_zlib_auc of the trial"):
+        select_by(trials, "mia:attack=zlib", REFS)

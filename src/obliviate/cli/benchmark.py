@@ -85,6 +85,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         metavar="SPEC",
         help="objective of the --tuned sweeps (default oracle; mia: without the retain model)",
     )
+    p.add_argument(
+        "--tune-compare",
+        default="mia",
+        metavar="SPEC",
+        help="with --tuned: also list the trial this objective selects among the same trials "
+        "(default mia, which needs no retain model; 'none' to skip)",
+    )
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=run)
 
@@ -117,6 +124,12 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError(f"--tuned must be 0 (off) or a number of trials, got {args.tuned}")
     if name in MUSE_ENTRIES and args.tuned:
         raise ValueError(f"--tuned is not supported for {name} yet; run the sweeps directly")
+    if args.tuned:  # a typo in an objective fails before anything runs
+        from obliviate.sweep.objectives import parse_objective
+
+        parse_objective(args.tune_objective)
+        if args.tune_compare != "none":
+            parse_objective(args.tune_compare)
     if name in MUSE_ENTRIES and args.seeds > 1:
         raise ValueError(
             f"--seeds is not supported for {name} yet; run the MUSE benchmark without it"
@@ -165,6 +178,7 @@ def run(args: argparse.Namespace) -> int:
         seeds=args.seeds,
         tuned=args.tuned,
         tune_objective=args.tune_objective,
+        tune_compare=None if args.tune_compare == "none" else args.tune_compare,
     )
     print(comparison_markdown(doc))
     try:

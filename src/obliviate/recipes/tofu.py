@@ -47,6 +47,7 @@ def run_benchmark(
     seeds: int = 1,
     tuned: int = 0,
     tune_objective: str = "oracle",
+    tune_compare: str | None = "mia",
 ) -> dict[str, Any]:
     """Run the whole comparison and return the comparison document (also written to
     ``out/comparison.json`` and ``out/comparison.md``).
@@ -62,7 +63,8 @@ def run_benchmark(
     in ``out`` is an error unless ``overwrite``. ``seeds`` > 1 runs every method with that many
     seeds (:mod:`obliviate.recipes.seeds`, ``out/<method>/seed-<s>/``; target and retain are
     trained once) and ranks the methods by their mean (:func:`rank_by_mean`). ``tuned`` > 0 adds
-    each method at the setting a sweep of that many trials selects by ``tune_objective``
+    each method at the setting a sweep of that many trials selects by ``tune_objective``, and
+    lists the trial ``tune_compare`` would select among the same trials
     (:mod:`obliviate.recipes.tuned`).
     """
     from obliviate import api
@@ -275,7 +277,7 @@ def run_benchmark(
 
         picks = tune_methods(
             out, methods, str(target), str(retain), tuned, tune_objective, request_kw,
-            method_overrides or {}, eval_settings, seeds, progress, log,
+            method_overrides or {}, eval_settings, seeds, progress, log, tune_compare,
         )  # fmt: skip
         for pick in picks.values():
             results[pick["run"]], roles[pick["run"]] = pick["result"], "unlearned"
@@ -286,6 +288,8 @@ def run_benchmark(
     if tuned:
         methods_doc = {m: {k: v for k, v in p.items() if k != "result"} for m, p in picks.items()}
         doc["tuned"] = {"trials": tuned, "objective": tune_objective, "methods": methods_doc}
+        if any("compare" in p for p in picks.values()):
+            doc["tuned"]["compare"] = tune_compare
     if seeds > 1:
         doc = rank_by_mean(doc, columns)
     write_json(out / "comparison.json", doc)

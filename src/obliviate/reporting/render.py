@@ -112,7 +112,37 @@ def tuned_notes(tuned: dict[str, Any]) -> list[str]:
         setting = ", ".join(f"{k}={_short(v)}" for k, v in pick["params"].items())
         mark = "" if pick["feasible"] else " !"
         lines.append(f"- {method}{mark}: `{pick['run']}`: {setting or 'the preset'}")
+    if tuned.get("compare"):
+        lines += ["", *compare_notes(tuned)]
     return lines
+
+
+# the metrics of each pick in the selection comparison under a tuned table
+PICK_METRICS = (("forget_quality", "FQ"), ("model_utility", "MU"), ("retain_prob", "retain prob"))
+
+
+def compare_notes(tuned: dict[str, Any]) -> list[str]:
+    """Markdown lines: per method, the trial the tuning objective selected next to the one the
+    ``compare`` objective selects among the same trials, with their metrics."""
+    main, other = tuned["objective"], tuned["compare"]
+    labels = [label for _, label in PICK_METRICS]
+    head = ["method", f"{main}: trial", *labels, f"{other}: trial", *labels]
+    rows = []
+    for method, pick in tuned["methods"].items():
+        cells = [method]
+        for p in (pick, pick.get("compare")):
+            if p is None:
+                cells += ["-"] * (1 + len(PICK_METRICS))
+                continue
+            cells.append(f"{p['trial']}{'' if p['feasible'] else ' !'}")
+            cells += [fmt_number((p.get("metrics") or {}).get(k)) for k, _ in PICK_METRICS]
+        rows.append(cells)
+    return [
+        f"Selected by {main} and by {other} among the same trials of each method "
+        "(`!` = misses that objective's constraints):",
+        "",
+        *markdown_table(head, rows),
+    ]
 
 
 def _short(v: Any) -> str:

@@ -57,6 +57,38 @@ def best_trials(trials: Sequence[dict[str, Any]], directions: Sequence[str]) -> 
     return [pool[i]["number"] for i in pareto_front(points, directions)]
 
 
+def select_by(
+    trials: Sequence[dict[str, Any]], spec: str, refs: dict[str, Any]
+) -> dict[str, Any] | None:
+    """The trial that objective ``spec`` (``"mia"``, ``"oracle:utility=0.9"``) would select
+    among the finished ``trials`` of a study, scored on their kept metrics against the
+    reference models' ``refs`` (``{"target": ..., "retain": ...}``) by the same rule as
+    :func:`best_trials`: ``{"number", "value", "feasible"}``, or None without a finished trial.
+    A metric the objective needs and a trial lacks is a ValueError."""
+    from obliviate.sweep.objectives import parse_objective
+
+    obj, params = parse_objective(spec)
+    scored = []
+    for t in trials:
+        if t["state"] != "COMPLETE" or not t.get("metrics"):
+            continue
+        s = obj.score(t["metrics"], refs, params)
+        scored.append(
+            {
+                "number": t["number"],
+                "state": "COMPLETE",
+                "scores": [s.value],
+                "values": [obj.penalised(s)],
+                "feasible": s.feasible,
+            }
+        )
+    chosen = best_trials(scored, [obj.direction])
+    if not chosen:
+        return None
+    pick = next(t for t in scored if t["number"] == chosen[0])
+    return {"number": pick["number"], "value": pick["scores"][0], "feasible": pick["feasible"]}
+
+
 def build_summary(
     study: dict[str, Any], trials: list[dict[str, Any]], directions: Sequence[str]
 ) -> dict[str, Any]:
