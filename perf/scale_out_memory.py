@@ -1,13 +1,15 @@
-"""Peak host memory per rank and step time of DDP, FSDP and FSDP + activation checkpointing.
+"""Peak host memory per rank and step time of DDP, FSDP, FSDP + activation checkpointing, ZeRO-3.
 
-Two processes (torchrun, gloo on CPU) train a randomly initialised Llama of about 50 M
-parameters (hidden 512, 10 layers, 8 heads, FFN 2048, vocabulary 8000) with the real training
-loop (:func:`obliviate.training.train_loop`) on random token sequences for ``--steps``
-optimiser steps, once per mode, each mode in its own launch:
+Two processes (torchrun, gloo on CPU; ZeRO-3 under accelerate launch) train a randomly
+initialised Llama of about 50 M parameters (hidden 512, 10 layers, 8 heads, FFN 2048, vocabulary
+8000) with the real training loop (:func:`obliviate.training.train_loop`) on random token
+sequences for ``--steps`` optimiser steps, once per mode, each mode in its own launch:
 
 - ``ddp``: ``train.shard=none`` (one full replica per rank);
 - ``fsdp``: ``train.shard=fsdp`` (parameters, gradients and AdamW state sharded);
-- ``fsdp_ac``: ``train.shard=fsdp`` and ``train.activation_checkpointing=true``.
+- ``fsdp_ac``: ``train.shard=fsdp`` and ``train.activation_checkpointing=true``;
+- ``zero3``: ``train.shard=zero3`` (DeepSpeed ZeRO-3, launched with
+  ``examples/accelerate/zero3.yaml``; needs the ``deepspeed`` extra, not in the default modes).
 
 Per rank it reports the resident set before training (model built, imports done), the peak
 resident set from the start of training to the last optimiser step (sampled every 5 ms from
@@ -20,6 +22,7 @@ saves on an accelerator's memory; the model's own states are 16 bytes per parame
 
     .venv/bin/python perf/scale_out_memory.py                     # all three modes
     .venv/bin/python perf/scale_out_memory.py --steps 6 --seq 256 --modes ddp,fsdp
+    .venv/bin/python perf/scale_out_memory.py --modes ddp,fsdp,zero3   # with DeepSpeed installed
 """
 
 from __future__ import annotations
@@ -41,7 +44,9 @@ MODES = {
     "ddp": {"shard": "none"},
     "fsdp": {"shard": "fsdp"},
     "fsdp_ac": {"shard": "fsdp", "activation_checkpointing": True},
+    "zero3": {"shard": "zero3"},
 }
+ZERO3_CONFIG = Path(__file__).resolve().parents[1] / "examples" / "accelerate" / "zero3.yaml"
 SHAPE = {"hidden": 512, "layers": 10, "heads": 8, "ffn": 2048, "vocab": 8000}
 
 
@@ -161,14 +166,19 @@ def _free_port() -> int:
 
 
 def launch(mode: str, args: argparse.Namespace) -> list[dict[str, Any]]:
-    torchrun = Path(sys.executable).with_name("torchrun")
-    cmd = [str(torchrun), "--nproc_per_node", "2", "--master_addr", "127.0.0.1"]
-    cmd += ["--master_port", str(_free_port()), __file__, "--worker", mode]
+    bin_dir = Path(sys.executable).parent
+    if MODES[mode]["shard"] == "zero3":
+        cmd = [str(bin_dir / "accelerate"), "launch", "--config_file", str(ZERO3_CONFIG)]
+        cmd += ["--num_processes", "2", "--main_process_port", str(_free_port())]
+    else:
+        cmd = [str(bin_dir / "torchrun"), "--nproc_per_node", "2", "--master_addr", "127.0.0.1"]
+        cmd += ["--master_port", str(_free_port())]
+    cmd += [__file__, "--worker", mode]
     cmd += ["--steps", str(args.steps), "--batch", str(args.batch), "--seq", str(args.seq)]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=1800)
     if proc.returncode:
-        raise SystemExit(f"{mode}: torchrun failed\n{proc.stderr[-3000:]}")
+        raise SystemExit(f"{mode}: the launch failed\n{proc.stderr[-3000:]}")
     return [json.loads(ln[7:]) for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")]
 
 

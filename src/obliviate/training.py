@@ -34,14 +34,13 @@ __all__ = ["TrainResult", "TrainingDiverged", "get_accelerator", "train_loop"]
 
 
 class StepHook(Protocol):
-    """Optional callbacks around the optimiser step (e.g. saliency masks)."""
+    """Optional callbacks around the optimiser step (e.g. saliency masks). A hook that holds
+    parameters also defines ``rebind(new)``, called with ``{id(old parameter): its
+    replacement}`` when FSDP replaces them (:class:`obliviate.methods.saliency.SaliencyHook`)."""
 
     def after_backward(self, model: Any) -> None: ...
 
     def after_step(self, model: Any) -> None: ...
-
-    def rebind(self, new: dict[int, Any]) -> None:
-        """Follow the parameters that FSDP replaced (id of the old parameter -> new one)."""
 
 
 # (model, main batch, retain batch, step) -> (loss, logs); a log value may be a float or a
@@ -167,18 +166,14 @@ def train_loop(
     sharded, engine = cfg.shard != "none", cfg.shard == "zero3"
     # the copy that receives the gathered weights after sharded training (no weight memory)
     plain = sharding.skeleton(model, keep_frozen=engine) if sharded else None
-    if engine and hooks:
-        raise ValueError("train.shard=zero3 does not run step hooks (saliency masks)")
+    holding = [h for h in hooks if hasattr(h, "rebind")]  # hooks that hold parameters
+    if engine and holding:
+        raise ValueError("train.shard=zero3 does not work with saliency masks (step hooks)")
     if cfg.shard == "fsdp":
         before = {id(p): name for name, p in model.named_parameters()}
         model = sharding.prepare_model(model, cfg, acc)
         after = dict(model.named_parameters())
-        for h in hooks:  # a hook holding parameters follows their sharded replacements
-            if not hasattr(h, "rebind"):
-                raise ValueError(
-                    f"train.shard=fsdp: the step hook {type(h).__name__} cannot follow sharded "
-                    "parameters (it has no rebind); use train.shard=none"
-                )
+        for h in holding:  # they follow the parameters' sharded replacements
             h.rebind({old: after[name] for old, name in before.items()})
     elif cfg.activation_checkpointing:
         sharding.enable_activation_checkpointing(model)
