@@ -265,18 +265,11 @@ def train_loop(
                     )
             if engine:  # clips, steps and clears the gradients; the norm is known after it
                 ds_engine.step()
-                norm = ds_engine.get_global_grad_norm() if cfg.max_grad_norm else None
-                if norm is not None and not math.isfinite(float(norm)):
-                    raise TrainingDiverged(
-                        diverged(
-                            desc,
-                            "gradient norm",
-                            float(norm),
-                            result.steps,
-                            cfg.lr,
-                            cfg.max_grad_norm,
-                        )
-                    )
+                gnorm = float(ds_engine.get_global_grad_norm() or 0.0)
+                if not math.isfinite(gnorm):
+                    clip = cfg.max_grad_norm
+                    why = diverged(desc, "gradient norm", gnorm, result.steps, cfg.lr, clip)
+                    raise TrainingDiverged(why)
             else:
                 optimizer.step()
                 optimizer.zero_grad(set_to_none=True)

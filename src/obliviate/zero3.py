@@ -120,6 +120,13 @@ def configure(acc: Any, cfg: TrainConfig) -> None:
     acc.gradient_accumulation_steps = cfg.grad_accum
 
 
+ADAM_STATE = ("exp_avg", "exp_avg_sq")
+
+
+def _cpu(t: Any) -> Any:
+    return t.detach().to("cpu", copy=True)
+
+
 def _named(model: Any) -> list[tuple[str, Any]]:
     return [(n, p) for n, p in model.module.named_parameters() if p.requires_grad]
 
@@ -135,18 +142,13 @@ def full_states(model: Any, optimizer: Any) -> tuple[dict[str, Any], dict[str, A
     import torch
     from deepspeed.utils import safe_get_full_fp32_param, safe_get_full_optimizer_state
 
+    stepped = bool(_inner(model).state)  # AdamW creates its moments at the first step
     weights: dict[str, Any] = {}
     moments: dict[str, Any] = {}
     for name, p in _named(model):
-        weights[name] = safe_get_full_fp32_param(p).detach().to("cpu", copy=True)
-        moments[name] = (
-            {
-                key: safe_get_full_optimizer_state(p, key).detach().to("cpu", copy=True)
-                for key in ("exp_avg", "exp_avg_sq")
-            }
-            if _inner(model).state
-            else {}
-        )
+        weights[name] = _cpu(safe_get_full_fp32_param(p))
+        if stepped:
+            moments[name] = {k: _cpu(safe_get_full_optimizer_state(p, k)) for k in ADAM_STATE}
     steps = [s["step"] for s in _inner(model).state.values() if "step" in s]
     step = torch.as_tensor(steps[0] if steps else 0.0, dtype=torch.float32).cpu()
     lrs = [float(g["lr"]) for g in optimizer.param_groups]
@@ -162,7 +164,7 @@ def load_full_states(model: Any, optimizer: Any, weights: Any, optim: Any) -> No
 
     zero = model.optimizer
     inner = _inner(model)
-    if optim["moments"] and any(optim["moments"].values()):
+    if optim["moments"]:
         # torch keeps AdamW's step on the parameters' device for its fused kernel
         on_device = any(g.get("fused") or g.get("capturable") for g in inner.param_groups)
         for flat in zero.fp32_partitioned_groups_flat:
@@ -190,5 +192,5 @@ def consolidate(model: Any, acc: Any, plain: Any) -> Any:
 
     from obliviate.sharding import fill
 
-    full = {n: safe_get_full_fp32_param(p).detach().to("cpu", copy=True) for n, p in _named(model)}
+    full = {name: _cpu(safe_get_full_fp32_param(p)) for name, p in _named(model)}
     return fill(plain, full, acc, "ZeRO-3")
