@@ -25,7 +25,7 @@ from obliviate.data.collate import pad_id_of
 from obliviate.methods import functional as F
 from obliviate.methods.base import UnlearnJob, build_method
 from obliviate.models.loading import load_model, load_tokenizer
-from obliviate.training import collate_encoded, get_accelerator, train_loop
+from obliviate.training import TrainResult, collate_encoded, get_accelerator, train_loop
 
 mode, model_dir, out_dir = sys.argv[1], sys.argv[2], Path(sys.argv[3])
 builtin = json.loads(sys.argv[4])
@@ -132,10 +132,11 @@ for run, extra in RUNS.items():
 resume_cfg = from_dict(TrainConfig, {**base, "checkpoint": True, "checkpoint_every": 2})
 ckpt = out_dir / "resume_ckpt"
 retain_data = UnlearnJob(None, tok, request).encode_items(request.retain)  # type: ignore[arg-type]
-kill_point = checkpoints.kill_point
-checkpoints.kill_point = crash_after_step_3
-try:
-    train_loop(
+
+
+def fine_tune_with_checkpoints() -> TrainResult:
+    """Fine-tune a fresh copy of the target, resuming from ``ckpt`` when it holds a checkpoint."""
+    return train_loop(
         load_model(model_dir),
         nll,
         retain_data,
@@ -145,20 +146,17 @@ try:
         progress=False,
         checkpoint_dir=ckpt,
     )
+
+
+kill_point = checkpoints.kill_point
+checkpoints.kill_point = crash_after_step_3
+try:
+    fine_tune_with_checkpoints()
     raise AssertionError("the interruption did not happen")
 except KeyboardInterrupt:
     pass
 checkpoints.kill_point = kill_point
-resumed = train_loop(
-    load_model(model_dir),
-    nll,
-    retain_data,
-    resume_cfg,
-    pad_id_of(tok),
-    accelerator=acc,
-    progress=False,
-    checkpoint_dir=ckpt,
-)
+resumed = fine_tune_with_checkpoints()
 results["finetune_resumed"] = {
     "loss": [r["loss"] for r in resumed.log],
     "rows": resumed.log,
