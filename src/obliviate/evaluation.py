@@ -52,6 +52,8 @@ class EvalSettings:
     utility_splits: tuple[str, ...] | None = None
     # who runs greedy generation (obliviate.generation): auto, loop, hf or vllm
     generation_backend: str = "auto"
+    # rows per generation batch; None: as many as a 1 GiB KV cache holds (generation.cache_rows)
+    generation_batch_size: int | None = None
 
     def __post_init__(self) -> None:
         from obliviate.generation import GENERATION_BACKENDS
@@ -62,8 +64,8 @@ class EvalSettings:
                 f"evaluation setting generation_backend={self.generation_backend!r}: choose one "
                 f"of {', '.join(known)}"
             )
-        for name in ("batch_size", "max_new_tokens", "max_length"):
-            if getattr(self, name) < 1:
+        for name in ("batch_size", "max_new_tokens", "max_length", "generation_batch_size"):
+            if getattr(self, name) is not None and getattr(self, name) < 1:
                 raise ValueError(f"evaluation setting {name}={getattr(self, name)!r}: must be >= 1")
         if not 0 < self.min_k <= 1:
             raise ValueError(
@@ -140,11 +142,14 @@ def eval_key(
 
 
 def _settings_key(settings: EvalSettings) -> dict[str, Any]:
-    """The settings as keyed: the default generation backend is left out (``loop`` and ``hf``
-    return the same tokens, docs/metrics.md), so results keyed before it existed still match."""
+    """The settings as keyed: the default generation backend and batch size are left out
+    (backends and batch sizes return the same tokens, docs/metrics.md), so results keyed before
+    they existed still match."""
     out = asdict(settings)
     if out.get("generation_backend") == "auto":
         del out["generation_backend"]
+    if out.get("generation_batch_size") is None:
+        del out["generation_batch_size"]
     return out
 
 
@@ -179,7 +184,8 @@ def evaluate_model(
     Splits used when present: ``forget`` (needs paraphrased + perturbed answers for the truth
     ratio), ``retain``, ``holdout`` (MIA non-members), ``real_authors``, ``world_facts``.
     """
-    from obliviate.scoring import generate, score_pairs
+    from obliviate.generation import cache_rows
+    from obliviate.scoring import generate, greedy_prefixes, score_pairs
 
     template = template or PromptTemplate()
     settings = settings or EvalSettings()
@@ -189,23 +195,12 @@ def evaluate_model(
     key = eval_key(request, template, settings, fingerprint)
 
     t0 = time.perf_counter()
-    all_pairs: list[tuple[str, str]] = []
-    for split, items in splits.items():
-        all_pairs.extend(_pairs_for(split, items))
-    scores = dict(
-        zip(
-            all_pairs,
-            score_pairs(
-                model,
-                tokenizer,
-                all_pairs,
-                template,
-                batch_size=settings.batch_size,
-                max_length=settings.max_length,
-                progress=progress,
-            ),
-        )
+    all_pairs = [p for split, items in splits.items() for p in _pairs_for(split, items)]
+    kw: dict[str, Any] = {"max_length": settings.max_length, "progress": progress}
+    scored = score_pairs(
+        model, tokenizer, all_pairs, template, batch_size=settings.batch_size, **kw
     )
+    scores = dict(zip(all_pairs, scored))
     t_score = time.perf_counter() - t0
 
     gen_questions: list[str] = []
@@ -216,22 +211,17 @@ def evaluate_model(
                 if split == "forget" and it.paraphrased_question:
                     gen_questions.append(it.paraphrased_question)
     t1 = time.perf_counter()
-    gens = dict(
-        zip(
-            gen_questions,
-            generate(
-                model,
-                tokenizer,
-                gen_questions,
-                template,
-                max_new_tokens=settings.max_new_tokens,
-                batch_size=settings.batch_size,
-                max_length=settings.max_length,
-                progress=progress,
-                backend=settings.generation_backend,
-            ),
-        )
+    # greedy answers are read off the scoring pass as far as it reaches; one wide batch
+    asked = set(gen_questions)
+    known = greedy_prefixes(
+        tokenizer, template, (p for p in scores if p[0] in asked), scores, settings.max_length
     )
+    width = settings.generation_batch_size or cache_rows(
+        model, settings.max_length + settings.max_new_tokens, settings.batch_size
+    )
+    texts = generate(model, tokenizer, gen_questions, template, settings.max_new_tokens, width,
+                     backend=settings.generation_backend, known=known, **kw)  # fmt: skip
+    gens = dict(zip(gen_questions, texts))
     t_gen = time.perf_counter() - t1
 
     samples: list[dict[str, Any]] = []

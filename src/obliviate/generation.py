@@ -23,7 +23,7 @@ one in :data:`GENERATION_BACKENDS`.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from obliviate.decoding import eos_ids, greedy_generate, hf_select, hf_step
@@ -108,6 +108,35 @@ def resolve_backend(name: str, model: Any) -> str:
     return name
 
 
+KV_CACHE_BUDGET = 1 << 30  # bytes of KV cache a generation batch may fill by default
+MAX_ROWS = 1024
+
+
+def cache_rows(model: Any, positions: int, floor: int) -> int:
+    """Rows per generation batch: as many as fit ``positions`` KV-cache positions each into
+    :data:`KV_CACHE_BUDGET` (keys and values of every layer, in the model's dtype), at least
+    ``floor`` and at most :data:`MAX_ROWS`; ``floor`` for a model whose config does not give
+    its layer sizes. On a small model the decode step costs about the same for one row as for
+    hundreds, so one wide batch with finished rows dropped needs far fewer steps than many
+    narrow ones; on a large one the cache bounds the batch."""
+    cfg = getattr(model, "config", None)
+    cfg = getattr(cfg, "text_config", None) or cfg
+    sizes = [
+        getattr(cfg, k, None) for k in ("num_hidden_layers", "num_attention_heads", "hidden_size")
+    ]
+    if not all(isinstance(v, int) and v > 0 for v in sizes):
+        return floor
+    layers, heads, hidden = (int(v) for v in sizes)  # type: ignore[arg-type]
+    kv_heads = getattr(cfg, "num_key_value_heads", None) or heads
+    head_dim = getattr(cfg, "head_dim", None) or hidden // heads
+    try:
+        size = next(model.parameters()).element_size()
+    except (StopIteration, AttributeError, TypeError):
+        size = 4
+    per_row = 2 * layers * kv_heads * head_dim * size * max(positions, 1)
+    return max(floor, min(MAX_ROWS, KV_CACHE_BUDGET // per_row))
+
+
 def cut_at_eos(ids: Sequence[int], eos_token_id: Any) -> list[int]:
     """``ids`` up to (without) the first EOS id."""
     stops = set(eos_ids(eos_token_id))
@@ -120,9 +149,18 @@ def cut_at_eos(ids: Sequence[int], eos_token_id: Any) -> list[int]:
 
 
 def generate_ids(
-    model: Any, prompts: Sequence[Sequence[int]], job: GenerationJob, backend: str = "auto"
+    model: Any,
+    prompts: Sequence[Sequence[int]],
+    job: GenerationJob,
+    backend: str = "auto",
+    heads: Sequence[Sequence[int]] | None = None,
 ) -> list[list[int]]:
-    """Greedy continuations (new tokens before the first EOS) of each prompt, in order."""
+    """Greedy continuations (new tokens before the first EOS) of each prompt, in order.
+
+    ``heads[i]``, when given, are tokens the greedy continuation of prompt ``i`` is known to
+    start with (:func:`obliviate.scoring.greedy_prefix`): they are taken as they are, a head
+    that holds EOS or fills ``max_new_tokens`` ends the row without decoding, and the rest
+    are decoded from the prompt followed by their head."""
     from obliviate.parallel_eval import current
 
     name = resolve_backend(backend, model)
@@ -134,7 +172,21 @@ def generate_ids(
     fn = GENERATION_BACKENDS[name]
     if not prompts:
         return []
-    return fn(model, prompts, job)
+    if heads is None:
+        return fn(model, prompts, job)
+    n = job.max_new_tokens
+    stops = set(eos_ids(job.eos_token_id))
+    cut = [list(h)[:n] for h in heads]
+    out = [cut_at_eos(h, job.eos_token_id) for h in cut]
+    todo = [i for i, h in enumerate(cut) if len(h) < n and not stops.intersection(h)]
+    budgets = [n - len(cut[i]) for i in todo]
+    rest = replace(job, max_new_tokens=max(budgets, default=0))
+    # greedy decoding is deterministic per row: decoded past its budget and cut, a row equals
+    # the row decoded to its budget
+    new = fn(model, [list(prompts[i]) + cut[i] for i in todo], rest) if todo else []
+    for i, b, ids in zip(todo, budgets, new):
+        out[i] = cut[i] + ids[:b]
+    return out
 
 
 def run_batches(

@@ -12,7 +12,7 @@ ensemble, whose ``generate`` is the loop of :mod:`obliviate.decoding`).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -33,6 +33,7 @@ class TokenScores:
     sigma2: np.ndarray  # sum_v p_v (log p_v)^2 - mu^2 (n,)
     has_eos: bool
     cut: int = 0  # tokens dropped to fit ``max_length`` (:func:`obliviate.data.templates.encode`)
+    predicted: np.ndarray | None = None  # argmax_v z_t, the id greedy decoding picks here (n,)
 
     @property
     def n(self) -> int:
@@ -48,6 +49,7 @@ class TokenScores:
             self.sigma2[:-1],
             False,
             self.cut,
+            None if self.predicted is None else self.predicted[:-1],
         )
 
     def nll_avg(self, include_eos: bool = True) -> float:
@@ -153,12 +155,14 @@ def score_encoded(
         logp = torch.log_softmax(picked, dim=-1)
         tgt = targets[mask]
         tok_lp = logp.gather(-1, tgt[:, None])[:, 0]
-        correct = logp.argmax(-1) == tgt
+        top = logp.argmax(-1)
+        correct = top == tgt
         p = logp.exp()
         mu = (p * logp).sum(-1)
         sigma2 = ((p * logp * logp).sum(-1) - mu * mu).clamp_min(0.0)
         counts = mask.sum(1).tolist()
-        chunks = [t.split(counts) for t in (tok_lp.cpu(), correct.cpu(), mu.cpu(), sigma2.cpu())]
+        stats = (tok_lp.cpu(), correct.cpu(), mu.cpu(), sigma2.cpu(), top.cpu())
+        chunks = [t.split(counts) for t in stats]
         return [
             TokenScores(
                 chunks[0][j].numpy().astype(np.float64),
@@ -167,6 +171,7 @@ def score_encoded(
                 chunks[3][j].numpy().astype(np.float64),
                 encoded[i].has_eos,
                 encoded[i].cut,
+                chunks[4][j].numpy().astype(np.int64),
             )
             for j, i in enumerate(idx)
         ]
@@ -193,21 +198,29 @@ def generate(
     desc: str = "generating",
     stop_strings: Sequence[str] = (),
     backend: str = "auto",
+    known: Mapping[str, Sequence[int]] | None = None,
 ) -> list[str]:
     """Greedy generations for questions: each distinct prompt generated once, by one backend of
     :mod:`obliviate.generation` (``auto``: obliviate's decode loop for a plain HF model, the
     model's ``generate`` otherwise; both in left-padded, length-sorted batches with a KV cache).
 
+    ``known`` maps a question to the first tokens its greedy answer is known to start with
+    (:func:`greedy_prefixes`, read off a teacher-forced pass of the same model). With the
+    ``loop`` backend those tokens are taken as they are and only the rest is decoded, from the
+    prompt followed by them: an answer known up to its EOS costs no decoding at all.
+
     The text is decoded from the new tokens only, cut at EOS (and at any ``stop_strings``), and
     stripped (docs/metrics.md).
     """
-    from obliviate.generation import GenerationJob, generate_ids
+    from obliviate.generation import GenerationJob, generate_ids, resolve_backend
 
     unique: dict[str, int] = {}
     for q in questions:
         unique.setdefault(q, len(unique))
     keys = list(unique)
     prompts = [template.prompt_ids(tokenizer, q)[-max_length:] for q in keys]
+    use_known = known is not None and resolve_backend(backend, model) == "loop"
+    heads = [list(known.get(q, ())) for q in keys] if use_known and known is not None else None
     job = GenerationJob(
         max_new_tokens=max_new_tokens,
         batch_size=batch_size,
@@ -217,13 +230,54 @@ def generate(
         progress=progress,
         desc=desc,
     )
+    ids = generate_ids(model, prompts, job, backend, heads)
     out: list[str] = []
-    for ids in generate_ids(model, prompts, job, backend):
-        text = tokenizer.decode(ids, skip_special_tokens=True)
+    for row in ids:
+        text = tokenizer.decode(row, skip_special_tokens=True)
         for s in stop_strings:
             text = text.split(s)[0]
         out.append(text.strip())
     return [out[unique[q]] for q in questions]
+
+
+def greedy_prefix(scores: TokenScores) -> list[int]:
+    """The first tokens of the greedy answer, read off a teacher-forced pass over a prompt and a
+    reference answer: greedy decoding from the same prompt emits the answer tokens that are the
+    model's argmax in turn, then, at the first one that is not, the argmax there. The whole
+    answer when every token is the argmax (its EOS included when it has one); empty without
+    the predicted ids."""
+    if scores.predicted is None:
+        return []
+    missed = np.flatnonzero(~scores.correct)
+    n = int(missed[0]) + 1 if missed.size else scores.n
+    return [int(t) for t in scores.predicted[:n]]
+
+
+def greedy_prefixes(
+    tokenizer: Any,
+    template: PromptTemplate,
+    pairs: Iterable[tuple[str, str]],
+    scores: Mapping[tuple[str, str], TokenScores],
+    max_length: int = 512,
+) -> dict[str, list[int]]:
+    """``known`` for :func:`generate`: per question, the longest :func:`greedy_prefix` among its
+    scored pairs (any reference answer gives a true start of the greedy answer; the longest
+    leaves the least to decode), from the pairs whose scored prompt is token for token the
+    prompt generation starts from (prompt and answer are tokenised together, and a token
+    spanning both would make them differ)."""
+    out: dict[str, list[int]] = {}
+    prompts: dict[str, list[int]] = {}
+    for q, a in pairs:
+        if (q, a) not in scores:
+            continue
+        if q not in prompts:
+            prompts[q] = template.prompt_ids(tokenizer, q)
+        head = greedy_prefix(scores[(q, a)])
+        if len(head) <= len(out.get(q, ())) or len(prompts[q]) >= max_length:
+            continue
+        if template.pair_ids(tokenizer, q, a)[0] == prompts[q]:
+            out[q] = head
+    return out
 
 
 def continue_ids(

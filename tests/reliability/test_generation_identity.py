@@ -69,3 +69,30 @@ def test_vllm_gives_the_token_ids_of_the_loop_on_a_gpu(tiny_models) -> None:
     prompts = [PromptTemplate().prompt_ids(tok, q) for q in _questions(tiny_models)]
     job = GenerationJob(MAX_NEW, 8, pad_id_of(tok), tok.eos_token_id, device="cuda")
     assert generate_ids(model, prompts, job, "vllm") == generate_ids(model, prompts, job, "loop")
+
+
+def test_evaluation_generation_with_known_heads_and_a_wide_batch_is_unchanged(tiny_models):
+    """The evaluation's shortcuts (greedy heads read off the scoring pass, one wide batch) give
+    the texts of plain batched greedy decoding, on prompts whose answers the trained target
+    reproduces whole, in part and not at all."""
+    from obliviate import api
+    from obliviate.evaluation import _pairs_for
+    from obliviate.models.loading import load_model, load_tokenizer
+    from obliviate.scoring import generate, greedy_prefixes, score_pairs
+
+    tok, model = load_tokenizer(tiny_models["target"]), load_model(tiny_models["target"])
+    model.eval()
+    request = api.load_request("builtin", tiny_models["split"], builtin=tiny_models["builtin"])
+    template = PromptTemplate()
+    items = [*request.eval["forget"], *request.eval.get("retain", [])[:20]]
+    items += request.eval.get("world_facts", [])[:10]
+    pairs = [p for it in items for p in _pairs_for("x", [it])]
+    scores = dict(zip(pairs, score_pairs(model, tok, pairs, template, progress=False)))
+    known = greedy_prefixes(tok, template, scores, scores)
+    qs = [it.question for it in items]
+    heads = [known.get(q, []) for q in qs]
+    assert sum(tok.eos_token_id in h for h in heads) >= 5  # answers known up to EOS: no decoding
+    assert sum(len(h) > 0 and tok.eos_token_id not in h for h in heads) >= 3  # known in part
+    plain = generate(model, tok, qs, template, MAX_NEW, batch_size=8, progress=False)
+    fast = generate(model, tok, qs, template, MAX_NEW, batch_size=64, progress=False, known=known)
+    assert fast == plain
