@@ -70,28 +70,41 @@ def _meta(image: Any, image_id: str, mode: str, task: str, person: str) -> dict[
 
 
 def training_items(rows: Iterable[Mapping[str, Any]]) -> list[QAItem]:
-    """The fine-tuning QA of ``forget_N``/``retain_M``/``ft_Data`` rows (asked with the image)."""
+    """The fine-tuning QA of ``ft_Data`` rows (or of ``forget_N``/``retain_M`` rows that carry
+    ``metadata``), asked with the image."""
     out = []
     for row in rows:
         pid = str(row.get("ID", ""))
-        image = _image(row["image"])
-        try:
-            pairs = json.loads(row["metadata"])
-        except (TypeError, ValueError) as exc:
-            raise DataError(f"MLLMU-Bench row {pid!r}: 'metadata' is not a JSON list") from exc
-        for qa in pairs:
-            if qa.get("Question") and qa.get("Answer"):
-                meta = _meta(image, pid, "image", "train", pid)
-                out.append(QAItem(str(qa["Question"]), str(qa["Answer"]), meta=meta))
+        out += qa_items(pid, _image(row["image"]), row["metadata"])
     return out
 
 
-def eval_items(row: Mapping[str, Any], image_cell: Any) -> list[QAItem]:
+def qa_items(pid: str, image: Any, metadata: Any) -> list[QAItem]:
+    """``metadata`` (a JSON list of ``{"Question", "Answer"}``, or the list itself) as items
+    asked with ``image``; pairs without both fields are skipped, as the authors' loader does."""
+    try:
+        pairs = json.loads(metadata) if isinstance(metadata, (str, bytes)) else list(metadata)
+    except (TypeError, ValueError) as exc:
+        raise DataError(f"MLLMU-Bench person {pid!r}: 'metadata' is not a JSON list") from exc
+    meta = _meta(image, f"train/{pid}", "image", "train", pid)
+    return [
+        QAItem(str(qa["Question"]), str(qa["Answer"]), meta=dict(meta))
+        for qa in pairs
+        if isinstance(qa, Mapping) and qa.get("Question") and qa.get("Answer")
+    ]
+
+
+def eval_items(row: Mapping[str, Any], image_cell: Any, image_id: str) -> list[QAItem]:
     """The classification (``mcq``), generation (``gen``) and fill-in-the-blank (``cloze``)
-    items of one evaluation row, both modes."""
+    items of one evaluation row, both modes; ``image_id`` names its image (stable across
+    runs: part of the evaluation key)."""
+    return task_items(row, _image(image_cell), image_id)
+
+
+def task_items(row: Mapping[str, Any], image: Any, image_id: str) -> list[QAItem]:
+    """The items of one person's ``Classification_Task``, ``Generation_Task`` and
+    ``Mask_Task`` (the folder release's JSON files hold the same structures)."""
     pid = str(row.get("ID", ""))
-    image = _image(image_cell)
-    image_id = f"{pid}/{id(image_cell)}"
     out = []
     tasks = row.get("Classification_Task") or {}
     for key, mode in (("Image_Textual_Questions", "image"), ("Pure_Text_Questions", "text")):
@@ -120,35 +133,66 @@ def eval_items(row: Mapping[str, Any], image_cell: Any) -> list[QAItem]:
     return out
 
 
+def check_percent(forget_percent: int) -> None:
+    if forget_percent not in PERCENTS:
+        raise ValueError(f"MLLMU-Bench forgets 5, 10 or 15 % of its people, not {forget_percent}")
+
+
 def load_mllmu(
     source: str = HUB_NAME, forget_percent: int = 10, revision: str | None = None
 ) -> UnlearningRequest:
-    """MLLMU-Bench from a local folder or the hub (downloaded once, ``revision`` pinned)."""
-    if forget_percent not in PERCENTS:
-        raise ValueError(f"MLLMU-Bench forgets 5, 10 or 15 % of its people, not {forget_percent}")
+    """MLLMU-Bench from a local folder (the hub's parquet layout, or the authors' folder release:
+    :mod:`obliviate.multimodal.mllmu_folder`) or the hub (downloaded once, ``revision``
+    pinned)."""
+    check_percent(forget_percent)
     folder = Path(source).expanduser()
     if not folder.is_dir():
         folder = _download(source, forget_percent, revision)
+    from obliviate.multimodal.mllmu_folder import is_folder_release, load_folder_release
+
+    if is_folder_release(folder):
+        return load_folder_release(folder, forget_percent)
     forget_rows = _rows(folder, f"forget_{forget_percent}")
     retain_rows = _rows(folder, f"retain_{100 - forget_percent}")
     forget_ids = {str(r.get("ID")) for r in forget_rows}
     sets: dict[str, list[QAItem]] = {"forget": [], "test": [], "retain": [], "real": []}
     for row in _rows(folder, "Full_Set"):
         name = "forget" if str(row.get("ID")) in forget_ids else "retain"
-        sets[name] += eval_items(row, row["image"])
+        sets[name] += eval_items(row, row["image"], f"full/{row.get('ID')}")
     for row in _rows(folder, "Test_Set"):
         if str(row.get("ID")) in forget_ids:
             images = _list(row.get("images")) or [row["image"]]
-            sets["test"] += eval_items(row, images[0])
+            sets["test"] += eval_items(row, images[0], f"test/{row.get('ID')}")
     for row in _rows(folder, "Retain_Set"):
-        sets["real"] += eval_items(row, row["image"])
+        sets["real"] += eval_items(row, row["image"], f"real/{row.get('ID')}")
+    forget, retain = _training_rows(folder, forget_rows, retain_rows)
     return UnlearningRequest(
-        forget=training_items(forget_rows),
-        retain=training_items(retain_rows),
+        forget=training_items(forget),
+        retain=training_items(retain),
         eval=sets,
         name="mllmu",
         split=f"forget{forget_percent}",
     )
+
+
+def _training_rows(
+    folder: Path, forget_rows: list[dict[str, Any]], retain_rows: list[dict[str, Any]]
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The rows whose ``metadata`` holds the forget and retain people's fine-tuning QA: the
+    split rows themselves when they carry it, else the ``ft_Data`` rows of their IDs (the hub's
+    ``forget_N``/``retain_M`` configs list no ``metadata`` column; ``ft_Data`` does)."""
+    if all("metadata" in r for r in forget_rows + retain_rows):
+        return forget_rows, retain_rows
+    if not (folder / "ft_Data").is_dir():
+        return [], []  # evaluation only: unlearning reports the missing fine-tuning QA
+    by_id = {str(r.get("ID")): r for r in _rows(folder, "ft_Data")}
+    if any("metadata" not in r for r in by_id.values()):
+        raise DataError(f"{folder / 'ft_Data'}: rows without a 'metadata' column (the QA list)")
+
+    def pick(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        return [by_id[str(r.get("ID"))] for r in rows if str(r.get("ID")) in by_id]
+
+    return pick(forget_rows), pick(retain_rows)
 
 
 def _download(name: str, forget_percent: int, revision: str | None) -> Path:
@@ -162,7 +206,7 @@ def _download(name: str, forget_percent: int, revision: str | None) -> Path:
     from huggingface_hub import snapshot_download
 
     configs = [f"forget_{forget_percent}", f"retain_{100 - forget_percent}"]
-    configs += ["Full_Set", "Test_Set", "Retain_Set"]
+    configs += ["Full_Set", "Test_Set", "Retain_Set", "ft_Data"]
     path = snapshot_download(
         name,
         repo_type="dataset",
