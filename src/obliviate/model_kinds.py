@@ -117,14 +117,8 @@ def make_job(kind: str, suite: Any, *args: Any) -> Any:
     job's fields in order, model first): a ``VisionJob`` with the model's image bank, a
     ``DocumentJob`` for document benchmarks, else a plain one."""
     if kind == VISION:
-        from obliviate.data.types import DataError
         from obliviate.multimodal.methods import VisionJob
 
-        if not suite.request.forget:
-            raise DataError(
-                f"benchmark {suite.name!r} from this source has no fine-tuning QA of the forget "
-                "people: it can be evaluated, not unlearnt (docs/multimodal.md)"
-            )
         job: Any = VisionJob(*args)
         job.bank = job.model.bank
         return job

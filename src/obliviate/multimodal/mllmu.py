@@ -1,13 +1,18 @@
 """MLLMU-Bench (Liu+ 2024, arXiv 2410.22108) from the hub dataset ``MLLMMU/MLLMU-Bench`` or a
 local folder of the same parquet files, as an :class:`~obliviate.data.types.UnlearningRequest`
-with the four evaluation sets of :mod:`obliviate.multimodal.people`.
+with the four evaluation sets of :mod:`obliviate.multimodal.people`. The authors' folder release
+(``Full_Set/classification_qa/`` ..., ``Data_split/``) is read by
+:mod:`obliviate.multimodal.mllmu_folder`.
 
 Layout (one ``train`` split per config, ``<config>/train-*.parquet``), as read by the benchmark's
 evaluation code:
 
-- ``forget_5/10/15``, ``retain_95/90/85`` (and ``ft_Data``): ``ID``, ``image``
-  (``{"bytes": ...}``) and ``metadata``, a JSON list of ``{"Question", "Answer"}`` (the
-  fine-tuning QA, asked with the image): the unlearning request's forget and retain items.
+- ``forget_5/10/15``, ``retain_95/90/85``: ``ID`` (the split), ``image`` (``{"bytes": ...}``),
+  the profile's ``question``/``answer`` and the evaluation tasks below; ``ft_Data``: ``ID``,
+  ``image`` and ``metadata``, a JSON list of ``{"Question", "Answer"}`` (the fine-tuning QA,
+  asked with the image). The unlearning request's forget and retain items are the ``metadata``
+  of the split's IDs (of the split rows when they carry it, else of ``ft_Data``; without
+  either, each row's profile pair).
 - ``Full_Set`` (fictitious people), ``Test_Set`` (the same people, ``images``: a list of
   transformed portraits) and ``Retain_Set`` (real celebrities): ``ID``, ``image``/``images``,
   ``Classification_Task`` (``{"Image_Textual_Questions"|"Pure_Text_Questions": [{"Question",
@@ -165,34 +170,47 @@ def load_mllmu(
             sets["test"] += eval_items(row, images[0], f"test/{row.get('ID')}")
     for row in _rows(folder, "Retain_Set"):
         sets["real"] += eval_items(row, row["image"], f"real/{row.get('ID')}")
-    forget, retain = _training_rows(folder, forget_rows, retain_rows)
+    forget, retain = _training(folder, forget_rows, retain_rows)
     return UnlearningRequest(
-        forget=training_items(forget),
-        retain=training_items(retain),
+        forget=forget,
+        retain=retain,
         eval=sets,
         name="mllmu",
         split=f"forget{forget_percent}",
     )
 
 
-def _training_rows(
+def _training(
     folder: Path, forget_rows: list[dict[str, Any]], retain_rows: list[dict[str, Any]]
-) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """The rows whose ``metadata`` holds the forget and retain people's fine-tuning QA: the
-    split rows themselves when they carry it, else the ``ft_Data`` rows of their IDs (the hub's
-    ``forget_N``/``retain_M`` configs list no ``metadata`` column; ``ft_Data`` does)."""
+) -> tuple[list[QAItem], list[QAItem]]:
+    """The forget and retain people's fine-tuning QA: the split rows' ``metadata`` when they
+    carry it, else the ``ft_Data`` rows' of their IDs (the hub's ``forget_N``/``retain_M``
+    configs list no ``metadata`` column; ``ft_Data`` does), else each row's own profile pair
+    (``question``, ``answer``, which the authors' split script adds to a person's QA)."""
     if all("metadata" in r for r in forget_rows + retain_rows):
-        return forget_rows, retain_rows
-    if not (folder / "ft_Data").is_dir():
-        return [], []  # evaluation only: unlearning reports the missing fine-tuning QA
-    by_id = {str(r.get("ID")): r for r in _rows(folder, "ft_Data")}
-    if any("metadata" not in r for r in by_id.values()):
-        raise DataError(f"{folder / 'ft_Data'}: rows without a 'metadata' column (the QA list)")
+        return training_items(forget_rows), training_items(retain_rows)
+    if (folder / "ft_Data").is_dir():
+        by_id = {str(r.get("ID")): r for r in _rows(folder, "ft_Data")}
+        if any("metadata" not in r for r in by_id.values()):
+            raise DataError(f"{folder / 'ft_Data'} has rows without 'metadata' (the QA list)")
 
-    def pick(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        return [by_id[str(r.get("ID"))] for r in rows if str(r.get("ID")) in by_id]
+        def qa(rows: list[dict[str, Any]]) -> list[QAItem]:
+            return training_items(
+                by_id[str(r.get("ID"))] for r in rows if str(r.get("ID")) in by_id
+            )
 
-    return pick(forget_rows), pick(retain_rows)
+        return qa(forget_rows), qa(retain_rows)
+    return profile_items(forget_rows), profile_items(retain_rows)
+
+
+def profile_items(rows: Iterable[Mapping[str, Any]]) -> list[QAItem]:
+    """Each row's profile question and answer (``question``, ``answer``) asked with its image."""
+    out = []
+    for row in rows:
+        if row.get("question") and row.get("answer"):
+            pair = [{"Question": row["question"], "Answer": row["answer"]}]
+            out += qa_items(str(row.get("ID", "")), _image(row["image"]), pair)
+    return out
 
 
 def _download(name: str, forget_percent: int, revision: str | None) -> Path:

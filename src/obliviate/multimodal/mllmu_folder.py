@@ -8,7 +8,8 @@ Layout, as the authors' evaluation and split scripts read it::
                                           portraits, the real celebrities; each with
         data_original/<ID>.png|.jpg|.jpeg     the portrait (Test_Set: also <ID>/ holding
                                               <ID>_pose*.png variants; the first is used)
-        data_profile/<ID>.json                the profile (not read)
+        data_profile/<ID>.json                the profile (its question/answer pair: the
+                                              fine-tuning QA when Train_data/ is absent)
         classification_qa/<ID>_questions.json {"ID", "Image_Textual_Questions",
                                               "Pure_Text_Questions": [{"Question", "Options":
                                               {"A".."D"}, "Correct_Answer"}]}
@@ -19,7 +20,7 @@ Layout, as the authors' evaluation and split scripts read it::
     Data_split/forget_<N>/forget_ids.json     JSON list of the forget IDs (N = 5, 10, 15)
     Data_split/retain_<100-N>/retain_ids.json JSON list of the retain IDs
     Train_data/full_train/<ID>_qa.json        optional: {"metadata": [{"Question", "Answer"}]},
-                                              the fine-tuning QA that unlearning needs
+                                              the fine-tuning QA that unlearning uses
 
 Sets as in the parquet layout: forget = ``Full_Set`` people of the forget IDs, test =
 ``Test_Set`` people of the forget IDs, retain = ``Full_Set`` people of the retain IDs, real =
@@ -136,19 +137,25 @@ def _celebrities(root: Path) -> list[tuple[str, Any]]:
 
 
 def _training(root: Path, ids: list[str]) -> list[QAItem]:
-    """The fine-tuning QA of ``ids`` from ``Train_data/full_train/<ID>_qa.json`` (none when the
-    folder is absent: evaluation only), asked with the ``Full_Set`` portrait."""
+    """The fine-tuning QA of ``ids``, asked with the ``Full_Set`` portrait: the
+    ``metadata`` of ``Train_data/full_train/<ID>_qa.json`` when that folder exists, else the
+    profile's own pair (``question``, ``answer`` of ``Full_Set/data_profile/<ID>.json``, which
+    the authors' split script adds to a person's QA)."""
     from obliviate.multimodal.mllmu import qa_items
 
     folder = root / "Train_data" / "full_train"
-    if not folder.is_dir():
-        return []
     out: list[QAItem] = []
     for pid in ids:
-        doc = _json(folder / f"{pid}_qa.json")
-        if not isinstance(doc, dict) or "metadata" not in doc:
-            raise DataError(f"{folder / f'{pid}_qa.json'} must be a JSON object with 'metadata'")
-        out += qa_items(pid, _image(root / "Full_Set" / "data_original", pid), doc["metadata"])
+        path = folder / f"{pid}_qa.json"
+        if not folder.is_dir():
+            path = root / "Full_Set" / "data_profile" / f"{pid}.json"
+        doc = _json(path)
+        if not isinstance(doc, dict):
+            raise DataError(f"{path} must be a JSON object")
+        pairs = doc.get("metadata")
+        if pairs is None:
+            pairs = [{"Question": doc.get("question"), "Answer": doc.get("answer")}]
+        out += qa_items(pid, _image(root / "Full_Set" / "data_original", pid), pairs)
     return out
 
 
