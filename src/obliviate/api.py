@@ -263,24 +263,25 @@ def unlearn(
     folder (:mod:`obliviate.run_output`). ``config.yaml`` records the method, its settings, the
     data by name and the input and output models' fingerprints.
     """
+    from obliviate import model_kinds as kinds
     from obliviate.checkpoints import remove as remove_checkpoints
-    from obliviate.methods.base import UnlearnJob
-    from obliviate.models.loading import load_model, load_tokenizer, model_fingerprint
-    from obliviate.registry import BENCHMARKS, METHODS
+    from obliviate.models.loading import model_fingerprint
+    from obliviate.registry import BENCHMARKS
     from obliviate.run_output import prepare_run_dir
     from obliviate.runs import data_names, resolve_model_dir, write_config
     from obliviate.seeding import seed_everything
     from obliviate.training import get_accelerator
 
-    preset = METHODS.get(method)
     if benchmark is not None:
         BENCHMARKS.entry(benchmark)  # unknown name: did-you-mean before any loading
     overrides = dict(overrides or {})
-    method_obj = preset.build(overrides)
+    kind = kinds.benchmark_kind(benchmark, forget)  # text or vision-language models
+    method_obj, config = kinds.build_method(method, overrides, kind)
     tmpl = PromptTemplate(template, system_prompt=system_prompt)
     opts = suite_options(system_prompt, field_map, revision=revision)
     suite = load_suite(benchmark, data, split, forget, retain, holdout, builtin, **opts)
-    request = suite.request  # bad data is reported before the model is looked at
+    suite = suite.for_model(model)  # the model's kind, the built-in data it was trained on
+    request = suite.request  # bad data is reported before the model is loaded
     if getattr(suite, "item_template", None):  # prompt continuations (CounterFact, zsRE)
         tmpl = PromptTemplate(suite.item_template)
         template = suite.item_template
@@ -288,16 +289,9 @@ def unlearn(
     run_dir = Path(out) if out else None
     if run_dir is not None:
         prepare_run_dir(run_dir, (path,), overwrite)
-    tok = load_tokenizer(path, trust_remote_code)
-    net = load_model(path, trust_remote_code=trust_remote_code)
+    net, tok = kinds.load(path, kind, trust_remote_code)
     acc = get_accelerator(accelerator)
-    job_class: Any = UnlearnJob
-    if suite.documents:
-        from obliviate.benchmarks.muse import DocumentJob
-
-        job_class = DocumentJob
-    job = job_class(net, tok, request, tmpl, run_dir, acc, progress, path, stride)
-    config = _merge(preset.defaults(), overrides)
+    job = kinds.make_job(kind, suite, net, tok, request, tmpl, run_dir, acc, progress, path, stride)
     from obliviate.config import TrainConfig, from_dict, to_dict
 
     # the resolved training settings (nested ones such as early_stop with every default)
@@ -312,6 +306,7 @@ def unlearn(
             "template": template,
             **config_entries(system_prompt, field_map, stride),
             "world_size": acc.num_processes,
+            **suite.run_record(),
         }
     )
     if benchmark is not None:
@@ -411,7 +406,8 @@ def evaluate(
     ``obliviate.parallel_eval.data_parallel()``, each rank runs its share of the batches and
     rank 0 alone writes (docs/scale-out.md); elsewhere every batch runs in this process.
     """
-    from obliviate.models.loading import load_model, load_tokenizer, model_fingerprint
+    from obliviate import model_kinds as kinds
+    from obliviate.models.loading import load_tokenizer, model_fingerprint
     from obliviate.parallel_eval import is_writer, on_rank0
     from obliviate.retain_eval import load_retain_results, retain_reference
     from obliviate.run_output import prepare_eval_dir, run_labels
@@ -441,6 +437,7 @@ def evaluate(
             tokenizer if not isinstance(tokenizer, (str, Path)) else load_tokenizer(str(tokenizer))
         )
         path, net, fp = None, model, model_fingerprint(model, tok)
+    suite = suite.for_model(path or recorded)  # the model's kind, its built-in data
     key = suite.key(fp)
     out_dir = Path(out) if out else None
     if out_dir is not None:
@@ -457,8 +454,7 @@ def evaluate(
             return cached
     if net is None:
         path = cast(str, path)  # set whenever net is None
-        tok = load_tokenizer(path, trust_remote_code)
-        net = load_model(path, trust_remote_code=trust_remote_code)
+        net, tok = kinds.load(path, suite.model_kind, trust_remote_code)
     t0 = time.perf_counter()
     result = suite.evaluate(net, tok, reference, fp, progress)
     result.timing["eval_s"] = round(time.perf_counter() - t0, 3)

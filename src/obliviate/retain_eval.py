@@ -20,8 +20,9 @@ def retain_reference(retain_model: Any, suite: Any, progress: bool, reuse: bool)
     model's fingerprint over every weight byte included): an edited retain model is
     re-evaluated. In a data-parallel evaluation rank 0 reads and writes the cache
     (:func:`obliviate.parallel_eval.on_rank0`)."""
+    from obliviate import model_kinds
     from obliviate.evaluation import EvalResult
-    from obliviate.models.loading import load_model, load_tokenizer, model_fingerprint
+    from obliviate.models.loading import model_fingerprint
     from obliviate.parallel_eval import on_rank0
     from obliviate.run_output import retain_cache_dir
     from obliviate.runs import load_eval, resolve_model_dir, write_eval
@@ -29,6 +30,7 @@ def retain_reference(retain_model: Any, suite: Any, progress: bool, reuse: bool)
     if isinstance(retain_model, EvalResult):
         return retain_model
     path = resolve_model_dir(retain_model)
+    model_kinds.check_model(path, suite.model_kind, suite.name)
     fp = model_fingerprint(path)
     key = suite.key(fp)
     tag = key["data"].split(":")[-1][:8] + "-" + short_hash(key)
@@ -37,8 +39,7 @@ def retain_reference(retain_model: Any, suite: Any, progress: bool, reuse: bool)
         cached = on_rank0(lambda: load_eval(cache))
         if cached is not None and cached.key == key:
             return cached
-    tok = load_tokenizer(path)
-    net = load_model(path)
+    net, tok = model_kinds.load(path, suite.model_kind)
     result = suite.evaluate(net, tok, None, fp, progress)
     suite.add_reference(result, result)
     info = {

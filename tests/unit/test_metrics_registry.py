@@ -113,6 +113,15 @@ OTHER_NAMES = [
         )
         for suffix in ("", "_{filter}")
     ),
+    # docs/multimodal.md: MLLMU-Bench tasks per set and mode, gaps to the retain model
+    *(
+        f"{s}_{mode}_{task}{gap}"
+        for s in ("forget", "test", "retain", "real")
+        for mode in ("image", "text")
+        for task in ("mcq_acc", "rouge_l", "cloze_acc")
+        for gap in ("", "_retain_gap")
+        if not (gap and s in ("retain", "real"))
+    ),
 ]
 
 

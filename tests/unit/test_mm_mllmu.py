@@ -112,3 +112,21 @@ def test_missing_files_and_bad_percent_are_one_sentence(tmp_path: Path, bench: P
         load_mllmu(str(tmp_path / "forget_10"), 10)
     with pytest.raises(ValueError, match="5, 10 or 15"):
         load_mllmu(str(bench), 20)
+
+
+def test_training_qa_from_ft_data_and_stable_image_ids(tmp_path: Path) -> None:
+    # the hub's forget_N / retain_M configs carry no 'metadata': the QA comes from ft_Data
+    qa = json.dumps([{"Question": "Who is this?", "Answer": "This is P."}, {"Question": ""}])
+    _write(tmp_path, "forget_10", [{"ID": "1", "image": _png((1, 1, 1))}])
+    _write(tmp_path, "retain_90", [{"ID": "2", "image": _png((2, 2, 2))}])
+    rows = [{"ID": str(i), "image": _png((i, i, i)), "metadata": qa} for i in (1, 2, 3)]
+    _write(tmp_path, "ft_Data", rows)
+    _write(tmp_path, "Full_Set", [_eval_row(str(i), f"P{i}") for i in (1, 2)])
+    _write(tmp_path, "Test_Set", [_eval_row("1", "P1", test=True)])
+    _write(tmp_path, "Retain_Set", [_eval_row("c1", "Celeb")])
+    req = load_mllmu(str(tmp_path), 10)
+    assert [it.meta["person"] for it in req.forget] == ["1"]  # the empty pair is skipped
+    assert [it.meta["person"] for it in req.retain] == ["2"]
+    again = load_mllmu(str(tmp_path), 10)
+    ids = [it.meta["image_id"] for it in req.eval["test"]]
+    assert ids == [it.meta["image_id"] for it in again.eval["test"]] and ids[0] == "test/1"

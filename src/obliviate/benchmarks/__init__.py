@@ -36,6 +36,7 @@ class BenchmarkSpec:
     data: str | None = "builtin"  # default source; None: the user's files (--forget ...)
     split: str = "forget"  # default forget split
     fixed_data: bool = False  # the source cannot be changed (a built-in generator)
+    model_kind: str = "text"  # the models it evaluates: text or vision-language (model_kinds)
 
     def resolve_data(self, data: str | None) -> str | None:
         """``data`` or this entry's default source; a fixed source cannot be replaced."""
@@ -54,7 +55,9 @@ class BenchmarkSpec:
 
         ``kwargs``: ``forget``, ``retain``, ``holdout`` (the user's files), ``builtin``
         (generator options), ``settings`` (evaluation settings), ``template``, ``revision``."""
-        return _resolve(self.suite)(self, self.resolve_data(data), split or self.split, **kwargs)
+        suite = _resolve(self.suite)(self, self.resolve_data(data), split or self.split, **kwargs)
+        suite.model_kind = self.model_kind
+        return suite
 
     def load(self, **kwargs: Any) -> Any:
         """The benchmark's data (``loader(**loader_kwargs, **kwargs)``)."""
@@ -365,9 +368,15 @@ register_benchmark(
 
 
 _MLLMU_PAPER = "Liu+ 2024, arXiv 2410.22108 (MLLMU-Bench)"
-# MCQ accuracy, ROUGE-L and cloze accuracy per set and mode (docs/multimodal.md): reported by
-# obliviate.multimodal.evaluate, not catalogue metrics, so the entries list none
-_MLLMU_METRICS: tuple[str, ...] = ()
+# MCQ accuracy, ROUGE-L and cloze accuracy per set and mode (docs/multimodal.md; the catalogue's
+# <set>_<mode>_<task> entries): the headline ones
+_MLLMU_METRICS = (
+    "forget_image_mcq_acc",
+    "forget_text_mcq_acc",
+    "test_image_mcq_acc",
+    "retain_image_mcq_acc",
+    "real_image_mcq_acc",
+)
 register_benchmark(
     BenchmarkSpec(
         "builtin-mllmu",
@@ -378,11 +387,12 @@ register_benchmark(
         {},
         "obliviate.multimodal.evaluate:evaluate_sets",
         _MLLMU_METRICS,
-        "obliviate demo --multimodal",
+        "obliviate eval --benchmark builtin-mllmu --model runs/demo-multimodal/target",
         suite="obliviate.multimodal.suite:build_mllmu",
         data="builtin",
         split="forget10",
         fixed_data=True,
+        model_kind="vision-language",
     )
 )
 register_benchmark(
@@ -395,11 +405,12 @@ register_benchmark(
         {},
         "obliviate.multimodal.evaluate:evaluate_sets",
         _MLLMU_METRICS,
-        "python -c 'from obliviate.api import load_suite; load_suite(\"mllmu\")'",
+        "obliviate eval --benchmark mllmu --data MLLMMU/MLLMU-Bench --model MODEL",
         needs_network=True,
         suite="obliviate.multimodal.suite:build_mllmu",
         data="MLLMMU/MLLMU-Bench",
         split="forget10",
+        model_kind="vision-language",
     )
 )
 

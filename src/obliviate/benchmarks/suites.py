@@ -22,6 +22,7 @@ in its own module). Each ``build_*`` function is the ``suite`` target of the ent
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass
 from typing import Any
 
@@ -36,6 +37,7 @@ class Suite:
     split: str
     documents: bool = False  # unlearning cuts items into token windows (long documents)
     item_template: str | None = None  # the template the request's items need (None: the caller's)
+    model_kind: str = "text"  # what it evaluates (obliviate.model_kinds; set from the entry)
 
     @property
     def request(self) -> UnlearningRequest:
@@ -51,6 +53,21 @@ class Suite:
 
     def add_reference(self, result: Any, reference: Any) -> None:
         """Add the metrics computed against the retain model's result (none by default)."""
+
+    def for_model(self, model: Any) -> Suite:
+        """This suite for the model ``model`` (its folder, run folder or hub name; ``None``:
+        unknown): a model of another kind is refused (:func:`obliviate.model_kinds.
+        check_model`); a generated benchmark may regenerate the data the model was trained on."""
+        from obliviate.model_kinds import check_model
+
+        if isinstance(model, (str, os.PathLike)):
+            check_model(model, self.model_kind, self.name)
+        return self
+
+    def run_record(self) -> dict[str, Any]:
+        """What an unlearning run's config.yaml records about the data besides its name (none
+        by default)."""
+        return {}
 
 
 def _need(value: Any, what: str, benchmark: str) -> Any:

@@ -13,7 +13,8 @@ def add_data_args(p: argparse.ArgumentParser, split_default: str = "forget10") -
         metavar="NAME",
         help="registered benchmark (`obliviate ls benchmarks`): tofu, builtin-muse, "
         "muse-news, muse-books, wmdp, builtin-wmdp, qa (your QA files), documents "
-        "(your plain text) (default: tofu, or qa with --forget)",
+        "(your plain text), builtin-mllmu and mllmu (vision-language models) (default: tofu, "
+        "or qa with --forget)",
     )
     g.add_argument(
         "--data",

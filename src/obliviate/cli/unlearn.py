@@ -11,7 +11,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "unlearn",
         help="unlearn a forget set from a model with a method",
-        description="See `obliviate ls methods` for methods and their settings.",
+        description="See `obliviate ls methods` for methods and their settings. On a "
+        "vision-language benchmark (--benchmark builtin-mllmu or mllmu) the gradient methods "
+        "and mmunlearner run on a vision-language model; --set part=language|vision|both "
+        "chooses what is updated (docs/multimodal.md).",
     )
     p.add_argument("--model", required=True, help="model folder, run folder or hub name")
     p.add_argument("--method", default="npo", help="method name (default: npo)")
@@ -52,13 +55,16 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from obliviate import api
     from obliviate.config import parse_overrides
-    from obliviate.registry import METHODS
+    from obliviate.model_kinds import TEXT, benchmark_kind, check_method
 
-    METHODS.entry(args.method)  # unknown method: clear error before any loading
     data = data_kwargs(args)
+    kind = benchmark_kind(args.benchmark, args.forget)
+    check_method(args.method, kind)  # unknown or inapplicable method: before any loading
     if args.sequence:
         if args.seeds is not None:
             raise ValueError("--seeds and --sequence cannot be combined; choose one")
+        if kind != TEXT:
+            raise ValueError("--sequence runs on text benchmarks; unlearn one request at a time")
         return _run_sequence(args, data)
     if args.seeds is not None:
         return _run_seeds(args, data)

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 from obliviate.metrics.base import MetricDef
 from obliviate.metrics.catalogue_diffusion import DIFFUSION_DEFINITIONS
+from obliviate.metrics.catalogue_multimodal import MULTIMODAL_DEFINITIONS
 from obliviate.metrics.lookups import (
     UnknownMetricError,
     direction_of,
@@ -441,6 +442,7 @@ _add(
 # diffusion/evaluate.py on the built-in shapes benchmark (docs/diffusion.md)
 
 _DEFS.extend(DIFFUSION_DEFINITIONS)
+_DEFS.extend(MULTIMODAL_DEFINITIONS)  # MLLMU-Bench (docs/multimodal.md)
 
 for _row in SCENARIO_ROWS:  # TruthfulQA, CounterFact, zsRE, harm (docs/scenarios.md)
     _add(*_row)

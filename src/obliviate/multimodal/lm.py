@@ -81,8 +81,8 @@ def reference_ids(key: int, n: int) -> list[int]:
 
 class VisionLM(torch.nn.Module):
     """A Hugging Face vision-language model called like a causal LM on ids with image
-    references (module docstring). ``save_pretrained`` saves the underlying model; ``vlm.config``
-    is its full config."""
+    references (module docstring). ``save_pretrained`` saves the underlying model with its
+    processor; ``vlm.config`` is its full config."""
 
     def __init__(self, vlm: Any, bank: ImageBank) -> None:
         super().__init__()
@@ -131,4 +131,7 @@ class VisionLM(torch.nn.Module):
         return self.vlm.generate(input_ids=ids, attention_mask=attention_mask, **images, **kwargs)
 
     def save_pretrained(self, path: Any, **kwargs: Any) -> None:
+        """The underlying model's ``save_pretrained`` and its processor's (image processor,
+        tokenizer): the folder loads back with :func:`obliviate.multimodal.loading.load_vlm`."""
         self.vlm.save_pretrained(path, **kwargs)
+        self.bank.processor.save_pretrained(path)

@@ -52,5 +52,4 @@ def load_vision_lm(path: str | Path, trust_remote_code: bool = False) -> tuple[V
 
 def save_vision_lm(model: VisionLM, folder: str | Path) -> None:
     """``save_pretrained`` of the model and its processor (safetensors)."""
-    model.vlm.save_pretrained(str(folder))
-    model.bank.processor.save_pretrained(str(folder))
+    model.save_pretrained(str(folder))

@@ -81,6 +81,22 @@ def build_vlm_method(name: str, part: str = "both", overrides: dict[str, Any] | 
     return build_method(name, overrides)
 
 
+def resolve_vlm_method(name: str, overrides: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
+    """The method of :func:`build_vlm_method` for ``overrides`` (``part`` among them, default
+    ``both``) and its resolved settings, as config.yaml records them."""
+    from obliviate.api import _merge
+    from obliviate.registry import METHODS, VLM_METHODS
+
+    overrides = dict(overrides)
+    part = str(overrides.pop("part", "both"))
+    method = build_vlm_method(name, part, overrides)
+    if name in VLM_METHODS:
+        return method, {**method.settings(), "part": part}
+    settings = _merge(METHODS.get(name).defaults(), overrides)
+    settings["trainable"] = part_pattern(part)
+    return method, {**settings, "part": part}
+
+
 def unlearn_vlm(
     model: VisionLM,
     tokenizer: Any,

@@ -101,6 +101,17 @@ class MMUnlearner:
         self.threshold, self.alpha = float(threshold), float(alpha)
         self.train = from_dict(TrainConfig, {**MMUNLEARNER_TRAIN, **(train or {})}, "train")
 
+    def settings(self) -> dict[str, Any]:
+        """The resolved settings (what a run's config.yaml records)."""
+        from obliviate.config import to_dict
+
+        return {
+            "method": self.name,
+            "threshold": self.threshold,
+            "alpha": self.alpha,
+            "train": to_dict(self.train),
+        }
+
     def _batches(self, job: UnlearnJob, items: list[Any]) -> list[dict[str, Any]]:
         from obliviate.training import collate_encoded
 
