@@ -70,6 +70,7 @@ def tune_methods(
             log=log,
             seeds=seeds,
             first=flatten(_config_for(method, dict(overrides.get(method, {})))),
+            seed=sampler_seed(method),
             **request,
         )
         selected = res.summary["selected"]
@@ -85,6 +86,15 @@ def tune_methods(
             if other is not None:
                 picks[method]["compare"] = other
     return picks
+
+
+def sampler_seed(method: str) -> int:
+    """The sampler seed of a method's sweep: fixed per method (a rerun draws the same trials)
+    but different between methods, so that methods sharing a search space do not all try the
+    same settings."""
+    import zlib
+
+    return zlib.crc32(method.encode()) % (2**31)
 
 
 def _pick(out: Path, study: Path, trial: Mapping[str, Any]) -> dict[str, Any]:
