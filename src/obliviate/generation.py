@@ -129,10 +129,7 @@ def cache_rows(model: Any, positions: int, floor: int) -> int:
     layers, heads, hidden = (int(v) for v in sizes)  # type: ignore[arg-type]
     kv_heads = getattr(cfg, "num_key_value_heads", None) or heads
     head_dim = getattr(cfg, "head_dim", None) or hidden // heads
-    try:
-        size = next(model.parameters()).element_size()
-    except (StopIteration, AttributeError, TypeError):
-        size = 4
+    size = getattr(getattr(model, "dtype", None), "itemsize", 4)  # of the activations
     per_row = 2 * layers * kv_heads * head_dim * size * max(positions, 1)
     return max(floor, min(MAX_ROWS, KV_CACHE_BUDGET // per_row))
 

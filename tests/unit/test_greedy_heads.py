@@ -153,8 +153,7 @@ def test_cache_rows_by_hand() -> None:
             num_hidden_layers=layers, hidden_size=hidden, num_attention_heads=heads,
             num_key_value_heads=kv, head_dim=None, text_config=None,
         )  # fmt: skip
-        p = torch.nn.Parameter(torch.zeros(1, dtype=dtype))
-        return types.SimpleNamespace(config=cfg, parameters=lambda: iter([p]))
+        return types.SimpleNamespace(config=cfg, dtype=dtype)
 
     # 2 (k, v) x 4 layers x 4 heads x 40 dims x 4 bytes x 712 positions = 3,645,440 bytes/row
     assert cache_rows(fake(4, 160, 4, 4), 712, 32) == (1 << 30) // 3_645_440 == 294

@@ -82,32 +82,19 @@ def _measure(
     model: Any, tok: Any, questions: list[str], answers: list[str], ctx: _Ctx, desc: str
 ) -> dict[str, Any]:
     """Per-item answer probability exp(−NLL_avg) (EOS included) and ROUGE-L recall."""
+    from obliviate.generation import cache_rows
     from obliviate.metrics.rouge import rouge_scores
-    from obliviate.scoring import generate, score_pairs
+    from obliviate.scoring import generate, greedy_prefixes, score_pairs
 
-    s = ctx.settings
-    ts = score_pairs(
-        model,
-        tok,
-        list(zip(questions, answers)),
-        ctx.template,
-        batch_size=s.batch_size,
-        max_length=s.max_length,
-        progress=ctx.progress,
-        desc=f"{desc}: scoring",
-    )
+    s, pairs = ctx.settings, list(zip(questions, answers))
+    kw: dict[str, Any] = {"max_length": s.max_length, "progress": ctx.progress}
+    ts = score_pairs(model, tok, pairs, ctx.template, s.batch_size, desc=f"{desc}: scoring", **kw)
     prob = [math.exp(-t.nll_avg(include_eos=True)) if t.n else 0.0 for t in ts]
-    gens = generate(
-        model,
-        tok,
-        questions,
-        ctx.template,
-        max_new_tokens=s.max_new_tokens,
-        batch_size=s.batch_size,
-        max_length=s.max_length,
-        progress=ctx.progress,
-        desc=f"{desc}: generating",
-    )
+    # the greedy answers as far as the scoring pass shows them; one wide batch (docs/metrics.md)
+    known = greedy_prefixes(tok, ctx.template, pairs, dict(zip(pairs, ts)), s.max_length)
+    width = cache_rows(model, s.max_length + s.max_new_tokens, s.batch_size)
+    gens = generate(model, tok, questions, ctx.template, s.max_new_tokens, width,
+                    desc=f"{desc}: generating", known=known, **kw)  # fmt: skip
     rouge = [r["rouge_l_recall"] for r in rouge_scores(gens, answers, use_stemmer=s.use_stemmer)]
     return {"prob": prob, "rouge": rouge, "generations": gens}
 
