@@ -63,6 +63,30 @@ def scoring_floor(model: Any, tok: Any, pairs: list, template: Any, kw: dict) ->
     return time.perf_counter() - t0
 
 
+def scoring_paths(model: Any, tok: Any, pairs: list, template: Any, kw: dict, repeats: int):
+    """Median wall time of the scoring pass with one forward pass per pair (before) and with
+    each distinct prompt run once (now), alternating, and the largest difference between
+    their per-token log-probabilities."""
+    import numpy as np
+
+    from obliviate.scoring import score_pairs
+
+    times: dict[str, list[float]] = {"before": [], "now": []}
+    out: dict[str, list] = {}
+    for _ in range(repeats):
+        for name, share in (("before", False), ("now", True)):
+            t0 = time.perf_counter()
+            out[name] = score_pairs(model, tok, pairs, template, batch_size=kw["batch_size"],
+                                    max_length=kw["max_length"], progress=False,
+                                    share_prompts=share)  # fmt: skip
+            times[name].append(time.perf_counter() - t0)
+    diff = max(
+        float(np.abs(a.token_logprobs - b.token_logprobs).max(initial=0.0))
+        for a, b in zip(out["before"], out["now"])
+    )
+    return {**{k: statistics.median(v) for k, v in times.items()}, "diff": diff}
+
+
 def bare_decode(model: Any, job: Any) -> Callable[[Any, Any], Any]:
     """The minimal greedy loop: prompt once into a dynamic cache, one token per step, the whole
     batch until every row has emitted EOS."""
@@ -175,6 +199,7 @@ def main() -> None:
     (s_args, s_kw), (g_args, _) = scored[0], generated[0]
     pairs, questions = s_args[2], g_args[2]
     floor_score = scoring_floor(model, tok, list(pairs), template, s_kw)
+    shared = scoring_paths(model, tok, list(pairs), template, s_kw, args.repeats)
     prompts = [
         template.prompt_ids(tok, q)[-settings.max_length :] for q in dict.fromkeys(questions)
     ]
@@ -222,6 +247,11 @@ def main() -> None:
     )
     print(f"{'phase':<12}{'time (s)':>10}{'floor (s)':>11}{'x floor':>9}")
     print(f"{'scoring':<12}{t_score:>10.2f}{floor_score:>11.2f}{t_score / floor_score:>9.2f}")
+    print(
+        f"  scoring, one pass per pair (before) {shared['before']:.2f} s, each prompt once (now) "
+        f"{shared['now']:.2f} s: {shared['before'] / shared['now']:.2f}x; largest log-prob "
+        f"difference {shared['diff']:.1e}"
+    )
     print(f"{'generation':<12}{t_gen:>10.2f}{floor_gen:>11.2f}{t_gen / floor_gen:>9.2f}")
     print(f"{'rest':<12}{total - t_score - t_gen:>10.2f}")
     print(f"{'total':<12}{total:>10.2f}\n")

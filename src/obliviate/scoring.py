@@ -104,6 +104,7 @@ def score_pairs(
     progress: bool = True,
     desc: str = "scoring",
     truncate: str = "answer",
+    share_prompts: bool = False,
 ) -> list[TokenScores]:
     """Teacher-forced scores of (question, answer) pairs, one forward pass per batch.
 
@@ -111,7 +112,8 @@ def score_pairs(
     (``truncate``: "answer" cuts the answer's tail, "left" the prompt's head; ``cut`` records it).
     Identical pairs are scored once. Batches are built from length-sorted items to minimise
     padding; results come back in input order. In a data-parallel evaluation each rank scores
-    its share of the batches (:mod:`obliviate.parallel_eval`).
+    its share of the batches (:mod:`obliviate.parallel_eval`). ``share_prompts``: the answers
+    to one question continue one run of its prompt (:mod:`obliviate.shared_prompts`).
     """
     unique: dict[tuple[str, str], int] = {}
     for pair in pairs:
@@ -120,8 +122,39 @@ def score_pairs(
         encode(tokenizer, q, a, template, max_length=max_length, truncate=truncate)
         for q, a in unique
     ]
-    results = score_encoded(model, tokenizer, encoded, batch_size, progress, desc)
+    results = score_encoded(model, tokenizer, encoded, batch_size, progress, desc, share_prompts)
     return [results[unique[p]] for p in pairs]
+
+
+def answer_scores(
+    logits: Any, targets: Any, counts: Sequence[int], items: Sequence[Encoded]
+) -> list[TokenScores]:
+    """The :class:`TokenScores` of ``items`` from the logits that predict their answer tokens:
+    ``logits`` (N, V) and ``targets`` (N,) hold every item's answer tokens in turn, ``counts[j]``
+    of them for item ``j``."""
+    import torch
+
+    logp = torch.log_softmax(logits.float(), dim=-1)
+    tok_lp = logp.gather(-1, targets[:, None])[:, 0]
+    top = logp.argmax(-1)
+    correct = top == targets
+    p = logp.exp()
+    mu = (p * logp).sum(-1)
+    sigma2 = ((p * logp * logp).sum(-1) - mu * mu).clamp_min(0.0)
+    stats = (tok_lp.cpu(), correct.cpu(), mu.cpu(), sigma2.cpu(), top.cpu())
+    chunks = [t.split(list(counts)) for t in stats]
+    return [
+        TokenScores(
+            chunks[0][j].numpy().astype(np.float64),
+            chunks[1][j].numpy().astype(bool),
+            chunks[2][j].numpy().astype(np.float64),
+            chunks[3][j].numpy().astype(np.float64),
+            e.has_eos,
+            e.cut,
+            chunks[4][j].numpy().astype(np.int64),
+        )
+        for j, e in enumerate(items)
+    ]
 
 
 def score_encoded(
@@ -131,13 +164,18 @@ def score_encoded(
     batch_size: int = 32,
     progress: bool = False,
     desc: str = "scoring",
+    share_prompts: bool = False,
 ) -> list[TokenScores]:
     """Teacher-forced scores of encoded items (labels ``IGNORE`` outside the answer), one forward
-    pass per batch of length-sorted items; results in input order."""
+    pass per batch of length-sorted items; results in input order. ``share_prompts``: items
+    that share a prompt run it once (:mod:`obliviate.shared_prompts`, plain HF models)."""
     import torch
 
     from obliviate.parallel_eval import map_batches
+    from obliviate.shared_prompts import can_share, score_shared
 
+    if share_prompts and can_share(model, encoded):
+        return score_shared(model, tokenizer, encoded, batch_size, _bar(desc, progress))
     order = sorted(range(len(encoded)), key=lambda i: len(encoded[i].input_ids), reverse=True)
     pad = pad_id_of(tokenizer)
     device = model_device(model)
@@ -151,30 +189,8 @@ def score_encoded(
         logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
         targets = batch["labels"][:, 1:]
         mask = targets != IGNORE
-        picked = logits[:, :-1][mask].float()  # (N_answer_tokens, V)
-        logp = torch.log_softmax(picked, dim=-1)
-        tgt = targets[mask]
-        tok_lp = logp.gather(-1, tgt[:, None])[:, 0]
-        top = logp.argmax(-1)
-        correct = top == tgt
-        p = logp.exp()
-        mu = (p * logp).sum(-1)
-        sigma2 = ((p * logp * logp).sum(-1) - mu * mu).clamp_min(0.0)
         counts = mask.sum(1).tolist()
-        stats = (tok_lp.cpu(), correct.cpu(), mu.cpu(), sigma2.cpu(), top.cpu())
-        chunks = [t.split(counts) for t in stats]
-        return [
-            TokenScores(
-                chunks[0][j].numpy().astype(np.float64),
-                chunks[1][j].numpy().astype(bool),
-                chunks[2][j].numpy().astype(np.float64),
-                chunks[3][j].numpy().astype(np.float64),
-                encoded[i].has_eos,
-                encoded[i].cut,
-                chunks[4][j].numpy().astype(np.int64),
-            )
-            for j, i in enumerate(idx)
-        ]
+        return answer_scores(logits[:, :-1][mask], targets[mask], counts, [encoded[i] for i in idx])
 
     results: list[TokenScores | None] = [None] * len(encoded)
     costs = [len(idx) * len(encoded[idx[0]].input_ids) for idx in batches]  # longest first
