@@ -25,10 +25,12 @@ from obliviate.decoding import cache_argument, hf_select, positions
 
 def can_share(model: Any, encoded: Sequence[Encoded]) -> bool:
     """A plain HF model (its KV cache can be cut and repeated by rows), every item with a
-    prompt, and at least one prompt shared by two items."""
+    prompt and an answer token, and at least one prompt shared by two items."""
     from obliviate.generation import is_plain_hf
 
-    if not is_plain_hf(model) or any(e.prompt_len < 1 for e in encoded):
+    if not is_plain_hf(model) or any(
+        e.prompt_len < 1 or len(e.input_ids) <= e.prompt_len for e in encoded
+    ):
         return False
     return len({tuple(e.input_ids[: e.prompt_len]) for e in encoded}) < len(encoded)
 

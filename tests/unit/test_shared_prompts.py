@@ -111,3 +111,4 @@ def test_can_share_needs_a_shared_prompt_and_prompts(tok, model) -> None:
     assert can_share(model, [_item([1, 2], [5]), _item([1, 2], [6])])
     assert not can_share(model, [_item([1, 2], [5]), _item([1, 3], [6])])  # nothing shared
     assert not can_share(model, [_item([], [5]), _item([], [6])])  # documents: no prompt
+    assert not can_share(model, [_item([1, 2], []), _item([1, 2], [6])])  # an answer cut away
