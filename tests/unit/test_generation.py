@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 import torch
+from micro_models import noisy_tiny_llama, qa_tokenizer  # tests/unit/micro_models.py
 
 from obliviate.data.templates import PromptTemplate
 from obliviate.decoding import greedy_generate, hf_select, hf_step
@@ -21,31 +22,20 @@ from obliviate.generation import (
     generate_ids,
     resolve_backend,
 )
-from obliviate.models.tiny import build_tiny_llama, train_tokenizer
+from obliviate.models.tiny import build_tiny_llama
 from obliviate.scoring import generate
 
-TEXTS = [
-    "Question: Where was Ann Berro born?\nAnswer: Ann Berro was born in Paris.",
-    "Question: What does Olli write?\nAnswer: Olli writes short mystery novels about sailors.",
-]
 QUESTIONS = ["Where was Ann Berro born?", "What does Olli write?", "Q?", "Who is Olli Berro?"]
 
 
 @pytest.fixture(scope="module")
 def tok():
-    return train_tokenizer(TEXTS * 5, vocab_size=400)
+    return qa_tokenizer()
 
 
 @pytest.fixture(scope="module")
 def model(tok):
-    torch.manual_seed(0)
-    m = build_tiny_llama(tok, "xs")
-    with torch.no_grad():  # larger weights than at init: varied tokens, not one token repeated
-        for w in m.parameters():
-            if w.dim() > 1:
-                w.normal_(0, 0.2)
-    m.eval()
-    return m
+    return noisy_tiny_llama(tok)  # varied tokens, not one token repeated
 
 
 def _batch(tok, questions):

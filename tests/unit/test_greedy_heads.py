@@ -12,17 +12,17 @@ import types
 import numpy as np
 import pytest
 import torch
+from micro_models import qa_tokenizer  # tests/unit/micro_models.py
 
 from obliviate.data.templates import PromptTemplate
 from obliviate.generation import GENERATION_BACKENDS, cache_rows, loop_backend
-from obliviate.models.tiny import build_tiny_llama, train_tokenizer
+from obliviate.models.tiny import build_tiny_llama
 from obliviate.scoring import TokenScores, generate, greedy_prefix, greedy_prefixes, score_pairs
 
 QA = [
     ("Where was Ann Berro born?", "Ann Berro was born in Paris."),
     ("What does Olli write?", "Olli writes short mystery novels about sailors."),
 ]
-TEXTS = [f"Question: {q}\nAnswer: {a}" for q, a in QA]
 
 
 def _scores(correct: list[bool], predicted: list[int] | None, eos: bool = True) -> TokenScores:
@@ -47,7 +47,7 @@ def test_greedy_prefix_by_hand() -> None:
 
 @pytest.fixture(scope="module")
 def tok():
-    return train_tokenizer(TEXTS * 5, vocab_size=400)
+    return qa_tokenizer()  # trained on the texts of QA
 
 
 @pytest.fixture(scope="module")
@@ -139,7 +139,7 @@ def test_known_heads_are_not_decoded_again_and_change_nothing(tok, model, monkey
 
 
 def test_a_head_longer_than_the_budget_is_cut() -> None:
-    tk = train_tokenizer(TEXTS * 5, vocab_size=400)
+    tk = qa_tokenizer()
     torch.manual_seed(0)
     m = build_tiny_llama(tk, "xs").eval()
     ids = tk("Ann Berro was born in Paris", add_special_tokens=False)["input_ids"]

@@ -8,21 +8,17 @@ import math
 import numpy as np
 import pytest
 import torch
+from micro_models import qa_tokenizer  # tests/unit/micro_models.py
 
 from obliviate.data.collate import pad_batch
 from obliviate.data.templates import IGNORE, PromptTemplate, encode
-from obliviate.models.tiny import build_tiny_llama, train_tokenizer
+from obliviate.models.tiny import build_tiny_llama
 from obliviate.scoring import generate, score_pairs
-
-TEXTS = [
-    "Question: Where was Ann Berro born?\nAnswer: Ann Berro was born in Paris.",
-    "Question: What does Olli write?\nAnswer: Olli writes short mystery novels about sailors.",
-]
 
 
 @pytest.fixture(scope="module")
 def tok():
-    return train_tokenizer(TEXTS * 5, vocab_size=400)
+    return qa_tokenizer()
 
 
 @pytest.fixture(scope="module")

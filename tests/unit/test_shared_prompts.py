@@ -9,16 +9,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from micro_models import noisy_tiny_llama, qa_tokenizer  # tests/unit/micro_models.py
 
 from obliviate.data.templates import Encoded, PromptTemplate, encode
-from obliviate.models.tiny import build_tiny_llama, train_tokenizer
 from obliviate.scoring import score_encoded, score_pairs
 from obliviate.shared_prompts import can_share, prompt_groups
 
-TEXTS = [
-    "Question: Where was Ann Berro born?\nAnswer: Ann Berro was born in Paris.",
-    "Question: What does Olli write?\nAnswer: Olli writes short mystery novels about sailors.",
-]
 PAIRS = [
     ("Where was Ann Berro born?", "Ann Berro was born in Paris."),
     ("Where was Ann Berro born?", "In Paris."),
@@ -34,18 +30,12 @@ PAIRS = [
 
 @pytest.fixture(scope="module")
 def tok():
-    return train_tokenizer(TEXTS * 5, vocab_size=400)
+    return qa_tokenizer()
 
 
 @pytest.fixture(scope="module")
 def model(tok):
-    torch.manual_seed(0)
-    m = build_tiny_llama(tok, "xs")
-    with torch.no_grad():  # larger weights than at init: spread-out distributions
-        for w in m.parameters():
-            if w.dim() > 1:
-                w.normal_(0, 0.2)
-    return m.eval()
+    return noisy_tiny_llama(tok)  # spread-out distributions
 
 
 def _same(a, b) -> None:
