@@ -13,7 +13,10 @@ Paths compared (alternating rounds A/B/A/B, so that a busy machine slows both al
 - ``baseline``: ``train.adamw=plain`` (the per-tensor AdamW loop of earlier versions);
 - ``joint`` (``--paths new,joint``): the defaults plus ``train.one_forward=true`` (forget and
   retain batches in one forward pass);
-- ``compile`` (with ``--compile``): the defaults plus ``train.compile=true``.
+- ``compile`` (with ``--compile``): the defaults plus ``train.compile=true``;
+- ``bf16`` (``--paths new,bf16``): the defaults plus ``train.mixed_precision=bf16`` (bf16
+  autocast: matmuls in bf16, weights, optimiser and losses in fp32), fast where the CPU has
+  bf16 instructions (AVX512-BF16, AMX) or on a GPU.
 
 It prints each step time, its ratio to the baseline, and its ratio to the compute floor: the
 FLOPs of the step (6 x parameters x tokens for forward + backward, plus 2 x parameters x
@@ -42,6 +45,7 @@ PATHS: dict[str, dict[str, Any]] = {
     "baseline": {"adamw": "plain"},
     "joint": {"one_forward": True},
     "compile": {"compile": True},
+    "bf16": {"mixed_precision": "bf16"},
 }
 
 

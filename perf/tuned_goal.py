@@ -2,7 +2,9 @@
 setting the oracle selects and at the one selected without the retain model?
 
 Reads the folder of ``obliviate benchmark --tuned N`` (docs/sweep.md, "The tuned leaderboard":
-``comparison.json`` and each method's study in ``tuned/<method>/summary.json``) and prints
+``comparison.json`` and each method's study in ``tuned/<method>/summary.json``), or several such
+folders of the same target, retain model and trial budget (methods split over processes), and
+prints
 
 - per method: the preset's forget quality (FQ), model utility (MU) and retain probability, the
   same for the trial the tuning objective selected (with its setting) and for the trial the
@@ -17,6 +19,7 @@ Reads the folder of ``obliviate benchmark --tuned N`` (docs/sweep.md, "The tuned
 
     .venv/bin/python perf/tuned_goal.py runs/bench-tuned
     .venv/bin/python perf/tuned_goal.py runs/bench-tuned --fq 0.05 --utility 0.9
+    .venv/bin/python perf/tuned_goal.py runs/tuned-a runs/tuned-b    # methods split in two
 """
 
 from __future__ import annotations
@@ -56,19 +59,16 @@ def setting(params: dict[str, Any]) -> str:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("out", type=Path, help="the folder of obliviate benchmark --tuned N")
+    ap.add_argument("out", type=Path, nargs="+", help="folder(s) of obliviate benchmark --tuned N")
     ap.add_argument("--fq", type=float, default=0.5, help="forget quality to reach")
     ap.add_argument("--utility", type=float, default=0.95, help="MU floor, x the reference's")
     ap.add_argument("--retain-prob", type=float, default=0.9, help="floor, x the target's")
     args = ap.parse_args()
-    doc = read_json(args.out / "comparison.json")
-    tuned = doc.get("tuned")
-    if not tuned:
-        raise SystemExit(f"{args.out}: not a tuned leaderboard (run obliviate benchmark --tuned N)")
-    rows = {r["name"]: r for r in doc["rows"]}
+    tuned, rows, folder = load(args.out)
     target, retain = rows["target"], rows["retain"]
     other = tuned.get("compare") or "-"
-    print(f"{args.out}: {tuned['trials']} trials per method, objective {tuned['objective']}")
+    names = " ".join(map(str, args.out))
+    print(f"{names}: {tuned['trials']} trials per method, objective {tuned['objective']}")
     print(
         f"retain model MU {fmt_number(retain['model_utility'])}, target MU "
         f"{fmt_number(target['model_utility'])}: the floor {args.utility:g} x the retain "
@@ -80,7 +80,7 @@ def main() -> None:
         "target": {"target": target, "retain": target},  # the utility floor x the target's
     }
     trials = {
-        m: read_json(args.out / "tuned" / m / "summary.json")["trials"] for m in tuned["methods"]
+        m: read_json(folder[m] / "tuned" / m / "summary.json")["trials"] for m in tuned["methods"]
     }
     # per method and MU reference: the trial the oracle objective selects with that reference
     chosen = {
@@ -116,6 +116,32 @@ def main() -> None:
                 hits[i] += meets(m, refs, args)
         counts.append([name, *[f"{h} of {len(tuned['methods'])}" for h in hits]])
     print("\n" + "\n".join(markdown_table(head, counts)))
+
+
+def load(outs: list[Path]) -> tuple[dict[str, Any], dict[str, Any], dict[str, Path]]:
+    """The tuned section and the rows of one or more leaderboards, merged; the folder of each
+    method. Refused when they differ in target, retain model or trials per method."""
+    tuned: dict[str, Any] = {}
+    rows: dict[str, Any] = {}
+    folder: dict[str, Path] = {}
+    for out in outs:
+        doc = read_json(out / "comparison.json")
+        part = doc.get("tuned")
+        if not part:
+            raise SystemExit(f"{out}: not a tuned leaderboard (run obliviate benchmark --tuned N)")
+        mine = {r["name"]: r for r in doc["rows"]}
+        if rows:
+            moved = [r for r in ("target", "retain") for k in KEYS if mine[r][k] != rows[r][k]]
+            if moved or part["trials"] != tuned["trials"]:
+                raise SystemExit(
+                    f"{out}: another target, retain model or trial budget than {outs[0]}"
+                )
+        else:
+            tuned = {**part, "methods": {}}
+        tuned["methods"].update(part["methods"])
+        folder.update(dict.fromkeys(part["methods"], out))
+        rows.update(mine)
+    return tuned, rows, folder
 
 
 def picked(trials: list[dict[str, Any]], spec: str, refs: dict[str, Any]) -> dict[str, Any] | None:

@@ -43,7 +43,7 @@ def test_tuned_rows_are_the_selected_trials(tiny_models: dict, tmp_path: Path) -
     rows = {r["name"]: r for r in doc["rows"]}
     # the first trial is the preset (the fixed max_steps included), so it repeats the preset row
     first = summary["trials"][0]
-    assert first["params"] == {"train.lr": 2.5e-4, "train.epochs": 10, "alpha": 1.0}
+    assert first["params"] == {"train.lr": 5.1e-4, "train.epochs": 28, "alpha": 8.8}
     assert first["metrics"]["forget_prob"] == pytest.approx(rows["graddiff"]["forget_prob"])
     assert trial["values"][0] >= first["values"][0]  # oracle: forget quality, maximised
     assert pick["run"] == f"tuned/graddiff/trials/{trial['number']:04d}"

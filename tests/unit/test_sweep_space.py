@@ -137,8 +137,8 @@ def test_resolve_space_merges_defaults_given_and_fixed() -> None:
 def test_default_spaces_live_with_the_method_presets() -> None:
     npo = METHODS.get("npo").search_space("tiny")
     assert npo == {
-        "train.lr": "5e-5:1e-3:log",
-        "train.epochs": "2:12:int",
+        "train.lr": "1e-4:3e-3:log",
+        "train.epochs": "4:40:int",
         "alpha": "0.1:10:log",
         "forget_params.beta": "0.01:1:log",
     }

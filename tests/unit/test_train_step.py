@@ -46,19 +46,20 @@ def _nll(logits, labels):  # token mean over the batch
     return -lp.sum() / mask.sum()
 
 
-def _by_hand(method, model, micro, ref_logp, cfg):
+def _by_hand(method, model, micro, ref_logp, cfg, alpha):
     """One optimiser step the straightforward way: a forward pass per batch, the loss from its
-    formula, the plain AdamW loop. Returns the gradient it stepped with."""
+    formula (``alpha``: the retain term's weight), the plain AdamW loop. Returns the gradient it
+    stepped with."""
     for fb, rb in micro:
         zf = model(input_ids=fb["input_ids"], attention_mask=fb["attention_mask"]).logits
         zr = model(input_ids=rb["input_ids"], attention_mask=rb["attention_mask"]).logits
-        if method == "graddiff":  # -NLL(D_f) + NLL(D_r)
+        if method == "graddiff":  # -NLL(D_f) + alpha NLL(D_r)
             lf = -_nll(zf, fb["labels"])
-        else:  # NPO: -(2/beta) mean log sigmoid(-beta (log pi - log pi_ref)) + NLL(D_r)
+        else:  # NPO: -(2/beta) mean log sigmoid(-beta (log pi - log pi_ref)) + alpha NLL(D_r)
             lp, _ = _token_logp(zf, fb["labels"])
             ratio = lp.sum(-1) - ref_logp[fb["index"]]
             lf = -(2 / 0.1) * tf.logsigmoid(-0.1 * ratio).mean()
-        ((lf + _nll(zr, rb["labels"])) / cfg.grad_accum).backward()
+        ((lf + alpha * _nll(zr, rb["labels"])) / cfg.grad_accum).backward()
     grads = {n: p.grad.clone() for n, p in model.named_parameters()}
     torch.nn.utils.clip_grad_norm_(list(model.parameters()), cfg.max_grad_norm)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
@@ -111,7 +112,8 @@ def test_one_step_equals_separate_forward_passes(tiny_models, method) -> None:
         )[0].sum() for e in forget])  # fmt: skip
     before = {n: p.detach().clone() for n, p in start.named_parameters()}
     start.train()
-    want_grads = _by_hand(method, start, micro, ref_logp, cfg)
+    assert m.alpha == {"graddiff": 8.8, "npo": 1.0}[method]  # the presets' retain weights
+    want_grads = _by_hand(method, start, micro, ref_logp, cfg, m.alpha)
     n_clear = n_all = 0
     for (name, got), want in zip(model.named_parameters(), start.parameters()):
         g = want_grads[name]
@@ -161,7 +163,8 @@ def test_a_term_that_runs_the_model_itself_is_not_fused(small) -> None:
         plain, _ = m.loss(model, fb, rb, job)
         m.forget = Doubled()
         doubled, logs = m.loss(model, fb, rb, job)
-    torch.testing.assert_close(doubled - logs["retain_loss"], 2 * (plain - logs["retain_loss"]))
+    retain = m.alpha * logs["retain_loss"]  # the weighted retain term, the same in both
+    torch.testing.assert_close(doubled - retain, 2 * (plain - retain))
 
 
 def _count_reads(monkeypatch) -> list[str]:
