@@ -3,29 +3,18 @@ nothing is hidden, and hiding the prompt's tokens changes the images."""
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
 import pytest
 
 pytest.importorskip("diffusers")
 import torch
+from perf_scripts import load_perf_script  # tests/unit/perf_scripts.py
 
 from obliviate.diffusion.testing import random_tiny_model
-
-SCRIPT = Path(__file__).parents[2] / "perf" / "diffusion_hidden_tokens.py"
-
-
-def _script():
-    spec = importlib.util.spec_from_file_location("diffusion_hidden_tokens", SCRIPT)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
 
 
 def test_nothing_hidden_equals_the_library_sampler_and_hiding_changes_the_images():
     torch.set_num_threads(1)
-    mod = _script()
+    mod = load_perf_script("diffusion_hidden_tokens")
     model = random_tiny_model(seed=0)
     prompts = ["a red square", "a blue circle"]
     n, steps, guidance, seed = 2, 4, 3.0, 7

@@ -3,20 +3,11 @@ folders of different targets, retain models or trial budgets are refused."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
 import pytest
-
-SCRIPT = Path(__file__).parents[2] / "perf" / "tuned_goal.py"
-
-
-def _script():
-    spec = importlib.util.spec_from_file_location("tuned_goal", SCRIPT)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+from perf_scripts import load_perf_script  # tests/unit/perf_scripts.py
 
 
 def _row(name: str, fq: float, mu: float, rp: float) -> dict:
@@ -34,7 +25,7 @@ def _folder(root: Path, methods: list[str], target_mu: float = 0.5, trials: int 
 
 
 def test_folders_of_one_leaderboard_merge(tmp_path: Path) -> None:
-    mod = _script()
+    mod = load_perf_script("tuned_goal")
     a = _folder(tmp_path / "a", ["graddiff", "npo"])
     b = _folder(tmp_path / "b", ["pdu"])
     tuned, rows, folder = mod.load([a, b])
@@ -45,7 +36,7 @@ def test_folders_of_one_leaderboard_merge(tmp_path: Path) -> None:
 
 
 def test_folders_of_another_target_or_budget_are_refused(tmp_path: Path) -> None:
-    mod = _script()
+    mod = load_perf_script("tuned_goal")
     a = _folder(tmp_path / "a", ["graddiff"])
     other_target = _folder(tmp_path / "b", ["npo"], target_mu=0.6)
     other_budget = _folder(tmp_path / "c", ["npo"], trials=4)
