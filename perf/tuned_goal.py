@@ -125,6 +125,8 @@ def load(outs: list[Path]) -> tuple[dict[str, Any], dict[str, Any], dict[str, Pa
     rows: dict[str, Any] = {}
     folder: dict[str, Path] = {}
     for out in outs:
+        if not (out / "comparison.json").is_file():
+            raise SystemExit(f"{out}: no comparison.json; give the --out folder of a finished run")
         doc = read_json(out / "comparison.json")
         part = doc.get("tuned")
         if not part:

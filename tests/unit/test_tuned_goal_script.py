@@ -47,3 +47,5 @@ def test_folders_of_another_target_or_budget_are_refused(tmp_path: Path) -> None
     (tmp_path / "d" / "comparison.json").write_text(json.dumps({"rows": []}))
     with pytest.raises(SystemExit, match="not a tuned leaderboard"):
         mod.load([tmp_path / "d"])
+    with pytest.raises(SystemExit, match=r"no comparison\.json"):
+        mod.load([a, tmp_path / "missing"])
