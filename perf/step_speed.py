@@ -16,7 +16,10 @@ Paths compared (alternating rounds A/B/A/B, so that a busy machine slows both al
 - ``compile`` (with ``--compile``): the defaults plus ``train.compile=true``;
 - ``bf16`` (``--paths new,bf16``): the defaults plus ``train.mixed_precision=bf16`` (bf16
   autocast: matmuls in bf16, weights, optimiser and losses in fp32), fast where the CPU has
-  bf16 instructions (AVX512-BF16, AMX) or on a GPU.
+  bf16 instructions (AVX512-BF16, AMX) or on a GPU;
+- ``pack`` (``--paths new,pack``): the defaults plus ``train.pack=true`` (forget and retain
+  sequences packed into shared rows without padding, the LM head only at answer positions:
+  :mod:`obliviate.packing`); ``pack_bf16``: both.
 
 It prints each step time, its ratio to the baseline, and its ratio to the compute floor: the
 FLOPs of the step (6 x parameters x tokens for forward + backward, plus 2 x parameters x
@@ -46,6 +49,8 @@ PATHS: dict[str, dict[str, Any]] = {
     "joint": {"one_forward": True},
     "compile": {"compile": True},
     "bf16": {"mixed_precision": "bf16"},
+    "pack": {"pack": True},
+    "pack_bf16": {"pack": True, "mixed_precision": "bf16"},
 }
 
 

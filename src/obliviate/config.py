@@ -93,6 +93,9 @@ class TrainConfig:
     # speed (docs/methods.md, "Training speed"): forget and retain batches in one forward pass
     # when both terms compute their loss from the logits; false: one forward pass per batch
     one_forward: bool = False
+    # speed: forget and retain sequences packed into shared rows without padding, the LM head
+    # only at answer positions (obliviate.packing); checked against a padded pass once per model
+    pack: bool = False
     # AdamW implementation: auto (the fused kernel where the device has one, else foreach),
     # fused, foreach or plain (a Python loop over the parameters)
     adamw: str = "auto"

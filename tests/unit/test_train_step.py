@@ -80,15 +80,18 @@ class _Grads:
         pass
 
 
+@pytest.mark.parametrize("mode", ["one_forward", "pack"])
 @pytest.mark.parametrize("method", ["npo", "graddiff"])
-def test_one_step_equals_separate_forward_passes(tiny_models, method) -> None:
+def test_one_step_equals_separate_forward_passes(tiny_models, method, mode) -> None:
     from obliviate import api
     from obliviate.models.loading import load_model, load_tokenizer
 
     tok, model = load_tokenizer(tiny_models["target"]), load_model(tiny_models["target"])
     request = api.load_request("builtin", "forget10", builtin=tiny_models["builtin"])
     train = {"batch_size": 4, "grad_accum": 2, "max_steps": 1, "lr": 1e-4, "warmup_epochs": 0}
-    train["one_forward"] = True  # the joint pass, checked against separate passes by hand
+    # the joint pass (stacked, or packed rows with the LM head at answer positions only),
+    # checked against separate padded passes by hand
+    train[mode] = True
     m = build_method(method, {"train": {**train, "scheduler": "constant", "checkpoint": False}})
     cfg = m.train
     job = UnlearnJob(model, tok, request, progress=False)
@@ -97,7 +100,7 @@ def test_one_step_equals_separate_forward_passes(tiny_models, method) -> None:
     start = copy.deepcopy(model)
     m.forget.setup(job, forget, cfg)
     micro, calls, hook = [], [], _Grads()
-    model.register_forward_pre_hook(lambda *a: calls.append(1))
+    model.get_decoder().register_forward_pre_hook(lambda *a: calls.append(1))
 
     def loss_fn(net, fb, rb, step):
         micro.append(({k: v.clone() for k, v in fb.items()}, rb))
@@ -105,7 +108,9 @@ def test_one_step_equals_separate_forward_passes(tiny_models, method) -> None:
 
     train_loop(model, loss_fn, forget, cfg, tok.pad_token_id, retain, hooks=[hook], progress=False)
     assert len(micro) == cfg.grad_accum
-    assert len(calls) - 1 == cfg.grad_accum  # one pass per micro-batch (+1: collapse check)
+    # one pass per micro-batch (+1: collapse check; packing: +3, its check of the first packed
+    # pass against the two padded ones)
+    assert len(calls) == cfg.grad_accum + (4 if mode == "pack" else 1)
     with torch.no_grad():
         ref_logp = torch.stack([_token_logp(
             start(input_ids=torch.tensor([e.input_ids])).logits, torch.tensor([e.labels])

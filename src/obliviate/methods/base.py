@@ -68,33 +68,44 @@ class ComposedMethod:
         """The loss of one micro-batch and its parts (detached tensors: the trainer reads them
         from the device once per optimiser step).
 
-        With ``train.one_forward`` and two terms that :meth:`~Term.shares_forward`, the forget
-        and retain batches go through the model in one forward pass (:func:`joint_logits`);
-        otherwise each term runs the model on its own batch. Both give the same loss up to
-        float rounding."""
+        Terms that :meth:`~Term.shares_forward` get their logits from one forward pass over
+        both batches with ``train.pack`` (packed rows, :func:`obliviate.packing.packed_logits`)
+        or ``train.one_forward`` (stacked, :func:`joint_logits`); otherwise each term runs the
+        model on its own batch. All give the same loss up to float rounding."""
         retain = self.retain if self.alpha and rb is not None else None
-        if (
-            retain is not None
-            and rb is not None
-            and self.train.one_forward
-            and self.forget.shares_forward()
-            and retain.shares_forward()
-        ):
-            zf, zr = joint_logits(model, fb, rb, pad_id_of(job.tokenizer))
-            lf = self.forget.loss_from_logits(zf, fb, job)
-            lr = retain.loss_from_logits(zr, rb, job)
-            return self.gamma * lf + self.alpha * lr, {
-                "forget_loss": lf.detach(),
-                "retain_loss": lr.detach(),
-            }
-        lf = self.forget(model, fb, job)
+        logits = self._shared_logits(model, fb, rb if retain is not None else None, job)
+        if logits is None:
+            lf = self.forget(model, fb, job)
+        else:
+            lf = self.forget.loss_from_logits(logits[0], fb, job)
         logs = {"forget_loss": lf.detach()}
         loss = self.gamma * lf
         if retain is not None and rb is not None:
-            lr = retain(model, rb, job)
+            if logits is not None and len(logits) == 2:
+                lr = retain.loss_from_logits(logits[1], rb, job)
+            else:
+                lr = retain(model, rb, job)
             logs["retain_loss"] = lr.detach()
             loss = loss + self.alpha * lr
         return loss, logs
+
+    def _shared_logits(
+        self, model: Any, fb: dict, rb: dict | None, job: UnlearnJob
+    ) -> list[Any] | None:
+        """The logits of the forget batch (and of the retain batch, when its term shares the
+        forward pass too) from one pass, or ``None``: each term runs the model itself."""
+        if not self.forget.shares_forward():
+            return None
+        both = rb is not None and self.retain is not None and self.retain.shares_forward()
+        batches = [fb, rb] if both and rb is not None else [fb]
+        pad = pad_id_of(job.tokenizer)
+        if self.train.pack:
+            from obliviate.packing import checked_packed_logits
+
+            return checked_packed_logits(model, batches, pad)
+        if self.train.one_forward and len(batches) == 2:
+            return list(joint_logits(model, fb, batches[1], pad))
+        return None
 
     def unlearn(self, job: UnlearnJob) -> UnlearnOutput:
         from obliviate.models.selection import apply_peft, select_trainable
