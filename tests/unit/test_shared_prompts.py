@@ -42,7 +42,9 @@ def _same(a, b) -> None:
     assert a.n == b.n and a.has_eos == b.has_eos and a.cut == b.cut
     np.testing.assert_allclose(a.token_logprobs, b.token_logprobs, rtol=0, atol=2e-5)
     np.testing.assert_allclose(a.mu, b.mu, rtol=0, atol=2e-5)
-    np.testing.assert_allclose(a.sigma2, b.sigma2, rtol=0, atol=2e-5)
+    # sigma2 (a variance of log-probabilities, ~2-5 here) carries float32 rounding relative to
+    # its size: on an AVX2-only CPU the two paths' kernels differed by 5.2e-6 of 4.41
+    np.testing.assert_allclose(a.sigma2, b.sigma2, rtol=1e-5, atol=2e-5)
     assert (a.correct == b.correct).all() and (a.predicted == b.predicted).all()
 
 
