@@ -88,3 +88,12 @@ def tiny_models(tmp_path_factory: pytest.TempPathFactory) -> dict:
         "builtin": dict(TINY_BUILTIN),
         "split": TINY_SPLIT,
     }
+
+
+@pytest.fixture(scope="session")
+def diffusion_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One cache of trained built-in diffusion models (and judges) for the whole session, so that
+    the quick model is trained once for every test that needs it; ``$OBLIVIATE_TEST_CACHE``
+    keeps it across sessions. Models of different settings live in different folders in it."""
+    cache = os.environ.get("OBLIVIATE_TEST_CACHE")
+    return Path(cache) if cache else tmp_path_factory.mktemp("diffusion-cache")

@@ -2,8 +2,8 @@
 often than the plain prompts do, and the original model (the control) is recovered by both.
 
 Uses the quick built-in model (``ensure_builtin(quick=True)``: 500 training steps, about 3
-minutes to train on 2 CPU cores unless ``$OBLIVIATE_TEST_CACHE`` holds it, as the quick-demo
-test's does), not the 2400-step default that the heavy erasure matrix trains.
+minutes to train on 2 CPU cores, once per session in the ``diffusion_cache`` fixture that the
+quick-demo test shares, or never when ``$OBLIVIATE_TEST_CACHE`` holds it), not the 2400-step default that the heavy erasure matrix trains.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ pytest.importorskip("diffusers")
 pytestmark = pytest.mark.slow
 
 
-def test_unlearndiff_recovers_the_erased_concept_beyond_the_plain_prompts(tmp_path_factory):
+def test_unlearndiff_recovers_the_erased_concept_beyond_the_plain_prompts(diffusion_cache):
     import torch
 
     from obliviate.diffusion.builtin import builtin_request
@@ -26,8 +26,7 @@ def test_unlearndiff_recovers_the_erased_concept_beyond_the_plain_prompts(tmp_pa
     from obliviate.diffusion.unlearndiff import UnlearnDiffConfig, unlearndiff_attack
 
     torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
-    cache = os.environ.get("OBLIVIATE_TEST_CACHE") or tmp_path_factory.mktemp("diffusion-cache")
-    setup = load_setup("builtin", cache, quick=True)
+    setup = load_setup("builtin", diffusion_cache, quick=True)
     model = setup.model
     original = model.frozen_unet()
     request = builtin_request(setup.spec, "red")
