@@ -107,7 +107,11 @@ def test_unlearning_uses_document_windows(tiny):
 def test_six_way_evaluation_end_to_end(tmp_path):
     """The whole pipeline on a small built-in corpus with one method (C1-C6: 9 unlearning runs;
     about 5 minutes on 2 busy cores)."""
+    import torch
+
     from obliviate.recipes.muse import run_muse
+
+    torch.set_num_threads(2)  # as this module's other tests; an earlier test may have left one
 
     out = tmp_path / "muse"
     doc = run_muse(
