@@ -3,7 +3,8 @@ often than the plain prompts do, and the original model (the control) is recover
 
 Uses the quick built-in model (``ensure_builtin(quick=True)``: 500 training steps, about 3
 minutes to train on 2 CPU cores, once per session in the ``diffusion_cache`` fixture that the
-quick-demo test shares, or never when ``$OBLIVIATE_TEST_CACHE`` holds it), not the 2400-step default that the heavy erasure matrix trains.
+quick-demo test shares, or never when ``$OBLIVIATE_TEST_CACHE`` holds it), not the 2400-step
+default that the heavy erasure matrix trains.
 """
 
 from __future__ import annotations
