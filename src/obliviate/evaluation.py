@@ -35,7 +35,8 @@ from obliviate.span_eval import has_spans, span_metrics
 # character offsets), which changes the scored tokens of SentencePiece-style tokenizers.
 # 3: each distinct prompt run once for all its answers (obliviate.shared_prompts): the same
 # log-probabilities up to float rounding (about 1e-6), so results of version 2 are not reused.
-EVAL_VERSION = 3
+# 4: the answers of one prompt pass batched by length (other float rounding, as in 3).
+EVAL_VERSION = 4
 
 MIA_ATTACKS = mia.TOKEN_ATTACKS
 

@@ -105,8 +105,8 @@ def test_unlearning_uses_document_windows(tiny):
 
 @pytest.mark.slow
 def test_six_way_evaluation_end_to_end(tmp_path):
-    """The whole pipeline on a small built-in corpus with one method (C1-C6: 9 unlearning runs;
-    about 5 minutes on 2 busy cores)."""
+    """The whole pipeline on a small built-in corpus with one method (C1-C6: 7 unlearning runs,
+    the first scal and sust folds being the C1-C4 run; about 5 minutes on 2 busy cores)."""
     import torch
 
     from obliviate.recipes.muse import run_muse
@@ -133,6 +133,12 @@ def test_six_way_evaluation_end_to_end(tmp_path):
     assert [f["fold"] for f in doc["scalability"]["npo"]] == [1, 2, 3, 4]
     # 3 people x (profile + 3 pages) per fold
     assert [f["n_docs"] for f in doc["sustainability"]["npo"]] == [12] * 4
+    # fold 1 of both is the forget set: taken from the C1-C4 run, with its metrics
+    for kind in ("scalability", "sustainability"):
+        folds = doc[kind]["npo"]
+        assert [f["same_as"] for f in folds] == ["npo", None, None, None]
+        assert folds[0]["metrics"]["forget_knowmem"] == rows["npo"]["forget_knowmem"]
+    assert (out / "scal" / "npo" / "forget_1" / "metrics.json").exists()
     assert (out / "npo" / "model" / "config.json").exists()
     assert (out / "sust" / "npo" / "forget_4" / "metrics.json").exists()
     saved = json.loads((out / "comparison.json").read_text())

@@ -1,10 +1,11 @@
 """One training job per process, for the kill/resume tests (not a test module).
 
-``python worker.py JOB OUT SETTINGS_JSON`` runs JOB (``loop``, ``unlearn``, ``finetune``,
-``sisa``, ``erase``) with its checkpoints under OUT and writes the final weights under
-``OUT/final``; with ``"reference": true`` it first runs the same job uninterrupted, without
-checkpoints, into ``OUT/reference``. The tests interrupt it with the documented hook
-``OBLIVIATE_KILL_AT`` (:mod:`obliviate.checkpoints`) and compare ``final`` with ``reference``.
+``python worker.py JOB SETTINGS_JSON OUT [OUT ...]`` runs JOB (``loop``, ``unlearn``,
+``finetune``, ``sisa``, ``erase``) with its checkpoints under OUT and writes the final weights
+under ``OUT/final``, for each OUT in turn; with ``"reference": true`` it first runs the same
+job uninterrupted, without checkpoints, into ``OUT/reference``. The tests interrupt it with the
+documented hook ``OBLIVIATE_KILL_AT`` (:mod:`obliviate.checkpoints`) and compare ``final`` with
+``reference``.
 """
 
 from __future__ import annotations
@@ -154,13 +155,14 @@ def main() -> None:
     import torch
 
     torch.set_num_threads(1)
-    job, root, s = sys.argv[1], Path(sys.argv[2]), json.loads(sys.argv[3])
-    if s.get("reference") and not (root / "reference").exists():
-        run(job, root / "reference.tmp", s, checkpoint=False)
-        shutil.move(str(root / "reference.tmp"), str(root / "reference"))
-    if s.get("kill"):  # the test hook, for the checkpointed run only
-        os.environ["OBLIVIATE_KILL_AT"] = s["kill"]
-    run(job, root / "final", s, checkpoint=True)
+    job, s, roots = sys.argv[1], json.loads(sys.argv[2]), [Path(a) for a in sys.argv[3:]]
+    for root in roots:  # several: each resumed in turn, in one process
+        if s.get("reference") and not (root / "reference").exists():
+            run(job, root / "reference.tmp", s, checkpoint=False)
+            shutil.move(str(root / "reference.tmp"), str(root / "reference"))
+        if s.get("kill"):  # the test hook, for the checkpointed run only
+            os.environ["OBLIVIATE_KILL_AT"] = s["kill"]
+        run(job, root / "final", s, checkpoint=True)
 
 
 if __name__ == "__main__":

@@ -44,3 +44,26 @@ def test_rouge_bad_input():
         rouge_scores("abc", "abc")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match=r"references\[1\]"):
         rouge_scores(["a", "b"], ["a", None])  # type: ignore[list-item]
+
+
+def test_kept_stems_give_the_packages_own_scores():
+    from rouge_score import rouge_scorer
+
+    texts = [
+        "The author's novels were celebrated; he writes mostly about running rivers.",
+        "Celebrating writers: she is running, ran, runs; 42 books in 3 genres!",
+        "",
+        "a an the of Hsiao Yun-Hwa",
+    ]
+    for use_stemmer in (True, False):
+        plain = rouge_scorer.RougeScorer(["rouge1", "rougeL"], use_stemmer=use_stemmer)
+        refs = [texts[1], texts[0], texts[3], texts[2]]
+        ours = rouge_scores(texts, refs, use_stemmer=use_stemmer)
+        again = rouge_scores(texts, refs, use_stemmer=use_stemmer)  # stems now kept
+        for gen, ref, a, b in zip(texts, refs, ours, again):
+            want = plain.score(ref, gen)
+            assert a == b
+            assert a["rouge_l_recall"] == want["rougeL"].recall
+            assert a["rouge_l_f1"] == want["rougeL"].fmeasure
+            assert a["rouge1_recall"] == want["rouge1"].recall
+        assert 0 < ours[0]["rouge1_recall"] < 1  # the first two texts share some words

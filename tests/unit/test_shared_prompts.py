@@ -96,6 +96,10 @@ def test_prompt_groups_by_hand() -> None:
     # groups: {0, 1, 3} (longest item 5 tokens), {2} (6 tokens), {4} (4 tokens)
     assert prompt_groups(enc, 4) == [[[2], [0, 1, 3]], [[4]]]
     assert prompt_groups(enc, 1) == [[[2]], [[0, 1, 3]], [[4]]]  # a group is never split
+    # up to 8 answer rows and 2 prompts a pass; the answer passes then take 2 rows each
+    assert prompt_groups(enc, 2, rows=8) == [[[2], [0, 1, 3]], [[4]]]
+    assert prompt_groups(enc, 4, rows=8) == [[[2], [0, 1, 3], [4]]]
+    assert prompt_groups(enc, 4, rows=4) == [[[2], [0, 1, 3]], [[4]]]
     assert can_share(object(), enc) is False  # not a Hugging Face model
 
 

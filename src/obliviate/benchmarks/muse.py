@@ -15,9 +15,9 @@ The six criteria and how they are computed here:
   model's AUC (:func:`obliviate.metrics.mia.privleak`). Needs the retrained model's result.
 - **C4 utility** (``retain_knowmem``, higher): C2 on ``retain_qa`` with ``retain_qa_icl``.
 - **C5 scalability**: unlearn the ``scal`` folds (growing forget sets), each from the target,
-  and evaluate C1-C4 after each (:func:`run_scalability`).
+  and evaluate C1-C4 after each (:mod:`obliviate.benchmarks.muse_folds`).
 - **C6 sustainability**: unlearn the ``sust`` folds one after another, the model after fold k
-  being the input of fold k + 1, evaluating after each (:func:`run_sustainability`).
+  being the input of fold k + 1, evaluating after each (same module).
 
 Scales: VerbMem and KnowMem are reported on 0-1 (OU's scale; MUSE's paper multiplies by 100).
 ROUGE uses no stemming (MUSE's original code); set ``use_stemmer=True`` for OU's numbers.
@@ -29,7 +29,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -423,73 +423,6 @@ def unlearn_documents(
 
     job = document_job(model, tokenizer, request, run_dir, progress)
     return build_method(method, overrides).unlearn(job)
-
-
-@dataclass
-class FoldResult:
-    fold: int
-    n_docs: int
-    metrics: dict[str, float]
-    train_s: float
-    stopped: str | None = None
-
-
-def run_scalability(
-    load_target: Callable[[], Any],
-    tokenizer: Any,
-    data: Any,
-    method: str,
-    evaluate: Callable[[Any], Any],
-    overrides: dict[str, Any] | None = None,
-    progress: bool = False,
-    on_fold: Callable[[int, Any, Any], None] | None = None,
-) -> list[FoldResult]:
-    """MUSE C5: for each ``scal`` fold (growing forget sets), unlearn it from a fresh target
-    (``load_target()``) and evaluate the result with ``evaluate(model)``."""
-    if not data.scal:
-        raise ValueError(f"{data.source}: no 'scal' folds (MUSE-Books has none)")
-    out = []
-    for k, fold in enumerate(data.scal, start=1):
-        t0 = time.perf_counter()
-        res = unlearn_documents(
-            load_target(), tokenizer, method, data.request(fold), overrides, progress=progress
-        )
-        train_s = time.perf_counter() - t0
-        ev = evaluate(res.model)
-        if on_fold:
-            on_fold(k, ev, res)
-        out.append(FoldResult(k, len(fold), ev.values(), round(train_s, 2), res.stopped))
-    return out
-
-
-def run_sustainability(
-    load_target: Callable[[], Any],
-    tokenizer: Any,
-    data: Any,
-    method: str,
-    evaluate: Callable[[Any], Any],
-    overrides: dict[str, Any] | None = None,
-    progress: bool = False,
-    on_fold: Callable[[int, Any, Any], None] | None = None,
-) -> list[FoldResult]:
-    """MUSE C6: unlearn the ``sust`` folds one after another; the model unlearned on fold k is
-    the input of fold k + 1 (its frozen reference, e.g. NPO's pi_ref, is that input too)."""
-    if not data.sust:
-        raise ValueError(f"{data.source}: no 'sust' folds (MUSE-Books has none)")
-    model = load_target()
-    out = []
-    for k, fold in enumerate(data.sust, start=1):
-        t0 = time.perf_counter()
-        res = unlearn_documents(
-            model, tokenizer, method, data.request(fold), overrides, progress=progress
-        )
-        model = res.model
-        train_s = time.perf_counter() - t0
-        ev = evaluate(model)
-        if on_fold:
-            on_fold(k, ev, res)
-        out.append(FoldResult(k, len(fold), ev.values(), round(train_s, 2), res.stopped))
-    return out
 
 
 # the six-way table is rendered by obliviate.reporting.render (one renderer for every recipe)

@@ -14,12 +14,12 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from obliviate.benchmarks.muse import (
-    MuseSettings,
-    add_privleak,
+from obliviate.benchmarks.muse import MuseSettings, add_privleak, unlearn_documents
+from obliviate.benchmarks.muse_folds import (
+    FinishedRun,
+    docs_key,
     run_scalability,
     run_sustainability,
-    unlearn_documents,
 )
 from obliviate.data.types import QAItem
 from obliviate.reporting.render import EXTRA_COLUMNS, MAIN_COLUMNS, muse_markdown
@@ -318,14 +318,16 @@ def run_muse(
         def ev_ref(m: Any) -> Any:
             return evaluate(m, ref)
 
+        # a fold with the forget documents repeats this run: it is taken from it, not rerun
+        main = FinishedRun(method, docs_key(muse.forget), ev, res, train_s)
         if scalability and muse.scal:
             folds = run_scalability(
-                load_target, tok, muse, method, ev_ref, ov, progress, fold_writer("scal")
+                load_target, tok, muse, method, ev_ref, ov, progress, fold_writer("scal"), main
             )
             scal_doc[method] = [asdict(f) for f in folds]
         if sustainability and muse.sust:
             folds = run_sustainability(
-                load_target, tok, muse, method, ev_ref, ov, progress, fold_writer("sust")
+                load_target, tok, muse, method, ev_ref, ov, progress, fold_writer("sust"), main
             )
             sust_doc[method] = [asdict(f) for f in folds]
         resume.finish(
