@@ -13,8 +13,8 @@ from obliviate.benchmarks import muse_folds as M
 from obliviate.data.types import QAItem
 
 
-def _docs(*names: str) -> list[QAItem]:
-    return [QAItem("", f"text of {n}") for n in names]
+def _docs(*names: str, split: str = "forget") -> list[QAItem]:
+    return [QAItem("", f"text of {n}", meta={"config": "raw", "split": split}) for n in names]
 
 
 @dataclass
@@ -51,7 +51,8 @@ class Recorder:
 @pytest.fixture
 def setup(monkeypatch):
     a, b, c = _docs("a1", "a2"), _docs("b1"), _docs("c1")
-    data = Data(forget=a, scal=[a, a + b, a + b + c], sust=[a, b, c])
+    fold1 = _docs("a1", "a2", split="forget_1")  # the forget set, read from another file
+    data = Data(forget=a, scal=[fold1, a + b, a + b + c], sust=[fold1, b, c])
     rec = Recorder()
     monkeypatch.setattr(M, "unlearn_documents", rec)
     main = M.FinishedRun(
@@ -97,3 +98,10 @@ def test_folds_with_other_documents_are_all_trained(setup) -> None:
     rec.calls.clear()
     folds = M.run_scalability(lambda: "target", None, data, "npo", _evaluate)  # none given
     assert len(rec.calls) == 3 and all(f.same_as is None for f in folds)
+
+
+def test_metadata_a_method_may_read_is_part_of_the_documents() -> None:
+    plain = _docs("a1")
+    spans = [QAItem("", "text of a1", meta={"spans": [[0, 4]], "split": "forget"})]
+    assert M.docs_key(plain) == M.docs_key(_docs("a1", split="forget_1"))
+    assert M.docs_key(plain) != M.docs_key(spans)

@@ -39,11 +39,21 @@ class FinishedRun:
     train_s: float
 
 
+# where the MUSE loader read a document from (obliviate.data.muse.parse_muse_row): not content
+PROVENANCE = ("config", "split")
+
+
 def docs_key(docs: Sequence[QAItem]) -> tuple[tuple[str, str, str], ...]:
-    """The documents an unlearning run reads, in order, with their metadata."""
+    """The documents an unlearning run reads, in order, with the metadata a method may read
+    (spans, subjects, ...): every key but :data:`PROVENANCE`."""
     return tuple(
-        (d.question, d.answer, json.dumps(d.meta, sort_keys=True, default=str)) for d in docs
+        (d.question, d.answer, json.dumps(_content(d.meta), sort_keys=True, default=str))
+        for d in docs
     )
+
+
+def _content(meta: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in meta.items() if k not in PROVENANCE}
 
 
 def run_scalability(
