@@ -9,9 +9,9 @@ real tokens) gives the logits of every answer token after the first. The first a
 predicted by the prompt's last position, the only position of the prompt pass whose logits are
 computed. One prompt pass serves up to :data:`ANSWER_PASSES` answer passes of ``batch_size``
 rows, the answers sorted by length across the prompts of the pass: on the TOFU forget10
-evaluation that pads the answer tokens by 5 % instead of 25 %. The numbers are those of one pass over prompt + answer up to float rounding (the
-same sums in another order); :func:`obliviate.scoring.answer_scores` turns the logits into
-the same statistics.
+evaluation that pads the answer tokens by 5 % instead of 25 %. The numbers are those of one
+pass over prompt + answer up to float rounding (the same sums in another order);
+:func:`obliviate.scoring.answer_scores` turns the logits into the same statistics.
 """
 
 from __future__ import annotations
